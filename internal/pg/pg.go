@@ -1,0 +1,134 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Connect opens a pool to url and checks that the database answers.
+func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database pool: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("reach database: %w", err)
+	}
+	return pool, nil
+}
+
+// Beginner is what Transact needs: a pool or a connection.
+type Beginner interface {
+	BeginTx(ctx context.Context, opts pgx.TxOptions) (pgx.Tx, error)
+}
+
+// MaxAttempts bounds how often Transact runs a function whose transaction
+// failed with a retryable error.
+const MaxAttempts = 8
+
+// Transact runs fn in a transaction and commits it. When the transaction
+// fails with a serialization failure or a deadlock, it is rolled back and fn
+// runs again, at most MaxAttempts times in all, with jittered backoff; fn
+// must therefore have no effect outside the transaction.
+func Transact(ctx context.Context, db Beginner, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+	var err error
+	for attempt := 1; ; attempt++ {
+		err = transactOnce(ctx, db, opts, fn)
+		if err == nil || !IsRetryable(err) || attempt == MaxAttempts {
+			return err
+		}
+		if werr := Backoff(ctx, attempt); werr != nil {
+			return err
+		}
+	}
+}
+
+func transactOnce(ctx context.Context, db Beginner, opts pgx.TxOptions, fn func(pgx.Tx) error) (err error) {
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			// The rollback error says nothing the caller can act on; the
+			// original error does.
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Backoff sleeps before retry number attempt: exponential from 2 ms with
+// full jitter, capped at 200 ms, so that colliding writers spread out.
+func Backoff(ctx context.Context, attempt int) error {
+	ceiling := min(2*time.Millisecond<<(attempt-1), 200*time.Millisecond)
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(ceiling)) + 1))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// SQLSTATE codes the project reacts to.
+const (
+	CodeSerializationFailure = "40001"
+	CodeDeadlockDetected     = "40P01"
+	CodeUniqueViolation      = "23505"
+	CodeCheckViolation       = "23514"
+	CodeNumericOverflow      = "22003"
+	CodeLockNotAvailable     = "55P03"
+)
+
+// IsRetryable reports whether err is a transaction conflict that a fresh
+// attempt of the same work can get past.
+func IsRetryable(err error) bool {
+	switch Code(err) {
+	case CodeSerializationFailure, CodeDeadlockDetected, CodeLockNotAvailable:
+		return true
+	}
+	return false
+}
+
+// Code returns err's SQLSTATE, or "" when err did not come from PostgreSQL.
+func Code(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
+
+// Constraint returns the name of the constraint err violated, if any.
+func Constraint(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.ConstraintName
+	}
+	return ""
+}

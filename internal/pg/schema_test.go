@@ -1,0 +1,69 @@
+package pg_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/choledger/choledger/internal/pg"
+	"github.com/choledger/choledger/internal/pg/pgtest"
+)
+
+// The database itself must refuse what the Go code never writes: changed or
+// deleted journal rows and unbalanced entries.
+func TestSchemaRefusesBadJournalWrites(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	mustExec := func(sql string) {
+		t.Helper()
+		if _, err := db.Pool.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	mustExec(`INSERT INTO ledger_accounts (code, type, currency, market) VALUES
+		('a', 'asset', 'VND', 'M1'), ('b', 'liability', 'VND', 'M1'), ('c', 'liability', 'VND', 'M2'), ('d', 'liability', 'USD', 'M1')`)
+	mustExec(`INSERT INTO ledger_entries (seq, id, market, kind, phase, currency, idempotency_key, request_hash, occurred_at, recorded_at, hash)
+		VALUES (1, gen_random_uuid(), 'M1', 'test', 'posted', 'VND', 'k1', '\x00', now(), now(), '\x00')`)
+	mustExec(`INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
+		SELECT 1, 0, id, 'D', false, 100 FROM ledger_accounts WHERE code = 'a'
+		UNION ALL SELECT 1, 1, id, 'C', false, 100 FROM ledger_accounts WHERE code = 'b'`)
+
+	for _, tc := range []struct {
+		name, sql, code string
+	}{
+		{"update entry", `UPDATE ledger_entries SET kind = 'x'`, "42501"},
+		{"delete entry", `DELETE FROM ledger_entries`, "42501"},
+		{"truncate entries", `TRUNCATE ledger_entries CASCADE`, "42501"},
+		{"update posting", `UPDATE ledger_postings SET amount = 1`, "42501"},
+		{"delete posting", `DELETE FROM ledger_postings`, "42501"},
+		{"unbalanced", `INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
+			SELECT 1, 2, id, 'D', false, 100 FROM ledger_accounts WHERE code = 'a'
+			UNION ALL SELECT 1, 3, id, 'C', false, 99 FROM ledger_accounts WHERE code = 'b'`, pg.CodeCheckViolation},
+		{"single posting", `INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
+			SELECT 1, 2, id, 'D', false, 100 FROM ledger_accounts WHERE code = 'a'`, pg.CodeCheckViolation},
+		{"other market", `INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
+			SELECT 1, 2, id, 'D', false, 100 FROM ledger_accounts WHERE code = 'a'
+			UNION ALL SELECT 1, 3, id, 'C', false, 100 FROM ledger_accounts WHERE code = 'c'`, pg.CodeCheckViolation},
+		{"other currency", `INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
+			SELECT 1, 2, id, 'D', false, 100 FROM ledger_accounts WHERE code = 'a'
+			UNION ALL SELECT 1, 3, id, 'C', false, 100 FROM ledger_accounts WHERE code = 'd'`, pg.CodeCheckViolation},
+		{"pending flag on posted entry", `INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
+			SELECT 1, 2, id, 'D', true, 100 FROM ledger_accounts WHERE code = 'a'
+			UNION ALL SELECT 1, 3, id, 'C', true, 100 FROM ledger_accounts WHERE code = 'b'`, pg.CodeCheckViolation},
+		{"zero amount", `INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
+			SELECT 1, 2, id, 'D', false, 0 FROM ledger_accounts WHERE code = 'a'
+			UNION ALL SELECT 1, 3, id, 'C', false, 0 FROM ledger_accounts WHERE code = 'b'`, pg.CodeCheckViolation},
+		{"debits beyond credits", `UPDATE ledger_accounts SET flags = 1, debits_posted = 5 WHERE code = 'b'`, pg.CodeCheckViolation},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := db.Pool.Exec(ctx, tc.sql)
+			if got := pg.Code(err); got != tc.code {
+				t.Fatalf("got SQLSTATE %q (%v), want %q", got, err, tc.code)
+			}
+		})
+	}
+	var n int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger_postings`).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("postings after refused writes: %d, %v; want 2", n, err)
+	}
+}
