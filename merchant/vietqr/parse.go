@@ -24,6 +24,9 @@ import (
 // zeros, is normalised to plain whole dong; a non-zero fraction is rejected
 // because VND has no minor unit. Unknown sub-tags inside tag 38 are rejected
 // because NAPAS defines none and they could not be re-encoded faithfully.
+// The service code (38/02) is required and a dynamic payload must carry an
+// amount: Parse applies every rule Encode applies, so that whatever it
+// returns can be printed again.
 func Parse(s string) (Payload, error) {
 	fields, err := split(s, "")
 	if err != nil {
