@@ -57,7 +57,7 @@ CREATE TABLE ledger_entries (
 );
 CREATE UNIQUE INDEX ledger_entries_pending_seq ON ledger_entries (pending_seq) WHERE pending_seq IS NOT NULL;
 CREATE INDEX ledger_entries_market_seq ON ledger_entries (market, seq);
-CREATE INDEX ledger_entries_recorded_at ON ledger_entries (recorded_at);
+CREATE INDEX ledger_entries_recorded_at ON ledger_entries (recorded_at, seq);
 
 CREATE TABLE ledger_postings (
     entry_seq  BIGINT NOT NULL REFERENCES ledger_entries (seq),

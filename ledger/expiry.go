@@ -1,0 +1,65 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// expireBatch bounds how many expired entries one sweep voids.
+const expireBatch = 500
+
+func (l *Ledger) expiryLoop() {
+	defer l.workers.Done()
+	t := time.NewTicker(l.opts.ExpiryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if _, err := l.ExpireDue(ctx); err != nil && !errors.Is(err, ErrUnavailable) {
+				l.log.Error("expire pending entries", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// ExpireDue voids the pending entries whose timeout has passed and returns
+// how many it voided. Each void's idempotency key is derived from the
+// pending entry, so concurrent sweepers (several ledgerd) void it once.
+func (l *Ledger) ExpireDue(ctx context.Context) (int, error) {
+	rows, err := l.pool.Query(ctx, `
+SELECT e.id::text FROM ledger_open_pending o JOIN ledger_entries e ON e.seq = o.entry_seq
+ WHERE o.expires_at <= $1 ORDER BY o.expires_at LIMIT $2`, l.opts.Now(), expireBatch)
+	if err != nil {
+		return 0, err
+	}
+	var reqs []any
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		reqs = append(reqs, CloseRequest{IdempotencyKey: "expire:" + id, PendingID: id, Void: true, Kind: KindExpire})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	voided := 0
+	for _, out := range l.Write(ctx, reqs) {
+		switch {
+		case out.Err == nil && !out.Replayed:
+			voided++
+		case out.Err == nil, errors.Is(out.Err, ErrPendingClosed):
+			// Closed meanwhile by a post, a void or another sweeper.
+		default:
+			return voided, out.Err
+		}
+	}
+	return voided, nil
+}

@@ -1,0 +1,269 @@
+package ledger
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// querier is what reads need: a pool, a connection or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// selectEntries reads entries with the ids of the pending entry they close
+// (p) and of the entry that closed them (c).
+const selectEntries = `
+SELECT e.seq, e.id, e.market, e.kind, e.phase, e.currency, COALESCE(e.pending_seq, 0), COALESCE(p.id::text, ''),
+       e.idempotency_key, COALESCE(e.external_ref, ''), e.occurred_at, e.recorded_at, e.expires_at,
+       e.metadata, e.hash, COALESCE(c.id::text, ''), COALESCE(c.phase, '')
+  FROM ledger_entries e
+  LEFT JOIN ledger_entries p ON p.seq = e.pending_seq
+  LEFT JOIN ledger_entries c ON c.pending_seq = e.seq
+ WHERE `
+
+const selectPostings = `
+SELECT p.entry_seq, a.code, p.direction, p.amount
+  FROM ledger_postings p
+  JOIN ledger_accounts a ON a.id = p.account_id
+ WHERE p.entry_seq = ANY($1)
+ ORDER BY p.entry_seq, p.idx`
+
+// loadEntries reads the entries matching where (a condition on e, with its
+// ORDER BY and LIMIT) and their postings.
+func loadEntries(ctx context.Context, q querier, where string, args ...any) ([]Entry, error) {
+	rows, err := q.Query(ctx, selectEntries+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read entries: %w", err)
+	}
+	var entries []Entry
+	for rows.Next() {
+		var (
+			e           Entry
+			phase       string
+			expires     *time.Time
+			metadata    []byte
+			closedPhase string
+		)
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Market, &e.Kind, &phase, &e.Currency, &e.pendingSeq, &e.PendingID,
+			&e.IdempotencyKey, &e.ExternalRef, &e.OccurredAt, &e.RecordedAt, &expires,
+			&metadata, &e.Hash, &e.ClosedBy, &closedPhase); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read entries: %w", err)
+		}
+		e.Phase = Phase(phase)
+		e.OccurredAt = e.OccurredAt.UTC()
+		e.RecordedAt = e.RecordedAt.UTC()
+		if expires != nil {
+			e.ExpiresAt = expires.UTC()
+		}
+		if e.Phase == PhasePending {
+			e.PendingState = pendingState(closedPhase)
+		}
+		if err := json.Unmarshal(metadata, &e.Metadata); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("entry %s metadata: %w", e.ID, err)
+		}
+		entries = append(entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read entries: %w", err)
+	}
+	if len(entries) == 0 {
+		return entries, nil
+	}
+	index := make(map[int64]*Entry, len(entries))
+	seqs := make([]int64, len(entries))
+	for i := range entries {
+		index[entries[i].Seq] = &entries[i]
+		seqs[i] = entries[i].Seq
+	}
+	rows, err = q.Query(ctx, selectPostings, seqs)
+	if err != nil {
+		return nil, fmt.Errorf("read postings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			seq int64
+			p   Posting
+			dir string
+		)
+		if err := rows.Scan(&seq, &p.AccountCode, &dir, &p.Amount); err != nil {
+			return nil, fmt.Errorf("read postings: %w", err)
+		}
+		p.Direction = Direction(dir[0])
+		e := index[seq]
+		e.Postings = append(e.Postings, p)
+	}
+	return entries, rows.Err()
+}
+
+func pendingState(closedPhase string) PendingState {
+	switch Phase(closedPhase) {
+	case PhasePostPending:
+		return PendingPosted
+	case PhaseVoidPending:
+		return PendingVoided
+	}
+	return PendingOpen
+}
+
+// GetEntry returns the entry with id.
+func (l *Ledger) GetEntry(ctx context.Context, id string) (Entry, error) {
+	if !validUUID(id) {
+		return Entry{}, invalid("id", "must be a UUID, got %q", id)
+	}
+	entries, err := loadEntries(ctx, l.pool, `e.id = $1`, id)
+	if err != nil {
+		return Entry{}, err
+	}
+	if len(entries) == 0 {
+		return Entry{}, errorf(ErrEntryNotFound, "id", "no entry %s", id)
+	}
+	return entries[0], nil
+}
+
+// EntryFilter selects entries for ListEntries. Zero fields select all.
+type EntryFilter struct {
+	Market      string
+	AccountCode string
+	Kind        string
+	FromSeq     int64 // inclusive
+	ToSeq       int64 // inclusive
+	Start       time.Time
+	End         time.Time // exclusive
+	PageSize    int
+	PageToken   string
+}
+
+// Page sizes of list calls.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// PageSize applies the default and the bound to a requested page size.
+func PageSize(n int) (int, error) {
+	switch {
+	case n < 0:
+		return 0, invalid("page_size", "must not be negative, got %d", n)
+	case n == 0:
+		return DefaultPageSize, nil
+	case n > MaxPageSize:
+		return MaxPageSize, nil
+	}
+	return n, nil
+}
+
+// Page tokens are opaque to clients; inside they hold the last key listed.
+func encodeToken(last string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("v1:" + last))
+}
+
+func decodeToken(token string) (string, error) {
+	if token == "" {
+		return "", nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || !strings.HasPrefix(string(b), "v1:") {
+		return "", invalid("page_token", "is not a token this service issued")
+	}
+	return string(b[3:]), nil
+}
+
+// ListEntries returns a page of entries in ledger order and the token of
+// the next page ("" after the last).
+func (l *Ledger) ListEntries(ctx context.Context, f EntryFilter) ([]Entry, string, error) {
+	size, err := PageSize(f.PageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	last, err := decodeToken(f.PageToken)
+	if err != nil {
+		return nil, "", err
+	}
+	var (
+		conds []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if last != "" {
+		after, err := strconv.ParseInt(last, 10, 64)
+		if err != nil {
+			return nil, "", invalid("page_token", "is not a token this service issued")
+		}
+		conds = append(conds, "e.seq > "+arg(after))
+	}
+	if f.Market != "" {
+		if !ValidMarket(f.Market) {
+			return nil, "", invalid("market", "must be 1-64 of [A-Za-z0-9_.-], got %q", f.Market)
+		}
+		conds = append(conds, "e.market = "+arg(f.Market))
+	}
+	if f.Kind != "" {
+		if err := checkKind(f.Kind); err != nil {
+			return nil, "", err
+		}
+		conds = append(conds, "e.kind = "+arg(f.Kind))
+	}
+	if f.AccountCode != "" {
+		if !ValidAccountCode(f.AccountCode) {
+			return nil, "", invalid("account_code", "must be 1-200 of [A-Za-z0-9:._-], got %q", f.AccountCode)
+		}
+		conds = append(conds, `e.seq IN (SELECT p.entry_seq FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id WHERE a.code = `+arg(f.AccountCode)+`)`)
+	}
+	if f.FromSeq < 0 || f.ToSeq < 0 {
+		return nil, "", invalid("from_sequence", "sequences are positive")
+	}
+	if f.FromSeq > 0 {
+		conds = append(conds, "e.seq >= "+arg(f.FromSeq))
+	}
+	if f.ToSeq > 0 {
+		conds = append(conds, "e.seq <= "+arg(f.ToSeq))
+	}
+	if !f.Start.IsZero() {
+		conds = append(conds, "e.recorded_at >= "+arg(f.Start))
+	}
+	if !f.End.IsZero() {
+		conds = append(conds, "e.recorded_at < "+arg(f.End))
+	}
+	where := "true"
+	if len(conds) > 0 {
+		where = strings.Join(conds, " AND ")
+	}
+	entries, err := loadEntries(ctx, l.pool, where+" ORDER BY e.seq LIMIT "+arg(size+1), args...)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(entries) > size {
+		entries = entries[:size]
+		next = encodeToken(strconv.FormatInt(entries[size-1].Seq, 10))
+	}
+	return entries, next, nil
+}
+
+// EntriesAfter returns up to limit entries with sequence above after, in
+// order, optionally of one market: the feed that StreamEntries follows.
+func (l *Ledger) EntriesAfter(ctx context.Context, after int64, market string, limit int) ([]Entry, error) {
+	if market != "" {
+		if !ValidMarket(market) {
+			return nil, invalid("market", "must be 1-64 of [A-Za-z0-9_.-], got %q", market)
+		}
+		return loadEntries(ctx, l.pool, `e.seq > $1 AND e.market = $2 ORDER BY e.seq LIMIT $3`, after, market, limit)
+	}
+	return loadEntries(ctx, l.pool, `e.seq > $1 ORDER BY e.seq LIMIT $2`, after, limit)
+}

@@ -1,0 +1,226 @@
+package ledger
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Options tune the ledger. Zero values take the defaults.
+type Options struct {
+	// MaxBatch bounds how many writes share one transaction.
+	MaxBatch int
+	// Committers is how many batches may be in flight at once: while one
+	// waits for its commit to reach disk, the next is being prepared.
+	Committers int
+	// QueueSize bounds the writes waiting for a committer; beyond it,
+	// writers wait (back-pressure) until their context ends.
+	QueueSize int
+	// ExpiryInterval is how often pending entries past their timeout are
+	// voided. Negative turns the sweeper off (tests that drive it by hand).
+	ExpiryInterval time.Duration
+	// Now is the clock; tests set it.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 512
+	}
+	if o.Committers <= 0 {
+		o.Committers = 2
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = 8192
+	}
+	if o.ExpiryInterval == 0 {
+		o.ExpiryInterval = time.Second
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Ledger is the double-entry engine on one PostgreSQL database.
+type Ledger struct {
+	pool *pgxpool.Pool
+	opts Options
+	log  *slog.Logger
+
+	// mu guards closed and sends on queue, so Close never races a send.
+	mu     sync.RWMutex
+	closed bool
+	queue  chan *op
+
+	workers sync.WaitGroup
+	stop    chan struct{}
+
+	// committed is closed and replaced after every commit, waking readers
+	// that follow the journal.
+	commitMu  sync.Mutex
+	committed chan struct{}
+}
+
+// New starts a ledger on pool: its committers and its expiry sweeper. Call
+// Close to finish in-flight writes and stop them.
+func New(pool *pgxpool.Pool, opts Options) *Ledger {
+	opts.defaults()
+	l := &Ledger{
+		pool:      pool,
+		opts:      opts,
+		log:       opts.Logger,
+		queue:     make(chan *op, opts.QueueSize),
+		stop:      make(chan struct{}),
+		committed: make(chan struct{}),
+	}
+	for range opts.Committers {
+		l.workers.Add(1)
+		go l.commitLoop()
+	}
+	if opts.ExpiryInterval > 0 {
+		l.workers.Add(1)
+		go l.expiryLoop()
+	}
+	return l
+}
+
+// Close stops taking writes, commits every write already taken, and waits
+// for the committers and the sweeper to end.
+func (l *Ledger) Close() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	close(l.stop)
+	close(l.queue)
+	l.mu.Unlock()
+	l.workers.Wait()
+}
+
+// Committed returns a channel that is closed at the next commit of entries.
+func (l *Ledger) Committed() <-chan struct{} {
+	l.commitMu.Lock()
+	defer l.commitMu.Unlock()
+	return l.committed
+}
+
+func (l *Ledger) signalCommitted() {
+	l.commitMu.Lock()
+	close(l.committed)
+	l.committed = make(chan struct{})
+	l.commitMu.Unlock()
+}
+
+// Post writes a new entry, posted or pending.
+func (l *Ledger) Post(ctx context.Context, r EntryRequest) (Result, error) {
+	postings, verr := r.validate(l.opts.Now())
+	if verr != nil {
+		return Result{}, verr
+	}
+	return l.submit(ctx, &op{entry: &r, postings: postings, key: r.IdempotencyKey, hash: r.hash()})
+}
+
+// Close posts or voids a pending entry.
+func (l *Ledger) ClosePending(ctx context.Context, r CloseRequest) (Result, error) {
+	if err := r.validate(l.opts.Now()); err != nil {
+		return Result{}, err
+	}
+	return l.submit(ctx, &op{close: &r, key: r.IdempotencyKey, hash: r.hash()})
+}
+
+// Write submits several writes at once and returns each one's outcome, in
+// order; one failing never fails the others.
+func (l *Ledger) Write(ctx context.Context, reqs []any) []Outcome {
+	out := make([]Outcome, len(reqs))
+	ops := make([]*op, 0, len(reqs))
+	idx := make([]int, 0, len(reqs))
+	now := l.opts.Now()
+	for i, req := range reqs {
+		switch r := req.(type) {
+		case EntryRequest:
+			postings, err := r.validate(now)
+			if err != nil {
+				out[i].Err = err
+				continue
+			}
+			ops = append(ops, &op{entry: &r, postings: postings, key: r.IdempotencyKey, hash: r.hash()})
+		case CloseRequest:
+			if err := r.validate(now); err != nil {
+				out[i].Err = err
+				continue
+			}
+			ops = append(ops, &op{close: &r, key: r.IdempotencyKey, hash: r.hash()})
+		default:
+			out[i].Err = invalid("", "unknown request type %T", req)
+			continue
+		}
+		idx = append(idx, i)
+	}
+	for j, o := range ops {
+		o.ctx = ctx
+		o.done = make(chan Outcome, 1)
+		if err := l.enqueue(ctx, o); err != nil {
+			for _, rest := range ops[j:] {
+				rest.done = nil
+			}
+			for k := j; k < len(ops); k++ {
+				out[idx[k]].Err = err
+			}
+			ops = ops[:j]
+			break
+		}
+	}
+	for j, o := range ops {
+		select {
+		case res := <-o.done:
+			out[idx[j]] = res
+		case <-ctx.Done():
+			out[idx[j]].Err = ctx.Err()
+		}
+	}
+	return out
+}
+
+// Outcome is one write's result or error.
+type Outcome struct {
+	Result
+	Err error
+}
+
+func (l *Ledger) submit(ctx context.Context, o *op) (Result, error) {
+	o.ctx = ctx
+	o.done = make(chan Outcome, 1)
+	if err := l.enqueue(ctx, o); err != nil {
+		return Result{}, err
+	}
+	select {
+	case res := <-o.done:
+		return res.Result, res.Err
+	case <-ctx.Done():
+		// The write may still commit; a retry with the same key will tell.
+		return Result{}, ctx.Err()
+	}
+}
+
+func (l *Ledger) enqueue(ctx context.Context, o *op) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return errorf(ErrUnavailable, "", "the ledger is shutting down; retry with the same idempotency key")
+	}
+	select {
+	case l.queue <- o:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,106 @@
+package ledger
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/shopspring/decimal"
+)
+
+// Currencies the ledger accepts, with their ISO 4217 exponents: the number
+// of decimals of the minor unit. Amounts are stored as integers of minor
+// units, so an amount with more decimals than its currency has is refused
+// rather than rounded.
+var currencyExponents = map[string]int32{
+	"VND": 0,
+	"USD": 2,
+	"EUR": 2,
+	"SGD": 2,
+	"THB": 2,
+	"JPY": 0,
+	"KRW": 0,
+	"CNY": 2,
+}
+
+// MaxAmount bounds one posting, in minor units: far above any payment, far
+// enough below the int64 limit that account totals cannot overflow in any
+// realistic history.
+const MaxAmount = 1_000_000_000_000_000 // 10^15
+
+// CurrencyExponent returns the currency's number of minor-unit decimals.
+func CurrencyExponent(currency string) (int32, bool) {
+	e, ok := currencyExponents[currency]
+	return e, ok
+}
+
+// ParseAmount turns a decimal string in the currency's major unit into
+// minor units. It refuses anything that is not a plain positive decimal with
+// at most the currency's decimals, or that exceeds MaxAmount.
+func ParseAmount(currency, s string) (int64, error) {
+	exp, ok := currencyExponents[currency]
+	if !ok {
+		return 0, fmt.Errorf("unknown currency %q", currency)
+	}
+	if s == "" {
+		return 0, fmt.Errorf("is required")
+	}
+	if !plainDecimal(s) {
+		return 0, fmt.Errorf("must be a plain decimal number like \"150000\", got %q", s)
+	}
+	d, err := decimal.NewFromString(s)
+	if err != nil {
+		return 0, fmt.Errorf("must be a decimal number, got %q", s)
+	}
+	if !d.IsPositive() {
+		return 0, fmt.Errorf("must be positive, got %q", s)
+	}
+	minor := d.Shift(exp)
+	if !minor.IsInteger() {
+		if exp == 0 {
+			return 0, fmt.Errorf("%s has no minor unit: must be a whole number, got %q", currency, s)
+		}
+		return 0, fmt.Errorf("%s allows at most %d decimals, got %q", currency, exp, s)
+	}
+	if minor.GreaterThan(decimal.NewFromInt(MaxAmount)) {
+		return 0, fmt.Errorf("must be at most %s, got %q", FormatAmount(currency, MaxAmount), s)
+	}
+	return minor.IntPart(), nil
+}
+
+// plainDecimal accepts digits with at most one '.', nothing else: no sign,
+// exponent, spaces or separators, so "1e3" or "+5" never slip through.
+func plainDecimal(s string) bool {
+	dot := false
+	digits := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return false
+		}
+	}
+	return digits > 0 && len(s) <= 40
+}
+
+// FormatAmount renders minor units as a decimal string in the major unit.
+func FormatAmount(currency string, minor int64) string {
+	exp := currencyExponents[currency]
+	return decimal.New(minor, -exp).StringFixed(exp)
+}
+
+// AmountDecimal returns minor units as an exact decimal in the major unit.
+func AmountDecimal(currency string, minor int64) decimal.Decimal {
+	return decimal.New(minor, -currencyExponents[currency])
+}
+
+// addChecked adds without wrapping around: a total that would overflow is
+// refused instead of silently turning negative.
+func addChecked(a, b int64) (int64, bool) {
+	if (b > 0 && a > math.MaxInt64-b) || (b < 0 && a < math.MinInt64-b) {
+		return 0, false
+	}
+	return a + b, true
+}
