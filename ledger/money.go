@@ -33,38 +33,21 @@ func CurrencyExponent(currency string) (int32, bool) {
 	return e, ok
 }
 
-// ParseAmount turns a decimal string in the currency's major unit into
-// minor units. It refuses anything that is not a plain positive decimal with
-// at most the currency's decimals, or that exceeds MaxAmount.
-func ParseAmount(currency, s string) (int64, error) {
-	exp, ok := currencyExponents[currency]
-	if !ok {
-		return 0, fmt.Errorf("unknown currency %q", currency)
-	}
+// ParseDecimal reads an amount as clients send it: a plain decimal string
+// such as "150000" or "12.50". Whether its scale suits the currency is
+// checked when the entry is written.
+func ParseDecimal(s string) (decimal.Decimal, error) {
 	if s == "" {
-		return 0, fmt.Errorf("is required")
+		return decimal.Decimal{}, fmt.Errorf("is required")
 	}
 	if !plainDecimal(s) {
-		return 0, fmt.Errorf("must be a plain decimal number like \"150000\", got %q", s)
+		return decimal.Decimal{}, fmt.Errorf("must be a plain positive decimal number like \"150000\", got %q", s)
 	}
 	d, err := decimal.NewFromString(s)
 	if err != nil {
-		return 0, fmt.Errorf("must be a decimal number, got %q", s)
+		return decimal.Decimal{}, fmt.Errorf("must be a decimal number, got %q", s)
 	}
-	if !d.IsPositive() {
-		return 0, fmt.Errorf("must be positive, got %q", s)
-	}
-	minor := d.Shift(exp)
-	if !minor.IsInteger() {
-		if exp == 0 {
-			return 0, fmt.Errorf("%s has no minor unit: must be a whole number, got %q", currency, s)
-		}
-		return 0, fmt.Errorf("%s allows at most %d decimals, got %q", currency, exp, s)
-	}
-	if minor.GreaterThan(decimal.NewFromInt(MaxAmount)) {
-		return 0, fmt.Errorf("must be at most %s, got %q", FormatAmount(currency, MaxAmount), s)
-	}
-	return minor.IntPart(), nil
+	return d, nil
 }
 
 // plainDecimal accepts digits with at most one '.', nothing else: no sign,

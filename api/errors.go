@@ -1,0 +1,70 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/choledger/choledger/ledger"
+)
+
+// codeOf is the one table from domain errors to gRPC codes.
+var codeOf = []struct {
+	err  error
+	code codes.Code
+}{
+	{ledger.ErrInvalid, codes.InvalidArgument},
+	{ledger.ErrAccountMismatch, codes.InvalidArgument},
+	{ledger.ErrIdempotencyConflict, codes.AlreadyExists},
+	{ledger.ErrDuplicateExternalRef, codes.AlreadyExists},
+	{ledger.ErrAccountExists, codes.AlreadyExists},
+	{ledger.ErrAccountNotFound, codes.NotFound},
+	{ledger.ErrEntryNotFound, codes.NotFound},
+	{ledger.ErrPendingClosed, codes.FailedPrecondition},
+	{ledger.ErrPendingExpired, codes.FailedPrecondition},
+	{ledger.ErrExceedsPending, codes.FailedPrecondition},
+	{ledger.ErrExceedsCredits, codes.FailedPrecondition},
+	{ledger.ErrExceedsDebits, codes.FailedPrecondition},
+	{ledger.ErrOverflow, codes.FailedPrecondition},
+	{ledger.ErrUnavailable, codes.Unavailable},
+	{context.Canceled, codes.Canceled},
+	{context.DeadlineExceeded, codes.DeadlineExceeded},
+}
+
+// toStatus turns an error from a domain package into the status a client
+// gets. Errors no rule knows are internal: they are logged in full and the
+// client gets no detail it could not act on anyway.
+func toStatus(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	for _, rule := range codeOf {
+		if errors.Is(err, rule.err) {
+			st := status.New(rule.code, err.Error())
+			var le *ledger.Error
+			if rule.code == codes.InvalidArgument && errors.As(err, &le) && le.Field != "" {
+				if withDetail, derr := st.WithDetails(&errdetails.BadRequest{
+					FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: le.Field, Description: le.Msg}},
+				}); derr == nil {
+					st = withDetail
+				}
+			}
+			return st.Err()
+		}
+	}
+	slog.ErrorContext(ctx, "internal error", "err", err)
+	return status.Error(codes.Internal, "internal error; it has been logged")
+}
+
+// fieldError is an InvalidArgument about one field of a request, found
+// while mapping it.
+func fieldError(field string, err error) error {
+	return toStatus(context.Background(), &ledger.Error{Kind: ledger.ErrInvalid, Field: field, Msg: err.Error()})
+}

@@ -1,0 +1,277 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	pb "github.com/choledger/choledger/gen/choledger/v1"
+	"github.com/choledger/choledger/ledger"
+)
+
+// LedgerServer serves LedgerService.
+type LedgerServer struct {
+	pb.UnimplementedLedgerServiceServer
+	Ledger *ledger.Ledger
+}
+
+func (s *LedgerServer) CreateAccount(ctx context.Context, req *pb.CreateAccountRequest) (*pb.CreateAccountResponse, error) {
+	typ, ok := accountTypes[req.GetType()]
+	if !ok {
+		return nil, fieldError("type", errors.New("must be one of ACCOUNT_TYPE_ASSET, _LIABILITY, _REVENUE, _EXPENSE, _EQUITY"))
+	}
+	flags := 0
+	if req.GetDebitsMustNotExceedCredits() {
+		flags |= ledger.FlagDebitsMustNotExceedCredits
+	}
+	if req.GetCreditsMustNotExceedDebits() {
+		flags |= ledger.FlagCreditsMustNotExceedDebits
+	}
+	a, created, err := s.Ledger.CreateAccount(ctx, ledger.AccountSpec{
+		Code: req.GetCode(), Type: typ, Currency: req.GetCurrency(), Market: req.GetMarket(), Flags: flags,
+	})
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &pb.CreateAccountResponse{Account: accountToProto(a, 0), Created: created}, nil
+}
+
+func (s *LedgerServer) GetAccount(ctx context.Context, req *pb.GetAccountRequest) (*pb.GetAccountResponse, error) {
+	a, t, seq, err := s.Ledger.Balance(ctx, req.GetCode(), ledger.AsOf{})
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	out := accountToProto(a, seq)
+	out.Balance = balanceToProto(a, t, seq)
+	return &pb.GetAccountResponse{Account: out}, nil
+}
+
+func (s *LedgerServer) ListAccounts(ctx context.Context, req *pb.ListAccountsRequest) (*pb.ListAccountsResponse, error) {
+	accounts, next, err := s.Ledger.ListAccounts(ctx, ledger.AccountFilter{
+		Market: req.GetMarket(), CodePrefix: req.GetCodePrefix(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	resp := &pb.ListAccountsResponse{NextPageToken: next}
+	for _, a := range accounts {
+		resp.Accounts = append(resp.Accounts, accountToProto(a, 0))
+	}
+	return resp, nil
+}
+
+func (s *LedgerServer) GetBalance(ctx context.Context, req *pb.GetBalanceRequest) (*pb.GetBalanceResponse, error) {
+	at, err := asOfFromProto(req.GetAsOf())
+	if err != nil {
+		return nil, err
+	}
+	a, t, seq, err := s.Ledger.Balance(ctx, req.GetAccountCode(), at)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &pb.GetBalanceResponse{Account: accountToProto(a, 0), Balance: balanceToProto(a, t, seq)}, nil
+}
+
+func (s *LedgerServer) PostEntry(ctx context.Context, req *pb.PostEntryRequest) (*pb.PostEntryResponse, error) {
+	postings, err := postingsFromProto(req.GetPostings())
+	if err != nil {
+		return nil, err
+	}
+	occurred, err := optionalTime("occur_time", req.GetOccurTime())
+	if err != nil {
+		return nil, err
+	}
+	var timeout time.Duration
+	if d := req.GetPendingTimeout(); d != nil {
+		if err := d.CheckValid(); err != nil {
+			return nil, fieldError("pending_timeout", err)
+		}
+		timeout = d.AsDuration()
+		if timeout <= 0 {
+			return nil, fieldError("pending_timeout", errors.New("must be positive"))
+		}
+	}
+	res, err := s.Ledger.Post(ctx, ledger.EntryRequest{
+		IdempotencyKey: req.GetIdempotencyKey(),
+		Market:         req.GetMarket(),
+		Kind:           req.GetKind(),
+		Currency:       req.GetCurrency(),
+		Postings:       postings,
+		Pending:        req.GetPending(),
+		PendingTimeout: timeout,
+		ExternalRef:    req.GetExternalRef(),
+		OccurredAt:     occurred,
+		Metadata:       req.GetMetadata(),
+	})
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &pb.PostEntryResponse{Entry: entryToProto(res.Entry), Replayed: res.Replayed}, nil
+}
+
+func (s *LedgerServer) PostPendingEntry(ctx context.Context, req *pb.PostPendingEntryRequest) (*pb.PostPendingEntryResponse, error) {
+	postings, err := postingsFromProto(req.GetPostings())
+	if err != nil {
+		return nil, err
+	}
+	occurred, err := optionalTime("occur_time", req.GetOccurTime())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.Ledger.ClosePending(ctx, ledger.CloseRequest{
+		IdempotencyKey: req.GetIdempotencyKey(),
+		PendingID:      req.GetPendingEntryId(),
+		Postings:       postings,
+		Kind:           req.GetKind(),
+		ExternalRef:    req.GetExternalRef(),
+		OccurredAt:     occurred,
+		Metadata:       req.GetMetadata(),
+	})
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &pb.PostPendingEntryResponse{Entry: entryToProto(res.Entry), Replayed: res.Replayed}, nil
+}
+
+func (s *LedgerServer) VoidPendingEntry(ctx context.Context, req *pb.VoidPendingEntryRequest) (*pb.VoidPendingEntryResponse, error) {
+	occurred, err := optionalTime("occur_time", req.GetOccurTime())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.Ledger.ClosePending(ctx, ledger.CloseRequest{
+		IdempotencyKey: req.GetIdempotencyKey(),
+		PendingID:      req.GetPendingEntryId(),
+		Void:           true,
+		Kind:           req.GetKind(),
+		ExternalRef:    req.GetExternalRef(),
+		OccurredAt:     occurred,
+		Metadata:       req.GetMetadata(),
+	})
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &pb.VoidPendingEntryResponse{Entry: entryToProto(res.Entry), Replayed: res.Replayed}, nil
+}
+
+func (s *LedgerServer) GetEntry(ctx context.Context, req *pb.GetEntryRequest) (*pb.GetEntryResponse, error) {
+	e, err := s.Ledger.GetEntry(ctx, req.GetId())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &pb.GetEntryResponse{Entry: entryToProto(e)}, nil
+}
+
+func (s *LedgerServer) ListEntries(ctx context.Context, req *pb.ListEntriesRequest) (*pb.ListEntriesResponse, error) {
+	start, err := optionalTime("start_time", req.GetStartTime())
+	if err != nil {
+		return nil, err
+	}
+	end, err := optionalTime("end_time", req.GetEndTime())
+	if err != nil {
+		return nil, err
+	}
+	entries, next, err := s.Ledger.ListEntries(ctx, ledger.EntryFilter{
+		Market: req.GetMarket(), AccountCode: req.GetAccountCode(), Kind: req.GetKind(),
+		FromSeq: req.GetFromSequence(), ToSeq: req.GetToSequence(), Start: start, End: end,
+		PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	resp := &pb.ListEntriesResponse{NextPageToken: next}
+	for _, e := range entries {
+		resp.Entries = append(resp.Entries, entryToProto(e))
+	}
+	return resp, nil
+}
+
+// streamPage is how many entries StreamEntries reads per query.
+const streamPage = 500
+
+// followPoll bounds how long a following stream waits before looking for
+// entries committed by another ledgerd process, which cannot wake it.
+const followPoll = time.Second
+
+func (s *LedgerServer) StreamEntries(req *pb.StreamEntriesRequest, stream pb.LedgerService_StreamEntriesServer) error {
+	ctx := stream.Context()
+	if req.GetFromSequence() < 0 {
+		return fieldError("from_sequence", errors.New("must not be negative"))
+	}
+	after := max(req.GetFromSequence()-1, 0)
+	for {
+		// Take the wake-up channel before reading, so a commit between the
+		// read and the wait is not missed.
+		committed := s.Ledger.Committed()
+		entries, err := s.Ledger.EntriesAfter(ctx, after, req.GetMarket(), streamPage)
+		if err != nil {
+			return toStatus(ctx, err)
+		}
+		for _, e := range entries {
+			if err := stream.Send(&pb.StreamEntriesResponse{Entry: entryToProto(e)}); err != nil {
+				return err
+			}
+			after = e.Seq
+		}
+		if len(entries) == streamPage {
+			continue
+		}
+		if !req.GetFollow() {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-committed:
+		case <-time.After(followPoll):
+		}
+	}
+}
+
+func (s *LedgerServer) GetTrialBalance(ctx context.Context, req *pb.GetTrialBalanceRequest) (*pb.GetTrialBalanceResponse, error) {
+	at, err := asOfFromProto(req.GetAsOf())
+	if err != nil {
+		return nil, err
+	}
+	tb, err := s.Ledger.TrialBalance(ctx, req.GetMarket(), at, int(req.GetPageSize()), req.GetPageToken())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	resp := &pb.GetTrialBalanceResponse{AsOfSequence: tb.AsOfSeq, NextPageToken: tb.NextPage}
+	for _, line := range tb.Lines {
+		resp.Lines = append(resp.Lines, &pb.TrialBalanceLine{
+			Account: accountToProto(line.Account, 0),
+			Balance: balanceToProto(line.Account, line.Totals, tb.AsOfSeq),
+		})
+	}
+	for _, c := range tb.Totals {
+		resp.Totals = append(resp.Totals, &pb.CurrencyTotals{
+			Currency:       c.Currency,
+			DebitsPending:  ledger.FormatAmount(c.Currency, c.DebitsPending),
+			CreditsPending: ledger.FormatAmount(c.Currency, c.CreditsPending),
+			DebitsPosted:   ledger.FormatAmount(c.Currency, c.DebitsPosted),
+			CreditsPosted:  ledger.FormatAmount(c.Currency, c.CreditsPosted),
+			Balanced:       c.Balanced(),
+		})
+	}
+	return resp, nil
+}
+
+func (s *LedgerServer) VerifyJournal(ctx context.Context, req *pb.VerifyJournalRequest) (*pb.VerifyJournalResponse, error) {
+	v, err := s.Ledger.VerifyJournal(ctx, req.GetMarket(), req.GetFromSequence(), req.GetToSequence())
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	resp := &pb.VerifyJournalResponse{
+		Ok:             v.Broken == nil,
+		EntriesChecked: v.EntriesChecked,
+		LastHash:       ledger.HexHash(v.LastHash),
+		LastSequence:   v.LastSeq,
+	}
+	if b := v.Broken; b != nil {
+		resp.FirstBroken = &pb.BrokenLink{
+			EntryId: b.EntryID, Sequence: b.Seq, Reason: b.Reason,
+			StoredHash: ledger.HexHash(b.StoredHash), ComputedHash: ledger.HexHash(b.ComputedHash),
+		}
+	}
+	return resp, nil
+}

@@ -1,0 +1,96 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/choledger/choledger/gen/choledger/v1"
+	"github.com/choledger/choledger/ledger"
+)
+
+// Services are the domain objects the server exposes.
+type Services struct {
+	Ledger *ledger.Ledger
+}
+
+// Server is the gRPC server with its health service, so that shutdown can
+// report NOT_SERVING before it stops taking calls.
+type Server struct {
+	GRPC   *grpc.Server
+	Health *health.Server
+}
+
+// NewServer registers every service, the standard health service and server
+// reflection (so grpcurl works without proto files).
+func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
+	opts = append(opts,
+		grpc.ChainUnaryInterceptor(recoverUnary, logUnary),
+		grpc.ChainStreamInterceptor(recoverStream, logStream),
+	)
+	s := grpc.NewServer(opts...)
+	pb.RegisterLedgerServiceServer(s, &LedgerServer{Ledger: svc.Ledger})
+	h := health.NewServer()
+	healthpb.RegisterHealthServer(s, h)
+	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	h.SetServingStatus(pb.LedgerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	reflection.Register(s)
+	return &Server{GRPC: s, Health: h}
+}
+
+// recoverUnary turns a panic in a handler into an Internal error for that
+// call instead of a crash of the whole service.
+func recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			slog.ErrorContext(ctx, "panic in handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error; it has been logged")
+		}
+	}()
+	return handler(ctx, req)
+}
+
+func recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			slog.Error("panic in stream handler", "method", info.FullMethod, "panic", r, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error; it has been logged")
+		}
+	}()
+	return handler(srv, ss)
+}
+
+func logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	logCall(ctx, info.FullMethod, start, err)
+	return resp, err
+}
+
+func logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	start := time.Now()
+	err := handler(srv, ss)
+	logCall(ss.Context(), info.FullMethod, start, err)
+	return err
+}
+
+func logCall(ctx context.Context, method string, start time.Time, err error) {
+	code := status.Code(err)
+	level := slog.LevelDebug
+	switch code {
+	case codes.OK, codes.Canceled:
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	slog.Log(ctx, level, "rpc", "method", method, "code", code.String(), "duration", time.Since(start), "err", err)
+}

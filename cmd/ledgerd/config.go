@@ -1,0 +1,87 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// config is every setting of ledgerd. Each has a default, can be set by an
+// environment variable, and a flag overrides the variable. The database URL
+// may carry a password, so it is read from the environment (or a file named
+// by LEDGER_DATABASE_URL_FILE), never from a flag.
+type config struct {
+	DatabaseURL     string
+	GRPCAddr        string
+	LogLevel        string
+	LogFormat       string
+	DBMaxConns      int
+	MaxBatch        int
+	Committers      int
+	ShutdownTimeout time.Duration
+}
+
+func loadConfig(args []string) (config, error) {
+	c := config{
+		DatabaseURL:     os.Getenv("LEDGER_DATABASE_URL"),
+		GRPCAddr:        envOr("LEDGER_GRPC_ADDR", "localhost:50051"),
+		LogLevel:        envOr("LEDGER_LOG_LEVEL", "info"),
+		LogFormat:       envOr("LEDGER_LOG_FORMAT", "json"),
+		DBMaxConns:      envInt("LEDGER_DB_MAX_CONNS", 32),
+		MaxBatch:        envInt("LEDGER_MAX_BATCH", 512),
+		Committers:      envInt("LEDGER_COMMITTERS", 2),
+		ShutdownTimeout: envDuration("LEDGER_SHUTDOWN_TIMEOUT", 30*time.Second),
+	}
+	if f := os.Getenv("LEDGER_DATABASE_URL_FILE"); f != "" && c.DatabaseURL == "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return c, fmt.Errorf("read LEDGER_DATABASE_URL_FILE: %w", err)
+		}
+		c.DatabaseURL = string(trimSpace(b))
+	}
+	fs := flag.NewFlagSet("ledgerd", flag.ContinueOnError)
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address (LEDGER_GRPC_ADDR)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (LEDGER_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text (LEDGER_LOG_FORMAT)")
+	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "database pool size (LEDGER_DB_MAX_CONNS)")
+	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most writes per committed transaction (LEDGER_MAX_BATCH)")
+	fs.IntVar(&c.Committers, "committers", c.Committers, "batches in flight at once (LEDGER_COMMITTERS)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may take to finish on shutdown (LEDGER_SHUTDOWN_TIMEOUT)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.DatabaseURL == "" {
+		return c, fmt.Errorf("LEDGER_DATABASE_URL is not set: name the PostgreSQL database (make run starts a local one and sets it)")
+	}
+	return c, nil
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
