@@ -1,0 +1,275 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/choledger/choledger/gen/choledger/v1"
+)
+
+func (e *env) postTransfers(t *testing.T, market string, n int) []*pb.Entry {
+	t.Helper()
+	var out []*pb.Entry
+	for i := range n {
+		resp, err := e.client.PostEntry(context.Background(), &pb.PostEntryRequest{
+			IdempotencyKey: fmt.Sprintf("%s-%d", market, i), Market: market, Kind: "payment", Currency: "VND",
+			Postings: []*pb.PostingInput{
+				posting("cash:"+market, debit, fmt.Sprint(10000+i)),
+				posting("payable:"+market, credit, fmt.Sprint(10000+i)),
+			},
+			Metadata: map[string]string{"stall": fmt.Sprint(i)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, resp.Entry)
+	}
+	return out
+}
+
+func (e *env) marketAccounts(t *testing.T, markets ...string) {
+	for _, m := range markets {
+		e.account(t, "cash:"+m, pb.AccountType_ACCOUNT_TYPE_ASSET, "VND", m, false)
+		e.account(t, "payable:"+m, pb.AccountType_ACCOUNT_TYPE_LIABILITY, "VND", m, true)
+	}
+}
+
+// An entry changed behind the service's back, by a superuser with the
+// append-only triggers disabled, is found by VerifyJournal: that entry and
+// no other.
+func TestVerifyJournalFindsTamperedEntry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		victim int
+		sql    string
+	}{
+		{"posting amount", 6, `UPDATE ledger_postings SET amount = amount + 1000 WHERE entry_seq = $1`},
+		{"metadata", 3, `UPDATE ledger_entries SET metadata = '{"stall": "99"}' WHERE seq = $1`},
+		{"occur time", 0, `UPDATE ledger_entries SET occurred_at = occurred_at - interval '1 day' WHERE seq = $1`},
+		{"last entry", 9, `UPDATE ledger_entries SET kind = 'refund' WHERE seq = $1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, ledgerOptions())
+			e.marketAccounts(t, "M1", "M2")
+			entries := e.postTransfers(t, "M1", 10)
+			e.postTransfers(t, "M2", 5)
+			v, err := e.client.VerifyJournal(ctx, &pb.VerifyJournalRequest{Market: "M1"})
+			if err != nil || !v.Ok || v.EntriesChecked != 10 {
+				t.Fatalf("before tampering: %v, %v", v, err)
+			}
+			victim := entries[tc.victim]
+			conn, err := e.db.Pool.Acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Release()
+			if _, err := conn.Exec(ctx, `SET session_replication_role = replica`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Exec(ctx, tc.sql, victim.Sequence); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Exec(ctx, `SET session_replication_role = origin`); err != nil {
+				t.Fatal(err)
+			}
+
+			v, err = e.client.VerifyJournal(ctx, &pb.VerifyJournalRequest{Market: "M1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Ok || v.FirstBroken.GetEntryId() != victim.Id || v.FirstBroken.Sequence != victim.Sequence {
+				t.Fatalf("got %v, want the first broken link at entry %s (seq %d)", v, victim.Id, victim.Sequence)
+			}
+			// Only that entry: the entries after it still chain to its stored
+			// hash, and the other market's chain is intact.
+			after, err := e.client.VerifyJournal(ctx, &pb.VerifyJournalRequest{Market: "M1", FromSequence: victim.Sequence + 1})
+			if err != nil || !after.Ok || after.EntriesChecked != int64(9-tc.victim) {
+				t.Fatalf("entries after the tampered one: %v, %v", after, err)
+			}
+			other, err := e.client.VerifyJournal(ctx, &pb.VerifyJournalRequest{Market: "M2"})
+			if err != nil || !other.Ok || other.EntriesChecked != 5 {
+				t.Fatalf("other market: %v, %v", other, err)
+			}
+		})
+	}
+}
+
+func TestJournalIsAppendOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1")
+	e.postTransfers(t, "M1", 1)
+	for _, sql := range []string{`UPDATE ledger_entries SET kind = 'x'`, `DELETE FROM ledger_postings`, `DELETE FROM ledger_entries`} {
+		if _, err := e.db.Pool.Exec(ctx, sql); err == nil {
+			t.Errorf("%s: the database allowed it", sql)
+		}
+	}
+}
+
+func TestHealthAndReflection(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	h, err := healthpb.NewHealthClient(e.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil || h.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %v, %v", h, err)
+	}
+	stream, err := grpc_reflection_v1.NewServerReflectionClient(e.conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&grpc_reflection_v1.ServerReflectionRequest{MessageRequest: &grpc_reflection_v1.ServerReflectionRequest_ListServices{}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := stream.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, s := range resp.GetListServicesResponse().GetService() {
+		found[s.Name] = true
+	}
+	for _, want := range []string{"choledger.v1.LedgerService", "grpc.health.v1.Health"} {
+		if !found[want] {
+			t.Errorf("reflection does not list %s (lists %v)", want, found)
+		}
+	}
+}
+
+func TestListAndStreamEntries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1", "M2")
+	e.postTransfers(t, "M1", 7)
+	e.postTransfers(t, "M2", 3)
+
+	// Pages of 3 over market M1 give its 7 entries in order, then stop.
+	var seqs []int64
+	token := ""
+	for {
+		resp, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{Market: "M1", PageSize: 3, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, en := range resp.Entries {
+			seqs = append(seqs, en.Sequence)
+		}
+		if token = resp.NextPageToken; token == "" {
+			break
+		}
+	}
+	if len(seqs) != 7 {
+		t.Fatalf("listed %v, want 7 entries of M1", seqs)
+	}
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] <= seqs[i-1] {
+			t.Fatalf("not in ledger order: %v", seqs)
+		}
+	}
+	byAccount, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{AccountCode: "payable:M2"})
+	if err != nil || len(byAccount.Entries) != 3 {
+		t.Fatalf("entries of payable:M2: %v, %v", byAccount, err)
+	}
+
+	// A following stream sends history from sequence 5, then what is
+	// committed later.
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	stream, err := e.client.StreamEntries(sctx, &pb.StreamEntriesRequest{FromSequence: 5, Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want := int64(5); want <= 10; want++ {
+		msg, err := stream.Recv()
+		if err != nil || msg.Entry.Sequence != want {
+			t.Fatalf("stream: got %v, %v; want sequence %d", msg, err, want)
+		}
+	}
+	resp, err := e.client.PostEntry(ctx, &pb.PostEntryRequest{
+		IdempotencyKey: "late", Market: "M1", Kind: "payment", Currency: "VND",
+		Postings: []*pb.PostingInput{posting("cash:M1", debit, "5000"), posting("payable:M1", credit, "5000")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := stream.Recv()
+	if err != nil || msg.Entry.Id != resp.Entry.Id {
+		t.Fatalf("followed entry: %v, %v; want %s", msg, err, resp.Entry.Id)
+	}
+	cancel()
+
+	// Without follow, the stream ends after the last entry.
+	all, err := e.client.StreamEntries(ctx, &pb.StreamEntriesRequest{Market: "M2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		_, err := all.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 3 {
+		t.Fatalf("streamed %d entries of M2, want 3", n)
+	}
+}
+
+// Balances and trial balances as of a past point agree with what the
+// ledger held then.
+func TestBalanceAsOf(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1")
+	entries := e.postTransfers(t, "M1", 4) // 10000, 10001, 10002, 10003
+	mid := entries[1]
+
+	bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "payable:M1", AsOf: &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: mid.Sequence}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bal.Balance.CreditsPosted != "20001" || bal.Balance.Posted != "20001" || bal.Balance.AsOfSequence != mid.Sequence {
+		t.Fatalf("as of %d: %v", mid.Sequence, bal.Balance)
+	}
+	byTime, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "cash:M1", AsOf: &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.New(mid.RecordTime.AsTime())}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if byTime.Balance.AsOfSequence < mid.Sequence || byTime.Balance.DebitsPosted == "0" {
+		t.Fatalf("as of %s: %v", mid.RecordTime.AsTime(), byTime.Balance)
+	}
+	now, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "payable:M1"})
+	if err != nil || now.Balance.CreditsPosted != "40006" {
+		t.Fatalf("now: %v, %v", now, err)
+	}
+	tb, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: "M1", AsOf: &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: mid.Sequence}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tb.Totals) != 1 || !tb.Totals[0].Balanced || tb.Totals[0].DebitsPosted != "20001" || len(tb.Lines) != 2 {
+		t.Fatalf("trial balance as of %d: %v", mid.Sequence, tb)
+	}
+	_, err = e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "payable:M1", AsOf: &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: 0}}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("as of sequence 0: %v", err)
+	}
+}
