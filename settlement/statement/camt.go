@@ -1,0 +1,432 @@
+package statement
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// camtNamespace matches the versions whose entries have the shape read
+// here; 01 predates it and later versions are unknown, so both are refused
+// rather than read on hope.
+var camtNamespace = regexp.MustCompile(`^urn:iso:std:iso:20022:tech:xsd:camt\.(053|054)\.001\.(0[2-9]|1[0-3])$`)
+
+// maxXMLDepth is far beyond camt's real nesting (about 15) and low enough
+// that a file of nested tags cannot make the decoder's stack use memory out
+// of proportion to the file.
+const maxXMLDepth = 64
+
+// camt elements, kept to what a Line needs. Elements that decide money
+// (Amt, CdtDbtInd, Sts, BookgDt) are slices so a repeated one is refused
+// instead of the decoder silently keeping the last.
+type camtReport struct {
+	Stmts   []camtAccountReport `xml:"Stmt"`
+	Ntfctns []camtAccountReport `xml:"Ntfctn"`
+}
+
+type camtAccountReport struct {
+	ID      string      `xml:"Id"`
+	FrToDt  *camtPeriod `xml:"FrToDt"`
+	Entries []camtEntry `xml:"Ntry"`
+}
+
+type camtPeriod struct {
+	FrDtTm string `xml:"FrDtTm"`
+	ToDtTm string `xml:"ToDtTm"`
+}
+
+type camtEntry struct {
+	NtryRef      string             `xml:"NtryRef"`
+	Amt          []camtAmount       `xml:"Amt"`
+	CdtDbtInd    []string           `xml:"CdtDbtInd"`
+	Sts          []camtStatus       `xml:"Sts"`
+	BookgDt      []camtDate         `xml:"BookgDt"`
+	AcctSvcrRef  string             `xml:"AcctSvcrRef"`
+	NtryDtls     []camtEntryDetails `xml:"NtryDtls"`
+	AddtlNtryInf string             `xml:"AddtlNtryInf"`
+}
+
+type camtAmount struct {
+	Ccy   string `xml:"Ccy,attr"`
+	Value string `xml:",chardata"`
+}
+
+// camtStatus holds both shapes: <Sts>BOOK</Sts> (up to version 07) and
+// <Sts><Cd>BOOK</Cd></Sts> (08 on).
+type camtStatus struct {
+	Text string `xml:",chardata"`
+	Cd   string `xml:"Cd"`
+}
+
+type camtDate struct {
+	DtTm string `xml:"DtTm"`
+	Dt   string `xml:"Dt"`
+}
+
+type camtEntryDetails struct {
+	TxDtls []camtTx `xml:"TxDtls"`
+}
+
+type camtTx struct {
+	Refs struct {
+		AcctSvcrRef string `xml:"AcctSvcrRef"`
+		EndToEndID  string `xml:"EndToEndId"`
+	} `xml:"Refs"`
+	Ustrd []string `xml:"RmtInf>Ustrd"`
+}
+
+// ParseCamt reads an ISO 20022 camt.053 or camt.054 document, telling which
+// from its namespace and root child; see the package documentation for what
+// is kept.
+func ParseCamt(r io.Reader, opts Options) (Statement, error) {
+	cfg, err := opts.config()
+	if err != nil {
+		return Statement{}, err
+	}
+	data, digest, err := readAll(r, cfg.maxBytes)
+	if err != nil {
+		return Statement{}, err
+	}
+	format, rep, err := decodeCamt(bytes.TrimPrefix(data, bom))
+	if err != nil {
+		return Statement{}, err
+	}
+
+	reports, container := rep.Stmts, "Stmt"
+	if format == FormatCamt054 {
+		reports, container = rep.Ntfctns, "Ntfctn"
+	}
+	if len(reports) != 1 {
+		// One Statement has one id and one period; merging several would
+		// blur which account and day a line belongs to.
+		return Statement{}, fileErr(container, "the document holds %d, expected exactly one", len(reports))
+	}
+	ar := reports[0]
+
+	st := Statement{Format: format, Digest: digest}
+	st.ID = strings.TrimSpace(ar.ID)
+	if st.ID == "" {
+		return Statement{}, fileErr(container+"/Id", "is required")
+	}
+	if strings.ContainsFunc(st.ID, unicode.IsControl) || utf8.RuneCountInString(st.ID) > 140 {
+		return Statement{}, fileErr(container+"/Id", "must be at most 140 printable characters: got %s", quote(st.ID))
+	}
+
+	start, end := cfg.start, cfg.end
+	if !cfg.periodGiven && ar.FrToDt != nil {
+		if start, end, err = camtPeriodBounds(container, ar.FrToDt); err != nil {
+			return Statement{}, err
+		}
+	}
+	st.PeriodStart, st.PeriodEnd = utcOrZero(start), utcOrZero(end)
+
+	if len(ar.Entries) > cfg.maxLines {
+		return Statement{}, &Error{Line: cfg.maxLines + 1, Field: "Ntry", Reason: fmt.Sprintf("more than %d entries", cfg.maxLines), unit: "entry"}
+	}
+	st.Lines = []Line{}
+	seen := make(map[string]int) // ref -> entry ordinal
+	for i, e := range ar.Entries {
+		n := i + 1
+		line, keep, err := camtLine(n, e, cfg, start, end)
+		if err != nil {
+			return Statement{}, err
+		}
+		if !keep {
+			continue
+		}
+		if first, dup := seen[line.Ref]; dup {
+			return Statement{}, entryErr(n, "ref", "duplicate reference %s, also in entry %d", quote(line.Ref), first)
+		}
+		seen[line.Ref] = n
+		st.Lines = append(st.Lines, line)
+	}
+	return st, nil
+}
+
+func entryErr(n int, field, format string, args ...any) *Error {
+	return &Error{Line: n, Field: field, Reason: fmt.Sprintf(format, args...), unit: "entry"}
+}
+
+// camtLine reads one entry; keep is false for entries that are not booked,
+// which are skipped without further checks because nothing of them is used.
+func camtLine(n int, e camtEntry, cfg config, start, end time.Time) (l Line, keep bool, err *Error) {
+	if len(e.Sts) != 1 {
+		return l, false, entryErr(n, "Sts", "expected exactly one, got %d", len(e.Sts))
+	}
+	status := strings.TrimSpace(e.Sts[0].Cd)
+	if status == "" {
+		status = strings.TrimSpace(e.Sts[0].Text)
+	}
+	if status != "BOOK" {
+		return l, false, nil
+	}
+	l.Number = n
+
+	if len(e.Amt) != 1 {
+		return l, false, entryErr(n, "Amt", "expected exactly one, got %d", len(e.Amt))
+	}
+	l.Currency = strings.TrimSpace(e.Amt[0].Ccy)
+	exp, why := checkCurrency(l.Currency, cfg.exponents)
+	if why != "" {
+		return l, false, entryErr(n, "Amt/@Ccy", "%s", why)
+	}
+	amount := strings.TrimSpace(e.Amt[0].Value)
+	if amount == "" {
+		return l, false, entryErr(n, "Amt", "is required")
+	}
+	if l.Amount, why = parseAmount(amount, l.Currency, exp); why != "" {
+		return l, false, entryErr(n, "Amt", "%s", why)
+	}
+
+	if len(e.CdtDbtInd) != 1 {
+		return l, false, entryErr(n, "CdtDbtInd", "expected exactly one, got %d", len(e.CdtDbtInd))
+	}
+	switch ind := strings.TrimSpace(e.CdtDbtInd[0]); ind {
+	case "CRDT":
+		l.Credit = true
+	case "DBIT":
+	default:
+		return l, false, entryErr(n, "CdtDbtInd", "must be CRDT or DBIT: got %s", quote(ind))
+	}
+
+	if len(e.BookgDt) != 1 {
+		return l, false, entryErr(n, "BookgDt", "expected exactly one on a booked entry, got %d", len(e.BookgDt))
+	}
+	t, field, why := camtBookingTime(e.BookgDt[0])
+	if why != "" {
+		return l, false, entryErr(n, field, "%s", why)
+	}
+	if why := checkPeriod(t, start, end); why != "" {
+		return l, false, entryErr(n, field, "%s", why)
+	}
+	l.BookedAt = t.UTC()
+
+	// A batch entry's amount is the total of its transactions, so one
+	// transaction's reference would pair that total with the wrong
+	// payment; only the entry's own references describe it.
+	var txs []camtTx
+	for _, d := range e.NtryDtls {
+		txs = append(txs, d.TxDtls...)
+	}
+	type candidate struct{ field, value string }
+	var refs []candidate
+	if len(txs) == 1 {
+		refs = append(refs, candidate{"NtryDtls/TxDtls/Refs/AcctSvcrRef", txs[0].Refs.AcctSvcrRef})
+		if e2e := strings.TrimSpace(txs[0].Refs.EndToEndID); e2e != "NOTPROVIDED" {
+			refs = append(refs, candidate{"NtryDtls/TxDtls/Refs/EndToEndId", e2e})
+		}
+	}
+	refs = append(refs, candidate{"AcctSvcrRef", e.AcctSvcrRef}, candidate{"NtryRef", e.NtryRef})
+	refField := ""
+	for _, c := range refs {
+		if v := strings.TrimSpace(c.value); v != "" {
+			l.Ref, refField = v, c.field
+			break
+		}
+	}
+	if l.Ref == "" {
+		return l, false, entryErr(n, "ref", "no reference: TxDtls/Refs/AcctSvcrRef, TxDtls/Refs/EndToEndId, AcctSvcrRef and NtryRef are all empty")
+	}
+	if why := checkCode(l.Ref, maxRef); why != "" {
+		return l, false, entryErr(n, refField, "%s", why)
+	}
+
+	if len(txs) == 1 && len(txs[0].Ustrd) > 0 {
+		l.Description = cleanDescription(strings.Join(txs[0].Ustrd, " "))
+	}
+	if l.Description == "" {
+		l.Description = cleanDescription(e.AddtlNtryInf)
+	}
+	return l, true, nil
+}
+
+func camtBookingTime(d camtDate) (time.Time, string, string) {
+	dtTm, dt := strings.TrimSpace(d.DtTm), strings.TrimSpace(d.Dt)
+	switch {
+	case dtTm != "" && dt != "":
+		return time.Time{}, "BookgDt", "has both Dt and DtTm"
+	case dtTm != "":
+		t, ok := parseISODateTime(dtTm)
+		if !ok {
+			return t, "BookgDt/DtTm", fmt.Sprintf("must be an ISO date-time like \"2026-03-10T08:15:00+07:00\": got %s", quote(dtTm))
+		}
+		return t, "BookgDt/DtTm", ""
+	case dt != "":
+		// A bare date is a Vietnamese banking day, which starts at local
+		// midnight, not UTC midnight.
+		t, err := time.ParseInLocation(time.DateOnly, dt, vietnam)
+		if err != nil {
+			return t, "BookgDt/Dt", fmt.Sprintf("must be an ISO date like \"2026-03-10\": got %s", quote(dt))
+		}
+		return t, "BookgDt/Dt", ""
+	}
+	return time.Time{}, "BookgDt", "needs Dt or DtTm"
+}
+
+// parseISODateTime reads ISO 20022's ISODateTime: with Z or an offset, or
+// without one, which means local time (Vietnam for the banks we read).
+func parseISODateTime(s string) (time.Time, bool) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, true
+	}
+	t, err := time.ParseInLocation("2006-01-02T15:04:05", s, vietnam)
+	return t, err == nil
+}
+
+// camtPeriodBounds turns FrToDt into [start, end). ToDtTm is the last
+// instant covered (banks write 23:59:59), so the exclusive end is the next
+// whole second after it.
+func camtPeriodBounds(container string, p *camtPeriod) (time.Time, time.Time, error) {
+	field := container + "/FrToDt"
+	from, to := strings.TrimSpace(p.FrDtTm), strings.TrimSpace(p.ToDtTm)
+	start, ok := parseISODateTime(from)
+	if !ok {
+		return start, start, fileErr(field+"/FrDtTm", "must be an ISO date-time: got %s", quote(from))
+	}
+	last, ok := parseISODateTime(to)
+	if !ok {
+		return start, last, fileErr(field+"/ToDtTm", "must be an ISO date-time: got %s", quote(to))
+	}
+	end := last.Truncate(time.Second).Add(time.Second)
+	if !end.After(start) {
+		return start, end, fileErr(field, "ToDtTm %s is before FrDtTm %s", to, from)
+	}
+	return start, end, nil
+}
+
+// decodeCamt checks the envelope by hand (root, namespace, root child) and
+// lets encoding/xml fill the structs from there.
+func decodeCamt(data []byte) (Format, camtReport, error) {
+	var rep camtReport
+	raw := xml.NewDecoder(bytes.NewReader(data))
+	raw.Strict = true // unknown entities are errors
+	// Only UTF-8: the decoder calls this for any other declared encoding.
+	raw.CharsetReader = func(label string, _ io.Reader) (io.Reader, error) {
+		return nil, fmt.Errorf("only UTF-8 is accepted")
+	}
+	st := &strictTokens{raw: raw}
+	dec := xml.NewTokenDecoder(st)
+	fail := func(err error) (Format, camtReport, error) { return "", rep, xmlErr(err, raw) }
+
+	root, err := nextElement(dec)
+	if err != nil {
+		return fail(err)
+	}
+	if root == nil {
+		return "", rep, fileErr("Document", "no root element")
+	}
+	if root.Name.Local != "Document" {
+		return "", rep, fileErr("Document", "root element is %s, expected Document", quote(root.Name.Local))
+	}
+	m := camtNamespace.FindStringSubmatch(root.Name.Space)
+	if m == nil {
+		return "", rep, fileErr("Document", "namespace %s is not camt.053 or camt.054 version 02 to 13", quote(root.Name.Space))
+	}
+	format, want := FormatCamt053, "BkToCstmrStmt"
+	if m[1] == "054" {
+		format, want = FormatCamt054, "BkToCstmrDbtCdtNtfctn"
+	}
+
+	child, err := nextElement(dec)
+	if err != nil {
+		return fail(err)
+	}
+	if child == nil {
+		return "", rep, fileErr("Document", "is empty, expected %s", want)
+	}
+	if child.Name.Local != want || child.Name.Space != root.Name.Space {
+		// The namespace and the content must agree, or we would not know
+		// which of the two the sender meant.
+		return "", rep, fileErr("Document", "namespace is %s but the document holds %s, expected %s", format, quote(child.Name.Local), want)
+	}
+	if err := dec.DecodeElement(&rep, child); err != nil {
+		return fail(err)
+	}
+	// Only the end of Document may follow: a second report or trailing
+	// content would be data we silently ignored.
+	next, err := nextElement(dec)
+	if err != nil {
+		return fail(err)
+	}
+	if next != nil {
+		return "", rep, fileErr("Document", "unexpected %s after %s", quote(next.Name.Local), want)
+	}
+	if trailing, err := nextElement(dec); err != nil {
+		return fail(err)
+	} else if trailing != nil {
+		return "", rep, fileErr("Document", "unexpected %s after Document", quote(trailing.Name.Local))
+	}
+	return format, rep, nil
+}
+
+// nextElement returns the next start element at this level, or nil at the
+// end of the enclosing element or of the input. Text other than whitespace
+// is refused: no camt container holds any.
+func nextElement(dec *xml.Decoder) (*xml.StartElement, error) {
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			return &t, nil
+		case xml.EndElement:
+			return nil, nil
+		case xml.CharData:
+			if len(bytes.TrimSpace(t)) != 0 {
+				return nil, errors.New("unexpected text outside elements")
+			}
+		}
+	}
+}
+
+var errDirective = errors.New("DOCTYPE, ENTITY and other <!...> declarations are not allowed")
+
+// strictTokens feeds the namespace-aware decoder from the raw one, refusing
+// what encoding/xml would otherwise let through: <!DOCTYPE> and <!ENTITY>
+// declarations (encoding/xml never expands them, but a statement has no
+// business carrying them, and refusing them keeps us safe if the file is
+// ever handed to another XML parser) and absurd nesting.
+type strictTokens struct {
+	raw   *xml.Decoder
+	depth int
+}
+
+func (s *strictTokens) Token() (xml.Token, error) {
+	tok, err := s.raw.RawToken()
+	switch tok.(type) {
+	case xml.Directive:
+		return nil, errDirective
+	case xml.StartElement:
+		if s.depth++; s.depth > maxXMLDepth {
+			return nil, fmt.Errorf("elements nested deeper than %d", maxXMLDepth)
+		}
+	case xml.EndElement:
+		s.depth--
+	}
+	return tok, err
+}
+
+// xmlErr makes an XML failure a whole-document *Error, naming the line of
+// the file where the decoder stopped.
+func xmlErr(err error, raw *xml.Decoder) error {
+	line, _ := raw.InputPos()
+	msg := err.Error()
+	var se *xml.SyntaxError
+	if errors.As(err, &se) {
+		msg = se.Msg
+	}
+	msg = strings.TrimPrefix(msg, "xml: ")
+	return fileErr("xml", "%s (XML line %d)", msg, line)
+}
