@@ -20,11 +20,14 @@ build:
 	$(GO) build -o $(BIN)/ledgerd ./cmd/ledgerd
 	$(GO) build -o $(BIN)/devdb ./cmd/devdb
 
-# Serve on localhost:50051 (LEDGER_GRPC_ADDR to change) until Ctrl-C.
+# Load the demo data set (once) and serve on localhost:50051
+# (LEDGER_GRPC_ADDR to change) until Ctrl-C.
 run: build
 	@url="$${LEDGER_DATABASE_URL:-$$($(BIN)/devdb start)}" && \
 	  echo "database: $$url" && \
-	  LEDGER_DATABASE_URL="$$url" LEDGER_LOG_FORMAT="$${LEDGER_LOG_FORMAT:-text}" exec $(BIN)/ledgerd serve
+	  export LEDGER_DATABASE_URL="$$url" LEDGER_LOG_FORMAT="$${LEDGER_LOG_FORMAT:-text}" && \
+	  $(BIN)/ledgerd seed && \
+	  exec $(BIN)/ledgerd serve
 
 # The full suite against a real PostgreSQL (started by the test harness).
 test:

@@ -130,7 +130,7 @@ func TestConcurrentWritersKeepTheLedgerExact(t *testing.T) {
 				amount := 5000 + rng.Int64N(165001)
 				fee := amount * 7 / 1000
 				key := fmt.Sprintf("w%d-%d", w, i)
-				r := &pb.PostEntryRequest{IdempotencyKey: key, Market: mk, Kind: "payment", Currency: "VND"}
+				r := &pb.PostEntryRequest{IdempotencyKey: key, Market: mk, Kind: "sale", Currency: "VND"}
 				if i%withdrawEvery == 0 {
 					r.Kind = "payout"
 					r.Postings = []*pb.PostingInput{posting(payable, debit, strconv.FormatInt(amount, 10)), posting("clearing:"+mk, credit, strconv.FormatInt(amount, 10))}

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
+	"github.com/choledger/choledger/payment"
 )
 
 // codeOf is the one table from domain errors to gRPC codes.
@@ -30,6 +32,24 @@ var codeOf = []struct {
 	{ledger.ErrExceedsCredits, codes.FailedPrecondition},
 	{ledger.ErrExceedsDebits, codes.FailedPrecondition},
 	{ledger.ErrOverflow, codes.FailedPrecondition},
+	{ledger.ErrRefused, codes.FailedPrecondition},
+	{merchant.ErrMarketNotFound, codes.NotFound},
+	{merchant.ErrMerchantNotFound, codes.NotFound},
+	{merchant.ErrMarketExists, codes.AlreadyExists},
+	{merchant.ErrMerchantExists, codes.AlreadyExists},
+	{merchant.ErrStallTaken, codes.AlreadyExists},
+	{merchant.ErrMarketClosed, codes.FailedPrecondition},
+	{merchant.ErrBadTransition, codes.FailedPrecondition},
+	{merchant.ErrNoPayoutAccount, codes.FailedPrecondition},
+	{payment.ErrPaymentNotFound, codes.NotFound},
+	{payment.ErrRequestNotFound, codes.NotFound},
+	{payment.ErrMerchantInactive, codes.FailedPrecondition},
+	{payment.ErrChannelRefused, codes.FailedPrecondition},
+	{payment.ErrWrongState, codes.FailedPrecondition},
+	{payment.ErrAmountMismatch, codes.FailedPrecondition},
+	{payment.ErrRequestExpired, codes.FailedPrecondition},
+	{payment.ErrRefundTooLarge, codes.FailedPrecondition},
+	{payment.ErrInsufficientFund, codes.FailedPrecondition},
 	{ledger.ErrUnavailable, codes.Unavailable},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},

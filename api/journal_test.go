@@ -21,7 +21,7 @@ func (e *env) postTransfers(t *testing.T, market string, n int) []*pb.Entry {
 	var out []*pb.Entry
 	for i := range n {
 		resp, err := e.client.PostEntry(context.Background(), &pb.PostEntryRequest{
-			IdempotencyKey: fmt.Sprintf("%s-%d", market, i), Market: market, Kind: "payment", Currency: "VND",
+			IdempotencyKey: fmt.Sprintf("%s-%d", market, i), Market: market, Kind: "sale", Currency: "VND",
 			Postings: []*pb.PostingInput{
 				posting("cash:"+market, debit, fmt.Sprint(10000+i)),
 				posting("payable:"+market, credit, fmt.Sprint(10000+i)),
@@ -200,7 +200,7 @@ func TestListAndStreamEntries(t *testing.T) {
 		}
 	}
 	resp, err := e.client.PostEntry(ctx, &pb.PostEntryRequest{
-		IdempotencyKey: "late", Market: "M1", Kind: "payment", Currency: "VND",
+		IdempotencyKey: "late", Market: "M1", Kind: "sale", Currency: "VND",
 		Postings: []*pb.PostingInput{posting("cash:M1", debit, "5000"), posting("payable:M1", credit, "5000")},
 	})
 	if err != nil {

@@ -3,10 +3,12 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/payment"
 )
 
 // LedgerServer serves LedgerService.
@@ -73,6 +75,9 @@ func (s *LedgerServer) GetBalance(ctx context.Context, req *pb.GetBalanceRequest
 }
 
 func (s *LedgerServer) PostEntry(ctx context.Context, req *pb.PostEntryRequest) (*pb.PostEntryResponse, error) {
+	if payment.Reserved(req.GetKind()) {
+		return nil, fieldError("kind", fmt.Errorf("%q is reserved for the payment flows; use PaymentService, or another kind for an adjustment", req.GetKind()))
+	}
 	postings, err := postingsFromProto(req.GetPostings())
 	if err != nil {
 		return nil, err
@@ -110,6 +115,9 @@ func (s *LedgerServer) PostEntry(ctx context.Context, req *pb.PostEntryRequest) 
 }
 
 func (s *LedgerServer) PostPendingEntry(ctx context.Context, req *pb.PostPendingEntryRequest) (*pb.PostPendingEntryResponse, error) {
+	if payment.Reserved(req.GetKind()) {
+		return nil, fieldError("kind", fmt.Errorf("%q is reserved for the payment flows; use PaymentService", req.GetKind()))
+	}
 	postings, err := postingsFromProto(req.GetPostings())
 	if err != nil {
 		return nil, err
@@ -134,6 +142,9 @@ func (s *LedgerServer) PostPendingEntry(ctx context.Context, req *pb.PostPending
 }
 
 func (s *LedgerServer) VoidPendingEntry(ctx context.Context, req *pb.VoidPendingEntryRequest) (*pb.VoidPendingEntryResponse, error) {
+	if payment.Reserved(req.GetKind()) {
+		return nil, fieldError("kind", fmt.Errorf("%q is reserved for the payment flows and the ledger's expiry; use PaymentService", req.GetKind()))
+	}
 	occurred, err := optionalTime("occur_time", req.GetOccurTime())
 	if err != nil {
 		return nil, err

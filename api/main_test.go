@@ -5,7 +5,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -14,25 +16,51 @@ import (
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/internal/pg/pgtest"
 	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
+	"github.com/choledger/choledger/payment"
 )
 
 // env is a real ledgerd stack for one test: its own database, the ledger,
 // a gRPC server on a loopback port and a client connected to it.
 type env struct {
-	db     *pgtest.DB
-	ledger *ledger.Ledger
-	conn   *grpc.ClientConn
-	client pb.LedgerServiceClient
+	db        *pgtest.DB
+	ledger    *ledger.Ledger
+	conn      *grpc.ClientConn
+	client    pb.LedgerServiceClient
+	merchants pb.MerchantServiceClient
+	payments  pb.PaymentServiceClient
+
+	mu    sync.Mutex
+	clock time.Time
+}
+
+// now is the env's clock: real time plus whatever advance added, so tests
+// can expire pending payments without waiting.
+func (e *env) now() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return time.Now().Add(e.clock.Sub(time.Time{}))
+}
+
+func (e *env) advance(d time.Duration) {
+	e.mu.Lock()
+	e.clock = e.clock.Add(d)
+	e.mu.Unlock()
 }
 
 func newEnv(t *testing.T, opts ledger.Options) *env {
 	t.Helper()
-	db := pgtest.New(t)
+	e := &env{db: pgtest.New(t)}
+	db := e.db
 	if opts.ExpiryInterval == 0 {
 		opts.ExpiryInterval = -1
 	}
+	opts.Now = e.now
+	opts.Projectors = append(opts.Projectors, payment.Projector{})
 	l := ledger.New(db.Pool, opts)
-	srv := api.NewServer(api.Services{Ledger: l})
+	merchants := merchant.NewStore(db.Pool, l)
+	payments := payment.NewService(db.Pool, l, merchants, payment.Options{Now: e.now})
+	srv := api.NewServer(api.Services{Ledger: l, Merchants: merchants, Payments: payments})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +75,11 @@ func newEnv(t *testing.T, opts ledger.Options) *env {
 		srv.GRPC.Stop()
 		l.Close()
 	})
-	return &env{db: db, ledger: l, conn: conn, client: pb.NewLedgerServiceClient(conn)}
+	e.ledger, e.conn = l, conn
+	e.client = pb.NewLedgerServiceClient(conn)
+	e.merchants = pb.NewMerchantServiceClient(conn)
+	e.payments = pb.NewPaymentServiceClient(conn)
+	return e
 }
 
 func (e *env) account(t *testing.T, code string, typ pb.AccountType, currency, market string, noOverdraft bool) {

@@ -15,11 +15,17 @@ import (
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
+	"github.com/choledger/choledger/payment"
 )
 
 // Services are the domain objects the server exposes.
 type Services struct {
 	Ledger *ledger.Ledger
+	// Merchants serves MerchantService when set.
+	Merchants *merchant.Store
+	// Payments serves PaymentService when set.
+	Payments *payment.Service
 }
 
 // Server is the gRPC server with its health service, so that shutdown can
@@ -38,10 +44,22 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 	)
 	s := grpc.NewServer(opts...)
 	pb.RegisterLedgerServiceServer(s, &LedgerServer{Ledger: svc.Ledger})
+	if svc.Merchants != nil {
+		pb.RegisterMerchantServiceServer(s, &MerchantServer{Merchants: svc.Merchants})
+	}
+	if svc.Payments != nil {
+		pb.RegisterPaymentServiceServer(s, &PaymentServer{Payments: svc.Payments})
+	}
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(s, h)
 	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	h.SetServingStatus(pb.LedgerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	if svc.Merchants != nil {
+		h.SetServingStatus(pb.MerchantService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	}
+	if svc.Payments != nil {
+		h.SetServingStatus(pb.PaymentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	}
 	reflection.Register(s)
 	return &Server{GRPC: s, Health: h}
 }

@@ -133,8 +133,8 @@ func classifyCommitError(err error) error {
 	switch pg.Code(err) {
 	case pg.CodeNumericOverflow:
 		return errorf(ErrOverflow, "", "an account total would leave the representable range")
-	case pg.CodeCheckViolation:
-		return errorf(ErrInvalid, "", "the database refused the entry: %v", err)
+	case pg.CodeCheckViolation, pg.CodeUniqueViolation:
+		return errorf(ErrRefused, "", "refused by the database (%s): %v", pg.Constraint(err), err)
 	}
 	return &Error{Kind: ErrUnavailable, Msg: fmt.Sprintf("the write was not recorded (%v); retry with the same idempotency key", err)}
 }
@@ -471,7 +471,7 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 	for _, m := range markets {
 		w.addHead(m, headSeq[m], heads[m])
 	}
-	if err := w.flush(ctx, tx, closedSeqs); err != nil {
+	if err := w.flush(ctx, tx, closedSeqs, fresh, l.opts.Projectors); err != nil {
 		return nil, false, err
 	}
 	for j, e := range fresh {
@@ -815,7 +815,7 @@ UPDATE ledger_chain_heads h
  WHERE h.market = t.market`
 )
 
-func (w *roundWriter) flush(ctx context.Context, tx pgx.Tx, closedSeqs []int64) error {
+func (w *roundWriter) flush(ctx context.Context, tx pgx.Tx, closedSeqs []int64, fresh []*Entry, projectors []Projector) error {
 	b := &pgx.Batch{}
 	b.Queue(insertEntries, w.eSeq, w.eID, w.eMarket, w.eKind, w.ePhase, w.eCurrency, w.ePendingSeq, w.eKey, w.eReqHash,
 		w.eRef, w.eOccurred, w.eRecorded, w.eExpires, w.eMeta, w.eHash)
@@ -832,6 +832,9 @@ func (w *roundWriter) flush(ctx context.Context, tx pgx.Tx, closedSeqs []int64) 
 		b.Queue(updateAccounts, w.aID, w.aDebitsPending, w.aCreditsPending, w.aDebitsPosted, w.aCreditsPosted)
 	}
 	b.Queue(updateHeads, w.hMarket, w.hSeq, w.hHash)
+	for _, p := range projectors {
+		p.Project(fresh, b)
+	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}

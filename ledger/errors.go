@@ -37,6 +37,9 @@ var (
 	ErrExceedsDebits  = errors.New("credits would exceed debits")
 	// ErrOverflow: an account total would leave the int64 range.
 	ErrOverflow = errors.New("account total would overflow")
+	// ErrRefused: a database constraint refused the write, e.g. one that a
+	// projector's table enforces; the message names the constraint.
+	ErrRefused = errors.New("refused by a ledger constraint")
 	// ErrUnavailable: the ledger is shutting down or the database failed;
 	// the write may be retried with the same key.
 	ErrUnavailable = errors.New("ledger unavailable")

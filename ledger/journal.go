@@ -267,3 +267,17 @@ func (l *Ledger) EntriesAfter(ctx context.Context, after int64, market string, l
 	}
 	return loadEntries(ctx, l.pool, `e.seq > $1 ORDER BY e.seq LIMIT $2`, after, limit)
 }
+
+// EntriesByKeys returns the entries recorded under the given idempotency
+// keys, by key.
+func (l *Ledger) EntriesByKeys(ctx context.Context, keys []string) (map[string]Entry, error) {
+	entries, err := loadEntries(ctx, l.pool, `e.idempotency_key = ANY($1) ORDER BY e.seq`, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Entry, len(entries))
+	for _, e := range entries {
+		out[e.IdempotencyKey] = e
+	}
+	return out, nil
+}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -22,6 +23,8 @@ type Options struct {
 	// ExpiryInterval is how often pending entries past their timeout are
 	// voided. Negative turns the sweeper off (tests that drive it by hand).
 	ExpiryInterval time.Duration
+	// Projectors keep derived tables in step with the journal.
+	Projectors []Projector
 	// Now is the clock; tests set it.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -46,6 +49,16 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+}
+
+// Projector keeps tables derived from the journal (payments, rollups) in
+// step with it: for every transaction that writes entries, Project is given
+// the new entries, in sequence order, and queues its own statements on the
+// same batch, so the derived rows commit with the entries or not at all. A
+// statement that fails fails the writes of its transaction, which are then
+// retried one by one so that only the write at fault fails.
+type Projector interface {
+	Project(entries []*Entry, b *pgx.Batch)
 }
 
 // Ledger is the double-entry engine on one PostgreSQL database.

@@ -21,6 +21,7 @@ type config struct {
 	MaxBatch        int
 	Committers      int
 	ShutdownTimeout time.Duration
+	PaymentTimeout  time.Duration
 }
 
 func loadConfig(args []string) (config, error) {
@@ -33,6 +34,7 @@ func loadConfig(args []string) (config, error) {
 		MaxBatch:        envInt("LEDGER_MAX_BATCH", 512),
 		Committers:      envInt("LEDGER_COMMITTERS", 2),
 		ShutdownTimeout: envDuration("LEDGER_SHUTDOWN_TIMEOUT", 30*time.Second),
+		PaymentTimeout:  envDuration("LEDGER_PAYMENT_TIMEOUT", 24*time.Hour),
 	}
 	if f := os.Getenv("LEDGER_DATABASE_URL_FILE"); f != "" && c.DatabaseURL == "" {
 		b, err := os.ReadFile(f)
@@ -49,6 +51,7 @@ func loadConfig(args []string) (config, error) {
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most writes per committed transaction (LEDGER_MAX_BATCH)")
 	fs.IntVar(&c.Committers, "committers", c.Committers, "batches in flight at once (LEDGER_COMMITTERS)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may take to finish on shutdown (LEDGER_SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", c.PaymentTimeout, "how long a stall-recorded payment waits for the bank before it expires (LEDGER_PAYMENT_TIMEOUT)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -3,6 +3,7 @@
 //
 //	ledgerd [serve] [flags]   migrate, then serve until SIGINT or SIGTERM
 //	ledgerd migrate           apply pending migrations and exit
+//	ledgerd seed              migrate, load the demo data set once, and exit
 package main
 
 import (
@@ -13,12 +14,18 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/choledger/choledger/api"
 	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
+	"github.com/choledger/choledger/payment"
+	"github.com/choledger/choledger/seeds"
 )
 
 func main() {
@@ -30,7 +37,7 @@ func main() {
 
 func run(args []string) error {
 	cmd := "serve"
-	if len(args) > 0 && (args[0] == "serve" || args[0] == "migrate") {
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "migrate" || args[0] == "seed") {
 		cmd, args = args[0], args[1:]
 	}
 	cfg, err := loadConfig(args)
@@ -46,8 +53,11 @@ func run(args []string) error {
 		return err
 	}
 	slog.Info("database migrated", "applied", applied)
-	if cmd == "migrate" {
+	switch cmd {
+	case "migrate":
 		return nil
+	case "seed":
+		return seed(ctx, cfg)
 	}
 	return serve(ctx, cfg)
 }
@@ -66,26 +76,23 @@ func setupLogging(cfg config) {
 }
 
 func serve(ctx context.Context, cfg config) error {
-	pool, err := pg.Connect(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns))
+	app, err := open(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	l := ledger.New(pool, ledger.Options{MaxBatch: cfg.MaxBatch, Committers: cfg.Committers})
+	defer app.close()
 
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
-		l.Close()
 		return fmt.Errorf("listen on %s: %w", cfg.GRPCAddr, err)
 	}
-	srv := api.NewServer(api.Services{Ledger: l})
+	srv := api.NewServer(api.Services{Ledger: app.ledger, Merchants: app.merchants, Payments: app.payments})
 	served := make(chan error, 1)
 	go func() { served <- srv.GRPC.Serve(lis) }()
 	slog.Info("serving gRPC", "addr", lis.Addr().String())
 
 	select {
 	case err := <-served:
-		l.Close()
 		return fmt.Errorf("gRPC server stopped: %w", err)
 	case <-ctx.Done():
 	}
@@ -106,10 +113,65 @@ func serve(ctx context.Context, cfg config) error {
 		slog.Warn("in-flight calls did not finish in time; cancelling them")
 		srv.GRPC.Stop()
 	}
-	l.Close()
+	app.close()
 	slog.Info("stopped")
 	if err := <-served; err != nil && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
+	return nil
+}
+
+// app is the service stack: the pool, the ledger with its projectors, and
+// the domain services on top.
+type app struct {
+	pool      *pgxpool.Pool
+	ledger    *ledger.Ledger
+	merchants *merchant.Store
+	payments  *payment.Service
+	closeOnce sync.Once
+}
+
+func open(ctx context.Context, cfg config) (*app, error) {
+	pool, err := pg.Connect(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns))
+	if err != nil {
+		return nil, err
+	}
+	l := ledger.New(pool, ledger.Options{
+		MaxBatch: cfg.MaxBatch, Committers: cfg.Committers,
+		Projectors: []ledger.Projector{payment.Projector{}},
+	})
+	merchants := merchant.NewStore(pool, l)
+	return &app{
+		pool:      pool,
+		ledger:    l,
+		merchants: merchants,
+		payments:  payment.NewService(pool, l, merchants, payment.Options{PendingTimeout: cfg.PaymentTimeout}),
+	}, nil
+}
+
+// close finishes the ledger's in-flight batches, then closes the pool.
+func (a *app) close() {
+	a.closeOnce.Do(func() {
+		a.ledger.Close()
+		a.pool.Close()
+	})
+}
+
+func seed(ctx context.Context, cfg config) error {
+	app, err := open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer app.close()
+	loader := &seeds.Loader{Pool: app.pool, Merchants: app.merchants, Payments: app.payments, Log: slog.Default()}
+	st, err := loader.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load demo data: %w", err)
+	}
+	if st.AlreadyLoaded {
+		slog.Info("demo data already loaded", "seed", seeds.Name)
+		return nil
+	}
+	slog.Info("demo data loaded", "seed", seeds.Name, "markets", st.Markets, "merchants", st.Merchants, "payments", st.Payments, "duration", st.Duration.Round(time.Millisecond))
 	return nil
 }

@@ -1,0 +1,227 @@
+package api_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/choledger/choledger/gen/choledger/v1"
+	"github.com/choledger/choledger/merchant/vietqr"
+)
+
+const testMarket = "TN-TEST"
+
+// setUpMarket opens a market with two merchants: A takes VietQR at 50 bp and
+// MoMo at 150 bp with a 500 đồng minimum fee; B takes VietQR free.
+func (e *env) setUpMarket(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{
+		Code: testMarket, Name: "Chợ Thử", Province: "Thái Nguyên", Ward: "Phường Thử",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []*pb.Merchant{
+		{
+			Code: "TN-TEST-0001", Market: testMarket, Stalls: []string{"A-001"}, DisplayName: "Hàng rau cô Lan",
+			OwnerName: "Nguyễn Thị Lan", Phone: "0912345678",
+			PayoutAccount: &pb.PayoutAccount{BankBin: "970436", AccountNumber: "0011001234567", HolderName: "NGUYEN THI LAN"},
+			Channels:      []pb.Channel{pb.Channel_CHANNEL_VIETQR, pb.Channel_CHANNEL_MOMO},
+			FeePlan: &pb.FeePlan{MinFee: "500", Fees: []*pb.ChannelFee{
+				{Channel: pb.Channel_CHANNEL_VIETQR, BasisPoints: 50}, {Channel: pb.Channel_CHANNEL_MOMO, BasisPoints: 150},
+			}},
+		},
+		{
+			Code: "TN-TEST-0002", Market: testMarket, Stalls: []string{"B-001"}, DisplayName: "Hàng thịt chú Ba",
+			OwnerName: "Trần Văn Ba", Phone: "0987654321",
+			PayoutAccount: &pb.PayoutAccount{BankBin: "970415", AccountNumber: "101875432", HolderName: "TRAN VAN BA"},
+			Channels:      []pb.Channel{pb.Channel_CHANNEL_VIETQR},
+			FeePlan:       &pb.FeePlan{MinFee: "0"},
+		},
+	} {
+		if _, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: m}); err != nil {
+			t.Fatalf("create merchant %s: %v", m.Code, err)
+		}
+	}
+}
+
+func (e *env) record(t *testing.T, r *pb.RecordPaymentRequest) *pb.RecordPaymentResponse {
+	t.Helper()
+	resp, err := e.payments.RecordPayment(context.Background(), r)
+	if err != nil {
+		t.Fatalf("record %s: %v", r.IdempotencyKey, err)
+	}
+	return resp
+}
+
+func wantPayment(t *testing.T, p *pb.Payment, status pb.PaymentStatus, confirmed, fee, refunded, feeRefunded string) {
+	t.Helper()
+	if p.Status != status || p.ConfirmedAmount != confirmed || p.Fee != fee || p.RefundedAmount != refunded || p.FeeRefunded != feeRefunded {
+		t.Fatalf("payment %s: status %v confirmed %s fee %s refunded %s fee refunded %s; want %v %s %s %s %s",
+			p.Id, p.Status, p.ConfirmedAmount, p.Fee, p.RefundedAmount, p.FeeRefunded, status, confirmed, fee, refunded, feeRefunded)
+	}
+}
+
+// A market day through the API: a payment request with its dynamic QR, paid
+// and recorded by the stall, confirmed by the bank; a payment only the bank
+// saw, reported twice; a rejection; an expiry; a partial confirmation; and
+// partial and full refunds. Afterwards the ledger's invariants hold and each
+// merchant's payable is its payments less fees and refunds.
+func TestMarketDay(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a, b = "TN-TEST-0001", "TN-TEST-0002"
+
+	// 1. The stall shows a dynamic QR for 150,000 đồng.
+	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qr, err := vietqr.Parse(pr.PaymentRequest.QrPayload)
+	if err != nil {
+		t.Fatalf("dynamic QR %q: %v", pr.PaymentRequest.QrPayload, err)
+	}
+	if qr.Initiation != vietqr.Dynamic || qr.Amount != "150000" || qr.BillNumber != pr.PaymentRequest.BillNumber || qr.BankBIN != "970436" || qr.Account != "0011001234567" {
+		t.Fatalf("dynamic QR carries %+v", qr)
+	}
+	again, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
+	if err != nil || !again.Replayed || again.PaymentRequest.Id != pr.PaymentRequest.Id {
+		t.Fatalf("payment request replay: %v, %v", again, err)
+	}
+
+	// 2. The stall records it: pending. 3. The bank's notification, carrying
+	// the bill number, confirms that payment rather than adding one.
+	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: pr.PaymentRequest.Id}).Payment
+	wantPayment(t, stall, pb.PaymentStatus_PAYMENT_STATUS_PENDING, "0", "750", "0", "0")
+	bank := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "bank-ft1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT26330000001", BillNumber: pr.PaymentRequest.BillNumber})
+	if bank.Payment.Id != stall.Id {
+		t.Fatalf("bank notification recorded payment %s instead of confirming %s", bank.Payment.Id, stall.Id)
+	}
+	wantPayment(t, bank.Payment, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "150000", "750", "0", "0")
+
+	// 4. A payment only the bank saw is posted at once. 5. The same
+	// notification again, under another key, records nothing new.
+	direct := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "bank-ft2", Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "80000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "MOMO26112000001"}).Payment
+	wantPayment(t, direct, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "80000", "1200", "0", "0")
+	dup := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "bank-ft2-retry", Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "80000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "MOMO26112000001"})
+	if !dup.Replayed || dup.Payment.Id != direct.Id {
+		t.Fatalf("duplicate notification: replayed %v, payment %s; want a replay of %s", dup.Replayed, dup.Payment.Id, direct.Id)
+	}
+
+	// 6. Rejected by the bank.
+	rejected := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p3", Merchant: b, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "50000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	rej, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "rej-3", PaymentId: rejected.Id, Reason: "insufficient funds"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPayment(t, rej.Payment, pb.PaymentStatus_PAYMENT_STATUS_REJECTED, "0", "0", "0", "0")
+
+	// 7. Never confirmed: it expires, and can then not be confirmed.
+	expiring := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p4", Merchant: b, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "30000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+
+	// 8. Confirmed for less than recorded.
+	partial := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p5", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "100000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	conf, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "conf-5", PaymentId: partial.Id, Amount: "60000", ProviderRef: "FT26330000005"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPayment(t, conf.Payment, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "60000", "300", "0", "0")
+	confAgain, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "conf-5", PaymentId: partial.Id, Amount: "60000", ProviderRef: "FT26330000005"})
+	if err != nil || !confAgain.Replayed {
+		t.Fatalf("confirm replay: %v, %v", confAgain, err)
+	}
+
+	e.advance(25 * time.Hour)
+	if n, err := e.ledger.ExpireDue(ctx); err != nil || n != 1 {
+		t.Fatalf("expire: %d, %v; want 1", n, err)
+	}
+	got, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: expiring.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPayment(t, got.Payment, pb.PaymentStatus_PAYMENT_STATUS_EXPIRED, "0", "0", "0", "0")
+	_, err = e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "late", PaymentId: expiring.Id})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("confirming an expired payment: %v", err)
+	}
+
+	// 9. Refunds: partial then the rest; the fee comes back in proportion,
+	// and exactly in full with the last đồng.
+	r1, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "ref-1", PaymentId: stall.Id, Amount: "50000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r1.FeeReturned != "250" {
+		t.Fatalf("first refund returned fee %s, want 250", r1.FeeReturned)
+	}
+	wantPayment(t, r1.Payment, pb.PaymentStatus_PAYMENT_STATUS_PARTIALLY_REFUNDED, "150000", "750", "50000", "250")
+	_, err = e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "ref-too-much", PaymentId: stall.Id, Amount: "100001"})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("refund beyond what remains: %v", err)
+	}
+	r2, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "ref-2", PaymentId: stall.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPayment(t, r2.Payment, pb.PaymentStatus_PAYMENT_STATUS_REFUNDED, "150000", "750", "150000", "750")
+	r2again, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "ref-2", PaymentId: stall.Id})
+	if err != nil || !r2again.Replayed || r2again.EntryId != r2.EntryId {
+		t.Fatalf("refund replay: %v, %v", r2again, err)
+	}
+	_, err = e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "ref-3", PaymentId: stall.Id, Amount: "1"})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("refund of a fully refunded payment: %v", err)
+	}
+	r3, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "ref-4", PaymentId: direct.Id, Amount: "20000"})
+	if err != nil || r3.FeeReturned != "300" {
+		t.Fatalf("partial refund of the bank payment: %v, %v", r3, err)
+	}
+
+	// 10. The books: invariants, and payable = payments - fees - refunds +
+	// fees returned, for each merchant.
+	e.checkInvariants(t)
+	for _, m := range []string{a, b} {
+		var want int64
+		list, err := e.payments.ListPayments(ctx, &pb.ListPaymentsRequest{Merchant: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list.Payments {
+			want += num(p.ConfirmedAmount) - num(p.Fee)*boolInt(p.ConfirmedAmount != "0") - num(p.RefundedAmount) + num(p.FeeRefunded)
+		}
+		bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + m + ":payable"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bal.Balance.Posted != strconv.FormatInt(want, 10) || bal.Balance.CreditsPending != "0" {
+			t.Errorf("merchant %s payable %v; payments less fees and refunds come to %d", m, bal.Balance, want)
+		}
+	}
+	// Merchant A: 150,000 - 750 (refunded in full) + 60,000 - 300 + 80,000 - 1,200 - 20,000 + 300 = 118,800.
+	bal, _ := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + a + ":payable"})
+	if bal.Balance.Posted != "118800" {
+		t.Errorf("merchant A payable %s, want 118800", bal.Balance.Posted)
+	}
+}
+
+func num(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,132 @@
+package merchant
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/choledger/choledger/merchant/vietqr"
+)
+
+// StaticQR returns the merchant's static VietQR payload: the one printed and
+// stuck on the stall, into which the buyer types the amount. It pays
+// straight into the payout account, so a merchant without one has none
+// (ErrNoPayoutAccount), and a closed merchant gets none (ErrBadTransition)
+// so that no new QR can send money to a business that no longer trades. A
+// pending or suspended merchant does get one: the stall prints it before
+// opening, and keeps the one it has while suspended.
+func (s *Store) StaticQR(ctx context.Context, code string) (string, error) {
+	m, err := s.GetMerchant(ctx, code)
+	if err != nil {
+		return "", err
+	}
+	if m.Status == StatusClosed {
+		return "", errorf(ErrBadTransition, "code", "merchant %s is closed", m.Code)
+	}
+	if m.Payout == nil {
+		return "", errorf(ErrNoPayoutAccount, "code", "merchant %s has no payout account for its QR to pay into", m.Code)
+	}
+	payload, err := vietqr.Encode(qrPayload(m))
+	if err != nil {
+		// The payout account was validated when stored; this is a bug.
+		return "", fmt.Errorf("static QR of merchant %s: %w", m.Code, err)
+	}
+	return payload, nil
+}
+
+// DynamicQR returns the VietQR payload of one payment request to m: its
+// amount in whole đồng and its bill number (tag 62/01), by which the bank's
+// notification is matched back to the request, and an optional purpose
+// (tag 62/08) shown to the payer. It reads nothing: whether m may take the
+// payment is the caller's to decide.
+func DynamicQR(m Merchant, amount int64, billNumber, purpose string) (string, error) {
+	if m.Payout == nil {
+		return "", errorf(ErrNoPayoutAccount, "merchant", "merchant %s has no payout account for its QR to pay into", m.Code)
+	}
+	if amount <= 0 {
+		return "", invalid("amount", "must be positive, got %d", amount)
+	}
+	p := qrPayload(m)
+	p.Initiation = vietqr.Dynamic
+	p.Amount = strconv.FormatInt(amount, 10)
+	p.BillNumber = billNumber
+	p.Purpose = purpose
+	payload, err := vietqr.Encode(p)
+	if err != nil {
+		// The merchant's part was validated when stored, so what is wrong
+		// is the request's: vietqr's message names the tag.
+		return "", invalid("", "%v", err)
+	}
+	return payload, nil
+}
+
+// qrPayload is the static payload of m, which has a payout account.
+func qrPayload(m Merchant) vietqr.Payload {
+	return vietqr.Payload{
+		Initiation:   vietqr.Static,
+		BankBIN:      m.Payout.BankBIN,
+		Account:      m.Payout.AccountNumber,
+		Service:      vietqr.ServiceAccount,
+		Currency:     vietqr.CurrencyVND,
+		Country:      vietqr.CountryVN,
+		MerchantName: qrName(m.DisplayName),
+	}
+}
+
+// MaxQRName is the length of tag 59 (merchant name) of an EMVCo payload.
+const MaxQRName = 25
+
+// qrName is the merchant name printed in a QR: without diacritics and in
+// capitals, as Vietnamese banks show names (and as every banking app can
+// render), cut to MaxQRName characters. Characters with no plain Latin form
+// are left out; an empty result leaves the tag out.
+func qrName(name string) string {
+	var b strings.Builder
+	space := false
+	for _, r := range name {
+		if unicode.Is(unicode.Mn, r) { // a combining mark of decomposed text
+			continue
+		}
+		if base, ok := vietnameseBase[unicode.ToLower(r)]; ok {
+			r = base
+		}
+		switch {
+		case unicode.IsSpace(r):
+			space = b.Len() > 0
+			continue
+		case r < 0x21 || r > 0x7e:
+			continue
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(unicode.ToUpper(r))
+	}
+	out := b.String()
+	if len(out) > MaxQRName { // ASCII only by now: bytes are characters
+		out = strings.TrimRight(out[:MaxQRName], " ")
+	}
+	return out
+}
+
+// vietnameseBase maps each lower-case Vietnamese letter with a diacritic to
+// its base letter.
+var vietnameseBase = func() map[rune]rune {
+	m := map[rune]rune{'đ': 'd'}
+	for base, letters := range map[rune]string{
+		'a': "àáảãạăằắẳẵặâầấẩẫậ",
+		'e': "èéẻẽẹêềếểễệ",
+		'i': "ìíỉĩị",
+		'o': "òóỏõọôồốổỗộơờớởỡợ",
+		'u': "ùúủũụưừứửữự",
+		'y': "ỳýỷỹỵ",
+	} {
+		for _, r := range letters {
+			m[r] = base
+		}
+	}
+	return m
+}()

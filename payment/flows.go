@@ -1,0 +1,244 @@
+package payment
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
+)
+
+// ConfirmRequest posts a pending payment, in full or, with Amount, for less.
+type ConfirmRequest struct {
+	Key         string
+	PaymentID   string
+	Amount      decimal.Decimal // zero confirms the recorded amount
+	ProviderRef string
+}
+
+// Confirm posts a pending payment.
+func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Payment, bool, error) {
+	if err := checkClientKey(r.Key); err != nil {
+		return Payment{}, false, err
+	}
+	if err := checkRef("provider_ref", r.ProviderRef); err != nil {
+		return Payment{}, false, err
+	}
+	p, err := s.Get(ctx, r.PaymentID)
+	if err != nil {
+		return Payment{}, false, renameField(err, "id", "payment_id")
+	}
+	ledgerKey := keyConfirm + r.Key
+	if replay, ok, err := s.replay(ctx, ledgerKey, p.ID); ok || err != nil {
+		return replay, ok, err
+	}
+	if p.Status != StatusPending {
+		return Payment{}, false, fail(ErrWrongState, "payment_id", "payment %s is %s, only a pending payment can be confirmed", p.ID, p.Status)
+	}
+	amount := p.Amount
+	if !r.Amount.IsZero() {
+		if amount, err = wholeDong("amount", r.Amount, 1, p.Amount); err != nil {
+			return Payment{}, false, err
+		}
+	}
+	if r.ProviderRef != "" && p.ProviderRef != "" && r.ProviderRef != p.ProviderRef {
+		return Payment{}, false, fail(ErrAmountMismatch, "provider_ref", "payment %s carries reference %s, got %s", p.ID, p.ProviderRef, r.ProviderRef)
+	}
+	fee := partialFee(p.Fee, p.Amount, amount)
+	md := map[string]string{
+		"payment_id": p.ID,
+		"merchant":   p.Merchant,
+		"channel":    string(p.Channel),
+		"amount":     strconv.FormatInt(amount, 10),
+		"fee":        strconv.FormatInt(fee, 10),
+	}
+	req := ledger.CloseRequest{IdempotencyKey: ledgerKey, PendingID: p.PendingEntryID, Kind: KindConfirm, Metadata: md}
+	if r.ProviderRef != "" && p.ProviderRef == "" {
+		md["provider_ref"] = r.ProviderRef
+		req.ExternalRef = externalRef(p.Channel, r.ProviderRef)
+	}
+	if amount < p.Amount {
+		m, err := s.merchants.GetMerchant(ctx, p.Merchant)
+		if err != nil {
+			return Payment{}, false, err
+		}
+		req.Postings = paymentPostings(m, p.Channel, amount, fee)
+	}
+	res, err := s.ledger.ClosePending(ctx, req)
+	if err != nil {
+		if errors.Is(err, ledger.ErrPendingExpired) || errors.Is(err, ledger.ErrPendingClosed) {
+			return Payment{}, false, fail(ErrWrongState, "payment_id", "payment %s can no longer be confirmed: %v", p.ID, err)
+		}
+		return Payment{}, false, err
+	}
+	p, err = s.Get(ctx, p.ID)
+	return p, res.Replayed, err
+}
+
+// RejectRequest voids a pending payment.
+type RejectRequest struct {
+	Key       string
+	PaymentID string
+	Reason    string
+}
+
+// Reject voids a pending payment: the bank says it failed.
+func (s *Service) Reject(ctx context.Context, r RejectRequest) (Payment, bool, error) {
+	if err := checkClientKey(r.Key); err != nil {
+		return Payment{}, false, err
+	}
+	if len(r.Reason) > 200 {
+		return Payment{}, false, invalid("reason", "at most 200 bytes, got %d", len(r.Reason))
+	}
+	p, err := s.Get(ctx, r.PaymentID)
+	if err != nil {
+		return Payment{}, false, renameField(err, "id", "payment_id")
+	}
+	ledgerKey := keyReject + r.Key
+	if replay, ok, err := s.replay(ctx, ledgerKey, p.ID); ok || err != nil {
+		return replay, ok, err
+	}
+	if p.Status != StatusPending {
+		return Payment{}, false, fail(ErrWrongState, "payment_id", "payment %s is %s, only a pending payment can be rejected", p.ID, p.Status)
+	}
+	md := map[string]string{"payment_id": p.ID}
+	if r.Reason != "" {
+		md["reason"] = r.Reason
+	}
+	res, err := s.ledger.ClosePending(ctx, ledger.CloseRequest{IdempotencyKey: ledgerKey, PendingID: p.PendingEntryID, Void: true, Kind: KindReject, Metadata: md})
+	if err != nil {
+		if errors.Is(err, ledger.ErrPendingClosed) {
+			return Payment{}, false, fail(ErrWrongState, "payment_id", "payment %s can no longer be rejected: %v", p.ID, err)
+		}
+		return Payment{}, false, err
+	}
+	p, err = s.Get(ctx, p.ID)
+	return p, res.Replayed, err
+}
+
+// RefundRequest returns part or all of what remains of a confirmed payment.
+type RefundRequest struct {
+	Key       string
+	PaymentID string
+	Amount    decimal.Decimal // zero refunds all that remains
+	Reason    string
+}
+
+// Refund returns money to the payer: Dr merchant payable (the refund less
+// the fee it returns), Dr market fees (the fee returned), Cr provider
+// clearing (the refund). The merchant must still hold what it gives back.
+func (s *Service) Refund(ctx context.Context, r RefundRequest) (Payment, Refund, bool, error) {
+	if err := checkClientKey(r.Key); err != nil {
+		return Payment{}, Refund{}, false, err
+	}
+	if len(r.Reason) > 200 {
+		return Payment{}, Refund{}, false, invalid("reason", "at most 200 bytes, got %d", len(r.Reason))
+	}
+	p, err := s.Get(ctx, r.PaymentID)
+	if err != nil {
+		return Payment{}, Refund{}, false, renameField(err, "id", "payment_id")
+	}
+	ledgerKey := keyRefund + r.Key
+	used, err := s.ledger.EntriesByKeys(ctx, []string{ledgerKey})
+	if err != nil {
+		return Payment{}, Refund{}, false, err
+	}
+	if e, ok := used[ledgerKey]; ok {
+		if e.Metadata["payment_id"] != p.ID {
+			return Payment{}, Refund{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already refunded payment %s", r.Key, e.Metadata["payment_id"])
+		}
+		if !r.Amount.IsZero() && r.Amount.String() != e.Metadata["amount"] {
+			return Payment{}, Refund{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already refunded %s đồng, got %s", r.Key, e.Metadata["amount"], r.Amount)
+		}
+		return p, refundOf(e), true, nil
+	}
+	if p.Status != StatusConfirmed && p.Status != StatusPartiallyRefunded {
+		return Payment{}, Refund{}, false, fail(ErrWrongState, "payment_id", "payment %s is %s, only a confirmed payment can be refunded", p.ID, p.Status)
+	}
+	amount := p.Refundable()
+	if !r.Amount.IsZero() {
+		if !r.Amount.IsInteger() || !r.Amount.IsPositive() {
+			return Payment{}, Refund{}, false, invalid("amount", "must be a positive whole number of đồng, got %q", r.Amount.String())
+		}
+		if r.Amount.GreaterThan(decimal.NewFromInt(amount)) {
+			return Payment{}, Refund{}, false, fail(ErrRefundTooLarge, "amount", "payment %s has %d đồng left to refund, asked for %s", p.ID, amount, r.Amount)
+		}
+		amount = r.Amount.IntPart()
+	}
+	feeBack := refundFee(p, amount)
+	postings := []ledger.PostingInput{}
+	if amount-feeBack > 0 {
+		postings = append(postings, ledger.PostingInput{AccountCode: payableOf(p), Direction: ledger.Debit, Amount: decimal.NewFromInt(amount - feeBack)})
+	}
+	if feeBack > 0 {
+		postings = append(postings, ledger.PostingInput{AccountCode: feesOf(p), Direction: ledger.Debit, Amount: decimal.NewFromInt(feeBack)})
+	}
+	postings = append(postings, ledger.PostingInput{AccountCode: clearingOf(p), Direction: ledger.Credit, Amount: decimal.NewFromInt(amount)})
+	md := map[string]string{
+		"payment_id":   p.ID,
+		"merchant":     p.Merchant,
+		"channel":      string(p.Channel),
+		"amount":       strconv.FormatInt(amount, 10),
+		"fee_returned": strconv.FormatInt(feeBack, 10),
+	}
+	if r.Reason != "" {
+		md["reason"] = r.Reason
+	}
+	res, err := s.ledger.Post(ctx, ledger.EntryRequest{
+		IdempotencyKey: ledgerKey, Market: p.Market, Kind: KindRefund, Currency: p.Currency, Postings: postings, Metadata: md,
+	})
+	switch {
+	case errors.Is(err, ledger.ErrExceedsCredits):
+		return Payment{}, Refund{}, false, fail(ErrInsufficientFund, "amount", "merchant %s does not hold the %d đồng this refund takes back: %v", p.Merchant, amount-feeBack, err)
+	case errors.Is(err, ledger.ErrRefused):
+		// Another refund of the same payment committed first and left less
+		// than this one asks for.
+		return Payment{}, Refund{}, false, fail(ErrRefundTooLarge, "amount", "payment %s no longer has %d đồng left to refund", p.ID, amount)
+	case err != nil:
+		return Payment{}, Refund{}, false, err
+	}
+	p, err = s.Get(ctx, p.ID)
+	return p, refundOf(res.Entry), res.Replayed, err
+}
+
+func refundOf(e ledger.Entry) Refund {
+	return Refund{EntryID: e.ID, Amount: mdInt(e.Metadata, "amount"), FeeReturned: mdInt(e.Metadata, "fee_returned")}
+}
+
+// replay answers a request whose ledger key was already used: with the
+// payment as it is now when the key recorded a write on the same payment,
+// with a conflict otherwise.
+func (s *Service) replay(ctx context.Context, ledgerKey, paymentID string) (Payment, bool, error) {
+	used, err := s.ledger.EntriesByKeys(ctx, []string{ledgerKey})
+	if err != nil {
+		return Payment{}, false, err
+	}
+	e, ok := used[ledgerKey]
+	if !ok {
+		return Payment{}, false, nil
+	}
+	if e.Metadata["payment_id"] != paymentID {
+		return Payment{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q was already used for payment %s", e.IdempotencyKey, e.Metadata["payment_id"])
+	}
+	p, err := s.Get(ctx, paymentID)
+	return p, err == nil, err
+}
+
+// renameField makes an error from Get name the field of the request at
+// hand.
+func renameField(err error, from, to string) error {
+	var le *ledger.Error
+	if errors.As(err, &le) && le.Field == from {
+		c := *le
+		c.Field = to
+		return &c
+	}
+	return err
+}
+
+func payableOf(p Payment) string  { return merchant.PayableAccount(p.Merchant) }
+func feesOf(p Payment) string     { return merchant.FeesAccount(p.Market) }
+func clearingOf(p Payment) string { return merchant.ClearingAccount(p.Channel, p.Market) }

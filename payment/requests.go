@@ -1,0 +1,160 @@
+package payment
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
+)
+
+// PaymentRequest is an amount asked of a payer, with the dynamic VietQR
+// that carries it and a bill number the bank's notification echoes back.
+type PaymentRequest struct {
+	ID         string
+	Merchant   string
+	Market     string
+	Amount     int64
+	BillNumber string
+	Purpose    string
+	QRPayload  string
+	ExpiresAt  time.Time
+	CreatedAt  time.Time
+}
+
+// NewRequest asks for a payment.
+type NewRequest struct {
+	Key      string
+	Merchant string
+	Amount   decimal.Decimal
+	Purpose  string
+}
+
+const requestColumns = `id::text, merchant, market, amount, bill_number, purpose, qr_payload, expires_at, created_at`
+
+func scanRequest(row interface{ Scan(...any) error }) (PaymentRequest, error) {
+	var r PaymentRequest
+	err := row.Scan(&r.ID, &r.Merchant, &r.Market, &r.Amount, &r.BillNumber, &r.Purpose, &r.QRPayload, &r.ExpiresAt, &r.CreatedAt)
+	r.ExpiresAt, r.CreatedAt = r.ExpiresAt.UTC(), r.CreatedAt.UTC()
+	return r, err
+}
+
+// CreateRequest makes a payment request with its dynamic QR. The same key
+// with the same request returns the original.
+func (s *Service) CreateRequest(ctx context.Context, r NewRequest) (PaymentRequest, bool, error) {
+	if err := checkClientKey(r.Key); err != nil {
+		return PaymentRequest{}, false, err
+	}
+	if r.Merchant == "" {
+		return PaymentRequest{}, false, invalid("merchant", "is required")
+	}
+	amount, err := wholeDong("amount", r.Amount, s.opts.MinAmount, s.opts.MaxAmount)
+	if err != nil {
+		return PaymentRequest{}, false, err
+	}
+	if utf8.RuneCountInString(r.Purpose) > 25 || !utf8.ValidString(r.Purpose) {
+		return PaymentRequest{}, false, invalid("purpose", "at most 25 characters of valid UTF-8")
+	}
+	hash := sha256.Sum256([]byte(r.Merchant + "\x00" + strconv.FormatInt(amount, 10) + "\x00" + r.Purpose))
+	key := "request:" + r.Key
+	if existing, ok, err := s.requestByKey(ctx, key, hash[:]); ok || err != nil {
+		return existing, ok, err
+	}
+	m, err := s.merchants.GetMerchant(ctx, r.Merchant)
+	if err != nil {
+		return PaymentRequest{}, false, err
+	}
+	if !m.CanTakePayments() {
+		return PaymentRequest{}, false, fail(ErrMerchantInactive, "merchant", "merchant %s is %s and cannot take payments", m.Code, m.Status)
+	}
+	now := s.opts.Now().UTC().Truncate(time.Microsecond)
+	req := PaymentRequest{
+		ID: newUUID(), Merchant: m.Code, Market: m.Market, Amount: amount, BillNumber: newBillNumber(), Purpose: r.Purpose,
+		ExpiresAt: now.Add(s.opts.RequestTTL), CreatedAt: now,
+	}
+	if req.QRPayload, err = merchant.DynamicQR(m, amount, req.BillNumber, r.Purpose); err != nil {
+		return PaymentRequest{}, false, err
+	}
+	const insert = `
+INSERT INTO payment_requests (id, idempotency_key, request_hash, merchant, market, amount, bill_number, purpose, qr_payload, expires_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (idempotency_key) DO NOTHING`
+	tag, err := s.pool.Exec(ctx, insert, req.ID, key, hash[:], req.Merchant, req.Market, req.Amount, req.BillNumber, req.Purpose, req.QRPayload, req.ExpiresAt, req.CreatedAt)
+	if err != nil {
+		return PaymentRequest{}, false, fmt.Errorf("create payment request: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		// A concurrent request with the same key won.
+		existing, _, err := s.requestByKey(ctx, key, hash[:])
+		return existing, true, err
+	}
+	return req, false, nil
+}
+
+func (s *Service) requestByKey(ctx context.Context, key string, hash []byte) (PaymentRequest, bool, error) {
+	var stored []byte
+	var r PaymentRequest
+	row := s.pool.QueryRow(ctx, `SELECT request_hash, `+requestColumns+` FROM payment_requests WHERE idempotency_key = $1`, key)
+	err := row.Scan(&stored, &r.ID, &r.Merchant, &r.Market, &r.Amount, &r.BillNumber, &r.Purpose, &r.QRPayload, &r.ExpiresAt, &r.CreatedAt)
+	if isNoRows(err) {
+		return PaymentRequest{}, false, nil
+	}
+	if err != nil {
+		return PaymentRequest{}, false, err
+	}
+	if string(stored) != string(hash) {
+		return PaymentRequest{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key",
+			"key was already used for payment request %s (merchant %s, %d đồng, purpose %q)", r.ID, r.Merchant, r.Amount, r.Purpose)
+	}
+	r.ExpiresAt, r.CreatedAt = r.ExpiresAt.UTC(), r.CreatedAt.UTC()
+	return r, true, nil
+}
+
+// findRequest finds a payment request by id or bill number.
+func (s *Service) findRequest(ctx context.Context, id, bill string) (PaymentRequest, error) {
+	var r PaymentRequest
+	var err error
+	field := "payment_request_id"
+	if id != "" {
+		r, err = scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM payment_requests WHERE id = $1`, id))
+	} else {
+		field = "bill_number"
+		r, err = scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM payment_requests WHERE bill_number = $1`, bill))
+	}
+	if isNoRows(err) {
+		return r, fail(ErrRequestNotFound, field, "no payment request %s", id+bill)
+	}
+	if err == nil && id != "" && bill != "" && r.BillNumber != bill {
+		return r, fail(ErrRequestNotFound, "bill_number", "payment request %s has bill number %s, got %s", id, r.BillNumber, bill)
+	}
+	return r, err
+}
+
+// newBillNumber returns a bill number for tag 62: "CL" and 10 characters of
+// an alphabet without look-alikes, about 50 bits of randomness.
+func newBillNumber() string {
+	const alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	out := []byte("CL")
+	for _, c := range b {
+		out = append(out, alphabet[int(c)%len(alphabet)])
+	}
+	return string(out)
+}
+
+func newUUID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	u[6] = (u[6] & 0x0f) | 0x40
+	u[8] = (u[8] & 0x3f) | 0x80
+	h := fmt.Sprintf("%x", u)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

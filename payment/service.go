@@ -1,0 +1,505 @@
+package payment
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
+
+	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
+)
+
+// Options tune the payment flows. Zero values take the defaults.
+type Options struct {
+	// PendingTimeout is how long a stall-recorded payment waits for the
+	// bank before it expires.
+	PendingTimeout time.Duration
+	// MinAmount and MaxAmount are the providers' limits on one payment, in
+	// đồng.
+	MinAmount int64
+	MaxAmount int64
+	// RequestTTL is how long a payment request's dynamic QR is valid.
+	RequestTTL time.Duration
+	Now        func() time.Time
+}
+
+func (o *Options) defaults() {
+	if o.PendingTimeout <= 0 {
+		o.PendingTimeout = 24 * time.Hour
+	}
+	if o.MinAmount <= 0 {
+		o.MinAmount = 1_000
+	}
+	if o.MaxAmount <= 0 {
+		o.MaxAmount = 100_000_000
+	}
+	if o.RequestTTL <= 0 {
+		o.RequestTTL = 15 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Service runs the payment flows.
+type Service struct {
+	pool      *pgxpool.Pool
+	ledger    *ledger.Ledger
+	merchants *merchant.Store
+	opts      Options
+}
+
+// NewService returns the payment flows over a ledger whose options include
+// Projector{}.
+func NewService(pool *pgxpool.Pool, l *ledger.Ledger, merchants *merchant.Store, opts Options) *Service {
+	opts.defaults()
+	return &Service{pool: pool, ledger: l, merchants: merchants, opts: opts}
+}
+
+// MaxBulk bounds RecordMany.
+const MaxBulk = 1000
+
+// Ledger idempotency keys are the client's key under a prefix per flow, so
+// that a key reused across flows never collides.
+const (
+	keyRecord  = "payment:record:"
+	keyConfirm = "payment:confirm:"
+	keyReject  = "payment:reject:"
+	keyRefund  = "payment:refund:"
+)
+
+func invalid(field, format string, args ...any) error {
+	return &ledger.Error{Kind: ledger.ErrInvalid, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func fail(kind error, field, format string, args ...any) error {
+	return &ledger.Error{Kind: kind, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+func checkClientKey(key string) error {
+	if len(key) == 0 || len(key) > 100 {
+		return invalid("idempotency_key", "must be 1-100 printable ASCII characters, got %d", len(key))
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return invalid("idempotency_key", "must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+func checkRef(field, ref string) error {
+	if len(ref) > 64 {
+		return invalid(field, "at most 64 characters, got %d", len(ref))
+	}
+	for i := 0; i < len(ref); i++ {
+		if ref[i] < 0x21 || ref[i] > 0x7e {
+			return invalid(field, "must be printable ASCII without spaces, got %q", ref)
+		}
+	}
+	return nil
+}
+
+// wholeDong checks an amount in đồng: positive, whole, and within [lo, hi].
+func wholeDong(field string, d decimal.Decimal, lo, hi int64) (int64, error) {
+	if !d.IsInteger() {
+		return 0, invalid(field, "VND has no minor unit: must be a whole number of đồng, got %q", d.String())
+	}
+	if d.LessThan(decimal.NewFromInt(lo)) || d.GreaterThan(decimal.NewFromInt(hi)) {
+		return 0, invalid(field, "must be between %d and %d đồng, got %q", lo, hi, d.String())
+	}
+	return d.IntPart(), nil
+}
+
+// paymentPostings nets the fee in the entry: Dr clearing gross, Cr payable
+// gross less fee, Cr fees fee. A zero leg is left out.
+func paymentPostings(m merchant.Merchant, ch merchant.Channel, gross, fee int64) []ledger.PostingInput {
+	ps := []ledger.PostingInput{{AccountCode: merchant.ClearingAccount(ch, m.Market), Direction: ledger.Debit, Amount: decimal.NewFromInt(gross)}}
+	if gross-fee > 0 {
+		ps = append(ps, ledger.PostingInput{AccountCode: merchant.PayableAccount(m.Code), Direction: ledger.Credit, Amount: decimal.NewFromInt(gross - fee)})
+	}
+	if fee > 0 {
+		ps = append(ps, ledger.PostingInput{AccountCode: merchant.FeesAccount(m.Market), Direction: ledger.Credit, Amount: decimal.NewFromInt(fee)})
+	}
+	return ps
+}
+
+// partialFee is the fee on a partial confirmation: the recorded fee in
+// proportion, rounded up to whole đồng, so the entry never posts more fee
+// (nor less net to the merchant, proportionally) than was pending.
+func partialFee(fee, amount, confirmed int64) int64 {
+	if confirmed == amount {
+		return fee
+	}
+	return (fee*confirmed + amount - 1) / amount
+}
+
+// refundFee is the part of the fee a refund returns: the fee in proportion
+// to the refund, rounded down, and on the refund that returns the last đồng,
+// whatever of the fee is still unreturned. A full refund thus returns the
+// fee exactly, and partial refunds never return more than their share.
+func refundFee(p Payment, refund int64) int64 {
+	if refund == p.Refundable() {
+		return p.Fee - p.FeeRefunded
+	}
+	return p.Fee * refund / p.ConfirmedAmount
+}
+
+// plan is one item of a RecordMany call on its way to the ledger.
+type plan struct {
+	req       RecordRequest
+	amount    int64
+	ledgerKey string
+	m         merchant.Merchant
+	request   *PaymentRequest
+	match     *Payment // a pending payment a bank notification posts
+	write     any      // ledger.EntryRequest or ledger.CloseRequest
+	paymentID string
+}
+
+// RecordRequest records one payment.
+type RecordRequest struct {
+	Key         string
+	Merchant    string
+	Channel     merchant.Channel
+	Amount      decimal.Decimal
+	Source      Source
+	ProviderRef string
+	RequestID   string
+	BillNumber  string
+	OccurredAt  time.Time
+}
+
+// Outcome is one recorded payment, or why it was not recorded.
+type Outcome struct {
+	Payment  Payment
+	Replayed bool
+	Err      error
+}
+
+// Record records one payment.
+func (s *Service) Record(ctx context.Context, r RecordRequest) (Payment, bool, error) {
+	o := s.RecordMany(ctx, []RecordRequest{r})[0]
+	return o.Payment, o.Replayed, o.Err
+}
+
+// RecordMany records payments, each with its own outcome: one that fails
+// never fails the others. All of them reach the ledger together, so they
+// share its transactions.
+func (s *Service) RecordMany(ctx context.Context, reqs []RecordRequest) []Outcome {
+	out := make([]Outcome, len(reqs))
+	if len(reqs) > MaxBulk {
+		for i := range out {
+			out[i].Err = invalid("payments", "at most %d payments per call, got %d", MaxBulk, len(reqs))
+		}
+		return out
+	}
+	plans := make([]*plan, len(reqs))
+	for i, r := range reqs {
+		p, err := s.validate(r)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		plans[i] = p
+	}
+	if err := s.resolve(ctx, plans, out); err != nil {
+		for i := range out {
+			if out[i].Err == nil && plans[i] != nil {
+				out[i].Err = err
+			}
+		}
+		return out
+	}
+
+	var writes []any
+	var owners []int
+	for i, p := range plans {
+		if p == nil || out[i].Err != nil || out[i].Replayed {
+			continue
+		}
+		writes = append(writes, p.write)
+		owners = append(owners, i)
+	}
+	results := s.ledger.Write(ctx, writes)
+	var ids []string
+	for j, res := range results {
+		i := owners[j]
+		p := plans[i]
+		if res.Err != nil {
+			out[i].Err = s.explainRecordError(ctx, p, res.Err, &out[i])
+			continue
+		}
+		out[i].Replayed = res.Replayed
+		plans[i].paymentID = res.Entry.Metadata["payment_id"]
+	}
+	for i, p := range plans {
+		if p != nil && out[i].Err == nil && p.paymentID != "" {
+			ids = append(ids, p.paymentID)
+		}
+	}
+	found, err := s.paymentsByID(ctx, ids)
+	for i, p := range plans {
+		if p == nil || out[i].Err != nil || p.paymentID == "" {
+			continue
+		}
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		pay, ok := found[p.paymentID]
+		if !ok {
+			out[i].Err = fmt.Errorf("payment %s recorded but not found", p.paymentID)
+			continue
+		}
+		out[i].Payment = pay
+	}
+	return out
+}
+
+func (s *Service) validate(r RecordRequest) (*plan, error) {
+	if err := checkClientKey(r.Key); err != nil {
+		return nil, err
+	}
+	if r.Merchant == "" {
+		return nil, invalid("merchant", "is required")
+	}
+	if !r.Channel.Valid() {
+		return nil, invalid("channel", "must be one of %v, got %q", merchant.Channels, r.Channel)
+	}
+	amount, err := wholeDong("amount", r.Amount, s.opts.MinAmount, s.opts.MaxAmount)
+	if err != nil {
+		return nil, err
+	}
+	switch r.Source {
+	case SourceStall:
+	case SourceBank:
+		if r.ProviderRef == "" {
+			return nil, invalid("provider_ref", "is required when a bank records a payment")
+		}
+	default:
+		return nil, invalid("source", "must be stall or bank, got %q", r.Source)
+	}
+	if err := checkRef("provider_ref", r.ProviderRef); err != nil {
+		return nil, err
+	}
+	if err := checkRef("bill_number", r.BillNumber); err != nil {
+		return nil, err
+	}
+	if r.RequestID != "" && !validUUID(r.RequestID) {
+		return nil, invalid("payment_request_id", "must be a UUID, got %q", r.RequestID)
+	}
+	if !r.OccurredAt.IsZero() && r.OccurredAt.After(s.opts.Now().Add(ledger.MaxFutureSkew)) {
+		return nil, invalid("occur_time", "is ahead of the ledger's clock by more than %s", ledger.MaxFutureSkew)
+	}
+	return &plan{req: r, amount: amount, ledgerKey: keyRecord + string(r.Source) + ":" + r.Key}, nil
+}
+
+// resolve reads what the plans depend on (earlier uses of their keys,
+// merchants, payment requests, payments the bank may be confirming) and
+// decides each plan's ledger write.
+func (s *Service) resolve(ctx context.Context, plans []*plan, out []Outcome) error {
+	var keys []string
+	for _, p := range plans {
+		if p != nil {
+			keys = append(keys, p.ledgerKey)
+		}
+	}
+	used, err := s.ledger.EntriesByKeys(ctx, keys)
+	if err != nil {
+		return err
+	}
+	merchants := map[string]*merchant.Merchant{}
+	for i, p := range plans {
+		if p == nil {
+			continue
+		}
+		if e, ok := used[p.ledgerKey]; ok {
+			// The key was used: what it recorded then is the answer, whatever
+			// has happened to the payment since. A changed request is refused.
+			if err := sameRecord(e, p); err != nil {
+				out[i].Err = err
+				continue
+			}
+			p.paymentID = e.Metadata["payment_id"]
+			out[i].Replayed = true
+			continue
+		}
+		m, ok := merchants[p.req.Merchant]
+		if !ok {
+			got, err := s.merchants.GetMerchant(ctx, p.req.Merchant)
+			if err != nil && !errors.Is(err, merchant.ErrMerchantNotFound) {
+				return err
+			}
+			if err == nil {
+				m = &got
+			}
+			merchants[p.req.Merchant] = m
+		}
+		if m == nil {
+			out[i].Err = fail(merchant.ErrMerchantNotFound, "merchant", "no merchant %s", p.req.Merchant)
+			continue
+		}
+		p.m = *m
+		err := s.decide(ctx, p)
+		var dup errDuplicate
+		switch {
+		case errors.As(err, &dup):
+			p.paymentID = dup.id
+			out[i].Replayed = true
+		case err != nil:
+			out[i].Err = err
+		}
+	}
+	return nil
+}
+
+// decide picks the ledger write for one payment.
+func (s *Service) decide(ctx context.Context, p *plan) error {
+	r, m := p.req, p.m
+	if !m.CanTakePayments() {
+		return fail(ErrMerchantInactive, "merchant", "merchant %s is %s and cannot take payments", m.Code, m.Status)
+	}
+	if !m.Accepts(r.Channel) {
+		return fail(ErrChannelRefused, "channel", "merchant %s does not accept %s", m.Code, r.Channel)
+	}
+	if r.RequestID != "" || r.BillNumber != "" {
+		req, err := s.findRequest(ctx, r.RequestID, r.BillNumber)
+		if err != nil {
+			return err
+		}
+		if req.Merchant != m.Code {
+			return fail(ErrRequestNotFound, "payment_request_id", "payment request %s is not for merchant %s", req.ID, m.Code)
+		}
+		if r.Source == SourceStall {
+			if req.Amount != p.amount {
+				return fail(ErrAmountMismatch, "amount", "payment request %s is for %d đồng, got %d", req.ID, req.Amount, p.amount)
+			}
+			if !s.opts.Now().Before(req.ExpiresAt) {
+				return fail(ErrRequestExpired, "payment_request_id", "payment request %s expired at %s", req.ID, req.ExpiresAt.Format(time.RFC3339))
+			}
+		}
+		p.request = &req
+	}
+	if r.Source == SourceBank {
+		match, err := s.findPendingMatch(ctx, r, p.request)
+		if err != nil {
+			return err
+		}
+		if match != nil && match.Status != StatusPending {
+			// The provider's reference is already recorded: the bank sent
+			// the same notification again.
+			return errDuplicate{match.ID}
+		}
+		p.match = match
+	}
+	if p.match != nil {
+		return s.planConfirm(p)
+	}
+	fee := m.Fees.Fee(r.Channel, p.amount)
+	id := paymentID(p.ledgerKey)
+	md := map[string]string{
+		"payment_id": id,
+		"merchant":   m.Code,
+		"channel":    string(r.Channel),
+		"source":     string(r.Source),
+		"amount":     strconv.FormatInt(p.amount, 10),
+		"fee":        strconv.FormatInt(fee, 10),
+	}
+	if r.ProviderRef != "" {
+		md["provider_ref"] = r.ProviderRef
+	}
+	if p.request != nil {
+		md["request_id"] = p.request.ID
+		md["bill_number"] = p.request.BillNumber
+	}
+	req := ledger.EntryRequest{
+		IdempotencyKey: p.ledgerKey,
+		Market:         m.Market,
+		Kind:           KindPayment,
+		Currency:       Currency,
+		Postings:       paymentPostings(m, r.Channel, p.amount, fee),
+		ExternalRef:    externalRef(r.Channel, r.ProviderRef),
+		OccurredAt:     r.OccurredAt,
+		Metadata:       md,
+	}
+	if r.Source == SourceStall {
+		req.Pending = true
+		req.PendingTimeout = s.opts.PendingTimeout
+	}
+	p.write = req
+	return nil
+}
+
+// planConfirm posts the pending payment a bank notification matched.
+func (s *Service) planConfirm(p *plan) error {
+	match := p.match
+	if p.amount > match.Amount {
+		return fail(ErrAmountMismatch, "amount", "the bank reports %d đồng for payment %s, which was recorded for %d", p.amount, match.ID, match.Amount)
+	}
+	fee := partialFee(match.Fee, match.Amount, p.amount)
+	md := map[string]string{
+		"payment_id":   match.ID,
+		"merchant":     p.m.Code,
+		"channel":      string(p.req.Channel),
+		"amount":       strconv.FormatInt(p.amount, 10),
+		"fee":          strconv.FormatInt(fee, 10),
+		"provider_ref": p.req.ProviderRef,
+	}
+	req := ledger.CloseRequest{IdempotencyKey: p.ledgerKey, PendingID: match.PendingEntryID, Kind: KindConfirm, OccurredAt: p.req.OccurredAt, Metadata: md}
+	if match.ProviderRef == "" {
+		req.ExternalRef = externalRef(p.req.Channel, p.req.ProviderRef)
+	}
+	if p.amount < match.Amount {
+		req.Postings = paymentPostings(p.m, match.Channel, p.amount, fee)
+	}
+	p.write = req
+	return nil
+}
+
+// errDuplicate marks a bank notification whose reference is recorded: the
+// caller answers with the recorded payment as a replay.
+type errDuplicate struct{ id string }
+
+func (e errDuplicate) Error() string { return "duplicate of payment " + e.id }
+
+// explainRecordError turns a ledger error about a payment into one a stall
+// or bank can act on, and answers a lost race on the same provider
+// reference with the payment that won it.
+func (s *Service) explainRecordError(ctx context.Context, p *plan, err error, o *Outcome) error {
+	if p.req.ProviderRef != "" && (errors.Is(err, ledger.ErrDuplicateExternalRef) || errors.Is(err, ledger.ErrPendingClosed) || errors.Is(err, ledger.ErrRefused)) {
+		if existing, ferr := s.paymentByRef(ctx, p.req.Channel, p.req.ProviderRef); ferr == nil && existing != nil {
+			if p.req.Source == SourceBank {
+				o.Payment, o.Replayed = *existing, true
+				return nil
+			}
+			return fail(ledger.ErrDuplicateExternalRef, "provider_ref", "%s reference %s is already recorded by payment %s", p.req.Channel, p.req.ProviderRef, existing.ID)
+		}
+	}
+	if errors.Is(err, ledger.ErrPendingExpired) && p.match != nil {
+		return fail(ErrWrongState, "", "payment %s expired before the bank confirmed it", p.match.ID)
+	}
+	return err
+}
+
+// sameRecord checks that a request reusing an idempotency key asks for what
+// the key recorded, naming the first field that differs.
+func sameRecord(e ledger.Entry, p *plan) error {
+	md := e.Metadata
+	for _, f := range []struct{ field, stored, got string }{
+		{"merchant", md["merchant"], p.req.Merchant},
+		{"channel", md["channel"], string(p.req.Channel)},
+		{"amount", md["amount"], strconv.FormatInt(p.amount, 10)},
+		{"provider_ref", md["provider_ref"], p.req.ProviderRef},
+	} {
+		if f.stored != f.got {
+			return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already recorded payment %s with %s %q, got %q", p.req.Key, md["payment_id"], f.field, f.stored, f.got)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,226 @@
+package payment
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
+)
+
+const paymentColumns = `id::text, merchant, market, channel, source, status, currency, amount, confirmed_amount, fee,
+       refunded_amount, fee_refunded, COALESCE(provider_ref, ''), COALESCE(request_id::text, ''), COALESCE(bill_number, ''),
+       occurred_at, created_at, updated_at, expires_at, COALESCE(pending_entry_id::text, ''), entry_ids::text[]`
+
+func scanPayment(row pgx.Row) (Payment, error) {
+	var (
+		p                       Payment
+		channel, source, status string
+		expires                 *time.Time
+	)
+	err := row.Scan(&p.ID, &p.Merchant, &p.Market, &channel, &source, &status, &p.Currency, &p.Amount, &p.ConfirmedAmount, &p.Fee,
+		&p.RefundedAmount, &p.FeeRefunded, &p.ProviderRef, &p.RequestID, &p.BillNumber,
+		&p.OccurredAt, &p.CreatedAt, &p.UpdatedAt, &expires, &p.PendingEntryID, &p.EntryIDs)
+	p.Channel, p.Source, p.Status = merchant.Channel(channel), Source(source), Status(status)
+	p.OccurredAt, p.CreatedAt, p.UpdatedAt = p.OccurredAt.UTC(), p.CreatedAt.UTC(), p.UpdatedAt.UTC()
+	if expires != nil {
+		p.ExpiresAt = expires.UTC()
+	}
+	return p, err
+}
+
+func (s *Service) queryPayments(ctx context.Context, sql string, args ...any) ([]Payment, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read payments: %w", err)
+	}
+	defer rows.Close()
+	var out []Payment
+	for rows.Next() {
+		p, err := scanPayment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read payments: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+func (s *Service) paymentsByID(ctx context.Context, ids []string) (map[string]Payment, error) {
+	out := map[string]Payment{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	found, err := s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = ANY($1::uuid[])`, ids)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range found {
+		out[p.ID] = p
+	}
+	return out, nil
+}
+
+// Get returns the payment with id.
+func (s *Service) Get(ctx context.Context, id string) (Payment, error) {
+	if !validUUID(id) {
+		return Payment{}, invalid("id", "must be a UUID, got %q", id)
+	}
+	found, err := s.paymentsByID(ctx, []string{id})
+	if err != nil {
+		return Payment{}, err
+	}
+	p, ok := found[id]
+	if !ok {
+		return Payment{}, fail(ErrPaymentNotFound, "id", "no payment %s", id)
+	}
+	return p, nil
+}
+
+func (s *Service) paymentByRef(ctx context.Context, ch merchant.Channel, ref string) (*Payment, error) {
+	found, err := s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments WHERE channel = $1 AND provider_ref = $2`, string(ch), ref)
+	if err != nil || len(found) == 0 {
+		return nil, err
+	}
+	return &found[0], nil
+}
+
+// findPendingMatch finds the payment a bank notification is about: the one
+// with the same provider reference (recorded or pending), else a pending
+// payment for the same payment request.
+func (s *Service) findPendingMatch(ctx context.Context, r RecordRequest, req *PaymentRequest) (*Payment, error) {
+	if p, err := s.paymentByRef(ctx, r.Channel, r.ProviderRef); err != nil || p != nil {
+		return p, err
+	}
+	if req == nil {
+		return nil, nil
+	}
+	found, err := s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments
+ WHERE request_id = $1 AND status = 'pending' AND merchant = $2 AND channel = $3 ORDER BY created_at LIMIT 1`, req.ID, r.Merchant, string(r.Channel))
+	if err != nil || len(found) == 0 {
+		return nil, err
+	}
+	return &found[0], nil
+}
+
+// Filter selects payments for List. Merchant or Market is required, so a
+// list always walks one index range.
+type Filter struct {
+	Merchant  string
+	Market    string
+	Status    Status
+	Channel   merchant.Channel
+	Start     time.Time
+	End       time.Time
+	PageSize  int
+	PageToken string
+}
+
+// List returns a page of payments in the order they occurred, and the next
+// page's token.
+func (s *Service) List(ctx context.Context, f Filter) ([]Payment, string, error) {
+	size, err := ledger.PageSize(f.PageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	if f.Merchant == "" && f.Market == "" {
+		return nil, "", invalid("merchant", "name a merchant or a market to list payments of")
+	}
+	if f.Channel != "" && !f.Channel.Valid() {
+		return nil, "", invalid("channel", "unknown channel %q", f.Channel)
+	}
+	conds := []string{"true"}
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Merchant != "" {
+		conds = append(conds, "merchant = "+arg(f.Merchant))
+	}
+	if f.Market != "" {
+		conds = append(conds, "market = "+arg(f.Market))
+	}
+	if f.Status != "" {
+		conds = append(conds, "status = "+arg(string(f.Status)))
+	}
+	if f.Channel != "" {
+		conds = append(conds, "channel = "+arg(string(f.Channel)))
+	}
+	if !f.Start.IsZero() {
+		conds = append(conds, "occurred_at >= "+arg(f.Start))
+	}
+	if !f.End.IsZero() {
+		conds = append(conds, "occurred_at < "+arg(f.End))
+	}
+	if f.PageToken != "" {
+		at, id, err := decodeCursor(f.PageToken)
+		if err != nil {
+			return nil, "", err
+		}
+		conds = append(conds, "(occurred_at, id) > ("+arg(at)+", "+arg(id)+"::uuid)")
+	}
+	found, err := s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments WHERE `+strings.Join(conds, " AND ")+
+		` ORDER BY occurred_at, id LIMIT `+arg(size+1), args...)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(found) > size {
+		found = found[:size]
+		last := found[size-1]
+		next = encodeCursor(last.OccurredAt, last.ID)
+	}
+	return found, next, nil
+}
+
+func encodeCursor(t time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("p1:" + strconv.FormatInt(t.UnixMicro(), 10) + ":" + id))
+}
+
+func decodeCursor(token string) (time.Time, string, error) {
+	bad := invalid("page_token", "is not a token this service issued")
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	parts := strings.SplitN(string(b), ":", 3)
+	if len(parts) != 3 || parts[0] != "p1" || !validUUID(parts[2]) {
+		return time.Time{}, "", bad
+	}
+	micros, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	return time.UnixMicro(micros).UTC(), parts[2], nil
+}
+
+func validUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			if c != '-' {
+				return false
+			}
+			continue
+		}
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+var errNoRows = pgx.ErrNoRows
+
+func isNoRows(err error) bool { return errors.Is(err, errNoRows) }
