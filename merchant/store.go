@@ -435,6 +435,25 @@ func (s *Store) GetMerchant(ctx context.Context, code string) (Merchant, error) 
 	return getMerchant(ctx, s.pool, "code", code, "")
 }
 
+// GetMerchants returns the merchants with the given codes, by code, in one
+// query; codes that name no merchant are absent from the map.
+func (s *Store) GetMerchants(ctx context.Context, codes []string) (map[string]Merchant, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+merchantColumns+` FROM merchants m WHERE m.code = ANY($1)`, codes)
+	if err != nil {
+		return nil, fmt.Errorf("read merchants: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]Merchant, len(codes))
+	for rows.Next() {
+		m, err := scanMerchant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read merchants: %w", err)
+		}
+		out[m.Code] = m
+	}
+	return out, rows.Err()
+}
+
 // MerchantFilter selects merchants for ListMerchants; zero fields select
 // all.
 type MerchantFilter struct {

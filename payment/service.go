@@ -314,7 +314,26 @@ func (s *Service) resolve(ctx context.Context, plans []*plan, out []Outcome) err
 	if err != nil {
 		return err
 	}
-	merchants := map[string]*merchant.Merchant{}
+	var codes []string
+	var refChannels, refs []string
+	for _, p := range plans {
+		if p == nil {
+			continue
+		}
+		codes = append(codes, p.req.Merchant)
+		if p.req.Source == SourceBank {
+			refChannels = append(refChannels, string(p.req.Channel))
+			refs = append(refs, p.req.ProviderRef)
+		}
+	}
+	merchants, err := s.merchants.GetMerchants(ctx, codes)
+	if err != nil {
+		return err
+	}
+	byRef, err := s.paymentsByRef(ctx, refChannels, refs)
+	if err != nil {
+		return err
+	}
 	for i, p := range plans {
 		if p == nil {
 			continue
@@ -332,21 +351,11 @@ func (s *Service) resolve(ctx context.Context, plans []*plan, out []Outcome) err
 		}
 		m, ok := merchants[p.req.Merchant]
 		if !ok {
-			got, err := s.merchants.GetMerchant(ctx, p.req.Merchant)
-			if err != nil && !errors.Is(err, merchant.ErrMerchantNotFound) {
-				return err
-			}
-			if err == nil {
-				m = &got
-			}
-			merchants[p.req.Merchant] = m
-		}
-		if m == nil {
 			out[i].Err = fail(merchant.ErrMerchantNotFound, "merchant", "no merchant %s", p.req.Merchant)
 			continue
 		}
-		p.m = *m
-		err := s.decide(ctx, p)
+		p.m = m
+		err := s.decide(ctx, p, byRef)
 		var dup errDuplicate
 		switch {
 		case errors.As(err, &dup):
@@ -360,7 +369,7 @@ func (s *Service) resolve(ctx context.Context, plans []*plan, out []Outcome) err
 }
 
 // decide picks the ledger write for one payment.
-func (s *Service) decide(ctx context.Context, p *plan) error {
+func (s *Service) decide(ctx context.Context, p *plan, byRef map[refKey]Payment) error {
 	r, m := p.req, p.m
 	if !m.CanTakePayments() {
 		return fail(ErrMerchantInactive, "merchant", "merchant %s is %s and cannot take payments", m.Code, m.Status)
@@ -387,7 +396,7 @@ func (s *Service) decide(ctx context.Context, p *plan) error {
 		p.request = &req
 	}
 	if r.Source == SourceBank {
-		match, err := s.findPendingMatch(ctx, r, p.request)
+		match, err := s.findPendingMatch(ctx, r, p.request, byRef)
 		if err != nil {
 			return err
 		}

@@ -92,12 +92,36 @@ func (s *Service) paymentByRef(ctx context.Context, ch merchant.Channel, ref str
 	return &found[0], nil
 }
 
+// refKey names a payment by its provider's reference.
+type refKey struct {
+	channel merchant.Channel
+	ref     string
+}
+
+// paymentsByRef reads the payments carrying any of the references, given as
+// parallel slices of channel and reference, in one query.
+func (s *Service) paymentsByRef(ctx context.Context, channels, refs []string) (map[refKey]Payment, error) {
+	out := map[refKey]Payment{}
+	if len(refs) == 0 {
+		return out, nil
+	}
+	found, err := s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments
+ WHERE (channel, provider_ref) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, channels, refs)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range found {
+		out[refKey{p.Channel, p.ProviderRef}] = p
+	}
+	return out, nil
+}
+
 // findPendingMatch finds the payment a bank notification is about: the one
 // with the same provider reference (recorded or pending), else a pending
 // payment for the same payment request.
-func (s *Service) findPendingMatch(ctx context.Context, r RecordRequest, req *PaymentRequest) (*Payment, error) {
-	if p, err := s.paymentByRef(ctx, r.Channel, r.ProviderRef); err != nil || p != nil {
-		return p, err
+func (s *Service) findPendingMatch(ctx context.Context, r RecordRequest, req *PaymentRequest, byRef map[refKey]Payment) (*Payment, error) {
+	if p, ok := byRef[refKey{r.Channel, r.ProviderRef}]; ok {
+		return &p, nil
 	}
 	if req == nil {
 		return nil, nil

@@ -133,6 +133,7 @@ func (l *Loader) loadPayments(ctx context.Context, payments []Payment) error {
 			ids[lo+j] = o.Payment.ID
 		}
 	}
+	l.Log.Info("seed: payments recorded; the bank now confirms and rejects", "payments", len(payments))
 	err := l.parallel(ctx, len(payments), func(i int) error {
 		p := payments[i]
 		key := fmt.Sprintf("seed:%s:%d:bank", Name, i)

@@ -1,0 +1,289 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/choledger/choledger/gen/choledger/v1"
+)
+
+// journalSize counts what the payment writes leave behind.
+func (e *env) journalSize(t *testing.T) [4]int {
+	t.Helper()
+	var n [4]int
+	err := e.db.Pool.QueryRow(context.Background(), `SELECT
+		(SELECT count(*) FROM ledger_entries), (SELECT count(*) FROM payments),
+		(SELECT count(*) FROM payment_requests), (SELECT count(*) FROM payment_refunds)`).Scan(&n[0], &n[1], &n[2], &n[3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Every write RPC of PaymentService refuses bad input with the right code
+// and a message naming the field, and writes nothing.
+func TestPaymentWritesRefuseBadInput(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a, b = "TN-TEST-0001", "TN-TEST-0002"
+	if _, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: &pb.Merchant{
+		Code: "TN-TEST-0003", Market: testMarket, Stalls: []string{"C-001"}, DisplayName: "Hàng cá", OwnerName: "Lê Văn Cá",
+		Phone: "0355555555", Channels: []pb.Channel{pb.Channel_CHANNEL_VIETQR}, FeePlan: &pb.FeePlan{MinFee: "0"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.merchants.SuspendMerchant(ctx, &pb.SuspendMerchantRequest{Code: b, Reason: "audit"}); err != nil {
+		t.Fatal(err)
+	}
+	// Fixtures for the flows that act on an existing payment.
+	pending := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "fx-pending", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "20000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	confirmed := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "fx-confirmed", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "30000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-FX-1"}).Payment
+	before := e.journalSize(t)
+
+	rec := func(edit func(r *pb.RecordPaymentRequest)) func() error {
+		return func() error {
+			r := &pb.RecordPaymentRequest{IdempotencyKey: "k", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "50000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}
+			edit(r)
+			_, err := e.payments.RecordPayment(ctx, r)
+			return err
+		}
+	}
+	const unknownID = "0190a3b4-0000-7000-8000-000000000000"
+	cases := []struct {
+		name  string
+		call  func() error
+		code  codes.Code
+		field string
+	}{
+		{"record: no key", rec(func(r *pb.RecordPaymentRequest) { r.IdempotencyKey = "" }), codes.InvalidArgument, "idempotency_key"},
+		{"record: key too long", rec(func(r *pb.RecordPaymentRequest) { r.IdempotencyKey = strings.Repeat("k", 101) }), codes.InvalidArgument, "idempotency_key"},
+		{"record: no merchant", rec(func(r *pb.RecordPaymentRequest) { r.Merchant = "" }), codes.InvalidArgument, "merchant"},
+		{"record: unknown merchant", rec(func(r *pb.RecordPaymentRequest) { r.Merchant = "TN-TEST-9999" }), codes.NotFound, "merchant"},
+		{"record: suspended merchant", rec(func(r *pb.RecordPaymentRequest) { r.Merchant = b }), codes.FailedPrecondition, "suspended"},
+		{"record: channel the merchant lacks", rec(func(r *pb.RecordPaymentRequest) { r.Merchant = "TN-TEST-0003"; r.Channel = pb.Channel_CHANNEL_MOMO }), codes.FailedPrecondition, "channel"},
+		{"record: channel not accepted", rec(func(r *pb.RecordPaymentRequest) { r.Channel = pb.Channel_CHANNEL_ZALOPAY }), codes.FailedPrecondition, "channel"},
+		{"record: no channel", rec(func(r *pb.RecordPaymentRequest) { r.Channel = pb.Channel_CHANNEL_UNSPECIFIED }), codes.InvalidArgument, "channel"},
+		{"record: no source", rec(func(r *pb.RecordPaymentRequest) { r.Source = pb.PaymentSource_PAYMENT_SOURCE_UNSPECIFIED }), codes.InvalidArgument, "source"},
+		{"record: fractional đồng", rec(func(r *pb.RecordPaymentRequest) { r.Amount = "1500.5" }), codes.InvalidArgument, "amount"},
+		{"record: negative", rec(func(r *pb.RecordPaymentRequest) { r.Amount = "-50000" }), codes.InvalidArgument, "amount"},
+		{"record: zero", rec(func(r *pb.RecordPaymentRequest) { r.Amount = "0" }), codes.InvalidArgument, "amount"},
+		{"record: below the provider minimum", rec(func(r *pb.RecordPaymentRequest) { r.Amount = "999" }), codes.InvalidArgument, "amount"},
+		{"record: above the provider maximum", rec(func(r *pb.RecordPaymentRequest) { r.Amount = "100000001" }), codes.InvalidArgument, "amount"},
+		{"record: not a number", rec(func(r *pb.RecordPaymentRequest) { r.Amount = "50,000" }), codes.InvalidArgument, "amount"},
+		{"record: bank without reference", rec(func(r *pb.RecordPaymentRequest) { r.Source = pb.PaymentSource_PAYMENT_SOURCE_BANK }), codes.InvalidArgument, "provider_ref"},
+		{"record: reference with spaces", rec(func(r *pb.RecordPaymentRequest) { r.ProviderRef = "FT 1" }), codes.InvalidArgument, "provider_ref"},
+		{"record: malformed request id", rec(func(r *pb.RecordPaymentRequest) { r.PaymentRequestId = "req-1" }), codes.InvalidArgument, "payment_request_id"},
+		{"record: unknown request", rec(func(r *pb.RecordPaymentRequest) { r.PaymentRequestId = unknownID }), codes.NotFound, "payment_request_id"},
+		{"record: unknown bill number", rec(func(r *pb.RecordPaymentRequest) { r.BillNumber = "CLNOPE" }), codes.NotFound, "bill_number"},
+		{"record: occurs in the future", rec(func(r *pb.RecordPaymentRequest) { r.OccurTime = timestamppb.New(time.Now().Add(time.Hour)) }), codes.InvalidArgument, "occur_time"},
+		{"record: reference already recorded by the bank", rec(func(r *pb.RecordPaymentRequest) { r.ProviderRef = "FT-FX-1" }), codes.AlreadyExists, "provider_ref"},
+		{"record: key reused for another payment", rec(func(r *pb.RecordPaymentRequest) { r.IdempotencyKey = "fx-pending"; r.Amount = "20001" }), codes.AlreadyExists, "idempotency_key"},
+		{"bulk: empty", func() error { _, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{}); return err }, codes.InvalidArgument, "payments"},
+		{"bulk: too many", func() error {
+			items := make([]*pb.RecordPaymentRequest, 1001)
+			for i := range items {
+				items[i] = &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint(i), Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "5000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}
+			}
+			_, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: items})
+			return err
+		}, codes.InvalidArgument, "payments"},
+		{"request: no key", func() error {
+			_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{Merchant: a, Amount: "1000"})
+			return err
+		}, codes.InvalidArgument, "idempotency_key"},
+		{"request: fractional amount", func() error {
+			_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "r", Merchant: a, Amount: "1000.5"})
+			return err
+		}, codes.InvalidArgument, "amount"},
+		{"request: purpose too long", func() error {
+			_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "r", Merchant: a, Amount: "10000", Purpose: strings.Repeat("x", 26)})
+			return err
+		}, codes.InvalidArgument, "purpose"},
+		{"request: suspended merchant", func() error {
+			_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "r", Merchant: b, Amount: "10000"})
+			return err
+		}, codes.FailedPrecondition, "merchant"},
+		{"request: merchant without payout account", func() error {
+			_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "r", Merchant: "TN-TEST-0003", Amount: "10000"})
+			return err
+		}, codes.FailedPrecondition, "payout account"},
+		{"confirm: malformed id", func() error {
+			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "c", PaymentId: "p-1"})
+			return err
+		}, codes.InvalidArgument, "payment_id"},
+		{"confirm: unknown payment", func() error {
+			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "c", PaymentId: unknownID})
+			return err
+		}, codes.NotFound, "payment_id"},
+		{"confirm: more than recorded", func() error {
+			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "c", PaymentId: pending.Id, Amount: "20001"})
+			return err
+		}, codes.InvalidArgument, "amount"},
+		{"confirm: fractional", func() error {
+			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "c", PaymentId: pending.Id, Amount: "100.5"})
+			return err
+		}, codes.InvalidArgument, "amount"},
+		{"confirm: already confirmed", func() error {
+			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "c", PaymentId: confirmed.Id})
+			return err
+		}, codes.FailedPrecondition, "payment_id"},
+		{"confirm: no key", func() error {
+			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{PaymentId: pending.Id})
+			return err
+		}, codes.InvalidArgument, "idempotency_key"},
+		{"reject: confirmed payment", func() error {
+			_, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "r", PaymentId: confirmed.Id})
+			return err
+		}, codes.FailedPrecondition, "payment_id"},
+		{"reject: reason too long", func() error {
+			_, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "r", PaymentId: pending.Id, Reason: strings.Repeat("x", 201)})
+			return err
+		}, codes.InvalidArgument, "reason"},
+		{"reject: malformed id", func() error {
+			_, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "r", PaymentId: "x"})
+			return err
+		}, codes.InvalidArgument, "payment_id"},
+		{"refund: pending payment", func() error {
+			_, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "f", PaymentId: pending.Id})
+			return err
+		}, codes.FailedPrecondition, "payment_id"},
+		{"refund: more than remains", func() error {
+			_, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "f", PaymentId: confirmed.Id, Amount: "30001"})
+			return err
+		}, codes.FailedPrecondition, "amount"},
+		{"refund: fractional", func() error {
+			_, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "f", PaymentId: confirmed.Id, Amount: "10.5"})
+			return err
+		}, codes.InvalidArgument, "amount"},
+		{"refund: negative", func() error {
+			_, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "f", PaymentId: confirmed.Id, Amount: "-1"})
+			return err
+		}, codes.InvalidArgument, "amount"},
+		{"refund: unknown payment", func() error {
+			_, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "f", PaymentId: unknownID})
+			return err
+		}, codes.NotFound, "payment_id"},
+		{"list: neither merchant nor market", func() error {
+			_, err := e.payments.ListPayments(ctx, &pb.ListPaymentsRequest{})
+			return err
+		}, codes.InvalidArgument, "merchant"},
+		{"get: malformed id", func() error {
+			_, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: "42"})
+			return err
+		}, codes.InvalidArgument, "id"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := status.Convert(tc.call())
+			if st.Code() != tc.code {
+				t.Fatalf("got %v %q, want %v", st.Code(), st.Message(), tc.code)
+			}
+			if !strings.Contains(st.Message(), tc.field) {
+				t.Fatalf("message %q does not name %q", st.Message(), tc.field)
+			}
+		})
+	}
+	if after := e.journalSize(t); after != before {
+		t.Fatalf("refused requests wrote: entries, payments, requests, refunds went from %v to %v", before, after)
+	}
+
+	// In a bulk call, bad items fail alone.
+	resp, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{
+		{IdempotencyKey: "bulk-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "5000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL},
+		{IdempotencyKey: "bulk-2", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "5000.5", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL},
+		{IdempotencyKey: "bulk-3", Merchant: b, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "5000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL},
+		{IdempotencyKey: "bulk-4", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "7000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-BULK-4"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCodes := []codes.Code{codes.OK, codes.InvalidArgument, codes.FailedPrecondition, codes.OK}
+	for i, r := range resp.Results {
+		got := codes.OK
+		if r.Error != nil {
+			got = codes.Code(r.Error.Code)
+		}
+		if got != wantCodes[i] {
+			t.Errorf("bulk item %d: %v (%v), want %v", i, got, r.Error, wantCodes[i])
+		}
+	}
+	if after := e.journalSize(t); after[1] != before[1]+2 {
+		t.Fatalf("bulk call recorded %d payments, want 2", after[1]-before[1])
+	}
+	e.checkInvariants(t)
+}
+
+// Concurrent writers on one payment: refunds racing for what remains, and a
+// bank sending the same notification many times at once under different
+// keys. The ledger never refunds more than was paid and records the
+// notification once.
+func TestPaymentRaces(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	for i := range 5 { // give the merchant money to give back
+		e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("float-", i), Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "200000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: fmt.Sprint("FT-FLOAT-", i)})
+	}
+	paid := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "paid", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "100000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-PAID"}).Payment
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	refunded, notified := 0, map[string]int{}
+	for i := range 24 {
+		wg.Go(func() {
+			_, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: fmt.Sprint("race-refund-", i), PaymentId: paid.Id, Amount: "10000"})
+			mu.Lock()
+			defer mu.Unlock()
+			switch status.Code(err) {
+			case codes.OK:
+				refunded++
+			case codes.FailedPrecondition:
+			default:
+				t.Errorf("refund %d: %v", i, err)
+			}
+		})
+		wg.Go(func() {
+			resp, err := e.payments.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("race-notify-", i), Merchant: a,
+				Channel: pb.Channel_CHANNEL_VIETQR, Amount: "45000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-RACE"})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				t.Errorf("notification %d: %v", i, err)
+				return
+			}
+			notified[resp.Payment.Id]++
+		})
+	}
+	wg.Wait()
+	if refunded != 10 {
+		t.Errorf("%d refunds of 10,000 on a 100,000 payment went through, want 10", refunded)
+	}
+	got, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: paid.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPayment(t, got.Payment, pb.PaymentStatus_PAYMENT_STATUS_REFUNDED, "100000", "500", "100000", "500")
+	if len(notified) != 1 {
+		t.Errorf("one notification sent 24 times recorded %d payments: %v", len(notified), notified)
+	}
+	var n int
+	if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM payments WHERE provider_ref = 'FT-RACE'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("payments with reference FT-RACE: %d, %v", n, err)
+	}
+	e.checkInvariants(t)
+}
