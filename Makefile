@@ -27,7 +27,9 @@ run: build
 	  echo "database: $$url" && \
 	  export LEDGER_DATABASE_URL="$$url" LEDGER_LOG_FORMAT="$${LEDGER_LOG_FORMAT:-text}" && \
 	  $(BIN)/ledgerd seed && \
-	  exec $(BIN)/ledgerd serve
+	  $(BIN)/ledgerd demo-credentials .run/credentials.env && \
+	  echo "demo credentials: .run/credentials.env (source it, then see README: Call it)" && \
+	  LEDGER_PLAINTEXT=true exec $(BIN)/ledgerd serve
 
 # The full suite against a real PostgreSQL (started by the test harness).
 test:

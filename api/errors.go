@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/choledger/choledger/access"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
 	"github.com/choledger/choledger/payment"
@@ -50,6 +51,7 @@ var codeOf = []struct {
 	{payment.ErrRequestExpired, codes.FailedPrecondition},
 	{payment.ErrRefundTooLarge, codes.FailedPrecondition},
 	{payment.ErrInsufficientFund, codes.FailedPrecondition},
+	{access.ErrCredentialNotFound, codes.NotFound},
 	{ledger.ErrUnavailable, codes.Unavailable},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},

@@ -96,8 +96,12 @@ func (s *LedgerServer) PostEntry(ctx context.Context, req *pb.PostEntryRequest) 
 			return nil, fieldError("pending_timeout", errors.New("must be positive"))
 		}
 	}
+	key, err := clientKey(ctx, req.GetIdempotencyKey())
+	if err != nil {
+		return nil, err
+	}
 	res, err := s.Ledger.Post(ctx, ledger.EntryRequest{
-		IdempotencyKey: req.GetIdempotencyKey(),
+		IdempotencyKey: key,
 		Market:         req.GetMarket(),
 		Kind:           req.GetKind(),
 		Currency:       req.GetCurrency(),
@@ -126,8 +130,12 @@ func (s *LedgerServer) PostPendingEntry(ctx context.Context, req *pb.PostPending
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.Ledger.ClosePending(ctx, ledger.CloseRequest{
-		IdempotencyKey: req.GetIdempotencyKey(),
+	key, err := clientKey(ctx, req.GetIdempotencyKey())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.closePending(ctx, ledger.CloseRequest{
+		IdempotencyKey: key,
 		PendingID:      req.GetPendingEntryId(),
 		Postings:       postings,
 		Kind:           req.GetKind(),
@@ -149,8 +157,12 @@ func (s *LedgerServer) VoidPendingEntry(ctx context.Context, req *pb.VoidPending
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.Ledger.ClosePending(ctx, ledger.CloseRequest{
-		IdempotencyKey: req.GetIdempotencyKey(),
+	key, err := clientKey(ctx, req.GetIdempotencyKey())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.closePending(ctx, ledger.CloseRequest{
+		IdempotencyKey: key,
 		PendingID:      req.GetPendingEntryId(),
 		Void:           true,
 		Kind:           req.GetKind(),
@@ -285,4 +297,39 @@ func (s *LedgerServer) VerifyJournal(ctx context.Context, req *pb.VerifyJournalR
 		}
 	}
 	return resp, nil
+}
+
+// notPaymentEntry refuses to post or void a payment's pending entry through
+// the ledger: only PaymentService may, so that the payment follows.
+func (s *LedgerServer) notPaymentEntry(ctx context.Context, id string) error {
+	e, err := s.Ledger.GetEntry(ctx, id)
+	if err != nil {
+		return toStatus(ctx, renameLedgerField(err, "id", "pending_entry_id"))
+	}
+	if payment.Reserved(e.Kind) {
+		return toStatus(ctx, &ledger.Error{Kind: ledger.ErrPendingClosed, Field: "pending_entry_id",
+			Msg: fmt.Sprintf("entry %s is a %s entry: confirm or reject it through PaymentService", e.ID, e.Kind)})
+	}
+	return nil
+}
+
+func renameLedgerField(err error, from, to string) error {
+	var le *ledger.Error
+	if errors.As(err, &le) && le.Field == from {
+		c := *le
+		c.Field = to
+		return &c
+	}
+	return err
+}
+
+// closePending posts or voids a pending entry that is not a payment's.
+func (s *LedgerServer) closePending(ctx context.Context, r ledger.CloseRequest) (ledger.Result, error) {
+	if err := s.Ledger.CheckClose(r); err != nil {
+		return ledger.Result{}, err
+	}
+	if err := s.notPaymentEntry(ctx, r.PendingID); err != nil {
+		return ledger.Result{}, err
+	}
+	return s.Ledger.ClosePending(ctx, r)
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/choledger/choledger/access"
 	"github.com/choledger/choledger/api"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/internal/pg/pgtest"
@@ -30,8 +31,34 @@ type env struct {
 	merchants pb.MerchantServiceClient
 	payments  pb.PaymentServiceClient
 
+	creds *access.Store
+	addr  string
+
 	mu    sync.Mutex
 	clock time.Time
+}
+
+// bearer sends a credential's secret with every call.
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+func (bearer) RequireTransportSecurity() bool { return false }
+
+// dial connects to the env's server presenting secret ("" presents none).
+func (e *env) dial(t *testing.T, secret string) *grpc.ClientConn {
+	t.Helper()
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if secret != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(secret)))
+	}
+	conn, err := grpc.NewClient(e.addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // now is the env's clock: real time plus whatever advance added, so tests
@@ -50,6 +77,12 @@ func (e *env) advance(d time.Duration) {
 
 func newEnv(t *testing.T, opts ledger.Options) *env {
 	t.Helper()
+	return newEnvWith(t, opts)
+}
+
+// newEnvWith is newEnv with options for the gRPC server, e.g. TLS.
+func newEnvWith(t *testing.T, opts ledger.Options, serverOpts ...grpc.ServerOption) *env {
+	t.Helper()
 	e := &env{db: pgtest.New(t)}
 	db := e.db
 	if opts.ExpiryInterval == 0 {
@@ -60,20 +93,29 @@ func newEnv(t *testing.T, opts ledger.Options) *env {
 	l := ledger.New(db.Pool, opts)
 	merchants := merchant.NewStore(db.Pool, l)
 	payments := payment.NewService(db.Pool, l, merchants, payment.Options{Now: e.now})
-	srv := api.NewServer(api.Services{Ledger: l, Merchants: merchants, Payments: payments})
+	creds := access.NewStore(db.Pool, e.now)
+	audit := access.NewAudit(db.Pool, slog.Default())
+	srv := api.NewServer(api.Services{Credentials: creds, Audit: audit, Ledger: l, Merchants: merchants, Payments: payments}, serverOpts...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	go srv.GRPC.Serve(lis) //nolint:errcheck // ends with Stop below
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// The env's own client acts as the operator; role tests dial with
+	// other credentials.
+	_, secret, err := creds.Issue(context.Background(), access.IssueRequest{Name: "test operator", Role: access.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.creds, e.addr = creds, lis.Addr().String()
+	conn := e.dial(t, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		conn.Close()
 		srv.GRPC.Stop()
 		l.Close()
+		audit.Close()
 	})
 	e.ledger, e.conn = l, conn
 	e.client = pb.NewLedgerServiceClient(conn)

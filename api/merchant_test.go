@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -11,13 +10,11 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
-	"github.com/choledger/choledger/api"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/internal/pg/pgtest"
 	"github.com/choledger/choledger/ledger"
@@ -36,24 +33,8 @@ type merchantEnv struct {
 
 func newMerchantEnv(t *testing.T) *merchantEnv {
 	t.Helper()
-	db := pgtest.New(t)
-	l := ledger.New(db.Pool, ledger.Options{ExpiryInterval: -1})
-	srv := api.NewServer(api.Services{Ledger: l, Merchants: merchant.NewStore(db.Pool, l)})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.GRPC.Serve(lis) //nolint:errcheck // ends with Stop below
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn.Close()
-		srv.GRPC.Stop()
-		l.Close()
-	})
-	return &merchantEnv{db: db, ledger: l, conn: conn, client: pb.NewMerchantServiceClient(conn)}
+	e := newEnv(t, ledgerOptions())
+	return &merchantEnv{db: e.db, ledger: e.ledger, conn: e.conn, client: e.merchants}
 }
 
 func (e *merchantEnv) market(t *testing.T, code, province string) *pb.Market {

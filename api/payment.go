@@ -73,7 +73,11 @@ func optionalAmount(field, s string) (decimal.Decimal, error) {
 	return d, nil
 }
 
-func recordFromProto(field string, r *pb.RecordPaymentRequest) (payment.RecordRequest, error) {
+func recordFromProto(ctx context.Context, field string, r *pb.RecordPaymentRequest) (payment.RecordRequest, error) {
+	key, err := clientKey(ctx, r.GetIdempotencyKey())
+	if err != nil {
+		return payment.RecordRequest{}, err
+	}
 	amount, err := ledger.ParseDecimal(r.GetAmount())
 	if err != nil {
 		return payment.RecordRequest{}, fieldError(field+"amount", err)
@@ -96,7 +100,7 @@ func recordFromProto(field string, r *pb.RecordPaymentRequest) (payment.RecordRe
 		return payment.RecordRequest{}, err
 	}
 	return payment.RecordRequest{
-		Key: r.GetIdempotencyKey(), Merchant: r.GetMerchant(), Channel: ch, Amount: amount, Source: source,
+		Key: key, Merchant: r.GetMerchant(), Channel: ch, Amount: amount, Source: source,
 		ProviderRef: r.GetProviderRef(), RequestID: r.GetPaymentRequestId(), BillNumber: r.GetBillNumber(), OccurredAt: occurred,
 	}, nil
 }
@@ -106,8 +110,12 @@ func (s *PaymentServer) CreatePaymentRequest(ctx context.Context, req *pb.Create
 	if err != nil {
 		return nil, fieldError("amount", err)
 	}
+	key, err := clientKey(ctx, req.GetIdempotencyKey())
+	if err != nil {
+		return nil, err
+	}
 	pr, replayed, err := s.Payments.CreateRequest(ctx, payment.NewRequest{
-		Key: req.GetIdempotencyKey(), Merchant: req.GetMerchant(), Amount: amount, Purpose: req.GetPurpose(),
+		Key: key, Merchant: req.GetMerchant(), Amount: amount, Purpose: req.GetPurpose(),
 	})
 	if err != nil {
 		return nil, toStatus(ctx, err)
@@ -119,7 +127,7 @@ func (s *PaymentServer) CreatePaymentRequest(ctx context.Context, req *pb.Create
 }
 
 func (s *PaymentServer) RecordPayment(ctx context.Context, req *pb.RecordPaymentRequest) (*pb.RecordPaymentResponse, error) {
-	r, err := recordFromProto("", req)
+	r, err := recordFromProto(ctx, "", req)
 	if err != nil {
 		return nil, err
 	}
@@ -139,7 +147,7 @@ func (s *PaymentServer) RecordPayments(ctx context.Context, req *pb.RecordPaymen
 	var reqs []payment.RecordRequest
 	var owners []int
 	for i, item := range items {
-		r, err := recordFromProto("", item)
+		r, err := recordFromProto(ctx, "", item)
 		if err != nil {
 			resp.Results[i] = &pb.RecordPaymentResult{Error: itemError(err)}
 			continue
@@ -163,8 +171,12 @@ func (s *PaymentServer) ConfirmPayment(ctx context.Context, req *pb.ConfirmPayme
 	if err != nil {
 		return nil, err
 	}
+	key, err := clientKey(ctx, req.GetIdempotencyKey())
+	if err != nil {
+		return nil, err
+	}
 	p, replayed, err := s.Payments.Confirm(ctx, payment.ConfirmRequest{
-		Key: req.GetIdempotencyKey(), PaymentID: req.GetPaymentId(), Amount: amount, ProviderRef: req.GetProviderRef(),
+		Key: key, PaymentID: req.GetPaymentId(), Amount: amount, ProviderRef: req.GetProviderRef(),
 	})
 	if err != nil {
 		return nil, toStatus(ctx, err)
@@ -173,7 +185,11 @@ func (s *PaymentServer) ConfirmPayment(ctx context.Context, req *pb.ConfirmPayme
 }
 
 func (s *PaymentServer) RejectPayment(ctx context.Context, req *pb.RejectPaymentRequest) (*pb.RejectPaymentResponse, error) {
-	p, replayed, err := s.Payments.Reject(ctx, payment.RejectRequest{Key: req.GetIdempotencyKey(), PaymentID: req.GetPaymentId(), Reason: req.GetReason()})
+	key, err := clientKey(ctx, req.GetIdempotencyKey())
+	if err != nil {
+		return nil, err
+	}
+	p, replayed, err := s.Payments.Reject(ctx, payment.RejectRequest{Key: key, PaymentID: req.GetPaymentId(), Reason: req.GetReason()})
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
@@ -185,8 +201,12 @@ func (s *PaymentServer) RefundPayment(ctx context.Context, req *pb.RefundPayment
 	if err != nil {
 		return nil, err
 	}
+	key, err := clientKey(ctx, req.GetIdempotencyKey())
+	if err != nil {
+		return nil, err
+	}
 	p, refund, replayed, err := s.Payments.Refund(ctx, payment.RefundRequest{
-		Key: req.GetIdempotencyKey(), PaymentID: req.GetPaymentId(), Amount: amount, Reason: req.GetReason(),
+		Key: key, PaymentID: req.GetPaymentId(), Amount: amount, Reason: req.GetReason(),
 	})
 	if err != nil {
 		return nil, toStatus(ctx, err)

@@ -67,7 +67,7 @@ func TestPaymentWritesRefuseBadInput(t *testing.T) {
 		field string
 	}{
 		{"record: no key", rec(func(r *pb.RecordPaymentRequest) { r.IdempotencyKey = "" }), codes.InvalidArgument, "idempotency_key"},
-		{"record: key too long", rec(func(r *pb.RecordPaymentRequest) { r.IdempotencyKey = strings.Repeat("k", 101) }), codes.InvalidArgument, "idempotency_key"},
+		{"record: key too long", rec(func(r *pb.RecordPaymentRequest) { r.IdempotencyKey = strings.Repeat("k", 129) }), codes.InvalidArgument, "idempotency_key"},
 		{"record: no merchant", rec(func(r *pb.RecordPaymentRequest) { r.Merchant = "" }), codes.InvalidArgument, "merchant"},
 		{"record: unknown merchant", rec(func(r *pb.RecordPaymentRequest) { r.Merchant = "TN-TEST-9999" }), codes.NotFound, "merchant"},
 		{"record: suspended merchant", rec(func(r *pb.RecordPaymentRequest) { r.Merchant = b }), codes.FailedPrecondition, "suspended"},

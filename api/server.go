@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
@@ -21,7 +22,11 @@ import (
 
 // Services are the domain objects the server exposes.
 type Services struct {
-	Ledger *ledger.Ledger
+	// Credentials and Audit guard every call but health and reflection;
+	// they are required.
+	Credentials *access.Store
+	Audit       *access.Audit
+	Ledger      *ledger.Ledger
 	// Merchants serves MerchantService when set.
 	Merchants *merchant.Store
 	// Payments serves PaymentService when set.
@@ -38,11 +43,17 @@ type Server struct {
 // NewServer registers every service, the standard health service and server
 // reflection (so grpcurl works without proto files).
 func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
+	if svc.Credentials == nil || svc.Audit == nil {
+		panic("api.NewServer: Credentials and Audit are required: no call goes unauthenticated")
+	}
+	auth := &authorizer{credentials: svc.Credentials, audit: svc.Audit,
+		binder: &binder{ledger: svc.Ledger, merchants: svc.Merchants, payments: svc.Payments}}
 	opts = append(opts,
-		grpc.ChainUnaryInterceptor(recoverUnary, logUnary),
-		grpc.ChainStreamInterceptor(recoverStream, logStream),
+		grpc.ChainUnaryInterceptor(recoverUnary, logUnary, auth.unary),
+		grpc.ChainStreamInterceptor(recoverStream, logStream, auth.stream),
 	)
 	s := grpc.NewServer(opts...)
+	pb.RegisterAdminServiceServer(s, &AdminServer{Credentials: svc.Credentials, Audit: svc.Audit})
 	pb.RegisterLedgerServiceServer(s, &LedgerServer{Ledger: svc.Ledger})
 	if svc.Merchants != nil {
 		pb.RegisterMerchantServiceServer(s, &MerchantServer{Merchants: svc.Merchants})
@@ -54,6 +65,7 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 	healthpb.RegisterHealthServer(s, h)
 	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	h.SetServingStatus(pb.LedgerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	h.SetServingStatus(pb.AdminService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	if svc.Merchants != nil {
 		h.SetServingStatus(pb.MerchantService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	}

@@ -152,8 +152,14 @@ const (
 	MaxFutureSkew         = 15 * time.Minute
 )
 
-func validKey(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
+// MaxKey bounds idempotency keys: a client's key of up to 128 characters
+// under the caller's scope.
+const MaxKey = 256
+
+func validKey(s string) bool { return validASCII(s, MaxKey) }
+
+func validASCII(s string, maxLen int) bool {
+	if len(s) == 0 || len(s) > maxLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -206,7 +212,7 @@ func checkKind(kind string) *Error {
 }
 
 func checkExternalRef(ref string) *Error {
-	if ref != "" && !validKey(ref) {
+	if ref != "" && !validASCII(ref, 128) {
 		return invalid("external_ref", "must be at most 128 printable ASCII characters without spaces, got %q", ref)
 	}
 	return nil

@@ -150,6 +150,16 @@ func (l *Ledger) ClosePending(ctx context.Context, r CloseRequest) (Result, erro
 	return l.submit(ctx, &op{close: &r, key: r.IdempotencyKey, hash: r.hash()})
 }
 
+// CheckClose checks what CloseRequest can be checked without the ledger's
+// state, so that callers can refuse a malformed request before looking
+// anything up.
+func (l *Ledger) CheckClose(r CloseRequest) error {
+	if err := r.validate(l.opts.Now()); err != nil {
+		return err
+	}
+	return nil
+}
+
 // Write submits several writes at once and returns each one's outcome, in
 // order; one failing never fails the others.
 func (l *Ledger) Write(ctx context.Context, reqs []any) []Outcome {

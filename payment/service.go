@@ -82,8 +82,9 @@ func fail(kind error, field, format string, args ...any) error {
 }
 
 func checkClientKey(key string) error {
-	if len(key) == 0 || len(key) > 100 {
-		return invalid("idempotency_key", "must be 1-100 printable ASCII characters, got %d", len(key))
+	// The API prefixes the caller's scope to the client's key (at most 128).
+	if len(key) == 0 || len(key) > 200 {
+		return invalid("idempotency_key", "must be 1-128 printable ASCII characters, got %d", len(key))
 	}
 	for i := 0; i < len(key); i++ {
 		if key[i] < 0x21 || key[i] > 0x7e {

@@ -22,6 +22,12 @@ type config struct {
 	Committers      int
 	ShutdownTimeout time.Duration
 	PaymentTimeout  time.Duration
+	// Transport security: a certificate and key for TLS, plus a CA for
+	// client certificates (mutual TLS). Plaintext only when asked for.
+	TLSCert     string
+	TLSKey      string
+	TLSClientCA string
+	Plaintext   bool
 }
 
 func loadConfig(args []string) (config, error) {
@@ -35,6 +41,10 @@ func loadConfig(args []string) (config, error) {
 		Committers:      envInt("LEDGER_COMMITTERS", 2),
 		ShutdownTimeout: envDuration("LEDGER_SHUTDOWN_TIMEOUT", 30*time.Second),
 		PaymentTimeout:  envDuration("LEDGER_PAYMENT_TIMEOUT", 24*time.Hour),
+		TLSCert:         os.Getenv("LEDGER_TLS_CERT"),
+		TLSKey:          os.Getenv("LEDGER_TLS_KEY"),
+		TLSClientCA:     os.Getenv("LEDGER_TLS_CLIENT_CA"),
+		Plaintext:       os.Getenv("LEDGER_PLAINTEXT") == "true",
 	}
 	if f := os.Getenv("LEDGER_DATABASE_URL_FILE"); f != "" && c.DatabaseURL == "" {
 		b, err := os.ReadFile(f)
@@ -52,6 +62,10 @@ func loadConfig(args []string) (config, error) {
 	fs.IntVar(&c.Committers, "committers", c.Committers, "batches in flight at once (LEDGER_COMMITTERS)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may take to finish on shutdown (LEDGER_SHUTDOWN_TIMEOUT)")
 	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", c.PaymentTimeout, "how long a stall-recorded payment waits for the bank before it expires (LEDGER_PAYMENT_TIMEOUT)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate file, PEM (LEDGER_TLS_CERT)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key file, PEM (LEDGER_TLS_KEY)")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "CA file for client certificates; set, it requires mutual TLS (LEDGER_TLS_CLIENT_CA)")
+	fs.BoolVar(&c.Plaintext, "plaintext", c.Plaintext, "serve without TLS, for local use only (LEDGER_PLAINTEXT=true)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}

@@ -4,6 +4,9 @@
 //	ledgerd [serve] [flags]   migrate, then serve until SIGINT or SIGTERM
 //	ledgerd migrate           apply pending migrations and exit
 //	ledgerd seed              migrate, load the demo data set once, and exit
+//	ledgerd demo-credentials FILE
+//	                          write demo admin, merchant, bank and auditor
+//	                          credentials to FILE unless it holds valid ones
 package main
 
 import (
@@ -19,7 +22,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
 
+	"github.com/choledger/choledger/access"
 	"github.com/choledger/choledger/api"
 	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/ledger"
@@ -37,7 +42,7 @@ func main() {
 
 func run(args []string) error {
 	cmd := "serve"
-	if len(args) > 0 && (args[0] == "serve" || args[0] == "migrate" || args[0] == "seed") {
+	if len(args) > 0 && (args[0] == "serve" || args[0] == "migrate" || args[0] == "seed" || args[0] == "demo-credentials") {
 		cmd, args = args[0], args[1:]
 	}
 	cfg, err := loadConfig(args)
@@ -58,6 +63,8 @@ func run(args []string) error {
 		return nil
 	case "seed":
 		return seed(ctx, cfg)
+	case "demo-credentials":
+		return demoCredentials(ctx, cfg, args)
 	}
 	return serve(ctx, cfg)
 }
@@ -82,14 +89,21 @@ func serve(ctx context.Context, cfg config) error {
 	}
 	defer app.close()
 
+	transport, err := transportCredentials(cfg)
+	if err != nil {
+		return err
+	}
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.GRPCAddr, err)
 	}
-	srv := api.NewServer(api.Services{Ledger: app.ledger, Merchants: app.merchants, Payments: app.payments})
+	srv := api.NewServer(api.Services{
+		Credentials: app.credentials, Audit: app.audit,
+		Ledger: app.ledger, Merchants: app.merchants, Payments: app.payments,
+	}, grpc.Creds(transport))
 	served := make(chan error, 1)
 	go func() { served <- srv.GRPC.Serve(lis) }()
-	slog.Info("serving gRPC", "addr", lis.Addr().String())
+	slog.Info("serving gRPC", "addr", lis.Addr().String(), "security", transport.Info().SecurityProtocol)
 
 	select {
 	case err := <-served:
@@ -124,11 +138,13 @@ func serve(ctx context.Context, cfg config) error {
 // app is the service stack: the pool, the ledger with its projectors, and
 // the domain services on top.
 type app struct {
-	pool      *pgxpool.Pool
-	ledger    *ledger.Ledger
-	merchants *merchant.Store
-	payments  *payment.Service
-	closeOnce sync.Once
+	pool        *pgxpool.Pool
+	ledger      *ledger.Ledger
+	merchants   *merchant.Store
+	payments    *payment.Service
+	credentials *access.Store
+	audit       *access.Audit
+	closeOnce   sync.Once
 }
 
 func open(ctx context.Context, cfg config) (*app, error) {
@@ -142,10 +158,12 @@ func open(ctx context.Context, cfg config) (*app, error) {
 	})
 	merchants := merchant.NewStore(pool, l)
 	return &app{
-		pool:      pool,
-		ledger:    l,
-		merchants: merchants,
-		payments:  payment.NewService(pool, l, merchants, payment.Options{PendingTimeout: cfg.PaymentTimeout}),
+		pool:        pool,
+		ledger:      l,
+		merchants:   merchants,
+		payments:    payment.NewService(pool, l, merchants, payment.Options{PendingTimeout: cfg.PaymentTimeout}),
+		credentials: access.NewStore(pool, nil),
+		audit:       access.NewAudit(pool, slog.Default()),
 	}, nil
 }
 
@@ -153,6 +171,7 @@ func open(ctx context.Context, cfg config) (*app, error) {
 func (a *app) close() {
 	a.closeOnce.Do(func() {
 		a.ledger.Close()
+		a.audit.Close()
 		a.pool.Close()
 	})
 }

@@ -1,0 +1,314 @@
+package access
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/choledger/choledger/ledger"
+)
+
+// Role is what a principal is.
+type Role string
+
+const (
+	RoleMerchant Role = "merchant"
+	RoleBank     Role = "bank"
+	RoleAuditor  Role = "auditor"
+	RoleAdmin    Role = "admin"
+)
+
+func (r Role) valid() bool {
+	switch r {
+	case RoleMerchant, RoleBank, RoleAuditor, RoleAdmin:
+		return true
+	}
+	return false
+}
+
+// Errors of authentication. A call without a usable credential is refused
+// the same way whatever the reason, so a caller learns nothing about which
+// credentials exist.
+var (
+	ErrUnauthenticated    = errors.New("unauthenticated")
+	ErrCredentialNotFound = errors.New("credential not found")
+)
+
+// Principal is who a credential stands for.
+type Principal struct {
+	CredentialID string
+	Name         string
+	Role         Role
+	Merchant     string   // RoleMerchant
+	Provider     string   // RoleBank
+	Markets      []string // RoleBank, RoleAuditor: empty is all
+	CertSHA256   string   // required client certificate, when set
+}
+
+// InMarket reports whether the principal's binding covers market.
+func (p Principal) InMarket(market string) bool {
+	return len(p.Markets) == 0 || slices.Contains(p.Markets, market)
+}
+
+// Scope namespaces the principal's idempotency keys, so that one client's
+// key never answers for another's request. A merchant's and a bank's keys
+// survive the rotation of their credentials; operators share one scope.
+func (p Principal) Scope() string {
+	switch p.Role {
+	case RoleMerchant:
+		return "merchant:" + p.Merchant
+	case RoleBank:
+		return "bank:" + p.Provider
+	}
+	return string(p.Role)
+}
+
+// Credential is a stored credential, without its secret.
+type Credential struct {
+	Principal
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RevokedAt time.Time
+}
+
+// Store keeps credentials.
+type Store struct {
+	pool *pgxpool.Pool
+	now  func() time.Time
+}
+
+// NewStore returns the credential store; now is the clock (nil: time.Now).
+func NewStore(pool *pgxpool.Pool, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{pool: pool, now: now}
+}
+
+const secretPrefix = "chl_"
+
+// A secret reads chl_<credential id, 32 hex>_<32 random bytes, base64url>:
+// the id finds the row, the random part proves possession.
+func formatSecret(id string, random []byte) string {
+	return secretPrefix + strings.ReplaceAll(id, "-", "") + "_" + base64.RawURLEncoding.EncodeToString(random)
+}
+
+func parseSecret(s string) (id string, random []byte, ok bool) {
+	rest, found := strings.CutPrefix(s, secretPrefix)
+	if !found || len(rest) < 34 || rest[32] != '_' {
+		return "", nil, false
+	}
+	h := rest[:32]
+	if _, err := hex.DecodeString(h); err != nil {
+		return "", nil, false
+	}
+	random, err := base64.RawURLEncoding.DecodeString(rest[33:])
+	if err != nil || len(random) != 32 {
+		return "", nil, false
+	}
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], random, true
+}
+
+func invalid(field, format string, args ...any) error {
+	return &ledger.Error{Kind: ledger.ErrInvalid, Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// IssueRequest describes a credential to issue.
+type IssueRequest struct {
+	Name       string
+	Role       Role
+	Merchant   string
+	Provider   string
+	Markets    []string
+	CertSHA256 string
+	TTL        time.Duration // 0: never expires
+}
+
+// Issue creates a credential and returns it with its secret, which is not
+// stored and cannot be shown again.
+func (s *Store) Issue(ctx context.Context, r IssueRequest) (Credential, string, error) {
+	if r.Name == "" || len(r.Name) > 100 {
+		return Credential{}, "", invalid("credential.name", "must be 1-100 characters")
+	}
+	if !r.Role.valid() {
+		return Credential{}, "", invalid("credential.role", "must be merchant, bank, auditor or admin")
+	}
+	if (r.Role == RoleMerchant) != (r.Merchant != "") {
+		return Credential{}, "", invalid("credential.merchant", "a merchant credential names its merchant, and only it does")
+	}
+	if (r.Role == RoleBank) != (r.Provider != "") {
+		return Credential{}, "", invalid("credential.provider", "a bank credential names its provider, and only it does")
+	}
+	if len(r.Markets) > 0 && r.Role != RoleBank && r.Role != RoleAuditor {
+		return Credential{}, "", invalid("credential.markets", "only bank and auditor credentials are bound to markets")
+	}
+	for _, m := range r.Markets {
+		if !ledger.ValidMarket(m) {
+			return Credential{}, "", invalid("credential.markets", "%q is not a market code", m)
+		}
+	}
+	if r.CertSHA256 != "" {
+		if b, err := hex.DecodeString(r.CertSHA256); err != nil || len(b) != 32 || strings.ToLower(r.CertSHA256) != r.CertSHA256 {
+			return Credential{}, "", invalid("credential.client_cert_sha256", "must be 64 lower-case hex digits")
+		}
+	}
+	if r.TTL < 0 {
+		return Credential{}, "", invalid("ttl", "must not be negative")
+	}
+	random := make([]byte, 32)
+	if _, err := rand.Read(random); err != nil {
+		return Credential{}, "", err
+	}
+	idBytes := make([]byte, 16)
+	if _, err := rand.Read(idBytes); err != nil {
+		return Credential{}, "", err
+	}
+	idBytes[6] = (idBytes[6] & 0x0f) | 0x40
+	idBytes[8] = (idBytes[8] & 0x3f) | 0x80
+	h := hex.EncodeToString(idBytes)
+	id := h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	now := s.now().UTC().Truncate(time.Microsecond)
+	c := Credential{
+		Principal: Principal{CredentialID: id, Name: r.Name, Role: r.Role, Merchant: r.Merchant, Provider: r.Provider, Markets: r.Markets, CertSHA256: r.CertSHA256},
+		CreatedAt: now,
+	}
+	var expires *time.Time
+	if r.TTL > 0 {
+		c.ExpiresAt = now.Add(r.TTL)
+		expires = &c.ExpiresAt
+	}
+	hash := sha256.Sum256(random)
+	_, err := s.pool.Exec(ctx, `
+INSERT INTO credentials (id, name, role, merchant, provider, markets, client_cert_sha256, secret_hash, created_at, expires_at)
+VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), $6, NULLIF($7, ''), $8, $9, $10)`,
+		id, r.Name, string(r.Role), r.Merchant, r.Provider, nonNil(r.Markets), r.CertSHA256, hash[:], now, expires)
+	if err != nil {
+		return Credential{}, "", fmt.Errorf("issue credential: %w", err)
+	}
+	return c, formatSecret(id, random), nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+const credentialColumns = `id::text, name, role, COALESCE(merchant, ''), COALESCE(provider, ''), markets,
+       COALESCE(client_cert_sha256, ''), created_at, expires_at, revoked_at`
+
+func scanCredential(row pgx.Row, hash *[]byte) (Credential, error) {
+	var c Credential
+	var role string
+	var expires, revoked *time.Time
+	dest := []any{&c.CredentialID, &c.Name, &role, &c.Merchant, &c.Provider, &c.Markets, &c.CertSHA256, &c.CreatedAt, &expires, &revoked}
+	if hash != nil {
+		dest = append(dest, hash)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return c, err
+	}
+	c.Role = Role(role)
+	c.CreatedAt = c.CreatedAt.UTC()
+	if expires != nil {
+		c.ExpiresAt = expires.UTC()
+	}
+	if revoked != nil {
+		c.RevokedAt = revoked.UTC()
+	}
+	return c, nil
+}
+
+// Authenticate returns the principal a bearer secret stands for. Revocation
+// and expiry take effect at once: every call reads the credential's row.
+func (s *Store) Authenticate(ctx context.Context, secret string) (Principal, error) {
+	id, random, ok := parseSecret(secret)
+	if !ok {
+		return Principal{}, ErrUnauthenticated
+	}
+	var stored []byte
+	c, err := scanCredential(s.pool.QueryRow(ctx, `SELECT `+credentialColumns+`, secret_hash FROM credentials WHERE id = $1`, id), &stored)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Principal{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("read credential: %w", err)
+	}
+	hash := sha256.Sum256(random)
+	if subtle.ConstantTimeCompare(hash[:], stored) != 1 {
+		return Principal{}, ErrUnauthenticated
+	}
+	if !c.RevokedAt.IsZero() || (!c.ExpiresAt.IsZero() && !s.now().Before(c.ExpiresAt)) {
+		return Principal{}, ErrUnauthenticated
+	}
+	return c.Principal, nil
+}
+
+// List returns a page of credentials in id order.
+func (s *Store) List(ctx context.Context, role Role, pageSize int, pageToken string) ([]Credential, string, error) {
+	size, err := ledger.PageSize(pageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	after := "00000000-0000-0000-0000-000000000000"
+	if pageToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(pageToken)
+		if err != nil || len(b) != 36 {
+			return nil, "", invalid("page_token", "is not a token this service issued")
+		}
+		after = string(b)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+credentialColumns+` FROM credentials
+ WHERE id > $1::uuid AND ($2 = '' OR role = $2) ORDER BY id LIMIT $3`, after, string(role), size+1)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	var out []Credential
+	for rows.Next() {
+		c, err := scanCredential(rows, nil)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > size {
+		out = out[:size]
+		next = base64.RawURLEncoding.EncodeToString([]byte(out[size-1].CredentialID))
+	}
+	return out, next, nil
+}
+
+// Revoke makes a credential unusable from now on. Revoking a revoked
+// credential keeps its first revocation time.
+func (s *Store) Revoke(ctx context.Context, id string) (Credential, error) {
+	if _, _, ok := parseSecret(secretPrefix + strings.ReplaceAll(id, "-", "") + "_" + base64.RawURLEncoding.EncodeToString(make([]byte, 32))); !ok || len(id) != 36 {
+		return Credential{}, invalid("id", "must be a credential id (UUID), got %q", id)
+	}
+	c, err := scanCredential(s.pool.QueryRow(ctx, `
+UPDATE credentials SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1::uuid
+RETURNING `+credentialColumns, id, s.now().UTC()), nil)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Credential{}, &ledger.Error{Kind: ErrCredentialNotFound, Field: "id", Msg: "no credential " + id}
+	}
+	return c, err
+}
+
+// Pool is the store's database, which the audit listing reads too.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }

@@ -1,0 +1,203 @@
+package access
+
+import (
+	"context"
+	"encoding/base64"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/choledger/choledger/ledger"
+)
+
+// Event is one line of the audit trail: a write or a denied call.
+type Event struct {
+	ID           int64
+	At           time.Time
+	CredentialID string
+	Role         Role
+	Method       string
+	Target       string
+	Code         string
+	Message      string
+}
+
+// Audit writes the trail in the background, many events per insert, so
+// that recording a call never adds a disk flush to it. Close (and Sync)
+// wait for what was recorded to be written; a crash loses at most the
+// events of the last flush interval, never a ledger write.
+type Audit struct {
+	pool   *pgxpool.Pool
+	log    *slog.Logger
+	events chan auditItem
+	done   chan struct{}
+	once   sync.Once
+}
+
+type auditItem struct {
+	event  Event
+	synced chan struct{} // set on a Sync marker instead of an event
+}
+
+const (
+	auditQueue    = 8192
+	auditBatch    = 1000
+	auditInterval = 100 * time.Millisecond
+)
+
+// NewAudit starts the audit writer.
+func NewAudit(pool *pgxpool.Pool, log *slog.Logger) *Audit {
+	a := &Audit{pool: pool, log: log, events: make(chan auditItem, auditQueue), done: make(chan struct{})}
+	go a.run()
+	return a
+}
+
+// Record queues an event. It waits when the queue is full rather than drop
+// the event.
+func (a *Audit) Record(e Event) {
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
+	if len(e.Message) > 500 {
+		e.Message = e.Message[:500]
+	}
+	a.events <- auditItem{event: e}
+}
+
+// Sync waits until every event recorded before it is written.
+func (a *Audit) Sync(ctx context.Context) error {
+	c := make(chan struct{})
+	select {
+	case a.events <- auditItem{synced: c}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close writes what is queued and stops the writer.
+func (a *Audit) Close() {
+	a.once.Do(func() {
+		close(a.events)
+		<-a.done
+	})
+}
+
+func (a *Audit) run() {
+	defer close(a.done)
+	var batch []Event
+	var waiting []chan struct{}
+	tick := time.NewTicker(auditInterval)
+	defer tick.Stop()
+	flush := func() {
+		if len(batch) > 0 {
+			a.write(batch)
+			batch = batch[:0]
+		}
+		for _, c := range waiting {
+			close(c)
+		}
+		waiting = waiting[:0]
+	}
+	for {
+		select {
+		case it, ok := <-a.events:
+			if !ok {
+				flush()
+				return
+			}
+			if it.synced != nil {
+				waiting = append(waiting, it.synced)
+				flush()
+				continue
+			}
+			batch = append(batch, it.event)
+			if len(batch) >= auditBatch {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}
+
+func (a *Audit) write(batch []Event) {
+	n := len(batch)
+	at, cred, role, method, target, code, msg := make([]time.Time, n), make([]*string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, e := range batch {
+		at[i], role[i], method[i], target[i], code[i], msg[i] = e.At, string(e.Role), e.Method, e.Target, e.Code, e.Message
+		if e.CredentialID != "" {
+			id := e.CredentialID
+			cred[i] = &id
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := a.pool.Exec(ctx, `
+INSERT INTO audit_events (at, credential_id, role, method, target, code, message)
+SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])`,
+		at, cred, role, method, target, code, msg)
+	if err != nil {
+		// The trail must not silently lose events: say so loudly, with the
+		// events, so they survive in the logs.
+		for _, e := range batch {
+			a.log.Error("audit event not stored", "err", err, "credential", e.CredentialID, "method", e.Method, "target", e.Target, "code", e.Code)
+		}
+	}
+}
+
+// ListEvents returns a page of the trail, newest first.
+func ListEvents(ctx context.Context, pool *pgxpool.Pool, credentialID string, deniedOnly bool, pageSize int, pageToken string) ([]Event, string, error) {
+	size, err := ledger.PageSize(pageSize)
+	if err != nil {
+		return nil, "", err
+	}
+	before := int64(1<<63 - 1)
+	if pageToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(pageToken)
+		if err == nil {
+			before, err = strconv.ParseInt(string(b), 10, 64)
+		}
+		if err != nil {
+			return nil, "", invalid("page_token", "is not a token this service issued")
+		}
+	}
+	if credentialID != "" && len(credentialID) != 36 {
+		return nil, "", invalid("credential_id", "must be a credential id (UUID), got %q", credentialID)
+	}
+	rows, err := pool.Query(ctx, `
+SELECT id, at, COALESCE(credential_id::text, ''), role, method, target, code, message FROM audit_events
+ WHERE id < $1 AND ($2 = '' OR credential_id = NULLIF($2, '')::uuid) AND (NOT $3 OR code IN ('PermissionDenied', 'Unauthenticated'))
+ ORDER BY id DESC LIMIT $4`, before, credentialID, deniedOnly, size+1)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var role string
+		if err := rows.Scan(&e.ID, &e.At, &e.CredentialID, &role, &e.Method, &e.Target, &e.Code, &e.Message); err != nil {
+			return nil, "", err
+		}
+		e.Role, e.At = Role(role), e.At.UTC()
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(out) > size {
+		out = out[:size]
+		next = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(out[size-1].ID, 10)))
+	}
+	return out, next, nil
+}

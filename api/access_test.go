@@ -1,0 +1,462 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"github.com/choledger/choledger/access"
+	pb "github.com/choledger/choledger/gen/choledger/v1"
+)
+
+// principals of the access tests: a connection per name.
+type principals struct {
+	conns map[string]*grpc.ClientConn
+}
+
+func (e *env) issue(t *testing.T, r access.IssueRequest) (access.Credential, string) {
+	t.Helper()
+	c, secret, err := e.creds.Issue(context.Background(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, secret
+}
+
+func (e *env) principals(t *testing.T) principals {
+	t.Helper()
+	ctx := context.Background()
+	ps := principals{conns: map[string]*grpc.ClientConn{}}
+	add := func(name string, r access.IssueRequest) string {
+		_, secret := e.issue(t, r)
+		ps.conns[name] = e.dial(t, secret)
+		return secret
+	}
+	add("admin", access.IssueRequest{Name: "admin", Role: access.RoleAdmin})
+	add("auditor", access.IssueRequest{Name: "auditor", Role: access.RoleAuditor})
+	add("auditorOther", access.IssueRequest{Name: "auditor of another market", Role: access.RoleAuditor, Markets: []string{"TN-OTHER"}})
+	add("merchantA", access.IssueRequest{Name: "stall A", Role: access.RoleMerchant, Merchant: "TN-TEST-0001"})
+	add("merchantB", access.IssueRequest{Name: "stall B", Role: access.RoleMerchant, Merchant: "TN-TEST-0002"})
+	add("bankNapas", access.IssueRequest{Name: "VietQR bank", Role: access.RoleBank, Provider: "napas"})
+	add("bankMomo", access.IssueRequest{Name: "MoMo", Role: access.RoleBank, Provider: "momo"})
+	add("bankOtherMarket", access.IssueRequest{Name: "VietQR bank elsewhere", Role: access.RoleBank, Provider: "napas", Markets: []string{"TN-OTHER"}})
+	ps.conns["none"] = e.dial(t, "")
+	ps.conns["garbage"] = e.dial(t, "chl_0123456789abcdef0123456789abcdef_bm90LWEtcmVhbC1zZWNyZXQtYXQtYWxsLW5vLXdheQ")
+	_, expired := e.issue(t, access.IssueRequest{Name: "expired", Role: access.RoleAdmin, TTL: time.Hour})
+	ps.conns["expired"] = e.dial(t, expired)
+	revoked, revokedSecret := e.issue(t, access.IssueRequest{Name: "revoked", Role: access.RoleAdmin})
+	ps.conns["revoked"] = e.dial(t, revokedSecret)
+	if _, err := e.creds.Revoke(ctx, revoked.CredentialID); err != nil {
+		t.Fatal(err)
+	}
+	return ps
+}
+
+// accessFixture is the data the matrix calls name: market TN-TEST with
+// merchants A and B, a pending and a confirmed VietQR payment of A, a
+// pending ledger entry, and a throwaway merchant and credential for the
+// admin-only writes.
+type accessFixture struct {
+	pendingA, confirmedA *pb.Payment
+	entry                *pb.Entry
+	hold                 *pb.Entry
+	spareCredential      string
+}
+
+func (e *env) accessFixture(t *testing.T) accessFixture {
+	t.Helper()
+	ctx := context.Background()
+	e.setUpMarket(t)
+	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-OTHER", Name: "Chợ Khác", Province: "Thái Nguyên"}}); err != nil {
+		t.Fatal(err)
+	}
+	var f accessFixture
+	f.pendingA = e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "fx-1", Merchant: "TN-TEST-0001", Channel: pb.Channel_CHANNEL_VIETQR, Amount: "40000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	f.confirmedA = e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "fx-2", Merchant: "TN-TEST-0001", Channel: pb.Channel_CHANNEL_VIETQR, Amount: "90000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-FX-2"}).Payment
+	for _, code := range []string{"hold:TN-TEST:a", "hold:TN-TEST:b"} {
+		if _, err := e.client.CreateAccount(ctx, &pb.CreateAccountRequest{Code: code, Type: pb.AccountType_ACCOUNT_TYPE_ASSET, Currency: "VND", Market: testMarket}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hold, err := e.client.PostEntry(ctx, &pb.PostEntryRequest{IdempotencyKey: "fx-hold", Market: testMarket, Kind: "hold", Currency: "VND", Pending: true,
+		Postings: []*pb.PostingInput{posting("hold:TN-TEST:a", debit, "100"), posting("hold:TN-TEST:b", credit, "100")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.hold = hold.Entry
+	got, err := e.client.GetEntry(ctx, &pb.GetEntryRequest{Id: f.confirmedA.EntryIds[0]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.entry = got.Entry
+	spare, _ := e.issue(t, access.IssueRequest{Name: "spare", Role: access.RoleAuditor})
+	f.spareCredential = spare.CredentialID
+	return f
+}
+
+// call is one RPC with a request, made on a connection.
+type call struct {
+	method string
+	req    func(who string) proto.Message
+	// allowed lists who may make the call (with this request): everyone
+	// else must get PermissionDenied, or Unauthenticated without a valid
+	// credential.
+	allowed []string
+}
+
+var authenticated = []string{"admin", "auditor", "auditorOther", "merchantA", "merchantB", "bankNapas", "bankMomo", "bankOtherMarket"}
+
+func same(m proto.Message) func(string) proto.Message { return func(string) proto.Message { return m } }
+
+func (f accessFixture) calls() []call {
+	const a, b = "TN-TEST-0001", "TN-TEST-0002"
+	payableA := "merchant:" + a + ":payable"
+	record := func(who string) proto.Message {
+		r := &pb.RecordPaymentRequest{IdempotencyKey: "m-" + who, Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "15000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}
+		if slices.Contains([]string{"bankNapas", "bankMomo", "bankOtherMarket"}, who) {
+			r.Source, r.ProviderRef = pb.PaymentSource_PAYMENT_SOURCE_BANK, "FT-M-"+who
+		}
+		return r
+	}
+	return []call{
+		{pb.LedgerService_CreateAccount_FullMethodName, func(who string) proto.Message {
+			return &pb.CreateAccountRequest{Code: "extra:" + who, Type: pb.AccountType_ACCOUNT_TYPE_ASSET, Currency: "VND", Market: testMarket}
+		}, []string{"admin"}},
+		{pb.LedgerService_PostEntry_FullMethodName, func(who string) proto.Message {
+			return &pb.PostEntryRequest{IdempotencyKey: "m-" + who, Market: testMarket, Kind: "adjustment", Currency: "VND",
+				Postings: []*pb.PostingInput{posting("hold:TN-TEST:a", debit, "1"), posting("hold:TN-TEST:b", credit, "1")}}
+		}, []string{"admin"}},
+		{pb.LedgerService_PostPendingEntry_FullMethodName, same(&pb.PostPendingEntryRequest{IdempotencyKey: "m-post", PendingEntryId: f.hold.Id, Kind: "release"}), []string{"admin"}},
+		{pb.LedgerService_VoidPendingEntry_FullMethodName, same(&pb.VoidPendingEntryRequest{IdempotencyKey: "m-void", PendingEntryId: f.hold.Id, Kind: "release"}), []string{"admin"}},
+		{pb.LedgerService_GetAccount_FullMethodName, same(&pb.GetAccountRequest{Code: payableA}), []string{"admin", "auditor", "merchantA"}},
+		{pb.LedgerService_GetBalance_FullMethodName, same(&pb.GetBalanceRequest{AccountCode: payableA}), []string{"admin", "auditor", "merchantA"}},
+		{pb.LedgerService_ListAccounts_FullMethodName, same(&pb.ListAccountsRequest{Market: testMarket}), []string{"admin", "auditor"}},
+		{pb.LedgerService_GetEntry_FullMethodName, same(&pb.GetEntryRequest{Id: f.entry.Id}), []string{"admin", "auditor"}},
+		{pb.LedgerService_ListEntries_FullMethodName, same(&pb.ListEntriesRequest{Market: testMarket}), []string{"admin", "auditor"}},
+		{pb.LedgerService_StreamEntries_FullMethodName, same(&pb.StreamEntriesRequest{Market: testMarket}), []string{"admin", "auditor"}},
+		{pb.LedgerService_GetTrialBalance_FullMethodName, same(&pb.GetTrialBalanceRequest{Market: testMarket}), []string{"admin", "auditor"}},
+		{pb.LedgerService_VerifyJournal_FullMethodName, same(&pb.VerifyJournalRequest{Market: testMarket}), []string{"admin", "auditor"}},
+
+		{pb.MerchantService_CreateMarket_FullMethodName, func(who string) proto.Message {
+			return &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-NEW-" + fmt.Sprint(len(who)), Name: "Chợ Mới", Province: "Thái Nguyên"}}
+		}, []string{"admin"}},
+		{pb.MerchantService_UpdateMarket_FullMethodName, same(&pb.UpdateMarketRequest{Market: &pb.Market{Code: testMarket, Name: "Chợ Thử Mới"}, UpdateMask: mask("name")}), []string{"admin"}},
+		{pb.MerchantService_CreateMerchant_FullMethodName, same(&pb.CreateMerchantRequest{Merchant: &pb.Merchant{Code: "TN-TEST-0009", Market: testMarket, Stalls: []string{"Z-009"},
+			DisplayName: "Hàng mới", OwnerName: "Phạm Văn Mới", Phone: "0911111111", Channels: []pb.Channel{pb.Channel_CHANNEL_VIETQR}, FeePlan: &pb.FeePlan{MinFee: "0"}}}), []string{"admin"}},
+		{pb.MerchantService_UpdateMerchant_FullMethodName, same(&pb.UpdateMerchantRequest{Merchant: &pb.Merchant{Code: "TN-TEST-0009", DisplayName: "Hàng mới 2"}, UpdateMask: mask("display_name")}), []string{"admin"}},
+		{pb.MerchantService_SuspendMerchant_FullMethodName, same(&pb.SuspendMerchantRequest{Code: "TN-TEST-0009"}), []string{"admin"}},
+		{pb.MerchantService_ReinstateMerchant_FullMethodName, same(&pb.ReinstateMerchantRequest{Code: "TN-TEST-0009"}), []string{"admin"}},
+		{pb.MerchantService_CloseMerchant_FullMethodName, same(&pb.CloseMerchantRequest{Code: "TN-TEST-0009"}), []string{"admin"}},
+		{pb.MerchantService_GetMarket_FullMethodName, same(&pb.GetMarketRequest{Code: testMarket}), authenticated},
+		{pb.MerchantService_ListMarkets_FullMethodName, same(&pb.ListMarketsRequest{}), authenticated},
+		{pb.MerchantService_GetMerchant_FullMethodName, same(&pb.GetMerchantRequest{Code: a}), []string{"admin", "auditor", "merchantA", "bankNapas", "bankMomo"}},
+		{pb.MerchantService_ListMerchants_FullMethodName, same(&pb.ListMerchantsRequest{Market: testMarket}), []string{"admin", "auditor", "bankNapas", "bankMomo"}},
+		{pb.MerchantService_GetMerchantQr_FullMethodName, same(&pb.GetMerchantQrRequest{Code: a}), []string{"admin", "merchantA"}},
+
+		{pb.PaymentService_CreatePaymentRequest_FullMethodName, func(who string) proto.Message {
+			return &pb.CreatePaymentRequestRequest{IdempotencyKey: "m-" + who, Merchant: a, Amount: "25000"}
+		}, []string{"admin", "merchantA"}},
+		{pb.PaymentService_RecordPayment_FullMethodName, record, []string{"admin", "merchantA", "bankNapas"}},
+		{pb.PaymentService_RecordPayments_FullMethodName, func(who string) proto.Message {
+			r := record(who).(*pb.RecordPaymentRequest)
+			r.IdempotencyKey, r.ProviderRef = "bulk-"+who, r.ProviderRef+"-bulk"
+			if r.Source == pb.PaymentSource_PAYMENT_SOURCE_STALL {
+				r.ProviderRef = ""
+			}
+			return &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{r}}
+		}, []string{"admin", "merchantA", "bankNapas"}},
+		{pb.PaymentService_ConfirmPayment_FullMethodName, same(&pb.ConfirmPaymentRequest{IdempotencyKey: "m-confirm", PaymentId: f.pendingA.Id}), []string{"admin", "bankNapas"}},
+		{pb.PaymentService_RejectPayment_FullMethodName, same(&pb.RejectPaymentRequest{IdempotencyKey: "m-reject", PaymentId: f.pendingA.Id}), []string{"admin", "bankNapas"}},
+		{pb.PaymentService_RefundPayment_FullMethodName, func(who string) proto.Message {
+			return &pb.RefundPaymentRequest{IdempotencyKey: "m-" + who, PaymentId: f.confirmedA.Id, Amount: "1000"}
+		}, []string{"admin", "merchantA", "bankNapas"}},
+		{pb.PaymentService_GetPayment_FullMethodName, same(&pb.GetPaymentRequest{Id: f.confirmedA.Id}), []string{"admin", "auditor", "merchantA", "bankNapas"}},
+		{pb.PaymentService_ListPayments_FullMethodName, same(&pb.ListPaymentsRequest{Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR}), []string{"admin", "auditor", "merchantA", "bankNapas"}},
+
+		{pb.AdminService_IssueCredential_FullMethodName, same(&pb.IssueCredentialRequest{Credential: &pb.Credential{Name: "new", Role: pb.Role_ROLE_AUDITOR}}), []string{"admin"}},
+		{pb.AdminService_ListCredentials_FullMethodName, same(&pb.ListCredentialsRequest{}), []string{"admin"}},
+		{pb.AdminService_RevokeCredential_FullMethodName, same(&pb.RevokeCredentialRequest{Id: f.spareCredential}), []string{"admin"}},
+		{pb.AdminService_ListAuditEvents_FullMethodName, same(&pb.ListAuditEventsRequest{}), []string{"admin", "auditor", "auditorOther"}},
+	}
+}
+
+// invoke makes one call, unary or server-streaming, and returns its status.
+func invoke(ctx context.Context, conn *grpc.ClientConn, method string, req proto.Message) error {
+	if method == pb.LedgerService_StreamEntries_FullMethodName {
+		stream, err := pb.NewLedgerServiceClient(conn).StreamEntries(ctx, req.(*pb.StreamEntriesRequest))
+		if err != nil {
+			return err
+		}
+		for {
+			if _, err := stream.Recv(); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+		}
+	}
+	reply := replyFor(method)
+	return conn.Invoke(ctx, method, req, reply)
+}
+
+// replyFor makes an empty reply message of the method's response type.
+func replyFor(method string) proto.Message {
+	for _, sd := range serviceDescs {
+		for _, m := range sd.desc.Methods {
+			if "/"+sd.desc.ServiceName+"/"+m.MethodName == method {
+				return sd.reply(m.MethodName)
+			}
+		}
+	}
+	panic("unknown method " + method)
+}
+
+// snapshot counts the rows that any write would change.
+func (e *env) snapshot(t *testing.T) string {
+	t.Helper()
+	var s string
+	err := e.db.Pool.QueryRow(context.Background(), `SELECT concat_ws(',',
+		(SELECT count(*) FROM ledger_entries), (SELECT count(*) FROM ledger_accounts), (SELECT count(*) FROM payments),
+		(SELECT count(*) FROM payment_requests), (SELECT count(*) FROM markets), (SELECT count(*) FROM merchants),
+		(SELECT count(*) FROM credentials), (SELECT count(*) FROM credentials WHERE revoked_at IS NOT NULL),
+		(SELECT string_agg(code || status || display_name, ',' ORDER BY code) FROM merchants),
+		(SELECT string_agg(name, ',' ORDER BY code) FROM markets))`).Scan(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Every RPC, called by every kind of principal: exactly those allowed get
+// past the access check, and every denied call writes nothing.
+func TestAccessMatrix(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	f := e.accessFixture(t)
+	ps := e.principals(t)
+	e.advance(2 * time.Hour) // the "expired" credential's hour is over
+
+	calls := f.calls()
+	covered := map[string]bool{}
+	for _, c := range calls {
+		covered[c.method] = true
+	}
+	for _, sd := range serviceDescs {
+		for _, m := range sd.desc.Methods {
+			if name := "/" + sd.desc.ServiceName + "/" + m.MethodName; !covered[name] {
+				t.Errorf("the matrix does not call %s", name)
+			}
+		}
+	}
+
+	who := make([]string, 0, len(ps.conns))
+	for name := range ps.conns {
+		who = append(who, name)
+	}
+	sort.Strings(who)
+	for _, c := range calls {
+		for _, name := range who {
+			before := e.snapshot(t)
+			err := invoke(ctx, ps.conns[name], c.method, c.req(name))
+			code := status.Code(err)
+			allowed := slices.Contains(c.allowed, name)
+			switch {
+			case allowed && (code == codes.PermissionDenied || code == codes.Unauthenticated):
+				t.Errorf("%s by %s: %v, want it allowed", c.method, name, err)
+			case !allowed && !slices.Contains(authenticated, name) && code != codes.Unauthenticated:
+				t.Errorf("%s by %s: %v, want Unauthenticated", c.method, name, err)
+			case !allowed && slices.Contains(authenticated, name) && code != codes.PermissionDenied:
+				t.Errorf("%s by %s: %v, want PermissionDenied", c.method, name, err)
+			}
+			if !allowed {
+				if after := e.snapshot(t); after != before {
+					t.Errorf("%s by %s was denied but wrote: %s -> %s", c.method, name, before, after)
+				}
+			}
+		}
+	}
+
+	// Denied calls and writes are in the audit trail.
+	events, err := pb.NewAdminServiceClient(ps.conns["auditor"]).ListAuditEvents(ctx, &pb.ListAuditEventsRequest{DeniedOnly: true, PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events.AuditEvents) < 100 {
+		t.Errorf("the audit trail holds %d denied calls", len(events.AuditEvents))
+	}
+	for _, ev := range events.AuditEvents {
+		if ev.Code != "PermissionDenied" && ev.Code != "Unauthenticated" {
+			t.Errorf("denied-only listing returned %v", ev)
+		}
+	}
+}
+
+// Merchant A names merchant B's data by every id a request can carry; a
+// bank names another provider's payments; both are refused exactly as for
+// an id that does not exist, so nothing tells them what exists.
+func TestCrossTenant(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a, b = "TN-TEST-0001", "TN-TEST-0002"
+	payB := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "b-1", Merchant: b, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "60000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-B-1"}).Payment
+	momoA := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "a-momo", Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "60000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	_, secretA := e.issue(t, access.IssueRequest{Name: "stall A", Role: access.RoleMerchant, Merchant: a})
+	_, secretBank := e.issue(t, access.IssueRequest{Name: "VietQR bank", Role: access.RoleBank, Provider: "napas"})
+	stallA, bank := e.dial(t, secretA), e.dial(t, secretBank)
+	payA, merchA, ledgerA := pb.NewPaymentServiceClient(stallA), pb.NewMerchantServiceClient(stallA), pb.NewLedgerServiceClient(stallA)
+	payBank := pb.NewPaymentServiceClient(bank)
+	const nowhere = "0190a3b4-0000-7000-8000-000000000000"
+
+	before := e.snapshot(t)
+	for name, call := range map[string]func() error{
+		"get B's payment":       func() error { _, err := payA.GetPayment(ctx, &pb.GetPaymentRequest{Id: payB.Id}); return err },
+		"get a missing payment": func() error { _, err := payA.GetPayment(ctx, &pb.GetPaymentRequest{Id: nowhere}); return err },
+		"refund B's payment": func() error {
+			_, err := payA.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "x", PaymentId: payB.Id})
+			return err
+		},
+		"refund a missing payment": func() error {
+			_, err := payA.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "x", PaymentId: nowhere})
+			return err
+		},
+		"list B's payments": func() error { _, err := payA.ListPayments(ctx, &pb.ListPaymentsRequest{Merchant: b}); return err },
+		"list the market": func() error {
+			_, err := payA.ListPayments(ctx, &pb.ListPaymentsRequest{Market: testMarket})
+			return err
+		},
+		"record for B": func() error {
+			_, err := payA.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: "x", Merchant: b, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "5000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL})
+			return err
+		},
+		"record as the bank": func() error {
+			_, err := payA.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: "x", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "5000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-FAKE"})
+			return err
+		},
+		"confirm its own payment": func() error {
+			_, err := payA.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "x", PaymentId: momoA.Id})
+			return err
+		},
+		"request for B": func() error {
+			_, err := payA.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "x", Merchant: b, Amount: "5000"})
+			return err
+		},
+		"read B": func() error { _, err := merchA.GetMerchant(ctx, &pb.GetMerchantRequest{Code: b}); return err },
+		"B's QR": func() error { _, err := merchA.GetMerchantQr(ctx, &pb.GetMerchantQrRequest{Code: b}); return err },
+		"list merchants": func() error {
+			_, err := merchA.ListMerchants(ctx, &pb.ListMerchantsRequest{Market: testMarket})
+			return err
+		},
+		"B's balance": func() error {
+			_, err := ledgerA.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + b + ":payable"})
+			return err
+		},
+		"the market's fees": func() error {
+			_, err := ledgerA.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "market:" + testMarket + ":fees"})
+			return err
+		},
+		"the journal": func() error {
+			_, err := ledgerA.ListEntries(ctx, &pb.ListEntriesRequest{Market: testMarket})
+			return err
+		},
+		"bank: MoMo payment": func() error { _, err := payBank.GetPayment(ctx, &pb.GetPaymentRequest{Id: momoA.Id}); return err },
+		"bank: confirm MoMo": func() error {
+			_, err := payBank.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "x", PaymentId: momoA.Id})
+			return err
+		},
+		"bank: reject MoMo": func() error {
+			_, err := payBank.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "x", PaymentId: momoA.Id})
+			return err
+		},
+		"bank: missing payment": func() error {
+			_, err := payBank.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "x", PaymentId: nowhere})
+			return err
+		},
+		"bank: list MoMo": func() error {
+			_, err := payBank.ListPayments(ctx, &pb.ListPaymentsRequest{Merchant: a, Channel: pb.Channel_CHANNEL_MOMO})
+			return err
+		},
+		"bank: list all channels": func() error { _, err := payBank.ListPayments(ctx, &pb.ListPaymentsRequest{Merchant: a}); return err },
+		"bank: record MoMo": func() error {
+			_, err := payBank.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: "x", Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "5000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "MM-1"})
+			return err
+		},
+	} {
+		st := status.Convert(call())
+		if st.Code() != codes.PermissionDenied || st.Message() != "this credential may not do that" {
+			t.Errorf("%s: %v %q, want PermissionDenied naming nothing", name, st.Code(), st.Message())
+		}
+	}
+	if after := e.snapshot(t); after != before {
+		t.Fatalf("denied calls wrote: %s -> %s", before, after)
+	}
+
+	// The same idempotency key used by two merchants is two keys: B's use
+	// neither replays nor conflicts with A's.
+	if _, err := payA.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: "shared", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "5000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}); err != nil {
+		t.Fatal(err)
+	}
+	_, secretB := e.issue(t, access.IssueRequest{Name: "stall B", Role: access.RoleMerchant, Merchant: b})
+	resp, err := pb.NewPaymentServiceClient(e.dial(t, secretB)).RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: "shared", Merchant: b, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "7000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL})
+	if err != nil || resp.Replayed || resp.Payment.Merchant != b {
+		t.Fatalf("B reusing A's key: %v, %v", resp, err)
+	}
+}
+
+// Revoking a credential takes effect on the next call.
+func TestRevocationIsImmediate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	c, secret := e.issue(t, access.IssueRequest{Name: "auditor", Role: access.RoleAuditor})
+	client := pb.NewMerchantServiceClient(e.dial(t, secret))
+	if _, err := client.ListMarkets(ctx, &pb.ListMarketsRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pb.NewAdminServiceClient(e.conn).RevokeCredential(ctx, &pb.RevokeCredentialRequest{Id: c.CredentialID}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.ListMarkets(ctx, &pb.ListMarketsRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("after revocation: %v", err)
+	}
+}
+
+type serviceDesc struct {
+	desc grpc.ServiceDesc
+}
+
+// reply makes an empty response message of one of the service's methods,
+// found through the registry the generated code fills.
+func (sd serviceDesc) reply(method string) proto.Message {
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(sd.desc.ServiceName))
+	if err != nil {
+		panic(err)
+	}
+	out := d.(protoreflect.ServiceDescriptor).Methods().ByName(protoreflect.Name(method)).Output()
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(out.FullName())
+	if err != nil {
+		panic(err)
+	}
+	return mt.New().Interface()
+}
+
+// serviceDescs are every service the server exposes behind access control.
+var serviceDescs = []serviceDesc{
+	{pb.LedgerService_ServiceDesc}, {pb.MerchantService_ServiceDesc}, {pb.PaymentService_ServiceDesc}, {pb.AdminService_ServiceDesc},
+}

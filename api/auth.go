@@ -1,0 +1,196 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/choledger/choledger/access"
+)
+
+// authorizer authenticates every call but health checks and reflection,
+// applies the policy table and the caller's binding, and records writes and
+// denied calls in the audit trail.
+type authorizer struct {
+	credentials *access.Store
+	audit       *access.Audit
+	binder      *binder
+}
+
+type principalKey struct{}
+
+func withPrincipal(ctx context.Context, p access.Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// principalOf is the caller of the call ctx belongs to.
+func principalOf(ctx context.Context) (access.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(access.Principal)
+	return p, ok
+}
+
+// clientKey namespaces a client's idempotency key by its principal, so that
+// two clients using the same key never see each other's writes. It checks
+// the length the API documents before the scope is added.
+func clientKey(ctx context.Context, key string) (string, error) {
+	if len(key) > 128 {
+		return "", fieldError("idempotency_key", fmt.Errorf("at most 128 characters, got %d", len(key)))
+	}
+	p, ok := principalOf(ctx)
+	if !ok || key == "" {
+		return key, nil
+	}
+	return p.Scope() + "/" + key, nil
+}
+
+// open RPCs need no credential: load balancers and grpcurl must reach them.
+func open(method string) bool {
+	return strings.HasPrefix(method, "/grpc.health.v1.Health/") || strings.HasPrefix(method, "/grpc.reflection.")
+}
+
+var errUnauthenticated = status.Error(codes.Unauthenticated, `a valid credential is required: send metadata "authorization: Bearer <secret>"`)
+
+func (a *authorizer) authenticate(ctx context.Context) (access.Principal, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	values := md.Get("authorization")
+	if len(values) != 1 {
+		return access.Principal{}, errUnauthenticated
+	}
+	secret, ok := strings.CutPrefix(values[0], "Bearer ")
+	if !ok {
+		return access.Principal{}, errUnauthenticated
+	}
+	p, err := a.credentials.Authenticate(ctx, strings.TrimSpace(secret))
+	if errors.Is(err, access.ErrUnauthenticated) {
+		return access.Principal{}, errUnauthenticated
+	}
+	if err != nil {
+		return access.Principal{}, status.Error(codes.Unavailable, "cannot check credentials now; retry")
+	}
+	if p.CertSHA256 != "" && p.CertSHA256 != clientCertSHA256(ctx) {
+		// The credential is bound to a client certificate the call did not
+		// present.
+		return access.Principal{}, errUnauthenticated
+	}
+	return p, nil
+}
+
+// clientCertSHA256 is the hex SHA-256 of the verified client certificate of
+// the call's TLS connection, or "".
+func clientCertSHA256(ctx context.Context) string {
+	pr, ok := peer.FromContext(ctx)
+	if !ok {
+		return ""
+	}
+	info, ok := pr.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.PeerCertificates) == 0 {
+		return ""
+	}
+	return CertFingerprint(info.State.PeerCertificates[0])
+}
+
+// CertFingerprint is how credentials name a client certificate.
+func CertFingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// authorize decides a call; it returns the context carrying the principal.
+func (a *authorizer) authorize(ctx context.Context, method string, req any) (context.Context, rule, string, error) {
+	p, err := a.authenticate(ctx)
+	if err != nil {
+		a.record(ctx, access.Principal{}, method, "", err)
+		return ctx, rule{}, "", err
+	}
+	r, ok := policy[method]
+	target := ""
+	if ok && roleIn(p.Role, r.roles) {
+		target, err = a.binder.bind(ctx, p, req)
+	} else {
+		err = errDenied
+	}
+	if err != nil {
+		err = status.Error(codes.PermissionDenied, errDenied.Error())
+		a.record(ctx, p, method, target, err)
+		return ctx, r, target, err
+	}
+	return withPrincipal(ctx, p), r, target, nil
+}
+
+func roleIn(role access.Role, roles []access.Role) bool {
+	for _, r := range roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *authorizer) record(ctx context.Context, p access.Principal, method, target string, err error) {
+	st := status.Convert(err)
+	a.audit.Record(access.Event{
+		CredentialID: p.CredentialID, Role: p.Role, Method: method, Target: target,
+		Code: st.Code().String(), Message: st.Message(),
+	})
+}
+
+func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if open(info.FullMethod) {
+		return handler(ctx, req)
+	}
+	ctx, r, target, err := a.authorize(ctx, info.FullMethod, req)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := handler(ctx, req)
+	if r.write {
+		p, _ := principalOf(ctx)
+		a.record(ctx, p, info.FullMethod, target, err)
+	}
+	return resp, err
+}
+
+// stream authorizes a server-streaming call when its request arrives.
+func (a *authorizer) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if open(info.FullMethod) {
+		return handler(srv, ss)
+	}
+	return handler(srv, &authorizedStream{ServerStream: ss, a: a, method: info.FullMethod})
+}
+
+type authorizedStream struct {
+	grpc.ServerStream
+	a      *authorizer
+	method string
+	ctx    context.Context
+}
+
+func (s *authorizedStream) Context() context.Context {
+	if s.ctx != nil {
+		return s.ctx
+	}
+	return s.ServerStream.Context()
+}
+
+func (s *authorizedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	ctx, _, _, err := s.a.authorize(s.ServerStream.Context(), s.method, m)
+	if err != nil {
+		return err
+	}
+	s.ctx = ctx
+	return nil
+}

@@ -1,0 +1,303 @@
+package api
+
+import (
+	"context"
+	"errors"
+
+	"github.com/choledger/choledger/access"
+	pb "github.com/choledger/choledger/gen/choledger/v1"
+	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
+	"github.com/choledger/choledger/payment"
+)
+
+// rule says which roles may call an RPC, and whether it writes (writes are
+// recorded in the audit trail).
+type rule struct {
+	roles []access.Role
+	write bool
+}
+
+var (
+	adminOnly     = []access.Role{access.RoleAdmin}
+	readers       = []access.Role{access.RoleAuditor, access.RoleAdmin}
+	everyone      = []access.Role{access.RoleMerchant, access.RoleBank, access.RoleAuditor, access.RoleAdmin}
+	merchantBank  = []access.Role{access.RoleMerchant, access.RoleBank, access.RoleAdmin}
+	bankOnly      = []access.Role{access.RoleBank, access.RoleAdmin}
+	merchantOnly  = []access.Role{access.RoleMerchant, access.RoleAdmin}
+	ownerReaders  = []access.Role{access.RoleMerchant, access.RoleAuditor, access.RoleAdmin}
+	scopedReaders = []access.Role{access.RoleMerchant, access.RoleBank, access.RoleAuditor, access.RoleAdmin}
+)
+
+// policy is the one table of who may call what. An RPC missing from it is
+// refused to everyone. Which rows a caller may touch within an RPC it may
+// call is decided by bind, below.
+var policy = map[string]rule{
+	pb.LedgerService_CreateAccount_FullMethodName:    {adminOnly, true},
+	pb.LedgerService_PostEntry_FullMethodName:        {adminOnly, true},
+	pb.LedgerService_PostPendingEntry_FullMethodName: {adminOnly, true},
+	pb.LedgerService_VoidPendingEntry_FullMethodName: {adminOnly, true},
+	pb.LedgerService_GetAccount_FullMethodName:       {ownerReaders, false},
+	pb.LedgerService_GetBalance_FullMethodName:       {ownerReaders, false},
+	pb.LedgerService_ListAccounts_FullMethodName:     {readers, false},
+	pb.LedgerService_GetEntry_FullMethodName:         {readers, false},
+	pb.LedgerService_ListEntries_FullMethodName:      {readers, false},
+	pb.LedgerService_StreamEntries_FullMethodName:    {readers, false},
+	pb.LedgerService_GetTrialBalance_FullMethodName:  {readers, false},
+	pb.LedgerService_VerifyJournal_FullMethodName:    {readers, false},
+
+	pb.MerchantService_CreateMarket_FullMethodName:      {adminOnly, true},
+	pb.MerchantService_UpdateMarket_FullMethodName:      {adminOnly, true},
+	pb.MerchantService_CreateMerchant_FullMethodName:    {adminOnly, true},
+	pb.MerchantService_UpdateMerchant_FullMethodName:    {adminOnly, true},
+	pb.MerchantService_SuspendMerchant_FullMethodName:   {adminOnly, true},
+	pb.MerchantService_ReinstateMerchant_FullMethodName: {adminOnly, true},
+	pb.MerchantService_CloseMerchant_FullMethodName:     {adminOnly, true},
+	pb.MerchantService_GetMarket_FullMethodName:         {everyone, false},
+	pb.MerchantService_ListMarkets_FullMethodName:       {everyone, false},
+	pb.MerchantService_GetMerchant_FullMethodName:       {scopedReaders, false},
+	pb.MerchantService_ListMerchants_FullMethodName:     {[]access.Role{access.RoleBank, access.RoleAuditor, access.RoleAdmin}, false},
+	pb.MerchantService_GetMerchantQr_FullMethodName:     {merchantOnly, false},
+
+	pb.PaymentService_CreatePaymentRequest_FullMethodName: {merchantOnly, true},
+	pb.PaymentService_RecordPayment_FullMethodName:        {merchantBank, true},
+	pb.PaymentService_RecordPayments_FullMethodName:       {merchantBank, true},
+	pb.PaymentService_ConfirmPayment_FullMethodName:       {bankOnly, true},
+	pb.PaymentService_RejectPayment_FullMethodName:        {bankOnly, true},
+	pb.PaymentService_RefundPayment_FullMethodName:        {merchantBank, true},
+	pb.PaymentService_GetPayment_FullMethodName:           {scopedReaders, false},
+	pb.PaymentService_ListPayments_FullMethodName:         {scopedReaders, false},
+
+	pb.AdminService_IssueCredential_FullMethodName:  {adminOnly, true},
+	pb.AdminService_ListCredentials_FullMethodName:  {adminOnly, false},
+	pb.AdminService_RevokeCredential_FullMethodName: {adminOnly, true},
+	pb.AdminService_ListAuditEvents_FullMethodName:  {readers, false},
+}
+
+// errDenied is the one answer to a call outside the caller's binding. It
+// names nothing, so that it does not tell whether the target exists.
+var errDenied = errors.New("this credential may not do that")
+
+// binder looks up what a request names, to check it against the caller's
+// binding.
+type binder struct {
+	ledger    *ledger.Ledger
+	merchants *merchant.Store
+	payments  *payment.Service
+}
+
+// bind checks that what req names lies within p's binding and returns it,
+// for the audit trail. Admins and unbound auditors pass everything; the
+// handler then answers NotFound for what does not exist.
+func (b *binder) bind(ctx context.Context, p access.Principal, req any) (string, error) {
+	switch r := req.(type) {
+	// Ledger: merchants read their own payable account; auditors bound to
+	// markets read those markets only.
+	case *pb.GetAccountRequest:
+		return r.GetCode(), b.account(ctx, p, r.GetCode())
+	case *pb.GetBalanceRequest:
+		return r.GetAccountCode(), b.account(ctx, p, r.GetAccountCode())
+	case *pb.ListAccountsRequest:
+		return r.GetMarket(), b.market(p, r.GetMarket())
+	case *pb.GetEntryRequest:
+		return r.GetId(), b.entry(ctx, p, r.GetId())
+	case *pb.ListEntriesRequest:
+		return r.GetMarket(), b.market(p, r.GetMarket())
+	case *pb.StreamEntriesRequest:
+		return r.GetMarket(), b.market(p, r.GetMarket())
+	case *pb.GetTrialBalanceRequest:
+		return r.GetMarket(), b.market(p, r.GetMarket())
+	case *pb.VerifyJournalRequest:
+		return r.GetMarket(), b.market(p, r.GetMarket())
+
+	// Merchants: a merchant sees itself; banks and auditors the merchants
+	// of their markets.
+	case *pb.GetMerchantRequest:
+		return r.GetCode(), b.merchant(ctx, p, r.GetCode())
+	case *pb.ListMerchantsRequest:
+		return r.GetMarket(), b.market(p, r.GetMarket())
+	case *pb.GetMerchantQrRequest:
+		return r.GetCode(), b.merchant(ctx, p, r.GetCode())
+
+	// Payments: a stall records for itself and from the stall only; a bank
+	// for its provider's channel, in its markets, from the bank only.
+	case *pb.CreatePaymentRequestRequest:
+		return r.GetMerchant(), b.merchant(ctx, p, r.GetMerchant())
+	case *pb.RecordPaymentRequest:
+		return r.GetMerchant(), b.record(ctx, p, r)
+	case *pb.RecordPaymentsRequest:
+		for _, item := range r.GetPayments() {
+			if err := b.record(ctx, p, item); err != nil {
+				return item.GetMerchant(), err
+			}
+		}
+		return "bulk", nil
+	case *pb.ConfirmPaymentRequest:
+		return r.GetPaymentId(), b.payment(ctx, p, r.GetPaymentId())
+	case *pb.RejectPaymentRequest:
+		return r.GetPaymentId(), b.payment(ctx, p, r.GetPaymentId())
+	case *pb.RefundPaymentRequest:
+		return r.GetPaymentId(), b.payment(ctx, p, r.GetPaymentId())
+	case *pb.GetPaymentRequest:
+		return r.GetId(), b.payment(ctx, p, r.GetId())
+	case *pb.ListPaymentsRequest:
+		return r.GetMerchant() + r.GetMarket(), b.listPayments(ctx, p, r)
+
+	case *pb.RevokeCredentialRequest:
+		return r.GetId(), nil
+	case *pb.IssueCredentialRequest:
+		return r.GetCredential().GetName(), nil
+	case *pb.CreateMarketRequest:
+		return r.GetMarket().GetCode(), nil
+	case *pb.CreateMerchantRequest:
+		return r.GetMerchant().GetCode(), nil
+	case *pb.UpdateMerchantRequest:
+		return r.GetMerchant().GetCode(), nil
+	case *pb.SuspendMerchantRequest:
+		return r.GetCode(), nil
+	case *pb.ReinstateMerchantRequest:
+		return r.GetCode(), nil
+	case *pb.CloseMerchantRequest:
+		return r.GetCode(), nil
+	case *pb.CreateAccountRequest:
+		return r.GetCode(), nil
+	case *pb.PostEntryRequest:
+		return r.GetMarket(), nil
+	}
+	// Requests that name nothing bound (markets are public; admin-only
+	// calls were checked by role).
+	return "", nil
+}
+
+func unbound(p access.Principal) bool {
+	return p.Role == access.RoleAdmin || (p.Role == access.RoleAuditor && len(p.Markets) == 0)
+}
+
+func (b *binder) market(p access.Principal, market string) error {
+	if unbound(p) || p.Role == access.RoleMerchant {
+		return nil // merchants never reach market-wide reads: the roles exclude them
+	}
+	if market == "" || !p.InMarket(market) {
+		return errDenied
+	}
+	return nil
+}
+
+func (b *binder) account(ctx context.Context, p access.Principal, code string) error {
+	switch {
+	case p.Role == access.RoleAdmin:
+		return nil
+	case p.Role == access.RoleMerchant:
+		if code != merchant.PayableAccount(p.Merchant) {
+			return errDenied
+		}
+		return nil
+	case unbound(p):
+		return nil
+	}
+	a, err := b.ledger.GetAccount(ctx, code)
+	if err != nil || !p.InMarket(a.Market) {
+		return errDenied
+	}
+	return nil
+}
+
+func (b *binder) entry(ctx context.Context, p access.Principal, id string) error {
+	if unbound(p) {
+		return nil
+	}
+	e, err := b.ledger.GetEntry(ctx, id)
+	if err != nil || !p.InMarket(e.Market) {
+		return errDenied
+	}
+	return nil
+}
+
+func (b *binder) merchant(ctx context.Context, p access.Principal, code string) error {
+	switch {
+	case unbound(p):
+		return nil
+	case p.Role == access.RoleMerchant:
+		if code != p.Merchant {
+			return errDenied
+		}
+		return nil
+	}
+	m, err := b.merchants.GetMerchant(ctx, code)
+	if err != nil || !p.InMarket(m.Market) {
+		return errDenied
+	}
+	return nil
+}
+
+// providerOf is the provider a channel's payments come from; a bank is
+// bound to one.
+func providerOf(ch pb.Channel) string {
+	c, ok := channelFromProto(ch)
+	if !ok {
+		return ""
+	}
+	return c.Provider()
+}
+
+func (b *binder) record(ctx context.Context, p access.Principal, r *pb.RecordPaymentRequest) error {
+	switch p.Role {
+	case access.RoleAdmin:
+		return nil
+	case access.RoleMerchant:
+		if r.GetMerchant() != p.Merchant || r.GetSource() != pb.PaymentSource_PAYMENT_SOURCE_STALL {
+			return errDenied
+		}
+		return nil
+	case access.RoleBank:
+		if r.GetSource() != pb.PaymentSource_PAYMENT_SOURCE_BANK || providerOf(r.GetChannel()) != p.Provider {
+			return errDenied
+		}
+		return b.merchant(ctx, p, r.GetMerchant())
+	}
+	return errDenied
+}
+
+func (b *binder) payment(ctx context.Context, p access.Principal, id string) error {
+	if unbound(p) {
+		return nil
+	}
+	pay, err := b.payments.Get(ctx, id)
+	if err != nil {
+		return errDenied
+	}
+	switch p.Role {
+	case access.RoleMerchant:
+		if pay.Merchant != p.Merchant {
+			return errDenied
+		}
+	case access.RoleBank:
+		if pay.Channel.Provider() != p.Provider || !p.InMarket(pay.Market) {
+			return errDenied
+		}
+	default:
+		if !p.InMarket(pay.Market) {
+			return errDenied
+		}
+	}
+	return nil
+}
+
+func (b *binder) listPayments(ctx context.Context, p access.Principal, r *pb.ListPaymentsRequest) error {
+	switch {
+	case unbound(p):
+		return nil
+	case p.Role == access.RoleMerchant:
+		if r.GetMerchant() != p.Merchant {
+			return errDenied
+		}
+		return nil
+	case p.Role == access.RoleBank && providerOf(r.GetChannel()) != p.Provider:
+		// A bank lists its own provider's channel only.
+		return errDenied
+	}
+	if r.GetMarket() != "" {
+		return b.market(p, r.GetMarket())
+	}
+	return b.merchant(ctx, p, r.GetMerchant())
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/choledger/choledger/access"
+	"github.com/choledger/choledger/api"
+)
+
+// transportCredentials is TLS, mutual TLS when a client CA is configured,
+// or plaintext when, and only when, explicitly asked for.
+func transportCredentials(cfg config) (credentials.TransportCredentials, error) {
+	if cfg.TLSCert == "" && cfg.TLSKey == "" {
+		if !cfg.Plaintext {
+			return nil, errors.New("no TLS configured: set LEDGER_TLS_CERT and LEDGER_TLS_KEY, or LEDGER_PLAINTEXT=true for local use")
+		}
+		slog.Warn("serving plaintext gRPC: for local use only")
+		return insecure.NewCredentials(), nil
+	}
+	return api.ServerTLS(cfg.TLSCert, cfg.TLSKey, cfg.TLSClientCA)
+}
+
+// demoCredentials writes one credential of each role to a file for local
+// use, unless the file already holds an admin credential that still works
+// (so repeated `make run` keeps the same secrets).
+func demoCredentials(ctx context.Context, cfg config, args []string) error {
+	if len(args) != 1 {
+		return errors.New("usage: ledgerd demo-credentials FILE")
+	}
+	file := args[0]
+	app, err := open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer app.close()
+	if b, err := os.ReadFile(file); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if secret, ok := strings.CutPrefix(line, "export CHOLEDGER_ADMIN="); ok {
+				if _, err := app.credentials.Authenticate(ctx, strings.Trim(secret, "'")); err == nil {
+					slog.Info("demo credentials kept", "file", file)
+					return nil
+				}
+			}
+		}
+	}
+	const merchantCode, provider = "TN-DAITU-0001", "napas"
+	issue := []struct {
+		env, comment string
+		req          access.IssueRequest
+	}{
+		{"CHOLEDGER_ADMIN", "operator", access.IssueRequest{Name: "demo operator", Role: access.RoleAdmin}},
+		{"CHOLEDGER_MERCHANT", "stall app of merchant " + merchantCode, access.IssueRequest{Name: "demo stall app", Role: access.RoleMerchant, Merchant: merchantCode}},
+		{"CHOLEDGER_BANK", "bank integration for provider " + provider + " (VietQR)", access.IssueRequest{Name: "demo VietQR bank", Role: access.RoleBank, Provider: provider}},
+		{"CHOLEDGER_AUDITOR", "auditor", access.IssueRequest{Name: "demo auditor", Role: access.RoleAuditor}},
+	}
+	var b strings.Builder
+	b.WriteString("# choledger demo credentials, for local use only. Load them with: source " + file + "\n")
+	for _, it := range issue {
+		_, secret, err := app.credentials.Issue(ctx, it.req)
+		if err != nil {
+			return fmt.Errorf("issue %s: %w", it.env, err)
+		}
+		fmt.Fprintf(&b, "# %s\nexport %s='%s'\n", it.comment, it.env, secret)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return err
+	}
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		return err
+	}
+	slog.Info("demo credentials written", "file", file)
+	return nil
+}
