@@ -109,6 +109,7 @@ func CertFingerprint(c *x509.Certificate) string {
 // authorize decides a call; it returns the context carrying the principal.
 func (a *authorizer) authorize(ctx context.Context, method string, req any) (context.Context, rule, string, error) {
 	p, err := a.authenticate(ctx)
+	noteCaller(ctx, p.CredentialID, string(p.Role))
 	if err != nil {
 		a.record(ctx, access.Principal{}, method, "", err)
 		return ctx, rule{}, "", err

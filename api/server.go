@@ -98,21 +98,42 @@ func recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h
 	return handler(srv, ss)
 }
 
+// caller is filled in by the authorizer, which runs inside the logging
+// interceptor, so that the log line of a call says who made it.
+type caller struct{ credential, role string }
+
+type callerKey struct{}
+
+func noteCaller(ctx context.Context, credential, role string) {
+	if c, ok := ctx.Value(callerKey{}).(*caller); ok {
+		c.credential, c.role = credential, role
+	}
+}
+
 func logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	start := time.Now()
-	resp, err := handler(ctx, req)
-	logCall(ctx, info.FullMethod, start, err)
+	who := &caller{}
+	resp, err := handler(context.WithValue(ctx, callerKey{}, who), req)
+	logCall(ctx, info.FullMethod, who, start, err)
 	return resp, err
 }
 
 func logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	start := time.Now()
-	err := handler(srv, ss)
-	logCall(ss.Context(), info.FullMethod, start, err)
+	who := &caller{}
+	err := handler(srv, &callerStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), callerKey{}, who)})
+	logCall(ss.Context(), info.FullMethod, who, start, err)
 	return err
 }
 
-func logCall(ctx context.Context, method string, start time.Time, err error) {
+type callerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *callerStream) Context() context.Context { return s.ctx }
+
+func logCall(ctx context.Context, method string, who *caller, start time.Time, err error) {
 	code := status.Code(err)
 	level := slog.LevelDebug
 	switch code {
@@ -122,5 +143,6 @@ func logCall(ctx context.Context, method string, start time.Time, err error) {
 	default:
 		level = slog.LevelInfo
 	}
-	slog.Log(ctx, level, "rpc", "method", method, "code", code.String(), "duration", time.Since(start), "err", err)
+	slog.Log(ctx, level, "rpc", "method", method, "code", code.String(), "credential", who.credential, "role", who.role,
+		"duration", time.Since(start), "err", err)
 }
