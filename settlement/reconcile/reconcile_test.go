@@ -1,0 +1,71 @@
+package reconcile
+
+import (
+	"testing"
+	"time"
+
+	"github.com/choledger/choledger/settlement/statement"
+)
+
+func TestMatch(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)
+	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+	lines := []statement.Line{
+		{Number: 2, Ref: "FT1", Amount: 50000, Credit: true, BookedAt: at(0)},   // matched by reference
+		{Number: 3, Ref: "FT2", Amount: 70000, Credit: true, BookedAt: at(1)},   // reference matches, amount does not
+		{Number: 4, Ref: "X-9", Amount: 30000, Credit: true, BookedAt: at(2)},   // no reference in the ledger: amount and time
+		{Number: 5, Ref: "FT5", Amount: 99000, Credit: true, BookedAt: at(3)},   // nothing in the ledger
+		{Number: 6, Ref: "RV1", Amount: 50000, Credit: false, BookedAt: at(4)},  // a reversal: not a payment
+		{Number: 7, Ref: "X-10", Amount: 30000, Credit: true, BookedAt: at(90)}, // same amount, too far in time
+	}
+	payments := []Payment{
+		{ID: "p1", ProviderRef: "FT1", Amount: 50000, BookedAt: at(0)},
+		{ID: "p2", ProviderRef: "FT2", Amount: 75000, BookedAt: at(1)},
+		{ID: "p3", Amount: 30000, BookedAt: at(3)},
+		{ID: "p4", ProviderRef: "FT4", Amount: 20000, BookedAt: at(5)},
+	}
+	r := Match(lines, payments, 10*time.Minute)
+	want := map[Kind]int{Matched: 2, AmountMismatch: 1, MissingInLedger: 2, MissingInStatement: 1}
+	for k, n := range want {
+		if got := r.Count(k); got != n {
+			t.Errorf("%s: %d, want %d (%+v)", k, got, n, r.Items)
+		}
+	}
+	for _, it := range r.Items {
+		switch {
+		case it.Kind == AmountMismatch && (it.PaymentID != "p2" || it.LedgerAmount != 75000 || it.Line.Number != 3):
+			t.Errorf("mismatch: %+v", it)
+		case it.Kind == MissingInStatement && it.PaymentID != "p4":
+			t.Errorf("missing in statement: %+v", it)
+		case it.Kind == Matched && it.PaymentID == "p3" && (it.ByReference || it.Line.Number != 4):
+			t.Errorf("amount-and-time match: %+v", it)
+		}
+	}
+	if len(r.Breaks()) != 4 {
+		t.Errorf("breaks: %+v", r.Breaks())
+	}
+}
+
+// The result does not depend on the order lines and payments come in.
+func TestMatchIsOrderIndependent(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)
+	lines := []statement.Line{
+		{Number: 2, Ref: "A", Amount: 10000, Credit: true, BookedAt: t0},
+		{Number: 3, Ref: "B", Amount: 10000, Credit: true, BookedAt: t0.Add(time.Minute)},
+	}
+	payments := []Payment{{ID: "x", Amount: 10000, BookedAt: t0.Add(time.Minute)}, {ID: "y", Amount: 10000, BookedAt: t0}}
+	a := Match(lines, payments, time.Hour)
+	b := Match([]statement.Line{lines[1], lines[0]}, []Payment{payments[1], payments[0]}, time.Hour)
+	pair := func(r Report) map[int]string {
+		m := map[int]string{}
+		for _, it := range r.Items {
+			if it.Line != nil {
+				m[it.Line.Number] = it.PaymentID
+			}
+		}
+		return m
+	}
+	if pa, pb := pair(a), pair(b); pa[2] != pb[2] || pa[3] != pb[3] || pa[2] != "y" || pa[3] != "x" {
+		t.Fatalf("pairs depend on order: %v vs %v", pa, pb)
+	}
+}
