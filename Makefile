@@ -71,3 +71,13 @@ $(BIN)/grpcurl:
 
 clean: db-stop
 	rm -rf $(BIN) .pgdata
+
+# The benchmark (not part of `make test`): a private ledgerd on
+# localhost:50061 over its own database (choledger_bench) in the private
+# cluster, loaded with every scenario for 20s each; writes the results into
+# docs/performance.md. See docs/performance.md and cmd/ledgerbench/bench.sh
+# for the knobs (BENCH_DURATION, BENCH_SCENARIOS, ...).
+.PHONY: bench
+bench: build
+	$(GO) build -o $(BIN)/ledgerbench ./cmd/ledgerbench
+	BIN=$(BIN) bash cmd/ledgerbench/bench.sh

@@ -13,6 +13,7 @@ import (
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
 	"github.com/choledger/choledger/payment"
+	"github.com/choledger/choledger/settlement"
 )
 
 // codeOf is the one table from domain errors to gRPC codes.
@@ -51,6 +52,7 @@ var codeOf = []struct {
 	{payment.ErrRequestExpired, codes.FailedPrecondition},
 	{payment.ErrRefundTooLarge, codes.FailedPrecondition},
 	{payment.ErrInsufficientFund, codes.FailedPrecondition},
+	{settlement.ErrExceedsOwed, codes.FailedPrecondition},
 	{access.ErrCredentialNotFound, codes.NotFound},
 	{ledger.ErrUnavailable, codes.Unavailable},
 	{context.Canceled, codes.Canceled},

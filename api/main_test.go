@@ -19,6 +19,7 @@ import (
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
 	"github.com/choledger/choledger/payment"
+	"github.com/choledger/choledger/settlement"
 )
 
 // env is a real ledgerd stack for one test: its own database, the ledger,
@@ -30,6 +31,7 @@ type env struct {
 	client    pb.LedgerServiceClient
 	merchants pb.MerchantServiceClient
 	payments  pb.PaymentServiceClient
+	settle    pb.SettlementServiceClient
 
 	creds *access.Store
 	addr  string
@@ -89,13 +91,14 @@ func newEnvWith(t *testing.T, opts ledger.Options, serverOpts ...grpc.ServerOpti
 		opts.ExpiryInterval = -1
 	}
 	opts.Now = e.now
-	opts.Projectors = append(opts.Projectors, payment.Projector{})
+	opts.Projectors = append(opts.Projectors, payment.Projector{}, settlement.Rollups{}, settlement.Projector{})
 	l := ledger.New(db.Pool, opts)
 	merchants := merchant.NewStore(db.Pool, l)
 	payments := payment.NewService(db.Pool, l, merchants, payment.Options{Now: e.now})
+	settle := settlement.NewService(db.Pool, l, merchants, settlement.Options{Now: e.now})
 	creds := access.NewStore(db.Pool, e.now)
 	audit := access.NewAudit(db.Pool, slog.Default())
-	srv := api.NewServer(api.Services{Credentials: creds, Audit: audit, Ledger: l, Merchants: merchants, Payments: payments}, serverOpts...)
+	srv := api.NewServer(api.Services{Credentials: creds, Audit: audit, Ledger: l, Merchants: merchants, Payments: payments, Settlement: settle}, serverOpts...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +124,7 @@ func newEnvWith(t *testing.T, opts ledger.Options, serverOpts ...grpc.ServerOpti
 	e.client = pb.NewLedgerServiceClient(conn)
 	e.merchants = pb.NewMerchantServiceClient(conn)
 	e.payments = pb.NewPaymentServiceClient(conn)
+	e.settle = pb.NewSettlementServiceClient(conn)
 	return e
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
 	"github.com/choledger/choledger/payment"
+	"github.com/choledger/choledger/settlement"
 )
 
 // Services are the domain objects the server exposes.
@@ -31,6 +32,8 @@ type Services struct {
 	Merchants *merchant.Store
 	// Payments serves PaymentService when set.
 	Payments *payment.Service
+	// Settlement serves SettlementService when set.
+	Settlement *settlement.Service
 }
 
 // Server is the gRPC server with its health service, so that shutdown can
@@ -61,6 +64,9 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 	if svc.Payments != nil {
 		pb.RegisterPaymentServiceServer(s, &PaymentServer{Payments: svc.Payments})
 	}
+	if svc.Settlement != nil {
+		pb.RegisterSettlementServiceServer(s, &SettlementServer{Settlement: svc.Settlement})
+	}
 	h := health.NewServer()
 	healthpb.RegisterHealthServer(s, h)
 	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -71,6 +77,9 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 	}
 	if svc.Payments != nil {
 		h.SetServingStatus(pb.PaymentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	}
+	if svc.Settlement != nil {
+		h.SetServingStatus(pb.SettlementService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(s)
 	return &Server{GRPC: s, Health: h}

@@ -31,6 +31,7 @@ import (
 	"github.com/choledger/choledger/merchant"
 	"github.com/choledger/choledger/payment"
 	"github.com/choledger/choledger/seeds"
+	"github.com/choledger/choledger/settlement"
 )
 
 func main() {
@@ -99,7 +100,7 @@ func serve(ctx context.Context, cfg config) error {
 	}
 	srv := api.NewServer(api.Services{
 		Credentials: app.credentials, Audit: app.audit,
-		Ledger: app.ledger, Merchants: app.merchants, Payments: app.payments,
+		Ledger: app.ledger, Merchants: app.merchants, Payments: app.payments, Settlement: app.settlement,
 	}, grpc.Creds(transport))
 	served := make(chan error, 1)
 	go func() { served <- srv.GRPC.Serve(lis) }()
@@ -142,6 +143,7 @@ type app struct {
 	ledger      *ledger.Ledger
 	merchants   *merchant.Store
 	payments    *payment.Service
+	settlement  *settlement.Service
 	credentials *access.Store
 	audit       *access.Audit
 	closeOnce   sync.Once
@@ -154,7 +156,7 @@ func open(ctx context.Context, cfg config) (*app, error) {
 	}
 	l := ledger.New(pool, ledger.Options{
 		MaxBatch: cfg.MaxBatch, Committers: cfg.Committers,
-		Projectors: []ledger.Projector{payment.Projector{}},
+		Projectors: []ledger.Projector{payment.Projector{}, settlement.Rollups{}, settlement.Projector{}},
 	})
 	merchants := merchant.NewStore(pool, l)
 	return &app{
@@ -162,6 +164,7 @@ func open(ctx context.Context, cfg config) (*app, error) {
 		ledger:      l,
 		merchants:   merchants,
 		payments:    payment.NewService(pool, l, merchants, payment.Options{PendingTimeout: cfg.PaymentTimeout}),
+		settlement:  settlement.NewService(pool, l, merchants, settlement.Options{}),
 		credentials: access.NewStore(pool, nil),
 		audit:       access.NewAudit(pool, slog.Default()),
 	}, nil

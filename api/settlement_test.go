@@ -1,0 +1,885 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/choledger/choledger/gen/choledger/v1"
+	"github.com/choledger/choledger/settlement"
+)
+
+// providers names each channel's provider as account codes do.
+var providers = map[pb.Channel]string{
+	pb.Channel_CHANNEL_VIETQR:         "napas",
+	pb.Channel_CHANNEL_VIETTEL_MONEY:  "viettelmoney",
+	pb.Channel_CHANNEL_VNPT_MONEY:     "vnptmoney",
+	pb.Channel_CHANNEL_MOBIFONE_MONEY: "mobifonemoney",
+	pb.Channel_CHANNEL_MOMO:           "momo",
+	pb.Channel_CHANNEL_ZALOPAY:        "zalopay",
+}
+
+var allChannels = []pb.Channel{
+	pb.Channel_CHANNEL_VIETQR, pb.Channel_CHANNEL_VIETTEL_MONEY, pb.Channel_CHANNEL_VNPT_MONEY,
+	pb.Channel_CHANNEL_MOBIFONE_MONEY, pb.Channel_CHANNEL_MOMO, pb.Channel_CHANNEL_ZALOPAY,
+}
+
+func clearingOf(ch pb.Channel, market string) string {
+	return "provider:" + providers[ch] + ":market:" + market + ":clearing"
+}
+
+func (e *env) checkRollups(t *testing.T) {
+	t.Helper()
+	v, err := settlement.CheckRollups(context.Background(), e.db.Pool)
+	if err != nil {
+		t.Fatalf("check rollups: %v", err)
+	}
+	for _, x := range v {
+		t.Errorf("rollups broken: %s", x)
+	}
+}
+
+// settleSnapshot is every row a settlement call could write.
+func (e *env) settleSnapshot(t *testing.T) string {
+	t.Helper()
+	var s string
+	err := e.db.Pool.QueryRow(context.Background(), `SELECT concat_ws(',',
+		(SELECT count(*) FROM ledger_entries), (SELECT count(*) FROM ledger_accounts), (SELECT count(*) FROM provider_settlements),
+		(SELECT count(*) FROM ledger_daily_totals), (SELECT COALESCE(sum(debits_posted + credits_posted + debits_pending + credits_pending), 0) FROM ledger_daily_totals),
+		(SELECT count(*) FROM settlement_daily_totals), (SELECT count(*) FROM payment_daily_totals))`).Scan(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// checkIdentity asserts the settlement arithmetic on the strings a client
+// gets: opening + payments - refunds - fees - payouts + adjustments =
+// closing, fees = charged - returned, and the channels sum to the totals.
+func checkIdentity(t *testing.T, what string, s *pb.SettlementTotals) {
+	t.Helper()
+	if num(s.Fees) != num(s.FeesCharged)-num(s.FeesReturned) {
+		t.Errorf("%s: fees %s, charged %s, returned %s", what, s.Fees, s.FeesCharged, s.FeesReturned)
+	}
+	if num(s.OpeningBalance)+num(s.Payments)-num(s.Refunds)-num(s.Fees)-num(s.Payouts)+num(s.Adjustments) != num(s.ClosingBalance) {
+		t.Errorf("%s: does not balance: %s", what, s.Equation)
+	}
+	var n, gross, charged, rn, refunded, returned int64
+	for _, c := range s.Channels {
+		n, gross, charged = n+c.PaymentCount, gross+num(c.Payments), charged+num(c.FeesCharged)
+		rn, refunded, returned = rn+c.RefundCount, refunded+num(c.Refunds), returned+num(c.FeesReturned)
+	}
+	if n != s.PaymentCount || gross != num(s.Payments) || charged != num(s.FeesCharged) || rn != s.RefundCount || refunded != num(s.Refunds) || returned != num(s.FeesReturned) {
+		t.Errorf("%s: channels do not sum to the totals: %v", what, s)
+	}
+}
+
+// checkDays asserts each day balances and opens with the previous day's
+// closing, and that the days add up to the period.
+func checkDays(t *testing.T, what string, total *pb.SettlementTotals, days []*pb.SettlementDay) {
+	t.Helper()
+	checkIdentity(t, what, total)
+	if len(days) == 0 {
+		t.Fatalf("%s: no days", what)
+	}
+	balance := total.OpeningBalance
+	var payments, refunds, fees, payouts int64
+	for _, d := range days {
+		checkIdentity(t, what+" "+d.Day, d.Totals)
+		if d.Totals.OpeningBalance != balance {
+			t.Errorf("%s %s: opens at %s, the day before closed at %s", what, d.Day, d.Totals.OpeningBalance, balance)
+		}
+		balance = d.Totals.ClosingBalance
+		payments, refunds, fees, payouts = payments+num(d.Totals.Payments), refunds+num(d.Totals.Refunds), fees+num(d.Totals.Fees), payouts+num(d.Totals.Payouts)
+	}
+	if balance != total.ClosingBalance || days[len(days)-1].Totals.Pending != total.Pending ||
+		payments != num(total.Payments) || refunds != num(total.Refunds) || fees != num(total.Fees) || payouts != num(total.Payouts) {
+		t.Errorf("%s: days do not add up to the period %v", what, total)
+	}
+}
+
+// addTotals adds b into a, channels included: what a market's totals must
+// be for its merchant lines.
+func addTotals(a *pb.SettlementTotals, b *pb.SettlementTotals) {
+	add := func(x *string, y string) { *x = fmt.Sprint(num(*x) + num(y)) }
+	add(&a.OpeningBalance, b.OpeningBalance)
+	a.PaymentCount += b.PaymentCount
+	add(&a.Payments, b.Payments)
+	a.RefundCount += b.RefundCount
+	add(&a.Refunds, b.Refunds)
+	add(&a.FeesCharged, b.FeesCharged)
+	add(&a.FeesReturned, b.FeesReturned)
+	add(&a.Fees, b.Fees)
+	a.PayoutCount += b.PayoutCount
+	add(&a.Payouts, b.Payouts)
+	add(&a.Adjustments, b.Adjustments)
+	add(&a.ClosingBalance, b.ClosingBalance)
+	add(&a.Pending, b.Pending)
+	for _, c := range b.Channels {
+		i := slices.IndexFunc(a.Channels, func(x *pb.ChannelSettlement) bool { return x.Channel == c.Channel })
+		if i < 0 {
+			a.Channels = append(a.Channels, &pb.ChannelSettlement{Channel: c.Channel, Provider: c.Provider,
+				Payments: "0", FeesCharged: "0", Refunds: "0", FeesReturned: "0"})
+			i = len(a.Channels) - 1
+		}
+		x := a.Channels[i]
+		x.PaymentCount += c.PaymentCount
+		add(&x.Payments, c.Payments)
+		add(&x.FeesCharged, c.FeesCharged)
+		x.RefundCount += c.RefundCount
+		add(&x.Refunds, c.Refunds)
+		add(&x.FeesReturned, c.FeesReturned)
+	}
+	slices.SortFunc(a.Channels, func(x, y *pb.ChannelSettlement) int { return int(x.Channel) - int(y.Channel) })
+}
+
+func zeroTotals() *pb.SettlementTotals {
+	return &pb.SettlementTotals{OpeningBalance: "0", Payments: "0", Refunds: "0", FeesCharged: "0", FeesReturned: "0", Fees: "0",
+		Payouts: "0", Adjustments: "0", ClosingBalance: "0", Pending: "0"}
+}
+
+// withoutEquation compares totals by their figures.
+func withoutEquation(s *pb.SettlementTotals) *pb.SettlementTotals {
+	c := proto.Clone(s).(*pb.SettlementTotals)
+	c.Equation = ""
+	return c
+}
+
+// The model of what the settlement must say, kept from PaymentService's
+// answers alone.
+type channelModel struct{ payments, gross, fees, refunds, refunded, feesReturned int64 }
+
+type merchantModel struct {
+	market   string
+	channels []pb.Channel
+	byCh     map[pb.Channel]*channelModel
+	pending  map[string]int64 // payment id → what it would add (amount - fee)
+}
+
+func (m *merchantModel) ch(c pb.Channel) *channelModel {
+	if m.byCh[c] == nil {
+		m.byCh[c] = &channelModel{}
+	}
+	return m.byCh[c]
+}
+
+func (m *merchantModel) closing() int64 {
+	var v int64
+	for _, c := range m.byCh {
+		v += c.gross - c.fees - c.refunded + c.feesReturned
+	}
+	return v
+}
+
+func (m *merchantModel) pendingTotal() int64 {
+	var v int64
+	for _, p := range m.pending {
+		v += p
+	}
+	return v
+}
+
+type snapshotAt struct {
+	merchant, market string
+	at               time.Time
+	seq              int64
+	totals           *pb.SettlementTotals
+}
+
+// Many market days' worth of payments across three markets, through
+// PaymentService, with provider settlements between them: for every
+// merchant and every market the settlement balances for the period and for
+// each day, matches what PaymentService answered, and closes at the
+// ledger's balance as of the same point; every market's totals are the sum
+// of its merchant lines, page by page, in both orders; what each provider
+// owes is its clearing balance; reports as of earlier points reproduce what
+// was reported then; and the ledger's invariants and the rollups hold.
+//
+// Entries are booked at the database's clock, so everything here lands on
+// today's date (or today's and yesterday's around midnight); periods that
+// start days earlier check that days without activity carry the balance.
+// settlement's own tests write backdated entries to test the days proper.
+func TestSettlementProperty(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0x5e771e))
+	firstDay := settlement.DayOf(time.Now())
+
+	markets := []string{"TP-M1", "TP-M2", "TP-M3"}
+	models := map[string]*merchantModel{}
+	var merchantCodes []string
+	for _, mk := range markets {
+		if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: mk, Name: "Chợ " + mk, Province: "Thái Nguyên"}}); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= 8; i++ {
+			code := fmt.Sprintf("%s-%02d", mk, i)
+			channels := []pb.Channel{pb.Channel_CHANNEL_VIETQR}
+			for _, ch := range allChannels[1:] {
+				if rng.IntN(3) == 0 {
+					channels = append(channels, ch)
+				}
+			}
+			plan := &pb.FeePlan{MinFee: fmt.Sprint([]int{0, 0, 200, 500}[rng.IntN(4)])}
+			for _, ch := range channels {
+				plan.Fees = append(plan.Fees, &pb.ChannelFee{Channel: ch, BasisPoints: int32(rng.IntN(301))})
+			}
+			if _, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: &pb.Merchant{
+				Code: code, Market: mk, Stalls: []string{fmt.Sprintf("S-%02d", i)}, DisplayName: "Sạp " + code,
+				OwnerName: "Chủ sạp", Phone: "0912345678", Channels: channels, FeePlan: plan,
+			}}); err != nil {
+				t.Fatalf("create merchant %s: %v", code, err)
+			}
+			models[code] = &merchantModel{market: mk, channels: channels, byCh: map[pb.Channel]*channelModel{}, pending: map[string]int64{}}
+			merchantCodes = append(merchantCodes, code)
+		}
+	}
+
+	type confirmed struct {
+		merchant   string
+		channel    pb.Channel
+		refundable int64
+	}
+	paid := map[string]*confirmed{} // payment id →
+	var paidIDs []string
+	settled := map[string]int64{} // clearing account → settled in all
+	var settlements, partials, rejections, expiries int
+	var snapshots []snapshotAt
+	n := 0
+	key := func(prefix string) string { n++; return fmt.Sprintf("%s-%d", prefix, n) }
+	posted := func(code string, p *pb.Payment) {
+		m := models[code]
+		c := m.ch(p.Channel)
+		c.payments++
+		c.gross += num(p.ConfirmedAmount)
+		c.fees += num(p.Fee)
+		paid[p.Id] = &confirmed{merchant: code, channel: p.Channel, refundable: num(p.ConfirmedAmount)}
+		paidIDs = append(paidIDs, p.Id)
+	}
+
+	const rounds = 4
+	for round := 1; round <= rounds; round++ {
+		for _, code := range merchantCodes {
+			m := models[code]
+			for range 3 + rng.IntN(6) {
+				ch := m.channels[rng.IntN(len(m.channels))]
+				amount := fmt.Sprint(1000 + rng.IntN(200)*1000 + rng.IntN(1000))
+				switch r := rng.Float64(); {
+				case r < 0.35: // the stall records it; the bank answers later, or never
+					p := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: key("stall"), Merchant: code, Channel: ch, Amount: amount, Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+					m.pending[p.Id] = num(p.Amount) - num(p.Fee)
+				case r < 0.55: // only the bank saw it
+					p := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: key("bank"), Merchant: code, Channel: ch, Amount: amount,
+						Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: key("FT")}).Payment
+					posted(code, p)
+				case r < 0.78: // the bank answers a pending one
+					var ids []string
+					for id := range m.pending {
+						ids = append(ids, id)
+					}
+					if len(ids) == 0 {
+						continue
+					}
+					slices.Sort(ids)
+					id := ids[rng.IntN(len(ids))]
+					got, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: id})
+					if err != nil {
+						t.Fatal(err)
+					}
+					switch x := rng.IntN(4); x {
+					case 0, 1, 2:
+						req := &pb.ConfirmPaymentRequest{IdempotencyKey: key("conf"), PaymentId: id, ProviderRef: key("REF")}
+						if x == 2 && num(got.Payment.Amount) > 1 {
+							req.Amount = fmt.Sprint(1 + rng.Int64N(num(got.Payment.Amount)-1))
+							partials++
+						}
+						resp, err := e.payments.ConfirmPayment(ctx, req)
+						if err != nil {
+							t.Fatalf("confirm %s: %v", id, err)
+						}
+						posted(code, resp.Payment)
+					case 3:
+						if _, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: key("rej"), PaymentId: id}); err != nil {
+							t.Fatalf("reject %s: %v", id, err)
+						}
+						rejections++
+					}
+					delete(m.pending, id)
+				default: // a refund, partial or full
+					var mine []string
+					for _, id := range paidIDs {
+						if p := paid[id]; p.merchant == code && p.refundable > 0 {
+							mine = append(mine, id)
+						}
+					}
+					if len(mine) == 0 {
+						continue
+					}
+					id := mine[rng.IntN(len(mine))]
+					p := paid[id]
+					req := &pb.RefundPaymentRequest{IdempotencyKey: key("ref"), PaymentId: id}
+					if rng.IntN(2) == 0 {
+						req.Amount = fmt.Sprint(1 + rng.Int64N(p.refundable))
+					}
+					resp, err := e.payments.RefundPayment(ctx, req)
+					if status.Code(err) == codes.FailedPrecondition {
+						continue // the merchant no longer holds what the refund takes back
+					}
+					if err != nil {
+						t.Fatalf("refund %s: %v", id, err)
+					}
+					c := m.ch(p.channel)
+					c.refunds++
+					c.refunded += num(resp.Amount)
+					c.feesReturned += num(resp.FeeReturned)
+					p.refundable -= num(resp.Amount)
+				}
+			}
+		}
+
+		// Providers settle part of what they owe each market.
+		for _, mk := range markets {
+			ch := allChannels[rng.IntN(len(allChannels))]
+			code := clearingOf(ch, mk)
+			bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: code})
+			if err != nil {
+				t.Fatal(err)
+			}
+			owed := num(bal.Balance.Posted)
+			if owed <= 0 {
+				continue
+			}
+			amount := 1 + rng.Int64N(owed)
+			resp, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{
+				IdempotencyKey: key("ps"), Channel: ch, Market: mk, Amount: fmt.Sprint(amount),
+				Bank: []string{"vcb", "bidv"}[rng.IntN(2)], BankRef: key("BANKREF"),
+			})
+			if err != nil {
+				t.Fatalf("settle %s of %d: %v", code, amount, err)
+			}
+			if num(resp.Settlement.RemainingOwed) != owed-amount || resp.Settlement.ClearingAccount != code {
+				t.Errorf("settlement of %d from %d owed: %v", amount, owed, resp.Settlement)
+			}
+			settled[code] += amount
+			settlements++
+		}
+
+		// What the reports say now, to ask again later as of this point.
+		today := settlement.DayOf(time.Now()).String()
+		for _, code := range []string{merchantCodes[rng.IntN(len(merchantCodes))], merchantCodes[rng.IntN(len(merchantCodes))]} {
+			r, err := e.settle.GetMerchantSettlement(ctx, &pb.GetMerchantSettlementRequest{Merchant: code, StartDay: firstDay.String(), EndDay: today})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snapshots = append(snapshots, snapshotAt{merchant: code, at: time.Now(), seq: r.Period.AsOfSequence, totals: r.Totals})
+		}
+		mk := markets[rng.IntN(len(markets))]
+		r, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: mk, StartDay: firstDay.String(), EndDay: today})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snapshots = append(snapshots, snapshotAt{market: mk, at: time.Now(), seq: r.Period.AsOfSequence, totals: r.Totals})
+
+		// Half a day passes on the env's clock (the database's cannot move):
+		// stall payments left unanswered for a day expire.
+		if round < rounds {
+			time.Sleep(2 * time.Millisecond) // the snapshot's instant is strictly before the next entry
+			e.advance(13 * time.Hour)
+			if _, err := e.ledger.ExpireDue(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, code := range merchantCodes {
+				for id := range models[code].pending {
+					got, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: id})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got.Payment.Status == pb.PaymentStatus_PAYMENT_STATUS_EXPIRED {
+						delete(models[code].pending, id)
+						expiries++
+					}
+				}
+			}
+		}
+	}
+
+	e.checkInvariants(t)
+	e.checkRollups(t)
+	lastDay := settlement.DayOf(time.Now())
+	start, end := firstDay.AddDays(-3).String(), lastDay.String()
+	wantDays := int(lastDay.Start().Sub(firstDay.AddDays(-3).Start()).Hours()/24) + 1
+
+	// Every merchant.
+	merchantTotals := map[string]*pb.SettlementTotals{}
+	var pendingSeen, refundsSeen, settledSeen int64
+	for _, code := range merchantCodes {
+		m := models[code]
+		r, err := e.settle.GetMerchantSettlement(ctx, &pb.GetMerchantSettlementRequest{Merchant: code, StartDay: start, EndDay: end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		merchantTotals[code] = r.Totals
+		checkDays(t, code, r.Totals, r.Days)
+		if len(r.Days) != wantDays || r.Market != m.market || r.Totals.OpeningBalance != "0" || r.Totals.Adjustments != "0" || r.Totals.Payouts != "0" {
+			t.Errorf("%s: %d days, market %s, totals %v", code, len(r.Days), r.Market, r.Totals)
+		}
+		for _, d := range r.Days[:3] { // the quiet days before the first payment
+			if !proto.Equal(withoutEquation(d.Totals), zeroTotals()) {
+				t.Errorf("%s %s: %v, want nothing", code, d.Day, d.Totals)
+			}
+		}
+		var wantCh []*pb.ChannelSettlement
+		for _, ch := range allChannels {
+			if c := m.byCh[ch]; c != nil && (c.payments > 0 || c.refunds > 0) {
+				wantCh = append(wantCh, &pb.ChannelSettlement{Channel: ch, Provider: providers[ch], PaymentCount: c.payments, Payments: fmt.Sprint(c.gross),
+					FeesCharged: fmt.Sprint(c.fees), RefundCount: c.refunds, Refunds: fmt.Sprint(c.refunded), FeesReturned: fmt.Sprint(c.feesReturned)})
+			}
+		}
+		if !slices.EqualFunc(r.Totals.Channels, wantCh, func(a, b *pb.ChannelSettlement) bool { return proto.Equal(a, b) }) {
+			t.Errorf("%s: channels\n got %v\nwant %v", code, r.Totals.Channels, wantCh)
+		}
+		if num(r.Totals.ClosingBalance) != m.closing() || num(r.Totals.Pending) != m.pendingTotal() {
+			t.Errorf("%s: closing %s pending %s; PaymentService's answers come to %d and %d", code, r.Totals.ClosingBalance, r.Totals.Pending, m.closing(), m.pendingTotal())
+		}
+		pendingSeen += num(r.Totals.Pending)
+		refundsSeen += r.Totals.RefundCount
+		// The ledger agrees at the same point, by sequence and by time.
+		for _, at := range []*pb.AsOf{
+			{Point: &pb.AsOf_Sequence{Sequence: r.Period.AsOfSequence}},
+			{Point: &pb.AsOf_Time{Time: r.Period.EndTime}},
+		} {
+			bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + code + ":payable", AsOf: at})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bal.Balance.Posted != r.Totals.ClosingBalance || bal.Balance.CreditsPending != r.Totals.Pending {
+				t.Errorf("%s: closing %s pending %s, GetBalance as of %v: %v", code, r.Totals.ClosingBalance, r.Totals.Pending, at, bal.Balance)
+			}
+		}
+	}
+	var payments int64
+	for _, code := range merchantCodes {
+		payments += merchantTotals[code].PaymentCount
+	}
+	t.Logf("%d writes: %d payments posted (%d confirmed in part), %d rejected, %d expired, %d refunds, %d đồng still pending, %d provider settlements",
+		n, payments, partials, rejections, expiries, refundsSeen, pendingSeen, settlements)
+	if pendingSeen == 0 || refundsSeen == 0 || expiries == 0 || partials == 0 {
+		t.Errorf("the run left %d đồng pending, made %d refunds, %d partial confirmations and %d expiries; the test wants each", pendingSeen, refundsSeen, partials, expiries)
+	}
+
+	// Every market, in both orders, three lines a page.
+	for _, mk := range markets {
+		for _, order := range []pb.MerchantSettlementOrder{pb.MerchantSettlementOrder_MERCHANT_SETTLEMENT_ORDER_MERCHANT, pb.MerchantSettlementOrder_MERCHANT_SETTLEMENT_ORDER_AMOUNT_DUE} {
+			var lines []*pb.MerchantSettlementLine
+			var first *pb.GetMarketSettlementResponse
+			token := ""
+			for page := 0; ; page++ {
+				r, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: mk, StartDay: start, EndDay: end, PageSize: 3, PageToken: token, OrderBy: order})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if first == nil {
+					first = r
+				} else if !proto.Equal(r.Totals, first.Totals) || r.TotalSize != 8 {
+					t.Errorf("%s page %d: totals changed between pages", mk, page)
+				}
+				lines = append(lines, r.Merchants...)
+				if token = r.NextPageToken; token == "" {
+					break
+				}
+				if page > 5 {
+					t.Fatalf("%s: paging does not end", mk)
+				}
+			}
+			checkDays(t, mk, first.Totals, first.Days)
+			if len(lines) != 8 || first.TotalSize != 8 {
+				t.Fatalf("%s %v: %d lines of %d", mk, order, len(lines), first.TotalSize)
+			}
+			sum := zeroTotals()
+			for i, l := range lines {
+				if i > 0 {
+					prev := lines[i-1]
+					inOrder := prev.Merchant < l.Merchant
+					if order == pb.MerchantSettlementOrder_MERCHANT_SETTLEMENT_ORDER_AMOUNT_DUE {
+						a, b := num(prev.Totals.ClosingBalance), num(l.Totals.ClosingBalance)
+						inOrder = a > b || a == b && prev.Merchant < l.Merchant
+					}
+					if !inOrder {
+						t.Errorf("%s %v: %s (%s) before %s (%s)", mk, order, prev.Merchant, prev.Totals.ClosingBalance, l.Merchant, l.Totals.ClosingBalance)
+					}
+				}
+				if !proto.Equal(l.Totals, merchantTotals[l.Merchant]) {
+					t.Errorf("%s: line of %s\n%v\nis not its merchant settlement\n%v", mk, l.Merchant, l.Totals, merchantTotals[l.Merchant])
+				}
+				checkIdentity(t, mk+" line "+l.Merchant, l.Totals)
+				addTotals(sum, l.Totals)
+			}
+			if !proto.Equal(withoutEquation(first.Totals), sum) {
+				t.Errorf("%s: market totals\n%v\nare not the sum of the lines\n%v", mk, first.Totals, sum)
+			}
+			// What each provider owes is its clearing balance.
+			for _, p := range first.Providers {
+				bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: p.ClearingAccount, AsOf: &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: first.Period.AsOfSequence}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.ClosingOwed != bal.Balance.Posted || p.Pending != bal.Balance.DebitsPending || num(p.Settled) != settled[p.ClearingAccount] || p.Adjustments != "0" || p.OpeningOwed != "0" {
+					t.Errorf("%s: %v; clearing %v, settled %d", mk, p, bal.Balance, settled[p.ClearingAccount])
+				}
+				if num(p.OpeningOwed)+num(p.Payments)-num(p.Refunds)-num(p.Settled)+num(p.Adjustments) != num(p.ClosingOwed) {
+					t.Errorf("%s: %s does not balance: %s", mk, p.Provider, p.Equation)
+				}
+				var gross, refunds int64
+				for _, c := range first.Totals.Channels {
+					if slices.Contains(p.Channels, c.Channel) {
+						gross, refunds = gross+num(c.Payments), refunds+num(c.Refunds)
+					}
+				}
+				if num(p.Payments) != gross || num(p.Refunds) != refunds {
+					t.Errorf("%s: %s payments %s refunds %s, the channels say %d and %d", mk, p.Provider, p.Payments, p.Refunds, gross, refunds)
+				}
+				settledSeen += num(p.Settled)
+			}
+		}
+	}
+	if settledSeen == 0 {
+		t.Error("no provider settled anything; the test wants some")
+	}
+
+	// Reports as of earlier points say what was said then.
+	for _, s := range snapshots {
+		for name, at := range map[string]*pb.AsOf{
+			"time":     {Point: &pb.AsOf_Time{Time: timestamppb.New(s.at)}},
+			"sequence": {Point: &pb.AsOf_Sequence{Sequence: s.seq}},
+		} {
+			var got *pb.SettlementTotals
+			var period *pb.SettlementPeriod
+			if s.merchant != "" {
+				r, err := e.settle.GetMerchantSettlement(ctx, &pb.GetMerchantSettlementRequest{Merchant: s.merchant, StartDay: firstDay.String(), EndDay: end, AsOf: at})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, period = r.Totals, r.Period
+				bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + s.merchant + ":payable", AsOf: at})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if bal.Balance.Posted != got.ClosingBalance {
+					t.Errorf("%s as of %s: closing %s, GetBalance %s", s.merchant, name, got.ClosingBalance, bal.Balance.Posted)
+				}
+			} else {
+				r, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: s.market, StartDay: firstDay.String(), EndDay: end, AsOf: at})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, period = r.Totals, r.Period
+			}
+			if !proto.Equal(got, s.totals) || period.AsOfSequence != s.seq {
+				t.Errorf("%s%s as of %s (sequence %d): %v\nthen: %v", s.merchant, s.market, name, period.AsOfSequence, got, s.totals)
+			}
+		}
+	}
+
+	// Pages are as of the first page's point, whatever is written between.
+	mk := markets[0]
+	amountDue := pb.MerchantSettlementOrder_MERCHANT_SETTLEMENT_ORDER_AMOUNT_DUE
+	whole, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: mk, StartDay: start, EndDay: end, OrderBy: amountDue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: mk, StartDay: start, EndDay: end, OrderBy: amountDue, PageSize: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := page.Merchants
+	for _, code := range merchantCodes[:8] {
+		e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: key("late"), Merchant: code, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "99000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: key("LATE")})
+	}
+	for token := page.NextPageToken; token != ""; {
+		next, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: mk, StartDay: start, EndDay: end, OrderBy: amountDue, PageSize: 3, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.Period.AsOfSequence != page.Period.AsOfSequence || !proto.Equal(next.Totals, page.Totals) {
+			t.Errorf("a later page is as of sequence %d with totals\n%v\nthe first as of %d with\n%v", next.Period.AsOfSequence, next.Totals, page.Period.AsOfSequence, page.Totals)
+		}
+		lines, token = append(lines, next.Merchants...), next.NextPageToken
+	}
+	if !slices.EqualFunc(lines, whole.Merchants, func(a, b *pb.MerchantSettlementLine) bool { return proto.Equal(a, b) }) {
+		t.Errorf("pages read after new payments\n%v\ndiffer from the listing at the first page's point\n%v", lines, whole.Merchants)
+	}
+	e.checkInvariants(t)
+	e.checkRollups(t)
+}
+
+// Every settlement RPC refuses bad input with the right code, naming the
+// field, and writes nothing.
+func TestSettlementBadInput(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-1"})
+	if _, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "ps-1", Channel: pb.Channel_CHANNEL_VIETQR,
+		Market: testMarket, Amount: "100000", Bank: "vcb", BankRef: "VCB-1"}); err != nil {
+		t.Fatal(err)
+	}
+	today := settlement.DayOf(time.Now())
+	day := today.String()
+	paged, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: testMarket, StartDay: day, PageSize: 1})
+	if err != nil || paged.NextPageToken == "" {
+		t.Fatalf("a first page of one line: %v, %v", paged, err)
+	}
+
+	merchantReq := func(edit func(r *pb.GetMerchantSettlementRequest)) func() error {
+		return func() error {
+			r := &pb.GetMerchantSettlementRequest{Merchant: a, StartDay: day}
+			edit(r)
+			_, err := e.settle.GetMerchantSettlement(ctx, r)
+			return err
+		}
+	}
+	marketReq := func(edit func(r *pb.GetMarketSettlementRequest)) func() error {
+		return func() error {
+			r := &pb.GetMarketSettlementRequest{Market: testMarket, StartDay: day}
+			edit(r)
+			_, err := e.settle.GetMarketSettlement(ctx, r)
+			return err
+		}
+	}
+	settle := func(edit func(r *pb.RecordProviderSettlementRequest)) func() error {
+		return func() error {
+			r := &pb.RecordProviderSettlementRequest{IdempotencyKey: "ps-new", Channel: pb.Channel_CHANNEL_VIETQR, Market: testMarket, Amount: "1000", Bank: "vcb", BankRef: "VCB-NEW"}
+			edit(r)
+			_, err := e.settle.RecordProviderSettlement(ctx, r)
+			return err
+		}
+	}
+	at := func(t time.Time) *pb.AsOf { return &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.New(t)}} }
+	cases := []struct {
+		name  string
+		call  func() error
+		code  codes.Code
+		field string
+	}{
+		{"merchant: missing", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.Merchant = "" }), codes.InvalidArgument, "merchant"},
+		{"merchant: malformed", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.Merchant = "tn test" }), codes.InvalidArgument, "merchant"},
+		{"merchant: unknown", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.Merchant = "TN-NOBODY" }), codes.NotFound, "merchant"},
+		{"merchant: no start day", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.StartDay = "" }), codes.InvalidArgument, "start_day"},
+		{"merchant: start day not a date", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.StartDay = "2026-02-30" }), codes.InvalidArgument, "start_day"},
+		{"merchant: start day without dashes", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.StartDay = "20261120" }), codes.InvalidArgument, "start_day"},
+		{"merchant: start day before 2000", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.StartDay = "1999-12-31" }), codes.InvalidArgument, "start_day"},
+		{"merchant: end day not a date", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.EndDay = "tomorrow" }), codes.InvalidArgument, "end_day"},
+		{"merchant: end before start", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.EndDay = today.AddDays(-1).String() }), codes.InvalidArgument, "end_day"},
+		{"merchant: period too long", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.StartDay = today.AddDays(-400).String(); r.EndDay = day }), codes.InvalidArgument, "end_day"},
+		{"merchant: end day in the future", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.EndDay = today.AddDays(3).String() }), codes.InvalidArgument, "end_day"},
+		{"merchant: as of a negative sequence", merchantReq(func(r *pb.GetMerchantSettlementRequest) {
+			r.AsOf = &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: -1}}
+		}), codes.InvalidArgument, "as_of.sequence"},
+		{"merchant: as of a sequence beyond the head", merchantReq(func(r *pb.GetMerchantSettlementRequest) {
+			r.AsOf = &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: 1 << 40}}
+		}), codes.InvalidArgument, "as_of.sequence"},
+		{"merchant: as of before the period", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.AsOf = at(today.Start().Add(-time.Hour)) }), codes.InvalidArgument, "as_of"},
+		{"merchant: as of an invalid time", merchantReq(func(r *pb.GetMerchantSettlementRequest) {
+			r.AsOf = &pb.AsOf{Point: &pb.AsOf_Time{Time: &timestamppb.Timestamp{Seconds: 1, Nanos: -1}}}
+		}), codes.InvalidArgument, "as_of.time"},
+
+		{"market: missing", marketReq(func(r *pb.GetMarketSettlementRequest) { r.Market = "" }), codes.InvalidArgument, "market"},
+		{"market: malformed", marketReq(func(r *pb.GetMarketSettlementRequest) { r.Market = "tn" }), codes.InvalidArgument, "market"},
+		{"market: unknown", marketReq(func(r *pb.GetMarketSettlementRequest) { r.Market = "TN-NOWHERE" }), codes.NotFound, "market"},
+		{"market: no start day", marketReq(func(r *pb.GetMarketSettlementRequest) { r.StartDay = "" }), codes.InvalidArgument, "start_day"},
+		{"market: end before start", marketReq(func(r *pb.GetMarketSettlementRequest) { r.EndDay = "2001-01-01" }), codes.InvalidArgument, "end_day"},
+		{"market: as of before the period", marketReq(func(r *pb.GetMarketSettlementRequest) { r.AsOf = at(today.Start().Add(-time.Second)) }), codes.InvalidArgument, "as_of"},
+		{"market: negative page size", marketReq(func(r *pb.GetMarketSettlementRequest) { r.PageSize = -1 }), codes.InvalidArgument, "page_size"},
+		{"market: forged page token", marketReq(func(r *pb.GetMarketSettlementRequest) { r.PageToken = "bm90IGEgdG9rZW4" }), codes.InvalidArgument, "page_token"},
+		{"market: page token of another order", marketReq(func(r *pb.GetMarketSettlementRequest) {
+			r.PageToken, r.OrderBy = paged.NextPageToken, pb.MerchantSettlementOrder_MERCHANT_SETTLEMENT_ORDER_AMOUNT_DUE
+		}), codes.InvalidArgument, "page_token"},
+		{"market: page token of another period", marketReq(func(r *pb.GetMarketSettlementRequest) {
+			r.PageToken, r.StartDay, r.EndDay = paged.NextPageToken, today.AddDays(-1).String(), day
+		}), codes.InvalidArgument, "page_token"},
+		{"market: unknown order", marketReq(func(r *pb.GetMarketSettlementRequest) { r.OrderBy = 99 }), codes.InvalidArgument, "order_by"},
+
+		{"settle: missing key", settle(func(r *pb.RecordProviderSettlementRequest) { r.IdempotencyKey = "" }), codes.InvalidArgument, "idempotency_key"},
+		{"settle: key too long", settle(func(r *pb.RecordProviderSettlementRequest) { r.IdempotencyKey = strings.Repeat("k", 129) }), codes.InvalidArgument, "idempotency_key"},
+		{"settle: key with spaces", settle(func(r *pb.RecordProviderSettlementRequest) { r.IdempotencyKey = "a b" }), codes.InvalidArgument, "idempotency_key"},
+		{"settle: no channel", settle(func(r *pb.RecordProviderSettlementRequest) { r.Channel = pb.Channel_CHANNEL_UNSPECIFIED }), codes.InvalidArgument, "channel"},
+		{"settle: no market", settle(func(r *pb.RecordProviderSettlementRequest) { r.Market = "" }), codes.InvalidArgument, "market"},
+		{"settle: unknown market", settle(func(r *pb.RecordProviderSettlementRequest) { r.Market = "TN-NOWHERE" }), codes.NotFound, "market"},
+		{"settle: malformed market", settle(func(r *pb.RecordProviderSettlementRequest) { r.Market = "tn test" }), codes.InvalidArgument, "market"},
+		{"settle: no amount", settle(func(r *pb.RecordProviderSettlementRequest) { r.Amount = "" }), codes.InvalidArgument, "amount"},
+		{"settle: zero amount", settle(func(r *pb.RecordProviderSettlementRequest) { r.Amount = "0" }), codes.InvalidArgument, "amount"},
+		{"settle: negative amount", settle(func(r *pb.RecordProviderSettlementRequest) { r.Amount = "-5" }), codes.InvalidArgument, "amount"},
+		{"settle: fractional đồng", settle(func(r *pb.RecordProviderSettlementRequest) { r.Amount = "1500.5" }), codes.InvalidArgument, "amount"},
+		{"settle: exponent", settle(func(r *pb.RecordProviderSettlementRequest) { r.Amount = "1e3" }), codes.InvalidArgument, "amount"},
+		{"settle: huge amount", settle(func(r *pb.RecordProviderSettlementRequest) { r.Amount = "99999999999999999999" }), codes.InvalidArgument, "amount"},
+		{"settle: no bank", settle(func(r *pb.RecordProviderSettlementRequest) { r.Bank = "" }), codes.InvalidArgument, "bank"},
+		{"settle: bank in capitals", settle(func(r *pb.RecordProviderSettlementRequest) { r.Bank = "VCB" }), codes.InvalidArgument, "bank"},
+		{"settle: bank with a colon", settle(func(r *pb.RecordProviderSettlementRequest) { r.Bank = "vcb:x" }), codes.InvalidArgument, "bank"},
+		{"settle: no bank reference", settle(func(r *pb.RecordProviderSettlementRequest) { r.BankRef = "" }), codes.InvalidArgument, "bank_ref"},
+		{"settle: bank reference with spaces", settle(func(r *pb.RecordProviderSettlementRequest) { r.BankRef = "VCB 2" }), codes.InvalidArgument, "bank_ref"},
+		{"settle: bank reference too long", settle(func(r *pb.RecordProviderSettlementRequest) { r.BankRef = strings.Repeat("R", 65) }), codes.InvalidArgument, "bank_ref"},
+		{"settle: more than owed", settle(func(r *pb.RecordProviderSettlementRequest) { r.Amount = "50001" }), codes.FailedPrecondition, "amount"},
+		{"settle: a provider that owes nothing", settle(func(r *pb.RecordProviderSettlementRequest) { r.Channel = pb.Channel_CHANNEL_ZALOPAY }), codes.FailedPrecondition, "amount"},
+		{"settle: bank reference recorded", settle(func(r *pb.RecordProviderSettlementRequest) { r.BankRef = "VCB-1" }), codes.AlreadyExists, "bank_ref"},
+		{"settle: key reused for another amount", settle(func(r *pb.RecordProviderSettlementRequest) { r.IdempotencyKey = "ps-1" }), codes.AlreadyExists, "idempotency_key"},
+	}
+	before := e.settleSnapshot(t)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := status.Convert(tc.call())
+			if st.Code() != tc.code || !strings.Contains(st.Message(), tc.field) {
+				t.Errorf("got %v %q, want %v naming %s", st.Code(), st.Message(), tc.code, tc.field)
+			}
+		})
+	}
+	if after := e.settleSnapshot(t); after != before {
+		t.Fatalf("refused calls wrote: %s -> %s", before, after)
+	}
+}
+
+// A provider settlement is recorded once per key (a replay answers with
+// the same entry even after the provider owes less), is refused when the
+// key is reused for something else, and never takes the clearing account
+// below zero, even when settlements race.
+func TestProviderSettlement(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	for i, amount := range []string{"150000", "80000"} {
+		e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("p", i), Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: amount,
+			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: fmt.Sprint("FT-", i)})
+	}
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "pending", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "70000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL})
+	clearing := clearingOf(pb.Channel_CHANNEL_VIETQR, testMarket)
+	owed := func() string {
+		bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: clearing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bal.Balance.Posted
+	}
+	if got := owed(); got != "230000" {
+		t.Fatalf("NAPAS owes %s, want 230000 (the pending payment is not owed yet)", got)
+	}
+
+	req := &pb.RecordProviderSettlementRequest{IdempotencyKey: "napas-2026-11-20", Channel: pb.Channel_CHANNEL_VIETQR, Market: testMarket,
+		Amount: "200000", Bank: "vcb", BankRef: "VCB20261120001"}
+	first, err := e.settle.RecordProviderSettlement(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := first.Settlement
+	if first.Replayed || s.Amount != "200000" || s.RemainingOwed != "30000" || s.Provider != "napas" || s.Bank != "vcb" ||
+		s.SettlementAccount != "bank:vcb:market:"+testMarket+":settlement" || s.ClearingAccount != clearing {
+		t.Fatalf("first settlement: %v", first)
+	}
+	entry, err := e.client.GetEntry(ctx, &pb.GetEntryRequest{Id: s.EntryId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if en := entry.Entry; en.Kind != "provider_settlement" || en.Phase != pb.EntryPhase_ENTRY_PHASE_POSTED || en.ExternalRef != "bank:vcb:VCB20261120001" ||
+		len(en.Postings) != 2 || en.Postings[0].AccountCode != s.SettlementAccount || en.Postings[0].Direction != debit || en.Postings[1].AccountCode != clearing || en.Postings[1].Direction != credit {
+		t.Fatalf("settlement entry %v", en)
+	}
+	acct, err := e.client.GetAccount(ctx, &pb.GetAccountRequest{Code: s.SettlementAccount})
+	if err != nil || !acct.Account.CreditsMustNotExceedDebits || acct.Account.Balance.Posted != "200000" {
+		t.Fatalf("settlement account %v, %v", acct, err)
+	}
+
+	// A replay, even though NAPAS now owes less than the amount.
+	again, err := e.settle.RecordProviderSettlement(ctx, req)
+	if err != nil || !again.Replayed || !proto.Equal(again.Settlement, s) {
+		t.Fatalf("replay: %v, %v", again, err)
+	}
+	// The key reused for another request, field by field.
+	for field, edit := range map[string]func(r *pb.RecordProviderSettlementRequest){
+		"amount":   func(r *pb.RecordProviderSettlementRequest) { r.Amount = "1000" },
+		"bank_ref": func(r *pb.RecordProviderSettlementRequest) { r.BankRef = "VCB20261120002" },
+		"bank":     func(r *pb.RecordProviderSettlementRequest) { r.Bank = "bidv" },
+		"channel":  func(r *pb.RecordProviderSettlementRequest) { r.Channel = pb.Channel_CHANNEL_MOMO },
+	} {
+		r := proto.Clone(req).(*pb.RecordProviderSettlementRequest)
+		edit(r)
+		_, err := e.settle.RecordProviderSettlement(ctx, r)
+		if st := status.Convert(err); st.Code() != codes.AlreadyExists || !strings.Contains(st.Message(), "idempotency_key") || !strings.Contains(st.Message(), field) {
+			t.Errorf("key reused with another %s: %v", field, err)
+		}
+	}
+	// The same bank credit under another key.
+	dup := proto.Clone(req).(*pb.RecordProviderSettlementRequest)
+	dup.IdempotencyKey, dup.Amount = "other-key", "1000"
+	if _, err := e.settle.RecordProviderSettlement(ctx, dup); status.Code(err) != codes.AlreadyExists {
+		t.Errorf("bank reference again under another key: %v", err)
+	}
+	// More than is owed, then exactly what is owed.
+	over := &pb.RecordProviderSettlementRequest{IdempotencyKey: "over", Channel: pb.Channel_CHANNEL_VIETQR, Market: testMarket, Amount: "30001", Bank: "vcb", BankRef: "VCB-OVER"}
+	if _, err := e.settle.RecordProviderSettlement(ctx, over); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("settling more than owed: %v", err)
+	}
+	over.Amount = "30000"
+	rest, err := e.settle.RecordProviderSettlement(ctx, over)
+	if err != nil || rest.Settlement.RemainingOwed != "0" || owed() != "0" {
+		t.Fatalf("settling the rest: %v, %v; owed %s", rest, err, owed())
+	}
+
+	// Racing settlements: the payment below makes 100,000 owed; five
+	// settlements of 40,000 race for it and exactly two get it.
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p-race", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "100000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-RACE"})
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: fmt.Sprint("race-", i),
+				Channel: pb.Channel_CHANNEL_VIETQR, Market: testMarket, Amount: "40000", Bank: "vcb", BankRef: fmt.Sprint("VCB-RACE-", i)})
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, err := range errs {
+		switch status.Code(err) {
+		case codes.OK:
+			won++
+		case codes.FailedPrecondition:
+		default:
+			t.Errorf("racing settlement: %v", err)
+		}
+	}
+	if won != 2 || owed() != "20000" {
+		t.Errorf("%d racing settlements won, NAPAS owes %s; want 2 and 20000", won, owed())
+	}
+
+	// The market's report: NAPAS was paid 330,000 and settled 310,000 in four settlements.
+	r, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: testMarket, StartDay: settlement.DayOf(time.Now()).String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range r.Providers {
+		if p.Provider == "napas" && (p.Settled != "310000" || p.SettlementCount != 4 || p.ClosingOwed != "20000" || p.Pending != "70000" || p.Payments != "330000") {
+			t.Errorf("NAPAS: %v", p)
+		}
+	}
+	e.checkInvariants(t)
+	e.checkRollups(t)
+}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+)
+
+func TestPercentile(t *testing.T) {
+	var lat []time.Duration
+	for i := 1; i <= 100; i++ {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	for _, tc := range []struct {
+		p    float64
+		want time.Duration
+	}{{50, 50 * time.Millisecond}, {95, 95 * time.Millisecond}, {99, 99 * time.Millisecond}, {100, 100 * time.Millisecond}, {0.1, time.Millisecond}} {
+		if got := percentile(lat, tc.p); got != tc.want {
+			t.Errorf("p%v = %v, want %v", tc.p, got, tc.want)
+		}
+	}
+	if got := percentile(nil, 99); got != 0 {
+		t.Errorf("p99 of nothing = %v", got)
+	}
+	if got := percentile([]time.Duration{7}, 99); got != 7 {
+		t.Errorf("p99 of one sample = %v", got)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var s rpcStats
+	s.record(2*time.Millisecond, codes.OK)
+	s.record(time.Millisecond, codes.OK)
+	s.record(time.Second, codes.DeadlineExceeded)
+	var o rpcStats
+	o.record(3*time.Millisecond, codes.OK)
+	o.record(0, codes.Internal)
+	s.merge(&o)
+	sum := s.summarize("RecordPayment")
+	if sum.Calls != 5 || sum.OK != 3 || sum.P50 != 2*time.Millisecond || sum.Max != 3*time.Millisecond {
+		t.Errorf("summary %+v", sum)
+	}
+	if got := formatCodes(sum.ErrorsByCode); got != "DeadlineExceeded 1, Internal 1" {
+		t.Errorf("errors %q", got)
+	}
+	if !sum.UnexpectedCode {
+		t.Error("Internal is a server bug the run must fail on")
+	}
+}
+
+func TestRewriteResults(t *testing.T) {
+	prose := "# Performance\n\nWhy it is fast.\n\n## Results\n\n"
+	first := rewriteResults(prose, "run 1")
+	if !strings.HasPrefix(first, "# Performance\n\nWhy it is fast.") || !strings.Contains(first, "run 1") {
+		t.Fatalf("first rewrite:\n%s", first)
+	}
+	second := rewriteResults(first+"\nAfter the results.\n", "run 2")
+	if strings.Contains(second, "run 1") || !strings.Contains(second, "run 2") || !strings.Contains(second, "After the results.") ||
+		!strings.Contains(second, "Why it is fast.") || strings.Count(second, resultsEnd) != 1 {
+		t.Fatalf("second rewrite:\n%s", second)
+	}
+	if got := rewriteResults("", "x"); !strings.HasPrefix(got, "# Performance\n") || !strings.Contains(got, resultsBegin) {
+		t.Fatalf("empty document:\n%s", got)
+	}
+}
+
+func TestReadCredentials(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "credentials.env")
+	body := "# demo\n# operator\nexport CHOLEDGER_ADMIN='chl_a'\nexport CHOLEDGER_BANK='chl_b'\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CHOLEDGER_AUDITOR", "")
+	got, err := readCredentials(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["CHOLEDGER_ADMIN"] != "chl_a" || got["CHOLEDGER_BANK"] != "chl_b" || got["CHOLEDGER_AUDITOR"] != "chl_a" {
+		t.Errorf("credentials %v", got)
+	}
+	if _, err := readCredentials(filepath.Join(t.TempDir(), "none")); err == nil {
+		t.Error("a missing file must be an error")
+	}
+}
+
+func TestCredentialID(t *testing.T) {
+	id, ok := credentialID("chl_0123456789abcdef0123456789abcdef_c2VjcmV0")
+	if !ok || id != "0123456789abcdef0123456789abcdef" {
+		t.Errorf("credentialID = %q, %v", id, ok)
+	}
+	if _, ok := credentialID("Bearer x"); ok {
+		t.Error("not a secret")
+	}
+}
+
+func TestCheckLoopback(t *testing.T) {
+	for _, addr := range []string{"localhost:50061", "127.0.0.1:1", "[::1]:2"} {
+		if err := checkLoopback(addr); err != nil {
+			t.Errorf("%s: %v", addr, err)
+		}
+	}
+	if err := checkLoopback("192.0.2.1:50051"); err == nil {
+		t.Error("a non-loopback address must be refused")
+	}
+}
+
+func TestMerchantPicker(t *testing.T) {
+	p := newMerchantPicker()
+	if len(p.stalls) != 9300 {
+		t.Fatalf("%d merchants, want the seed's 9,300", len(p.stalls))
+	}
+	if s := p.share(10); s < 0.02 || s > 0.2 {
+		t.Errorf("the 10 busiest stalls take %.3f of payments: not a market day's skew", s)
+	}
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/choledger/choledger/internal/pg"
+	"github.com/choledger/choledger/ledger"
+)
+
+// verification is what the checks after the run found. Any failure makes
+// ledgerbench exit non-zero.
+type verification struct {
+	Keys, PaymentIDs, Refs, Confirmed, Refunds int // acknowledged, distinct
+	FoundPaymentIDs, FoundRefs, FoundConfirmed int
+	FoundRefunds                               int
+	MissingKeys                                []string // a sample
+	MissingKeyCount                            int
+	Violations                                 []ledger.Violation
+	InvariantsTime                             time.Duration
+	Failures                                   []string
+}
+
+func (v *verification) fail(format string, args ...any) {
+	v.Failures = append(v.Failures, fmt.Sprintf(format, args...))
+}
+
+// verify checks, against the database, that every write a client saw
+// acknowledged is in the ledger exactly once (ledger.CheckAcknowledged on
+// the keys as stored, and the payments projection by id, provider
+// reference, status and refund entry), then the ledger's invariants
+// (ledger.CheckInvariants: balances, totals, limits, pending list, gapless
+// sequence, every market's hash chain).
+func verify(ctx context.Context, pool *pgxpool.Pool, a *ackSet) (*verification, error) {
+	v := &verification{}
+	keys := distinct(a.keys)
+	v.Keys = len(keys)
+	if len(keys) != len(a.keys) {
+		v.fail("%d acknowledged ledger keys were acknowledged more than once", len(a.keys)-len(keys))
+	}
+	const chunk = 20_000
+	for lo := 0; lo < len(keys); lo += chunk {
+		missing, err := ledger.CheckAcknowledged(ctx, pool, keys[lo:min(lo+chunk, len(keys))])
+		if err != nil {
+			return nil, fmt.Errorf("check acknowledged keys: %w", err)
+		}
+		v.MissingKeyCount += len(missing)
+		for _, k := range missing {
+			if len(v.MissingKeys) < 5 {
+				v.MissingKeys = append(v.MissingKeys, k)
+			}
+		}
+	}
+	if v.MissingKeyCount > 0 {
+		v.fail("%d of %d acknowledged writes are not in the ledger exactly once (e.g. %q)", v.MissingKeyCount, v.Keys, v.MissingKeys)
+	}
+
+	count := func(what *int, query string, list []string) error {
+		for lo := 0; lo < len(list); lo += chunk {
+			var n int
+			if err := pool.QueryRow(ctx, query, list[lo:min(lo+chunk, len(list))]).Scan(&n); err != nil {
+				return fmt.Errorf("count %s: %w", query, err)
+			}
+			*what += n
+		}
+		return nil
+	}
+	ids := distinct(a.paymentIDs)
+	v.PaymentIDs = len(ids)
+	if len(ids) != len(a.paymentIDs) {
+		v.fail("%d payment ids were acknowledged for two different writes", len(a.paymentIDs)-len(ids))
+	}
+	if err := count(&v.FoundPaymentIDs, `SELECT count(*) FROM payments WHERE id = ANY($1::uuid[])`, ids); err != nil {
+		return nil, err
+	}
+	if v.FoundPaymentIDs != v.PaymentIDs {
+		v.fail("payments: %d acknowledged, %d found by id", v.PaymentIDs, v.FoundPaymentIDs)
+	}
+	refs := distinct(a.refs)
+	v.Refs = len(refs)
+	if err := count(&v.FoundRefs, `SELECT count(*) FROM payments WHERE channel = 'VIETQR' AND provider_ref = ANY($1)`, refs); err != nil {
+		return nil, err
+	}
+	if v.FoundRefs != v.Refs || len(refs) != len(a.refs) {
+		v.fail("bank-direct payments: %d references acknowledged (%d distinct), %d payments found by reference", len(a.refs), v.Refs, v.FoundRefs)
+	}
+	confirmed := distinct(a.confirmedIDs)
+	v.Confirmed = len(confirmed)
+	if err := count(&v.FoundConfirmed, `SELECT count(*) FROM payments WHERE id = ANY($1::uuid[]) AND status IN ('confirmed', 'partially_refunded', 'refunded')`, confirmed); err != nil {
+		return nil, err
+	}
+	if v.FoundConfirmed != v.Confirmed || len(confirmed) != len(a.confirmedIDs) {
+		v.fail("confirmations: %d acknowledged, %d payments found confirmed", len(a.confirmedIDs), v.FoundConfirmed)
+	}
+	refunds := distinct(a.refundIDs)
+	v.Refunds = len(refunds)
+	if err := count(&v.FoundRefunds, `SELECT count(*) FROM payment_refunds WHERE entry_id = ANY($1::uuid[])`, refunds); err != nil {
+		return nil, err
+	}
+	if v.FoundRefunds != v.Refunds || len(refunds) != len(a.refundIDs) {
+		v.fail("refunds: %d acknowledged, %d found", len(a.refundIDs), v.FoundRefunds)
+	}
+
+	start := time.Now()
+	violations, err := ledger.CheckInvariants(ctx, pool)
+	v.InvariantsTime = time.Since(start)
+	if err != nil {
+		return nil, fmt.Errorf("check invariants: %w", err)
+	}
+	v.Violations = violations
+	if len(violations) > 0 {
+		v.fail("%d ledger invariant violations, first: %s", len(violations), violations[0])
+	}
+	return v, nil
+}
+
+func distinct(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// dbState is the database's size and payment count at a point of the run.
+type dbState struct {
+	Size     int64
+	Payments int64
+}
+
+// snapshot vacuums and analyzes the ledger's database (so that dead rows
+// left by updates are reusable space, not growth) and reads its size and
+// payment count.
+func snapshot(ctx context.Context, pool *pgxpool.Pool) (dbState, error) {
+	var s dbState
+	if _, err := pool.Exec(ctx, `VACUUM (ANALYZE)`); err != nil {
+		return s, fmt.Errorf("vacuum: %w", err)
+	}
+	err := pool.QueryRow(ctx, `SELECT pg_database_size(current_database()), (SELECT count(*) FROM payments)`).Scan(&s.Size, &s.Payments)
+	return s, err
+}
+
+// serverInfo is the database server's version and durability settings.
+type serverInfo struct {
+	Version, Database                        string
+	Fsync, SynchronousCommit, FullPageWrites string
+	WalSyncMethod, SharedBuffers             string
+}
+
+func readServerInfo(ctx context.Context, pool *pgxpool.Pool) (serverInfo, error) {
+	var s serverInfo
+	err := pool.QueryRow(ctx, `SELECT version(), current_database(), current_setting('fsync'), current_setting('synchronous_commit'),
+       current_setting('full_page_writes'), current_setting('wal_sync_method'), current_setting('shared_buffers')`).
+		Scan(&s.Version, &s.Database, &s.Fsync, &s.SynchronousCommit, &s.FullPageWrites, &s.WalSyncMethod, &s.SharedBuffers)
+	return s, err
+}
+
+func connectDB(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	return pg.Connect(ctx, url, 4)
+}

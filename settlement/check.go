@@ -1,0 +1,121 @@
+package settlement
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/choledger/choledger/ledger"
+)
+
+// Arguments of the checks: the head alone, or the journal queries'
+// (after, through, market, filter) over the whole journal.
+func headOnly(head int64) []any     { return []any{head} }
+func allAccounts(head int64) []any  { return []any{int64(0), head, "", nil} }
+func allMerchants(head int64) []any { return []any{int64(0), head, "", ""} }
+
+// rollupChecks return one row per violation, as (detail text).
+var rollupChecks = []struct {
+	name  string
+	query string
+	args  func(head int64) []any
+}{
+	{"rollups: an account's daily rows sum to its totals", `
+WITH s AS (SELECT account_id, sum(debits_pending) AS dp, sum(credits_pending) AS cp,
+                  sum(debits_posted) AS dpo, sum(credits_posted) AS cpo
+             FROM ledger_daily_totals GROUP BY account_id)
+SELECT format('account %s: totals %s/%s/%s/%s, daily rows %s/%s/%s/%s (debits pending/credits pending/debits posted/credits posted)',
+              a.code, a.debits_pending, a.credits_pending, a.debits_posted, a.credits_posted,
+              COALESCE(s.dp, 0), COALESCE(s.cp, 0), COALESCE(s.dpo, 0), COALESCE(s.cpo, 0))
+  FROM ledger_accounts a LEFT JOIN s ON s.account_id = a.id
+ WHERE $1::bigint >= 0
+   AND (a.debits_pending, a.credits_pending, a.debits_posted, a.credits_posted)
+       <> (COALESCE(s.dp, 0), COALESCE(s.cp, 0), COALESCE(s.dpo, 0), COALESCE(s.cpo, 0))`, headOnly},
+	{"rollups: an account's daily rows match the journal day by day", `
+SELECT format('account %s, %s: rows %s/%s/%s/%s/%s, journal %s/%s/%s/%s/%s (debits pending/credits pending/debits posted/credits posted/entries)',
+              a.code, COALESCE(d.day, j.day), d.debits_pending, d.credits_pending, d.debits_posted, d.credits_posted, d.entries,
+              j.dp, j.cp, j.dpo, j.cpo, j.n)
+  FROM ledger_daily_totals d
+  FULL JOIN (` + journalDailyTotals + `) AS j (account_id, day, dp, cp, dpo, cpo, n) ON j.account_id = d.account_id AND j.day = d.day
+  JOIN ledger_accounts a ON a.id = COALESCE(d.account_id, j.account_id)
+ WHERE (COALESCE(d.debits_pending, 0), COALESCE(d.credits_pending, 0), COALESCE(d.debits_posted, 0), COALESCE(d.credits_posted, 0), COALESCE(d.entries, 0))
+       <> (COALESCE(j.dp, 0), COALESCE(j.cp, 0), COALESCE(j.dpo, 0), COALESCE(j.cpo, 0), COALESCE(j.n, 0))`, allAccounts},
+	{"rollups: settlement kinds match the journal day by day", `
+SELECT format('account %s, %s, %s: rows %s/%s/%s, journal %s/%s/%s (entries/debits posted/credits posted)',
+              a.code, COALESCE(d.kind, j.kind), COALESCE(d.day, j.day), d.entries, d.debits_posted, d.credits_posted, j.n, j.dpo, j.cpo)
+  FROM settlement_daily_totals d
+  FULL JOIN (` + journalKindTotals + `) AS j (account_id, kind, day, n, dpo, cpo)
+       ON j.account_id = d.account_id AND j.kind = d.kind AND j.day = d.day
+  JOIN ledger_accounts a ON a.id = COALESCE(d.account_id, j.account_id)
+ WHERE (COALESCE(d.entries, 0), COALESCE(d.debits_posted, 0), COALESCE(d.credits_posted, 0))
+       <> (COALESCE(j.n, 0), COALESCE(j.dpo, 0), COALESCE(j.cpo, 0))`, allAccounts},
+	{"rollups: payment totals match the journal day by day", `
+SELECT format('merchant %s, %s, %s: rows %s/%s/%s/%s/%s/%s, journal %s/%s/%s/%s/%s/%s (payments/gross/fees/refunds/refunded/fees returned)',
+              COALESCE(d.merchant, j.merchant), COALESCE(d.channel, j.channel), COALESCE(d.day, j.day),
+              d.payments, d.gross, d.fees, d.refunds, d.refunded, d.fees_returned, j.n, j.gross, j.fees, j.rn, j.refunded, j.fr)
+  FROM payment_daily_totals d
+  FULL JOIN (` + journalPaymentTotals + `) AS j (merchant, channel, day, n, gross, fees, rn, refunded, fr)
+       ON j.merchant = d.merchant AND j.channel = d.channel AND j.day = d.day
+ WHERE (COALESCE(d.payments, 0), COALESCE(d.gross, 0), COALESCE(d.fees, 0), COALESCE(d.refunds, 0), COALESCE(d.refunded, 0), COALESCE(d.fees_returned, 0))
+       <> (COALESCE(j.n, 0), COALESCE(j.gross, 0), COALESCE(j.fees, 0), COALESCE(j.rn, 0), COALESCE(j.refunded, 0), COALESCE(j.fr, 0))`, allMerchants},
+	{"rollups: payment totals match the payments table", `
+WITH r AS (SELECT merchant, channel, sum(payments) AS n, sum(gross) AS gross, sum(fees) AS fees,
+                  sum(refunds) AS rn, sum(refunded) AS refunded, sum(fees_returned) AS fr
+             FROM payment_daily_totals GROUP BY 1, 2),
+     p AS (SELECT merchant, channel,
+                  count(*) FILTER (WHERE status IN ('confirmed', 'partially_refunded', 'refunded')) AS n,
+                  sum(confirmed_amount) AS gross,
+                  COALESCE(sum(fee) FILTER (WHERE status IN ('confirmed', 'partially_refunded', 'refunded')), 0) AS fees,
+                  sum(refunded_amount) AS refunded, sum(fee_refunded) AS fr
+             FROM payments GROUP BY 1, 2),
+     x AS (SELECT p.merchant, p.channel, count(*) AS rn
+             FROM payment_refunds f JOIN payments p ON p.id = f.payment_id GROUP BY 1, 2)
+SELECT format('merchant %s, %s: rollups %s/%s/%s/%s/%s/%s, payments %s/%s/%s/%s/%s/%s (payments/gross/fees/refunds/refunded/fees returned)',
+              merchant, channel, r.n, r.gross, r.fees, r.rn, r.refunded, r.fr, p.n, p.gross, p.fees, x.rn, p.refunded, p.fr)
+  FROM r FULL JOIN p USING (merchant, channel) LEFT JOIN x USING (merchant, channel)
+ WHERE $1::bigint >= 0
+   AND (COALESCE(r.n, 0), COALESCE(r.gross, 0), COALESCE(r.fees, 0), COALESCE(r.rn, 0), COALESCE(r.refunded, 0), COALESCE(r.fr, 0))
+       <> (COALESCE(p.n, 0), COALESCE(p.gross, 0), COALESCE(p.fees, 0), COALESCE(x.rn, 0), COALESCE(p.refunded, 0), COALESCE(p.fr, 0))`, headOnly},
+	{"provider settlements are exactly the provider_settlement entries", `
+WITH e AS (SELECT id, market, (metadata->>'amount')::bigint AS amount
+             FROM ledger_entries WHERE kind = 'provider_settlement' AND seq <= $1)
+SELECT format('entry %s: in the journal %s (amount %s), in provider_settlements %s (amount %s)',
+              COALESCE(e.id, s.entry_id), e.id IS NOT NULL, e.amount, s.entry_id IS NOT NULL, s.amount)
+  FROM e FULL JOIN provider_settlements s ON s.entry_id = e.id
+ WHERE e.id IS NULL OR s.entry_id IS NULL OR e.amount <> s.amount OR e.market <> s.market`, headOnly},
+}
+
+// CheckRollups checks, in one snapshot, that the settlement rollups agree
+// with the ledger: every account's daily rows sum to its four totals and
+// match, day by day, what the journal says they should be; the payment
+// totals match the journal and the payments table; and every provider
+// settlement entry has its row. None means the reports can be trusted. It
+// reads the whole journal: it is meant for tests, benchmarks and audits.
+func CheckRollups(ctx context.Context, pool *pgxpool.Pool) ([]ledger.Violation, error) {
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	var head int64
+	if err := tx.QueryRow(ctx, `SELECT last_seq FROM ledger_head`).Scan(&head); err != nil {
+		return nil, fmt.Errorf("read ledger head: %w", err)
+	}
+	var out []ledger.Violation
+	for _, c := range rollupChecks {
+		rows, err := tx.Query(ctx, c.query, c.args(head)...)
+		if err != nil {
+			return nil, fmt.Errorf("check %q: %w", c.name, err)
+		}
+		details, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, fmt.Errorf("check %q: %w", c.name, err)
+		}
+		for _, d := range details {
+			out = append(out, ledger.Violation{Invariant: c.name, Detail: d})
+		}
+	}
+	return out, nil
+}

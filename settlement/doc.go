@@ -1,0 +1,20 @@
+// Package settlement answers what is owed to whom over a period: a
+// merchant's settlement (opening balance, payments by channel, refunds,
+// fees, payouts, pending and closing balance, per day), a market's (the same
+// summed over its merchants, per channel and per provider, with one line per
+// merchant), and what each provider still owes a market. It also records the
+// money providers pay to a settlement bank.
+//
+// Period reports read daily rollups, never raw postings: Rollups and
+// Projector keep them in the same transaction as the entries they derive
+// from (register both in ledger.Options.Projectors), so a report costs
+// O(days), and CheckRollups recomputes them from the journal for tests and
+// audits. A day is the Asia/Ho_Chi_Minh calendar date of an entry's
+// recorded_at, the ledger's booking time, so that a period's closing balance
+// is to the đồng the ledger's balance as of the end of the period.
+//
+// It never writes an entry other than a provider settlement, and never
+// imports the generated protobuf types: the api package maps. Payout
+// batches and statement reconciliation (settlement/statement parses
+// statements, settlement/reconcile matches them) are not wired here yet.
+package settlement

@@ -1,0 +1,219 @@
+package settlement
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+
+	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
+)
+
+// ProviderSettlementRequest records money a provider paid to a settlement
+// bank for the payments taken at a market by one of its channels.
+type ProviderSettlementRequest struct {
+	Key     string
+	Channel merchant.Channel
+	Market  string
+	Amount  decimal.Decimal
+	// Bank is the settlement bank's code in account codes, e.g. "vcb".
+	Bank string
+	// BankRef is the bank's reference of the credit; one bank reference is
+	// recorded once.
+	BankRef string
+}
+
+// ProviderSettlement is a recorded provider settlement.
+type ProviderSettlement struct {
+	EntryID           string
+	Market            string
+	Channel           merchant.Channel
+	Provider          string
+	Bank              string
+	BankRef           string
+	Amount            int64
+	RemainingOwed     int64 // the provider's clearing balance right after
+	ClearingAccount   string
+	SettlementAccount string
+	RecordedAt        time.Time
+}
+
+var bankRE = regexp.MustCompile(`^[a-z0-9]{2,16}$`)
+
+// keyProviderSettlement prefixes the client's key in the ledger, so that a
+// key reused across flows never collides.
+const keyProviderSettlement = "settlement:provider:"
+
+func checkPrintable(field, s string, max int) error {
+	if len(s) == 0 || len(s) > max {
+		return invalid(field, "must be 1-%d printable ASCII characters without spaces, got %d characters", max, len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return invalid(field, "must be printable ASCII without spaces, got %q", s)
+		}
+	}
+	return nil
+}
+
+func (r ProviderSettlementRequest) validate() (int64, error) {
+	// The API scopes the client's key (at most 128) by the caller.
+	if err := checkPrintable("idempotency_key", r.Key, 200); err != nil {
+		return 0, err
+	}
+	if !r.Channel.Valid() {
+		return 0, invalid("channel", "must be one of %v, got %q", merchant.Channels, r.Channel)
+	}
+	if r.Market == "" {
+		return 0, invalid("market", "is required")
+	}
+	if !r.Amount.IsPositive() {
+		return 0, invalid("amount", "must be positive, got %q", r.Amount.String())
+	}
+	if !r.Amount.IsInteger() {
+		return 0, invalid("amount", "VND has no minor unit: must be a whole number of đồng, got %q", r.Amount.String())
+	}
+	if r.Amount.GreaterThan(decimal.NewFromInt(ledger.MaxAmount)) {
+		return 0, invalid("amount", "must be at most %d đồng, got %q", int64(ledger.MaxAmount), r.Amount.String())
+	}
+	if !bankRE.MatchString(r.Bank) {
+		return 0, invalid("bank", "must be the settlement bank's code, 2-16 of [a-z0-9] (e.g. \"vcb\"), got %q", r.Bank)
+	}
+	if err := checkPrintable("bank_ref", r.BankRef, 64); err != nil {
+		return 0, err
+	}
+	return r.Amount.IntPart(), nil
+}
+
+// RecordProviderSettlement records a provider's payment to a settlement
+// bank: Dr bank:B:market:M:settlement / Cr the provider's clearing account
+// of the market, posted. The same key with the same request returns the
+// recorded settlement (replayed); with another request it is refused naming
+// the field. A bank reference is recorded once. It refuses to settle more
+// than the provider owes (its posted clearing balance), and the database
+// refuses it too if a concurrent write got there first.
+//
+// The settlement bank's account for the market is opened on first use with
+// the flag "credits must not exceed debits": money can leave it (payouts)
+// only once a provider has paid it in.
+func (s *Service) RecordProviderSettlement(ctx context.Context, r ProviderSettlementRequest) (ProviderSettlement, bool, error) {
+	amount, err := r.validate()
+	if err != nil {
+		return ProviderSettlement{}, false, err
+	}
+	ledgerKey := keyProviderSettlement + r.Key
+	used, err := s.ledger.EntriesByKeys(ctx, []string{ledgerKey})
+	if err != nil {
+		return ProviderSettlement{}, false, err
+	}
+	if e, ok := used[ledgerKey]; ok {
+		// What the key recorded is the answer, whatever the provider owes
+		// now; a changed request is refused.
+		if err := sameSettlement(e, r, amount); err != nil {
+			return ProviderSettlement{}, false, err
+		}
+		ps, err := s.providerSettlement(ctx, e.ID)
+		return ps, err == nil, err
+	}
+	mk, err := s.merchants.GetMarket(ctx, r.Market)
+	if err != nil {
+		return ProviderSettlement{}, false, renameField(err, "code", "market")
+	}
+	clearing := merchant.ClearingAccount(r.Channel, mk.Code)
+	acct, err := s.ledger.GetAccount(ctx, clearing)
+	if err != nil {
+		return ProviderSettlement{}, false, renameField(err, "code", "channel")
+	}
+	if owed := acct.Totals.Posted(acct.Type); amount > owed {
+		return ProviderSettlement{}, false, fail(ErrExceedsOwed, "amount", "%s owes market %s %s đồng for %s payments; cannot settle %d",
+			r.Channel.Provider(), mk.Code, ledger.FormatAmount(Currency, owed), r.Channel, amount)
+	}
+	settlement := merchant.SettlementAccount(r.Bank, mk.Code)
+	if _, _, err := s.ledger.CreateAccount(ctx, ledger.AccountSpec{
+		Code: settlement, Type: ledger.Asset, Currency: Currency, Market: mk.Code, Flags: ledger.FlagCreditsMustNotExceedDebits,
+	}); err != nil {
+		if errors.Is(err, ledger.ErrAccountExists) {
+			return ProviderSettlement{}, false, fail(ledger.ErrAccountExists, "bank", "the ledger already has an account %s with other attributes (%v)", settlement, err)
+		}
+		return ProviderSettlement{}, false, fmt.Errorf("open account %s: %w", settlement, err)
+	}
+	res, err := s.ledger.Post(ctx, ledger.EntryRequest{
+		IdempotencyKey: ledgerKey,
+		Market:         mk.Code,
+		Kind:           KindProviderSettlement,
+		Currency:       Currency,
+		Postings: []ledger.PostingInput{
+			{AccountCode: settlement, Direction: ledger.Debit, Amount: decimal.NewFromInt(amount)},
+			{AccountCode: clearing, Direction: ledger.Credit, Amount: decimal.NewFromInt(amount)},
+		},
+		// Unique in the ledger: a bank's credit is recorded once, whoever
+		// reports it and under whatever key.
+		ExternalRef: "bank:" + r.Bank + ":" + r.BankRef,
+		Metadata: map[string]string{
+			"channel":  string(r.Channel),
+			"provider": r.Channel.Provider(),
+			"bank":     r.Bank,
+			"bank_ref": r.BankRef,
+			"amount":   strconv.FormatInt(amount, 10),
+		},
+	})
+	switch {
+	case errors.Is(err, ledger.ErrDuplicateExternalRef):
+		return ProviderSettlement{}, false, fail(ledger.ErrDuplicateExternalRef, "bank_ref", "bank %s reference %s is already recorded: %v", r.Bank, r.BankRef, err)
+	case errors.Is(err, ledger.ErrRefused) && strings.Contains(err.Error(), "provider_settlements_within_owed"):
+		// Another write lowered the clearing balance after the check above.
+		return ProviderSettlement{}, false, fail(ErrExceedsOwed, "amount", "%s no longer owes market %s %d đồng for %s payments", r.Channel.Provider(), mk.Code, amount, r.Channel)
+	case err != nil:
+		return ProviderSettlement{}, false, err
+	}
+	ps, err := s.providerSettlement(ctx, res.Entry.ID)
+	return ps, res.Replayed, err
+}
+
+// sameSettlement checks that a request reusing a key asks for what the key
+// recorded, naming the first field that differs.
+func sameSettlement(e ledger.Entry, r ProviderSettlementRequest, amount int64) error {
+	if e.Kind != KindProviderSettlement {
+		return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q was already used for a %s entry", r.Key, e.Kind)
+	}
+	md := e.Metadata
+	for _, f := range []struct{ field, stored, got string }{
+		{"market", e.Market, r.Market},
+		{"channel", md["channel"], string(r.Channel)},
+		{"amount", md["amount"], strconv.FormatInt(amount, 10)},
+		{"bank", md["bank"], r.Bank},
+		{"bank_ref", md["bank_ref"], r.BankRef},
+	} {
+		if f.stored != f.got {
+			return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already recorded settlement %s with %s %q, got %q", r.Key, e.ID, f.field, f.stored, f.got)
+		}
+	}
+	return nil
+}
+
+func (s *Service) providerSettlement(ctx context.Context, entryID string) (ProviderSettlement, error) {
+	var ps ProviderSettlement
+	var channel string
+	err := s.pool.QueryRow(ctx, `
+SELECT entry_id::text, market, channel, provider, bank, bank_ref, amount, remaining_owed, recorded_at
+  FROM provider_settlements WHERE entry_id = $1`, entryID).Scan(
+		&ps.EntryID, &ps.Market, &channel, &ps.Provider, &ps.Bank, &ps.BankRef, &ps.Amount, &ps.RemainingOwed, &ps.RecordedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ProviderSettlement{}, fmt.Errorf("provider settlement entry %s has no row: is settlement.Projector registered with the ledger?", entryID)
+	}
+	if err != nil {
+		return ProviderSettlement{}, fmt.Errorf("read provider settlement %s: %w", entryID, err)
+	}
+	ps.Channel = merchant.Channel(channel)
+	ps.RecordedAt = ps.RecordedAt.UTC()
+	ps.ClearingAccount = merchant.ClearingAccount(ps.Channel, ps.Market)
+	ps.SettlementAccount = merchant.SettlementAccount(ps.Bank, ps.Market)
+	return ps, nil
+}

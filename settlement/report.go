@@ -1,0 +1,687 @@
+package settlement
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
+)
+
+// ChannelTotals are the posted payments and refunds of one channel.
+type ChannelTotals struct {
+	Channel      merchant.Channel
+	PaymentCount int64
+	Payments     int64 // gross: what the payers paid
+	FeesCharged  int64
+	RefundCount  int64
+	Refunds      int64 // what went back to the payers
+	FeesReturned int64 // the part of the fees that came back with the refunds
+}
+
+func (c *ChannelTotals) add(o *ChannelTotals) {
+	c.PaymentCount += o.PaymentCount
+	c.Payments += o.Payments
+	c.FeesCharged += o.FeesCharged
+	c.RefundCount += o.RefundCount
+	c.Refunds += o.Refunds
+	c.FeesReturned += o.FeesReturned
+}
+
+// Totals settle a merchant's payable account (or the sum of a market's)
+// over a day or a period, in đồng. Fees are netted in the entries (the
+// payable is credited a payment less its fee, and debited a refund less the
+// fee it returns), so the payable moves by exactly
+//
+//	Payments - Refunds - Fees() - Payouts + Adjustments
+//
+// and Opening plus that is Closing, to the đồng (see Balanced).
+type Totals struct {
+	// Opening and Closing are the payable's posted balance at the start and
+	// the end: what is owed to the merchant.
+	Opening int64
+	// Channels split payments and refunds by channel, in the order of
+	// merchant.Channels, leaving out channels with neither.
+	Channels     []ChannelTotals
+	PaymentCount int64
+	Payments     int64
+	RefundCount  int64
+	Refunds      int64
+	FeesCharged  int64
+	FeesReturned int64
+	PayoutCount  int64
+	Payouts      int64
+	// Adjustments are the payable's movements by entries that are neither
+	// payments, refunds nor payouts (an operator's adjustment through the
+	// ledger). Zero unless someone posted one.
+	Adjustments int64
+	Closing     int64
+	// Pending is what stall-recorded payments not yet confirmed by the bank
+	// would add (the payable's credits pending) at the end.
+	Pending int64
+}
+
+// Fees are the fees charged less the fees returned with refunds.
+func (t Totals) Fees() int64 { return t.FeesCharged - t.FeesReturned }
+
+// Balanced reports whether Opening + Payments - Refunds - Fees - Payouts +
+// Adjustments = Closing.
+func (t Totals) Balanced() bool {
+	return t.Opening+t.Payments-t.Refunds-t.Fees()-t.Payouts+t.Adjustments == t.Closing
+}
+
+// Equation writes the settlement arithmetic out with the figures.
+func (t Totals) Equation() string {
+	f := func(v int64) string { return ledger.FormatAmount(Currency, v) }
+	return fmt.Sprintf("opening %s + payments %s - refunds %s - fees %s (charged %s - returned %s) - payouts %s + adjustments %s = closing %s",
+		f(t.Opening), f(t.Payments), f(t.Refunds), f(t.Fees()), f(t.FeesCharged), f(t.FeesReturned), f(t.Payouts), f(t.Adjustments), f(t.Closing))
+}
+
+// DayTotals are one business day's totals.
+type DayTotals struct {
+	Day Day
+	Totals
+}
+
+// Period is what a report covers.
+type Period struct {
+	// Start and End are the first and last business days reported. End is
+	// the requested end_day, or the day of the as-of point when that cuts
+	// the period short.
+	Start, End Day
+	// StartTime is 00:00 of Start in Asia/Ho_Chi_Minh. EndTime is the last
+	// instant counted: the last microsecond of End, or the as-of point.
+	// LedgerService.GetBalance as of EndTime gives Closing, once the period
+	// is over.
+	StartTime, EndTime time.Time
+	// AsOfSeq is the last ledger entry counted: GetBalance as of this
+	// sequence gives Closing, always.
+	AsOfSeq int64
+}
+
+// MerchantSettlement is a merchant's settlement for a period.
+type MerchantSettlement struct {
+	Merchant string
+	Market   string
+	Period   Period
+	Totals   Totals
+	Days     []DayTotals
+}
+
+// MerchantQuery asks for a merchant's settlement.
+type MerchantQuery struct {
+	Merchant string
+	// Start and End are days "YYYY-MM-DD" in Asia/Ho_Chi_Minh, inclusive;
+	// End defaults to Start.
+	Start, End string
+	// AsOf, when set and inside the period, cuts the period at that point.
+	AsOf ledger.AsOf
+}
+
+// movement is an account's four totals' change, or sum.
+type movement struct{ dp, cp, dpo, cpo int64 }
+
+func (m *movement) add(o movement) {
+	m.dp += o.dp
+	m.cp += o.cp
+	m.dpo += o.dpo
+	m.cpo += o.cpo
+}
+
+// kindMove is an account's posted movement by one settlement kind.
+type kindMove struct{ entries, debits, credits int64 }
+
+// figures are what one day brings to a payable (or to several summed).
+type figures struct {
+	payable     movement
+	channels    map[merchant.Channel]*ChannelTotals
+	payoutCount int64
+	payouts     int64
+}
+
+func (f *figures) channel(ch merchant.Channel) *ChannelTotals {
+	if f.channels == nil {
+		f.channels = map[merchant.Channel]*ChannelTotals{}
+	}
+	c := f.channels[ch]
+	if c == nil {
+		c = &ChannelTotals{Channel: ch}
+		f.channels[ch] = c
+	}
+	return c
+}
+
+func (f *figures) add(o *figures) {
+	f.payable.add(o.payable)
+	for ch, c := range o.channels {
+		f.channel(ch).add(c)
+	}
+	f.payoutCount += o.payoutCount
+	f.payouts += o.payouts
+}
+
+// orderedChannels lists channels in the order of merchant.Channels (any
+// unknown channel last, in no particular order).
+func orderedChannels(m map[merchant.Channel]*ChannelTotals) []ChannelTotals {
+	var out []ChannelTotals
+	for _, ch := range merchant.Channels {
+		if c, ok := m[ch]; ok {
+			out = append(out, *c)
+		}
+	}
+	for ch, c := range m {
+		if !ch.Valid() {
+			out = append(out, *c)
+		}
+	}
+	return out
+}
+
+// summarize walks the days from an opening balance, carrying each day's
+// closing into the next day's opening, and returns the period's totals and
+// each day's. A day without figures carries the balance unchanged.
+func summarize(opening, openingPending int64, days []Day, byDay map[Day]*figures) (Totals, []DayTotals) {
+	total := Totals{Opening: opening}
+	channels := map[merchant.Channel]*ChannelTotals{}
+	balance, pending := opening, openingPending
+	out := make([]DayTotals, 0, len(days))
+	for _, d := range days {
+		f := byDay[d]
+		if f == nil {
+			f = &figures{}
+		}
+		t := Totals{Opening: balance, Channels: orderedChannels(f.channels)}
+		for i := range t.Channels {
+			c := &t.Channels[i]
+			t.PaymentCount += c.PaymentCount
+			t.Payments += c.Payments
+			t.FeesCharged += c.FeesCharged
+			t.RefundCount += c.RefundCount
+			t.Refunds += c.Refunds
+			t.FeesReturned += c.FeesReturned
+			total := channels[c.Channel]
+			if total == nil {
+				total = &ChannelTotals{Channel: c.Channel}
+				channels[c.Channel] = total
+			}
+			total.add(c)
+		}
+		t.PayoutCount, t.Payouts = f.payoutCount, f.payouts
+		// The payable is a liability: credits raise what is owed.
+		t.Closing = balance + f.payable.cpo - f.payable.dpo
+		pending += f.payable.cp
+		t.Pending = pending
+		t.Adjustments = t.Closing - t.Opening - (t.Payments - t.Refunds - t.Fees() - t.Payouts)
+		balance = t.Closing
+		out = append(out, DayTotals{Day: d, Totals: t})
+
+		total.PaymentCount += t.PaymentCount
+		total.Payments += t.Payments
+		total.FeesCharged += t.FeesCharged
+		total.RefundCount += t.RefundCount
+		total.Refunds += t.Refunds
+		total.FeesReturned += t.FeesReturned
+		total.PayoutCount += t.PayoutCount
+		total.Payouts += t.Payouts
+		total.Adjustments += t.Adjustments
+	}
+	total.Channels = orderedChannels(channels)
+	total.Closing, total.Pending = balance, pending
+	return total, out
+}
+
+// window is the part of the journal a report reads: whole days from the
+// rollups, and the days from the one an as-of point falls in (in practice
+// that day alone) from the journal, up to that point.
+type window struct {
+	start, end Day
+	// fullEnd is the last day read from the rollups; none are when it is
+	// before start.
+	fullEnd Day
+	// cut: the entries with sequence in (cutAfter, seq] are read from the
+	// journal; they were recorded on cutDay or later.
+	cut      bool
+	cutDay   Day
+	cutAfter int64
+	// seq is the last entry counted.
+	seq int64
+	// lastDay is the last day reported; days after fullEnd and cutDay have
+	// nothing in them.
+	lastDay Day
+	endTime time.Time
+}
+
+func (w window) days() []Day {
+	days := make([]Day, 0, daysBetween(w.start, w.lastDay))
+	for d := w.start; !d.After(w.lastDay); d = d.AddDays(1) {
+		days = append(days, d)
+	}
+	return days
+}
+
+func (w window) period() Period {
+	return Period{Start: w.start, End: w.lastDay, StartTime: w.start.Start(), EndTime: w.endTime, AsOfSeq: w.seq}
+}
+
+// recorded_at rises with the sequence (both are assigned under the ledger
+// head's lock), so the newest entry before a time bounds everything before
+// it.
+const (
+	seqBefore     = `SELECT COALESCE((SELECT seq FROM ledger_entries WHERE recorded_at < $1 ORDER BY recorded_at DESC, seq DESC LIMIT 1), 0)`
+	seqAtOrBefore = `SELECT COALESCE((SELECT seq FROM ledger_entries WHERE recorded_at <= $1 ORDER BY recorded_at DESC, seq DESC LIMIT 1), 0)`
+)
+
+// resolveWindow decides what a report over [start, end] as of at reads.
+// Without at, or with a point at or after the period's end, the period is
+// whole: every day from the rollups, which a day's end makes final (an
+// entry recorded later lands on a later day). A point inside the period
+// cuts it there: the days before the point's day come from the rollups,
+// the point's day from the journal up to the point, and the days after are
+// not reported.
+func resolveWindow(ctx context.Context, tx pgx.Tx, start, end Day, at ledger.AsOf) (window, error) {
+	var head int64
+	if err := tx.QueryRow(ctx, `SELECT last_seq FROM ledger_head`).Scan(&head); err != nil {
+		return window{}, fmt.Errorf("read ledger head: %w", err)
+	}
+	periodEnd := end.AddDays(1).Start()
+	w := window{start: start, end: end, fullEnd: end, lastDay: end, endTime: periodEnd.Add(-time.Microsecond)}
+	if err := tx.QueryRow(ctx, seqBefore, periodEnd).Scan(&w.seq); err != nil {
+		return window{}, fmt.Errorf("find the period's last entry: %w", err)
+	}
+	var seq int64
+	var at0 time.Time
+	switch {
+	case at.Seq > head:
+		return window{}, invalid("as_of.sequence", "is beyond the ledger's last sequence %d", head)
+	case at.Seq > 0:
+		if at.Seq >= w.seq {
+			return w, nil
+		}
+		seq = at.Seq
+		if err := tx.QueryRow(ctx, `SELECT recorded_at FROM ledger_entries WHERE seq = $1`, seq).Scan(&at0); err != nil {
+			return window{}, fmt.Errorf("read entry %d: %w", seq, err)
+		}
+	case !at.Time.IsZero():
+		if !at.Time.Before(w.endTime) {
+			return w, nil
+		}
+		at0 = at.Time
+		if err := tx.QueryRow(ctx, seqAtOrBefore, at0).Scan(&seq); err != nil {
+			return window{}, fmt.Errorf("find the entry at %s: %w", at0, err)
+		}
+	default:
+		return w, nil
+	}
+	day := DayOf(at0)
+	if day.Before(start) {
+		return window{}, invalid("as_of", "%s is before the period starts (%s 00:00 in Asia/Ho_Chi_Minh)", at0.Format(time.RFC3339Nano), start)
+	}
+	w.cut, w.cutDay, w.seq, w.lastDay, w.endTime, w.fullEnd = true, day, seq, day, at0.UTC(), day.AddDays(-1)
+	if err := tx.QueryRow(ctx, seqBefore, day.Start()).Scan(&w.cutAfter); err != nil {
+		return window{}, fmt.Errorf("find the first entry of %s: %w", day, err)
+	}
+	return w, nil
+}
+
+// settleTime is how long after a day's end its rollups are taken as final:
+// an entry is timed before its transaction commits, so one recorded just
+// before midnight may still be committing just after.
+const settleTime = time.Minute
+
+// pinWindow turns a whole window whose period may still gain entries into
+// one that reads the days that may change from the journal, up to the
+// window's sequence, so that reading it again later gives the same figures.
+func pinWindow(ctx context.Context, tx pgx.Tx, w window) (window, error) {
+	var now time.Time
+	if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+		return window{}, err
+	}
+	settled := now.Add(-settleTime)
+	if w.end.AddDays(1).Start().Before(settled) {
+		return w, nil // over: its rollups are final
+	}
+	day := DayOf(settled)
+	if day.Before(w.start) {
+		day = w.start
+	}
+	if day.After(w.end) {
+		day = w.end
+	}
+	w.cut, w.cutDay, w.fullEnd = true, day, day.AddDays(-1)
+	if err := tx.QueryRow(ctx, seqBefore, day.Start()).Scan(&w.cutAfter); err != nil {
+		return window{}, fmt.Errorf("find the first entry of %s: %w", day, err)
+	}
+	return w, nil
+}
+
+// reader reads a window's figures in one snapshot.
+type reader struct {
+	tx pgx.Tx
+	w  window
+}
+
+func (r reader) hasFullDays() bool { return !r.w.fullEnd.Before(r.w.start) }
+
+// openings are the accounts' movements before the period, summed: their
+// totals at its start. Summing every earlier day costs O(days of history)
+// per account, which keeps a year's report to a few hundred rows an
+// account; a monthly checkpoint table would bound it if histories grow
+// long.
+func (r reader) openings(ctx context.Context, ids []int64) (map[int64]movement, error) {
+	rows, err := r.tx.Query(ctx, `
+SELECT account_id, sum(debits_pending)::bigint, sum(credits_pending)::bigint, sum(debits_posted)::bigint, sum(credits_posted)::bigint
+  FROM ledger_daily_totals WHERE account_id = ANY($1) AND day < $2 GROUP BY account_id`, ids, r.w.start.date())
+	if err != nil {
+		return nil, fmt.Errorf("read opening balances: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64]movement, len(ids))
+	for rows.Next() {
+		var id int64
+		var m movement
+		if err := rows.Scan(&id, &m.dp, &m.cp, &m.dpo, &m.cpo); err != nil {
+			return nil, fmt.Errorf("read opening balances: %w", err)
+		}
+		out[id] = m
+	}
+	return out, rows.Err()
+}
+
+// movements are the accounts' movements per day of the window.
+func (r reader) movements(ctx context.Context, ids []int64, market string) (map[int64]map[Day]*movement, error) {
+	out := map[int64]map[Day]*movement{}
+	put := func(id int64, d Day, m movement) {
+		byDay := out[id]
+		if byDay == nil {
+			byDay = map[Day]*movement{}
+			out[id] = byDay
+		}
+		if byDay[d] == nil {
+			byDay[d] = &movement{}
+		}
+		byDay[d].add(m)
+	}
+	if r.hasFullDays() {
+		rows, err := r.tx.Query(ctx, `
+SELECT account_id, day, debits_pending, credits_pending, debits_posted, credits_posted
+  FROM ledger_daily_totals WHERE account_id = ANY($1) AND day BETWEEN $2 AND $3`, ids, r.w.start.date(), r.w.fullEnd.date())
+		if err != nil {
+			return nil, fmt.Errorf("read daily totals: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var day time.Time
+			var m movement
+			if err := rows.Scan(&id, &day, &m.dp, &m.cp, &m.dpo, &m.cpo); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read daily totals: %w", err)
+			}
+			put(id, dayFromDate(day), m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read daily totals: %w", err)
+		}
+	}
+	if r.w.cut {
+		rows, err := r.tx.Query(ctx, journalDailyTotals, r.w.cutAfter, r.w.seq, market, ids)
+		if err != nil {
+			return nil, fmt.Errorf("read %s from the journal: %w", r.w.cutDay, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var day time.Time
+			var m movement
+			var n int32
+			if err := rows.Scan(&id, &day, &m.dp, &m.cp, &m.dpo, &m.cpo, &n); err != nil {
+				return nil, fmt.Errorf("read %s from the journal: %w", r.w.cutDay, err)
+			}
+			put(id, dayFromDate(day), m)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read %s from the journal: %w", r.w.cutDay, err)
+		}
+	}
+	return out, nil
+}
+
+// kindMoves are the accounts' posted movements of one settlement kind per
+// day of the window.
+func (r reader) kindMoves(ctx context.Context, ids []int64, kind, market string) (map[int64]map[Day]*kindMove, error) {
+	out := map[int64]map[Day]*kindMove{}
+	put := func(id int64, d Day, m kindMove) {
+		byDay := out[id]
+		if byDay == nil {
+			byDay = map[Day]*kindMove{}
+			out[id] = byDay
+		}
+		k := byDay[d]
+		if k == nil {
+			k = &kindMove{}
+			byDay[d] = k
+		}
+		k.entries += m.entries
+		k.debits += m.debits
+		k.credits += m.credits
+	}
+	if r.hasFullDays() {
+		rows, err := r.tx.Query(ctx, `
+SELECT account_id, day, entries, debits_posted, credits_posted
+  FROM settlement_daily_totals WHERE account_id = ANY($1) AND kind = $2 AND day BETWEEN $3 AND $4`, ids, kind, r.w.start.date(), r.w.fullEnd.date())
+		if err != nil {
+			return nil, fmt.Errorf("read %s totals: %w", kind, err)
+		}
+		for rows.Next() {
+			var id int64
+			var day time.Time
+			var m kindMove
+			if err := rows.Scan(&id, &day, &m.entries, &m.debits, &m.credits); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read %s totals: %w", kind, err)
+			}
+			put(id, dayFromDate(day), m)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read %s totals: %w", kind, err)
+		}
+	}
+	if r.w.cut {
+		rows, err := r.tx.Query(ctx, journalKindTotals, r.w.cutAfter, r.w.seq, market, ids)
+		if err != nil {
+			return nil, fmt.Errorf("read %s of %s from the journal: %w", kind, r.w.cutDay, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id int64
+			var k string
+			var day time.Time
+			var m kindMove
+			if err := rows.Scan(&id, &k, &day, &m.entries, &m.debits, &m.credits); err != nil {
+				return nil, fmt.Errorf("read %s of %s from the journal: %w", kind, r.w.cutDay, err)
+			}
+			if k == kind {
+				put(id, dayFromDate(day), m)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read %s of %s from the journal: %w", kind, r.w.cutDay, err)
+		}
+	}
+	return out, nil
+}
+
+const (
+	merchantPaymentTotals = `
+SELECT merchant, channel, day, payments, gross, fees, refunds, refunded, fees_returned
+  FROM payment_daily_totals WHERE merchant = $1 AND day BETWEEN $2 AND $3`
+	marketPaymentTotals = `
+SELECT merchant, channel, day, payments, gross, fees, refunds, refunded, fees_returned
+  FROM payment_daily_totals WHERE market = $1 AND day BETWEEN $2 AND $3`
+)
+
+// payments are the posted payments and refunds per merchant, day and
+// channel of the window: of one merchant, or of the whole market when
+// merchantCode is empty.
+func (r reader) payments(ctx context.Context, market, merchantCode string) (map[string]map[Day]*figures, error) {
+	out := map[string]map[Day]*figures{}
+	scan := func(rows pgx.Rows) error {
+		defer rows.Close()
+		for rows.Next() {
+			var m, ch string
+			var day time.Time
+			c := &ChannelTotals{}
+			if err := rows.Scan(&m, &ch, &day, &c.PaymentCount, &c.Payments, &c.FeesCharged, &c.RefundCount, &c.Refunds, &c.FeesReturned); err != nil {
+				return err
+			}
+			d := dayFromDate(day)
+			byDay := out[m]
+			if byDay == nil {
+				byDay = map[Day]*figures{}
+				out[m] = byDay
+			}
+			f := byDay[d]
+			if f == nil {
+				f = &figures{}
+				byDay[d] = f
+			}
+			c.Channel = merchant.Channel(ch)
+			f.channel(c.Channel).add(c)
+		}
+		return rows.Err()
+	}
+	if r.hasFullDays() {
+		query, key := marketPaymentTotals, market
+		if merchantCode != "" {
+			query, key = merchantPaymentTotals, merchantCode
+		}
+		rows, err := r.tx.Query(ctx, query, key, r.w.start.date(), r.w.fullEnd.date())
+		if err != nil {
+			return nil, fmt.Errorf("read payment totals: %w", err)
+		}
+		if err := scan(rows); err != nil {
+			return nil, fmt.Errorf("read payment totals: %w", err)
+		}
+	}
+	if r.w.cut {
+		rows, err := r.tx.Query(ctx, journalPaymentTotals, r.w.cutAfter, r.w.seq, market, merchantCode)
+		if err != nil {
+			return nil, fmt.Errorf("read payments of %s from the journal: %w", r.w.cutDay, err)
+		}
+		if err := scan(rows); err != nil {
+			return nil, fmt.Errorf("read payments of %s from the journal: %w", r.w.cutDay, err)
+		}
+	}
+	return out, nil
+}
+
+// payableFigures joins a payable's movements, payments and payouts by day.
+func payableFigures(moves map[Day]*movement, pays map[Day]*figures, payouts map[Day]*kindMove) map[Day]*figures {
+	out := make(map[Day]*figures, len(moves))
+	get := func(d Day) *figures {
+		f := out[d]
+		if f == nil {
+			f = &figures{}
+			out[d] = f
+		}
+		return f
+	}
+	for d, m := range moves {
+		get(d).payable.add(*m)
+	}
+	for d, p := range pays {
+		get(d).add(p)
+	}
+	for d, k := range payouts {
+		f := get(d)
+		f.payoutCount += k.entries
+		f.payouts += k.debits
+	}
+	return out
+}
+
+func (s *Service) snapshot(ctx context.Context) (pgx.Tx, error) {
+	return s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+}
+
+// accountIDs maps account codes to ids; codes without an account are
+// absent.
+func accountIDs(ctx context.Context, tx pgx.Tx, codes []string) (map[string]int64, error) {
+	rows, err := tx.Query(ctx, `SELECT code, id FROM ledger_accounts WHERE code = ANY($1)`, codes)
+	if err != nil {
+		return nil, fmt.Errorf("read accounts: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]int64, len(codes))
+	for rows.Next() {
+		var code string
+		var id int64
+		if err := rows.Scan(&code, &id); err != nil {
+			return nil, fmt.Errorf("read accounts: %w", err)
+		}
+		out[code] = id
+	}
+	return out, rows.Err()
+}
+
+// MerchantSettlement reports a merchant's settlement for a period, in total
+// and per day. It reads the rollups of the merchant's payable account, its
+// payment totals and its payouts: O(days), whatever the number of payments.
+func (s *Service) MerchantSettlement(ctx context.Context, q MerchantQuery) (MerchantSettlement, error) {
+	if q.Merchant == "" {
+		return MerchantSettlement{}, invalid("merchant", "is required")
+	}
+	start, end, err := s.period(q.Start, q.End)
+	if err != nil {
+		return MerchantSettlement{}, err
+	}
+	if err := checkAsOf(q.AsOf); err != nil {
+		return MerchantSettlement{}, err
+	}
+	m, err := s.merchants.GetMerchant(ctx, q.Merchant)
+	if err != nil {
+		return MerchantSettlement{}, renameField(err, "code", "merchant")
+	}
+	tx, err := s.snapshot(ctx)
+	if err != nil {
+		return MerchantSettlement{}, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	w, err := resolveWindow(ctx, tx, start, end, q.AsOf)
+	if err != nil {
+		return MerchantSettlement{}, err
+	}
+	code := merchant.PayableAccount(m.Code)
+	ids, err := accountIDs(ctx, tx, []string{code})
+	if err != nil {
+		return MerchantSettlement{}, err
+	}
+	id, ok := ids[code]
+	if !ok {
+		return MerchantSettlement{}, fmt.Errorf("merchant %s has no payable account %s", m.Code, code)
+	}
+	r := reader{tx: tx, w: w}
+	open, err := r.openings(ctx, []int64{id})
+	if err != nil {
+		return MerchantSettlement{}, err
+	}
+	moves, err := r.movements(ctx, []int64{id}, m.Market)
+	if err != nil {
+		return MerchantSettlement{}, err
+	}
+	pays, err := r.payments(ctx, m.Market, m.Code)
+	if err != nil {
+		return MerchantSettlement{}, err
+	}
+	payouts, err := r.kindMoves(ctx, []int64{id}, KindPayout, m.Market)
+	if err != nil {
+		return MerchantSettlement{}, err
+	}
+	o := open[id]
+	totals, days := summarize(o.cpo-o.dpo, o.cp, w.days(), payableFigures(moves[id], pays[m.Code], payouts[id]))
+	return MerchantSettlement{Merchant: m.Code, Market: m.Market, Period: w.period(), Totals: totals, Days: days}, nil
+}
