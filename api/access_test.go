@@ -185,6 +185,13 @@ func (f accessFixture) calls() []call {
 		{pb.PaymentService_GetPayment_FullMethodName, same(&pb.GetPaymentRequest{Id: f.confirmedA.Id}), []string{"admin", "auditor", "merchantA", "bankNapas"}},
 		{pb.PaymentService_ListPayments_FullMethodName, same(&pb.ListPaymentsRequest{Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR}), []string{"admin", "auditor", "merchantA", "bankNapas"}},
 
+		{pb.SettlementService_GetMerchantSettlement_FullMethodName, same(&pb.GetMerchantSettlementRequest{Merchant: a, StartDay: today()}),
+			[]string{"admin", "auditor", "merchantA", "bankNapas", "bankMomo"}},
+		{pb.SettlementService_GetMarketSettlement_FullMethodName, same(&pb.GetMarketSettlementRequest{Market: testMarket, StartDay: today()}),
+			[]string{"admin", "auditor", "bankNapas", "bankMomo"}},
+		{pb.SettlementService_RecordProviderSettlement_FullMethodName, func(who string) proto.Message {
+			return &pb.RecordProviderSettlementRequest{IdempotencyKey: "m-" + who, Channel: pb.Channel_CHANNEL_VIETQR, Market: testMarket, Amount: "1000", Bank: "vcb", BankRef: "VCB-" + who}
+		}, []string{"admin", "bankNapas"}},
 		{pb.AdminService_IssueCredential_FullMethodName, same(&pb.IssueCredentialRequest{Credential: &pb.Credential{Name: "new", Role: pb.Role_ROLE_AUDITOR}}), []string{"admin"}},
 		{pb.AdminService_ListCredentials_FullMethodName, same(&pb.ListCredentialsRequest{}), []string{"admin"}},
 		{pb.AdminService_RevokeCredential_FullMethodName, same(&pb.RevokeCredentialRequest{Id: f.spareCredential}), []string{"admin"}},
@@ -459,4 +466,8 @@ func (sd serviceDesc) reply(method string) proto.Message {
 // serviceDescs are every service the server exposes behind access control.
 var serviceDescs = []serviceDesc{
 	{pb.LedgerService_ServiceDesc}, {pb.MerchantService_ServiceDesc}, {pb.PaymentService_ServiceDesc}, {pb.AdminService_ServiceDesc},
+	{pb.SettlementService_ServiceDesc},
 }
+
+// today is the business day, Asia/Ho_Chi_Minh, of now.
+func today() string { return time.Now().In(time.FixedZone("ICT", 7*3600)).Format("2006-01-02") }

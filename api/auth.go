@@ -122,7 +122,11 @@ func (a *authorizer) authorize(ctx context.Context, method string, req any) (con
 		err = errDenied
 	}
 	if err != nil {
-		err = status.Error(codes.PermissionDenied, errDenied.Error())
+		if errors.Is(err, errDenied) {
+			err = status.Error(codes.PermissionDenied, errDenied.Error())
+		} else {
+			err = toStatus(ctx, err)
+		}
 		a.record(ctx, p, method, target, err)
 		return ctx, r, target, err
 	}

@@ -68,6 +68,10 @@ var policy = map[string]rule{
 	pb.PaymentService_GetPayment_FullMethodName:           {scopedReaders, false},
 	pb.PaymentService_ListPayments_FullMethodName:         {scopedReaders, false},
 
+	pb.SettlementService_GetMerchantSettlement_FullMethodName:    {scopedReaders, false},
+	pb.SettlementService_GetMarketSettlement_FullMethodName:      {[]access.Role{access.RoleBank, access.RoleAuditor, access.RoleAdmin}, false},
+	pb.SettlementService_RecordProviderSettlement_FullMethodName: {bankOnly, true},
+
 	pb.AdminService_IssueCredential_FullMethodName:  {adminOnly, true},
 	pb.AdminService_ListCredentials_FullMethodName:  {adminOnly, false},
 	pb.AdminService_RevokeCredential_FullMethodName: {adminOnly, true},
@@ -143,6 +147,18 @@ func (b *binder) bind(ctx context.Context, p access.Principal, req any) (string,
 	case *pb.ListPaymentsRequest:
 		return r.GetMerchant() + r.GetMarket(), b.listPayments(ctx, p, r)
 
+	// Settlement: a merchant its own, banks and auditors their markets; a
+	// bank settles for its own provider only.
+	case *pb.GetMerchantSettlementRequest:
+		return r.GetMerchant(), b.merchant(ctx, p, r.GetMerchant())
+	case *pb.GetMarketSettlementRequest:
+		return r.GetMarket(), b.market(p, r.GetMarket())
+	case *pb.RecordProviderSettlementRequest:
+		if p.Role == access.RoleBank && (providerOf(r.GetChannel()) != p.Provider || !p.InMarket(r.GetMarket())) {
+			return r.GetMarket(), errDenied
+		}
+		return r.GetMarket(), nil
+
 	case *pb.RevokeCredentialRequest:
 		return r.GetId(), nil
 	case *pb.IssueCredentialRequest:
@@ -196,7 +212,10 @@ func (b *binder) account(ctx context.Context, p access.Principal, code string) e
 		return nil
 	}
 	a, err := b.ledger.GetAccount(ctx, code)
-	if err != nil || !p.InMarket(a.Market) {
+	if err != nil {
+		return lookupFailed(err)
+	}
+	if !p.InMarket(a.Market) {
 		return errDenied
 	}
 	return nil
@@ -207,7 +226,10 @@ func (b *binder) entry(ctx context.Context, p access.Principal, id string) error
 		return nil
 	}
 	e, err := b.ledger.GetEntry(ctx, id)
-	if err != nil || !p.InMarket(e.Market) {
+	if err != nil {
+		return lookupFailed(err)
+	}
+	if !p.InMarket(e.Market) {
 		return errDenied
 	}
 	return nil
@@ -224,7 +246,10 @@ func (b *binder) merchant(ctx context.Context, p access.Principal, code string) 
 		return nil
 	}
 	m, err := b.merchants.GetMerchant(ctx, code)
-	if err != nil || !p.InMarket(m.Market) {
+	if err != nil {
+		return lookupFailed(err)
+	}
+	if !p.InMarket(m.Market) {
 		return errDenied
 	}
 	return nil
@@ -264,7 +289,7 @@ func (b *binder) payment(ctx context.Context, p access.Principal, id string) err
 	}
 	pay, err := b.payments.Get(ctx, id)
 	if err != nil {
-		return errDenied
+		return lookupFailed(err)
 	}
 	switch p.Role {
 	case access.RoleMerchant:
@@ -300,4 +325,18 @@ func (b *binder) listPayments(ctx context.Context, p access.Principal, r *pb.Lis
 		return b.market(p, r.GetMarket())
 	}
 	return b.merchant(ctx, p, r.GetMerchant())
+}
+
+// lookupFailed answers a failed look-up of what a request names: a target
+// that does not exist (or cannot, being malformed) is denied like one out
+// of reach, so the answer tells nothing; any other failure (a timeout, the
+// database) is passed on, so the client retries instead of being told no.
+func lookupFailed(err error) error {
+	for _, notThere := range []error{ledger.ErrInvalid, ledger.ErrAccountNotFound, ledger.ErrEntryNotFound,
+		merchant.ErrMerchantNotFound, payment.ErrPaymentNotFound} {
+		if errors.Is(err, notThere) {
+			return errDenied
+		}
+	}
+	return err
 }

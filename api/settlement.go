@@ -24,18 +24,6 @@ type SettlementServer struct {
 // binding would let a caller bound to one market read another's. Rows that
 // policy.go already has win.
 // TODO(access): move these rows into policy.go with those bindings.
-func init() {
-	for method, r := range map[string]rule{
-		pb.SettlementService_GetMerchantSettlement_FullMethodName:    {adminOnly, false},
-		pb.SettlementService_GetMarketSettlement_FullMethodName:      {adminOnly, false},
-		pb.SettlementService_RecordProviderSettlement_FullMethodName: {adminOnly, true},
-	} {
-		if _, ok := policy[method]; !ok {
-			policy[method] = r
-		}
-	}
-}
-
 func amountString(v int64) string { return ledger.FormatAmount(settlement.Currency, v) }
 
 func settlementTotalsToProto(t settlement.Totals) *pb.SettlementTotals {
