@@ -170,15 +170,8 @@ func (s *Store) Issue(ctx context.Context, r IssueRequest) (Credential, string, 
 	if _, err := rand.Read(random); err != nil {
 		return Credential{}, "", err
 	}
-	idBytes := make([]byte, 16)
-	if _, err := rand.Read(idBytes); err != nil {
-		return Credential{}, "", err
-	}
-	idBytes[6] = (idBytes[6] & 0x0f) | 0x40
-	idBytes[8] = (idBytes[8] & 0x3f) | 0x80
-	h := hex.EncodeToString(idBytes)
-	id := h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 	now := s.now().UTC().Truncate(time.Microsecond)
+	id := ledger.NewID(now)
 	c := Credential{
 		Principal: Principal{CredentialID: id, Name: r.Name, Role: r.Role, Merchant: r.Merchant, Provider: r.Provider, Markets: r.Markets, CertSHA256: r.CertSHA256},
 		CreatedAt: now,

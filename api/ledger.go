@@ -119,9 +119,6 @@ func (s *LedgerServer) PostEntry(ctx context.Context, req *pb.PostEntryRequest) 
 }
 
 func (s *LedgerServer) PostPendingEntry(ctx context.Context, req *pb.PostPendingEntryRequest) (*pb.PostPendingEntryResponse, error) {
-	if payment.Reserved(req.GetKind()) {
-		return nil, fieldError("kind", fmt.Errorf("%q is reserved for the payment flows; use PaymentService", req.GetKind()))
-	}
 	postings, err := postingsFromProto(req.GetPostings())
 	if err != nil {
 		return nil, err
@@ -150,9 +147,6 @@ func (s *LedgerServer) PostPendingEntry(ctx context.Context, req *pb.PostPending
 }
 
 func (s *LedgerServer) VoidPendingEntry(ctx context.Context, req *pb.VoidPendingEntryRequest) (*pb.VoidPendingEntryResponse, error) {
-	if payment.Reserved(req.GetKind()) {
-		return nil, fieldError("kind", fmt.Errorf("%q is reserved for the payment flows and the ledger's expiry; use PaymentService", req.GetKind()))
-	}
 	occurred, err := optionalTime("occur_time", req.GetOccurTime())
 	if err != nil {
 		return nil, err
@@ -304,7 +298,7 @@ func (s *LedgerServer) VerifyJournal(ctx context.Context, req *pb.VerifyJournalR
 func (s *LedgerServer) notPaymentEntry(ctx context.Context, id string) error {
 	e, err := s.Ledger.GetEntry(ctx, id)
 	if err != nil {
-		return toStatus(ctx, renameLedgerField(err, "id", "pending_entry_id"))
+		return toStatus(ctx, ledger.RenameField(err, "id", "pending_entry_id"))
 	}
 	if payment.Reserved(e.Kind) {
 		return toStatus(ctx, &ledger.Error{Kind: ledger.ErrPendingClosed, Field: "pending_entry_id",
@@ -313,18 +307,12 @@ func (s *LedgerServer) notPaymentEntry(ctx context.Context, id string) error {
 	return nil
 }
 
-func renameLedgerField(err error, from, to string) error {
-	var le *ledger.Error
-	if errors.As(err, &le) && le.Field == from {
-		c := *le
-		c.Field = to
-		return &c
-	}
-	return err
-}
-
-// closePending posts or voids a pending entry that is not a payment's.
+// closePending posts or voids a pending entry that is not a payment's,
+// with a kind that is not the payment flows' either.
 func (s *LedgerServer) closePending(ctx context.Context, r ledger.CloseRequest) (ledger.Result, error) {
+	if payment.Reserved(r.Kind) {
+		return ledger.Result{}, fieldError("kind", fmt.Errorf("%q is reserved for the payment flows and the ledger's expiry; use PaymentService", r.Kind))
+	}
 	if err := s.Ledger.CheckClose(r); err != nil {
 		return ledger.Result{}, err
 	}

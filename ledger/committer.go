@@ -516,7 +516,7 @@ func (l *Ledger) applyEntry(o *op, accounts map[string]*accountState, now time.T
 		occurred = now
 	}
 	e := &Entry{
-		ID:             newID(now),
+		ID:             NewID(now),
 		Market:         r.Market,
 		Kind:           r.Kind,
 		Phase:          PhasePosted,
@@ -572,7 +572,7 @@ func (l *Ledger) applyClose(o *op, pendings map[string]*pendingInfo, accounts ma
 		moves = append(moves, move{code: ps.AccountCode, dir: ps.Direction, amount: -ps.Amount, pending: true})
 	}
 	e := &Entry{
-		ID:             newID(now),
+		ID:             NewID(now),
 		Market:         pe.Market,
 		Kind:           r.Kind,
 		Phase:          PhaseVoidPending,

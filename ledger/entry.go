@@ -347,7 +347,7 @@ func (r *CloseRequest) validate(now time.Time) *Error {
 	if err := checkKey("idempotency_key", r.IdempotencyKey); err != nil {
 		return err
 	}
-	if !validUUID(r.PendingID) {
+	if !ValidUUID(r.PendingID) {
 		return invalid("pending_entry_id", "must be a UUID, got %q", r.PendingID)
 	}
 	if r.Void && len(r.Postings) > 0 {

@@ -69,3 +69,16 @@ func errorf(kind error, field, format string, args ...any) *Error {
 func invalid(field, format string, args ...any) *Error {
 	return errorf(ErrInvalid, field, format, args...)
 }
+
+// RenameField makes an error about field from name field to instead: a
+// lookup shared by several requests reports the field of the request at
+// hand.
+func RenameField(err error, from, to string) error {
+	var le *Error
+	if errors.As(err, &le) && le.Field == from {
+		c := *le
+		c.Field = to
+		return &c
+	}
+	return err
+}

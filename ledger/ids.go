@@ -7,9 +7,9 @@ import (
 	"time"
 )
 
-// newID returns a version 7 UUID: time-ordered, so new entries land at the
+// NewID returns a version 7 UUID: time-ordered, so new entries land at the
 // end of the id index instead of all over it.
-func newID(now time.Time) string {
+func NewID(now time.Time) string {
 	var u [16]byte
 	binary.BigEndian.PutUint64(u[0:8], uint64(now.UnixMilli())<<16)
 	_, _ = rand.Read(u[6:])
@@ -32,8 +32,8 @@ func formatUUID(u [16]byte) string {
 	return string(b[:])
 }
 
-// validUUID accepts the canonical lower- or upper-case 8-4-4-4-12 form.
-func validUUID(s string) bool {
+// ValidUUID accepts the canonical lower- or upper-case 8-4-4-4-12 form.
+func ValidUUID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}

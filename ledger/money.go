@@ -27,12 +27,6 @@ var currencyExponents = map[string]int32{
 // realistic history.
 const MaxAmount = 1_000_000_000_000_000 // 10^15
 
-// CurrencyExponent returns the currency's number of minor-unit decimals.
-func CurrencyExponent(currency string) (int32, bool) {
-	e, ok := currencyExponents[currency]
-	return e, ok
-}
-
 // ParseDecimal reads an amount as clients send it: a plain decimal string
 // such as "150000" or "12.50". Whether its scale suits the currency is
 // checked when the entry is written.
@@ -72,11 +66,6 @@ func plainDecimal(s string) bool {
 func FormatAmount(currency string, minor int64) string {
 	exp := currencyExponents[currency]
 	return decimal.New(minor, -exp).StringFixed(exp)
-}
-
-// AmountDecimal returns minor units as an exact decimal in the major unit.
-func AmountDecimal(currency string, minor int64) decimal.Decimal {
-	return decimal.New(minor, -currencyExponents[currency])
 }
 
 // addChecked adds without wrapping around: a total that would overflow is

@@ -29,7 +29,7 @@ func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Payment, bool,
 	}
 	p, err := s.Get(ctx, r.PaymentID)
 	if err != nil {
-		return Payment{}, false, renameField(err, "id", "payment_id")
+		return Payment{}, false, ledger.RenameField(err, "id", "payment_id")
 	}
 	ledgerKey := keyConfirm + r.Key
 	if replay, ok, err := s.replay(ctx, ledgerKey, p.ID); ok || err != nil {
@@ -95,7 +95,7 @@ func (s *Service) Reject(ctx context.Context, r RejectRequest) (Payment, bool, e
 	}
 	p, err := s.Get(ctx, r.PaymentID)
 	if err != nil {
-		return Payment{}, false, renameField(err, "id", "payment_id")
+		return Payment{}, false, ledger.RenameField(err, "id", "payment_id")
 	}
 	ledgerKey := keyReject + r.Key
 	if replay, ok, err := s.replay(ctx, ledgerKey, p.ID); ok || err != nil {
@@ -139,7 +139,7 @@ func (s *Service) Refund(ctx context.Context, r RefundRequest) (Payment, Refund,
 	}
 	p, err := s.Get(ctx, r.PaymentID)
 	if err != nil {
-		return Payment{}, Refund{}, false, renameField(err, "id", "payment_id")
+		return Payment{}, Refund{}, false, ledger.RenameField(err, "id", "payment_id")
 	}
 	ledgerKey := keyRefund + r.Key
 	used, err := s.ledger.EntriesByKeys(ctx, []string{ledgerKey})
@@ -225,18 +225,6 @@ func (s *Service) replay(ctx context.Context, ledgerKey, paymentID string) (Paym
 	}
 	p, err := s.Get(ctx, paymentID)
 	return p, err == nil, err
-}
-
-// renameField makes an error from Get name the field of the request at
-// hand.
-func renameField(err error, from, to string) error {
-	var le *ledger.Error
-	if errors.As(err, &le) && le.Field == from {
-		c := *le
-		c.Field = to
-		return &c
-	}
-	return err
 }
 
 func payableOf(p Payment) string  { return merchant.PayableAccount(p.Merchant) }

@@ -76,7 +76,7 @@ func (s *Service) CreateRequest(ctx context.Context, r NewRequest) (PaymentReque
 	}
 	now := s.opts.Now().UTC().Truncate(time.Microsecond)
 	req := PaymentRequest{
-		ID: newUUID(), Merchant: m.Code, Market: m.Market, Amount: amount, BillNumber: newBillNumber(), Purpose: r.Purpose,
+		ID: ledger.NewID(now), Merchant: m.Code, Market: m.Market, Amount: amount, BillNumber: newBillNumber(), Purpose: r.Purpose,
 		ExpiresAt: now.Add(s.opts.RequestTTL), CreatedAt: now,
 	}
 	if req.QRPayload, err = merchant.DynamicQR(m, amount, req.BillNumber, r.Purpose); err != nil {
@@ -148,13 +148,4 @@ func newBillNumber() string {
 		out = append(out, alphabet[int(c)%len(alphabet)])
 	}
 	return string(out)
-}
-
-func newUUID() string {
-	var u [16]byte
-	_, _ = rand.Read(u[:])
-	u[6] = (u[6] & 0x0f) | 0x40
-	u[8] = (u[8] & 0x3f) | 0x80
-	h := fmt.Sprintf("%x", u)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

@@ -292,7 +292,7 @@ func (s *Service) validate(r RecordRequest) (*plan, error) {
 	if err := checkRef("bill_number", r.BillNumber); err != nil {
 		return nil, err
 	}
-	if r.RequestID != "" && !validUUID(r.RequestID) {
+	if r.RequestID != "" && !ledger.ValidUUID(r.RequestID) {
 		return nil, invalid("payment_request_id", "must be a UUID, got %q", r.RequestID)
 	}
 	if !r.OccurredAt.IsZero() && r.OccurredAt.After(s.opts.Now().Add(ledger.MaxFutureSkew)) {

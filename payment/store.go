@@ -70,7 +70,7 @@ func (s *Service) paymentsByID(ctx context.Context, ids []string) (map[string]Pa
 
 // Get returns the payment with id.
 func (s *Service) Get(ctx context.Context, id string) (Payment, error) {
-	if !validUUID(id) {
+	if !ledger.ValidUUID(id) {
 		return Payment{}, invalid("id", "must be a UUID, got %q", id)
 	}
 	found, err := s.paymentsByID(ctx, []string{id})
@@ -216,7 +216,7 @@ func decodeCursor(token string) (time.Time, string, error) {
 		return time.Time{}, "", bad
 	}
 	parts := strings.SplitN(string(b), ":", 3)
-	if len(parts) != 3 || parts[0] != "p1" || !validUUID(parts[2]) {
+	if len(parts) != 3 || parts[0] != "p1" || !ledger.ValidUUID(parts[2]) {
 		return time.Time{}, "", bad
 	}
 	micros, err := strconv.ParseInt(parts[1], 10, 64)
@@ -224,25 +224,6 @@ func decodeCursor(token string) (time.Time, string, error) {
 		return time.Time{}, "", bad
 	}
 	return time.UnixMicro(micros).UTC(), parts[2], nil
-}
-
-func validUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			if c != '-' {
-				return false
-			}
-			continue
-		}
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return false
-		}
-	}
-	return true
 }
 
 var errNoRows = pgx.ErrNoRows

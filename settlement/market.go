@@ -187,7 +187,7 @@ func (s *Service) MarketSettlement(ctx context.Context, q MarketQuery) (MarketSe
 	}
 	mk, err := s.merchants.GetMarket(ctx, q.Market)
 	if err != nil {
-		return MarketSettlement{}, renameField(err, "code", "market")
+		return MarketSettlement{}, ledger.RenameField(err, "code", "market")
 	}
 	tx, err := s.snapshot(ctx)
 	if err != nil {

@@ -124,12 +124,12 @@ func (s *Service) RecordProviderSettlement(ctx context.Context, r ProviderSettle
 	}
 	mk, err := s.merchants.GetMarket(ctx, r.Market)
 	if err != nil {
-		return ProviderSettlement{}, false, renameField(err, "code", "market")
+		return ProviderSettlement{}, false, ledger.RenameField(err, "code", "market")
 	}
 	clearing := merchant.ClearingAccount(r.Channel, mk.Code)
 	acct, err := s.ledger.GetAccount(ctx, clearing)
 	if err != nil {
-		return ProviderSettlement{}, false, renameField(err, "code", "channel")
+		return ProviderSettlement{}, false, ledger.RenameField(err, "code", "channel")
 	}
 	if owed := acct.Totals.Posted(acct.Type); amount > owed {
 		return ProviderSettlement{}, false, fail(ErrExceedsOwed, "amount", "%s owes market %s %s đồng for %s payments; cannot settle %d",

@@ -644,7 +644,7 @@ func (s *Service) MerchantSettlement(ctx context.Context, q MerchantQuery) (Merc
 	}
 	m, err := s.merchants.GetMerchant(ctx, q.Merchant)
 	if err != nil {
-		return MerchantSettlement{}, renameField(err, "code", "merchant")
+		return MerchantSettlement{}, ledger.RenameField(err, "code", "merchant")
 	}
 	tx, err := s.snapshot(ctx)
 	if err != nil {

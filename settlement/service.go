@@ -52,18 +52,6 @@ func fail(kind error, field, format string, args ...any) error {
 	return &ledger.Error{Kind: kind, Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// renameField makes an error of another package name the field of the
-// request at hand.
-func renameField(err error, from, to string) error {
-	var le *ledger.Error
-	if errors.As(err, &le) && le.Field == from {
-		c := *le
-		c.Field = to
-		return &c
-	}
-	return err
-}
-
 // earliestDay bounds periods from below: the ledger holds nothing older.
 var earliestDay = Day{time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)}
 
