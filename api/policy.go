@@ -9,6 +9,7 @@ import (
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
 	"github.com/choledger/choledger/payment"
+	"github.com/choledger/choledger/settlement"
 )
 
 // rule says which roles may call an RPC, and whether it writes (writes are
@@ -27,6 +28,7 @@ var (
 	merchantOnly  = []access.Role{access.RoleMerchant, access.RoleAdmin}
 	ownerReaders  = []access.Role{access.RoleMerchant, access.RoleAuditor, access.RoleAdmin}
 	scopedReaders = []access.Role{access.RoleMerchant, access.RoleBank, access.RoleAuditor, access.RoleAdmin}
+	bankReaders   = []access.Role{access.RoleBank, access.RoleAuditor, access.RoleAdmin}
 )
 
 // policy is the one table of who may call what. An RPC missing from it is
@@ -56,7 +58,7 @@ var policy = map[string]rule{
 	pb.MerchantService_GetMarket_FullMethodName:         {everyone, false},
 	pb.MerchantService_ListMarkets_FullMethodName:       {everyone, false},
 	pb.MerchantService_GetMerchant_FullMethodName:       {scopedReaders, false},
-	pb.MerchantService_ListMerchants_FullMethodName:     {[]access.Role{access.RoleBank, access.RoleAuditor, access.RoleAdmin}, false},
+	pb.MerchantService_ListMerchants_FullMethodName:     {bankReaders, false},
 	pb.MerchantService_GetMerchantQr_FullMethodName:     {merchantOnly, false},
 
 	pb.PaymentService_CreatePaymentRequest_FullMethodName: {merchantOnly, true},
@@ -68,9 +70,15 @@ var policy = map[string]rule{
 	pb.PaymentService_GetPayment_FullMethodName:           {scopedReaders, false},
 	pb.PaymentService_ListPayments_FullMethodName:         {scopedReaders, false},
 
-	pb.SettlementService_GetMerchantSettlement_FullMethodName:    {scopedReaders, false},
-	pb.SettlementService_GetMarketSettlement_FullMethodName:      {[]access.Role{access.RoleBank, access.RoleAuditor, access.RoleAdmin}, false},
-	pb.SettlementService_RecordProviderSettlement_FullMethodName: {bankOnly, true},
+	pb.SettlementService_GetMerchantSettlement_FullMethodName:     {scopedReaders, false},
+	pb.SettlementService_GetMarketSettlement_FullMethodName:       {bankReaders, false},
+	pb.SettlementService_RecordProviderSettlement_FullMethodName:  {bankOnly, true},
+	pb.SettlementService_CreatePayoutBatch_FullMethodName:         {bankOnly, true},
+	pb.SettlementService_GetPayoutBatch_FullMethodName:            {bankReaders, false},
+	pb.SettlementService_CompletePayoutBatch_FullMethodName:       {bankOnly, true},
+	pb.SettlementService_ImportStatement_FullMethodName:           {bankOnly, true},
+	pb.SettlementService_GetReconciliationReport_FullMethodName:   {bankReaders, false},
+	pb.SettlementService_ListReconciliationReports_FullMethodName: {bankReaders, false},
 
 	pb.AdminService_IssueCredential_FullMethodName:  {adminOnly, true},
 	pb.AdminService_ListCredentials_FullMethodName:  {adminOnly, false},
@@ -85,9 +93,10 @@ var errDenied = errors.New("this credential may not do that")
 // binder looks up what a request names, to check it against the caller's
 // binding.
 type binder struct {
-	ledger    *ledger.Ledger
-	merchants *merchant.Store
-	payments  *payment.Service
+	ledger     *ledger.Ledger
+	merchants  *merchant.Store
+	payments   *payment.Service
+	settlement *settlement.Service
 }
 
 // bind checks that what req names lies within p's binding and returns it,
@@ -158,6 +167,39 @@ func (b *binder) bind(ctx context.Context, p access.Principal, req any) (string,
 			return r.GetMarket(), errDenied
 		}
 		return r.GetMarket(), nil
+
+	// Payout batches: a bank pays out in its markets, and sees and completes
+	// the batches it created; auditors read their markets' batches.
+	case *pb.CreatePayoutBatchRequest:
+		if r.GetMarket() == "" {
+			return "", nil // the batch covers the caller's markets
+		}
+		return r.GetMarket(), b.market(p, r.GetMarket())
+	case *pb.GetPayoutBatchRequest:
+		return r.GetId(), b.payoutBatch(ctx, p, r.GetId())
+	case *pb.CompletePayoutBatchRequest:
+		return r.GetBatchId(), b.payoutBatch(ctx, p, r.GetBatchId())
+
+	// Reconciliation: a bank imports and reads its own provider's
+	// statements, in its markets; auditors read their markets' reports.
+	case *pb.ImportStatementRequest:
+		if p.Role == access.RoleBank && providerOf(r.GetChannel()) != p.Provider {
+			return r.GetMarket(), errDenied
+		}
+		if r.GetMarket() == "" {
+			return "", nil // the import covers the caller's markets
+		}
+		return r.GetMarket(), b.market(p, r.GetMarket())
+	case *pb.GetReconciliationReportRequest:
+		return r.GetId(), b.report(ctx, p, r.GetId())
+	case *pb.ListReconciliationReportsRequest:
+		if p.Role == access.RoleBank && r.GetChannel() != pb.Channel_CHANNEL_UNSPECIFIED && providerOf(r.GetChannel()) != p.Provider {
+			return r.GetMarket(), errDenied
+		}
+		if r.GetMarket() == "" {
+			return "", nil // the list is cut to the caller's scope
+		}
+		return r.GetMarket(), b.market(p, r.GetMarket())
 
 	case *pb.RevokeCredentialRequest:
 		return r.GetId(), nil
@@ -327,13 +369,55 @@ func (b *binder) listPayments(ctx context.Context, p access.Principal, r *pb.Lis
 	return b.merchant(ctx, p, r.GetMerchant())
 }
 
+// within reports whether every market a batch or report covers lies in p's
+// binding; nil (every market) lies in no bound principal's.
+func within(p access.Principal, markets []string) bool {
+	if markets == nil {
+		return len(p.Markets) == 0
+	}
+	for _, m := range markets {
+		if !p.InMarket(m) {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *binder) payoutBatch(ctx context.Context, p access.Principal, id string) error {
+	if unbound(p) {
+		return nil
+	}
+	scope, err := b.settlement.PayoutBatchScope(ctx, id)
+	if err != nil {
+		return lookupFailed(err)
+	}
+	if !within(p, scope.Markets) || (p.Role == access.RoleBank && scope.Creator != p.Scope()) {
+		return errDenied
+	}
+	return nil
+}
+
+func (b *binder) report(ctx context.Context, p access.Principal, id string) error {
+	if unbound(p) {
+		return nil
+	}
+	scope, err := b.settlement.ReconciliationScope(ctx, id)
+	if err != nil {
+		return lookupFailed(err)
+	}
+	if !within(p, scope.Markets) || (p.Role == access.RoleBank && scope.Provider != p.Provider) {
+		return errDenied
+	}
+	return nil
+}
+
 // lookupFailed answers a failed look-up of what a request names: a target
 // that does not exist (or cannot, being malformed) is denied like one out
 // of reach, so the answer tells nothing; any other failure (a timeout, the
 // database) is passed on, so the client retries instead of being told no.
 func lookupFailed(err error) error {
 	for _, notThere := range []error{ledger.ErrInvalid, ledger.ErrAccountNotFound, ledger.ErrEntryNotFound,
-		merchant.ErrMerchantNotFound, payment.ErrPaymentNotFound} {
+		merchant.ErrMerchantNotFound, payment.ErrPaymentNotFound, settlement.ErrBatchNotFound, settlement.ErrReportNotFound} {
 		if errors.Is(err, notThere) {
 			return errDenied
 		}

@@ -50,7 +50,7 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 		panic("api.NewServer: Credentials and Audit are required: no call goes unauthenticated")
 	}
 	auth := &authorizer{credentials: svc.Credentials, audit: svc.Audit,
-		binder: &binder{ledger: svc.Ledger, merchants: svc.Merchants, payments: svc.Payments}}
+		binder: &binder{ledger: svc.Ledger, merchants: svc.Merchants, payments: svc.Payments, settlement: svc.Settlement}}
 	opts = append(opts,
 		grpc.ChainUnaryInterceptor(recoverUnary, logUnary, auth.unary),
 		grpc.ChainStreamInterceptor(recoverStream, logStream, auth.stream),

@@ -17,13 +17,6 @@ type SettlementServer struct {
 	Settlement *settlement.Service
 }
 
-// Until the policy table gives SettlementService its roles and bindings
-// (merchants their own settlement, banks and auditors their markets', banks
-// settling for their own provider), only operators may call it: an RPC
-// missing from the table is refused to everyone, and one listed without a
-// binding would let a caller bound to one market read another's. Rows that
-// policy.go already has win.
-// TODO(access): move these rows into policy.go with those bindings.
 func amountString(v int64) string { return ledger.FormatAmount(settlement.Currency, v) }
 
 func settlementTotalsToProto(t settlement.Totals) *pb.SettlementTotals {

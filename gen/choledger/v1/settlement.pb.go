@@ -75,6 +75,234 @@ func (MerchantSettlementOrder) EnumDescriptor() ([]byte, []int) {
 	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{0}
 }
 
+type PayoutBatchStatus int32
+
+const (
+	PayoutBatchStatus_PAYOUT_BATCH_STATUS_UNSPECIFIED PayoutBatchStatus = 0
+	// Some lines still wait for their outcome.
+	PayoutBatchStatus_PAYOUT_BATCH_STATUS_OPEN PayoutBatchStatus = 1
+	// Every line is paid, failed, skipped or expired.
+	PayoutBatchStatus_PAYOUT_BATCH_STATUS_COMPLETED PayoutBatchStatus = 2
+)
+
+// Enum value maps for PayoutBatchStatus.
+var (
+	PayoutBatchStatus_name = map[int32]string{
+		0: "PAYOUT_BATCH_STATUS_UNSPECIFIED",
+		1: "PAYOUT_BATCH_STATUS_OPEN",
+		2: "PAYOUT_BATCH_STATUS_COMPLETED",
+	}
+	PayoutBatchStatus_value = map[string]int32{
+		"PAYOUT_BATCH_STATUS_UNSPECIFIED": 0,
+		"PAYOUT_BATCH_STATUS_OPEN":        1,
+		"PAYOUT_BATCH_STATUS_COMPLETED":   2,
+	}
+)
+
+func (x PayoutBatchStatus) Enum() *PayoutBatchStatus {
+	p := new(PayoutBatchStatus)
+	*p = x
+	return p
+}
+
+func (x PayoutBatchStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PayoutBatchStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_choledger_v1_settlement_proto_enumTypes[1].Descriptor()
+}
+
+func (PayoutBatchStatus) Type() protoreflect.EnumType {
+	return &file_choledger_v1_settlement_proto_enumTypes[1]
+}
+
+func (x PayoutBatchStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PayoutBatchStatus.Descriptor instead.
+func (PayoutBatchStatus) EnumDescriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{1}
+}
+
+type PayoutLineStatus int32
+
+const (
+	PayoutLineStatus_PAYOUT_LINE_STATUS_UNSPECIFIED PayoutLineStatus = 0
+	// Reserved, waiting for the bank's outcome.
+	PayoutLineStatus_PAYOUT_LINE_STATUS_OPEN PayoutLineStatus = 1
+	// Paid: the payout is posted.
+	PayoutLineStatus_PAYOUT_LINE_STATUS_PAID PayoutLineStatus = 2
+	// The transfer failed: the money stays payable.
+	PayoutLineStatus_PAYOUT_LINE_STATUS_FAILED PayoutLineStatus = 3
+	// Owed money that this batch could not pay out; reason says why.
+	PayoutLineStatus_PAYOUT_LINE_STATUS_SKIPPED PayoutLineStatus = 4
+	// Not completed within 30 days of the batch: the reservation lapsed and
+	// the money is payable again.
+	PayoutLineStatus_PAYOUT_LINE_STATUS_EXPIRED PayoutLineStatus = 5
+)
+
+// Enum value maps for PayoutLineStatus.
+var (
+	PayoutLineStatus_name = map[int32]string{
+		0: "PAYOUT_LINE_STATUS_UNSPECIFIED",
+		1: "PAYOUT_LINE_STATUS_OPEN",
+		2: "PAYOUT_LINE_STATUS_PAID",
+		3: "PAYOUT_LINE_STATUS_FAILED",
+		4: "PAYOUT_LINE_STATUS_SKIPPED",
+		5: "PAYOUT_LINE_STATUS_EXPIRED",
+	}
+	PayoutLineStatus_value = map[string]int32{
+		"PAYOUT_LINE_STATUS_UNSPECIFIED": 0,
+		"PAYOUT_LINE_STATUS_OPEN":        1,
+		"PAYOUT_LINE_STATUS_PAID":        2,
+		"PAYOUT_LINE_STATUS_FAILED":      3,
+		"PAYOUT_LINE_STATUS_SKIPPED":     4,
+		"PAYOUT_LINE_STATUS_EXPIRED":     5,
+	}
+)
+
+func (x PayoutLineStatus) Enum() *PayoutLineStatus {
+	p := new(PayoutLineStatus)
+	*p = x
+	return p
+}
+
+func (x PayoutLineStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PayoutLineStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_choledger_v1_settlement_proto_enumTypes[2].Descriptor()
+}
+
+func (PayoutLineStatus) Type() protoreflect.EnumType {
+	return &file_choledger_v1_settlement_proto_enumTypes[2]
+}
+
+func (x PayoutLineStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PayoutLineStatus.Descriptor instead.
+func (PayoutLineStatus) EnumDescriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{2}
+}
+
+type StatementFormat int32
+
+const (
+	StatementFormat_STATEMENT_FORMAT_UNSPECIFIED StatementFormat = 0
+	// UTF-8 CSV; the columns are documented in docs/reconciliation.md.
+	StatementFormat_STATEMENT_FORMAT_CSV StatementFormat = 1
+	// ISO 20022 BankToCustomerStatement (end of day).
+	StatementFormat_STATEMENT_FORMAT_CAMT053 StatementFormat = 2
+	// ISO 20022 BankToCustomerDebitCreditNotification.
+	StatementFormat_STATEMENT_FORMAT_CAMT054 StatementFormat = 3
+)
+
+// Enum value maps for StatementFormat.
+var (
+	StatementFormat_name = map[int32]string{
+		0: "STATEMENT_FORMAT_UNSPECIFIED",
+		1: "STATEMENT_FORMAT_CSV",
+		2: "STATEMENT_FORMAT_CAMT053",
+		3: "STATEMENT_FORMAT_CAMT054",
+	}
+	StatementFormat_value = map[string]int32{
+		"STATEMENT_FORMAT_UNSPECIFIED": 0,
+		"STATEMENT_FORMAT_CSV":         1,
+		"STATEMENT_FORMAT_CAMT053":     2,
+		"STATEMENT_FORMAT_CAMT054":     3,
+	}
+)
+
+func (x StatementFormat) Enum() *StatementFormat {
+	p := new(StatementFormat)
+	*p = x
+	return p
+}
+
+func (x StatementFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StatementFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_choledger_v1_settlement_proto_enumTypes[3].Descriptor()
+}
+
+func (StatementFormat) Type() protoreflect.EnumType {
+	return &file_choledger_v1_settlement_proto_enumTypes[3]
+}
+
+func (x StatementFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StatementFormat.Descriptor instead.
+func (StatementFormat) EnumDescriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{3}
+}
+
+type ReconciliationItemKind int32
+
+const (
+	ReconciliationItemKind_RECONCILIATION_ITEM_KIND_UNSPECIFIED ReconciliationItemKind = 0
+	ReconciliationItemKind_RECONCILIATION_ITEM_KIND_MATCHED     ReconciliationItemKind = 1
+	// Matched by reference, but the amounts differ.
+	ReconciliationItemKind_RECONCILIATION_ITEM_KIND_AMOUNT_MISMATCH ReconciliationItemKind = 2
+	// On the statement, not in the ledger.
+	ReconciliationItemKind_RECONCILIATION_ITEM_KIND_MISSING_IN_LEDGER ReconciliationItemKind = 3
+	// In the ledger, not on the statement.
+	ReconciliationItemKind_RECONCILIATION_ITEM_KIND_MISSING_IN_STATEMENT ReconciliationItemKind = 4
+)
+
+// Enum value maps for ReconciliationItemKind.
+var (
+	ReconciliationItemKind_name = map[int32]string{
+		0: "RECONCILIATION_ITEM_KIND_UNSPECIFIED",
+		1: "RECONCILIATION_ITEM_KIND_MATCHED",
+		2: "RECONCILIATION_ITEM_KIND_AMOUNT_MISMATCH",
+		3: "RECONCILIATION_ITEM_KIND_MISSING_IN_LEDGER",
+		4: "RECONCILIATION_ITEM_KIND_MISSING_IN_STATEMENT",
+	}
+	ReconciliationItemKind_value = map[string]int32{
+		"RECONCILIATION_ITEM_KIND_UNSPECIFIED":          0,
+		"RECONCILIATION_ITEM_KIND_MATCHED":              1,
+		"RECONCILIATION_ITEM_KIND_AMOUNT_MISMATCH":      2,
+		"RECONCILIATION_ITEM_KIND_MISSING_IN_LEDGER":    3,
+		"RECONCILIATION_ITEM_KIND_MISSING_IN_STATEMENT": 4,
+	}
+)
+
+func (x ReconciliationItemKind) Enum() *ReconciliationItemKind {
+	p := new(ReconciliationItemKind)
+	*p = x
+	return p
+}
+
+func (x ReconciliationItemKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReconciliationItemKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_choledger_v1_settlement_proto_enumTypes[4].Descriptor()
+}
+
+func (ReconciliationItemKind) Type() protoreflect.EnumType {
+	return &file_choledger_v1_settlement_proto_enumTypes[4]
+}
+
+func (x ReconciliationItemKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReconciliationItemKind.Descriptor instead.
+func (ReconciliationItemKind) EnumDescriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{4}
+}
+
 // SettlementPeriod is what a report covers.
 type SettlementPeriod struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1337,6 +1565,1447 @@ func (x *RecordProviderSettlementResponse) GetReplayed() bool {
 	return false
 }
 
+type CreatePayoutBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required, 1-128 printable ASCII characters.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// The settlement bank that pays the merchants out, 2-16 of [a-z0-9],
+	// e.g. "vcb": the payouts are credited to its settlement account of each
+	// market (bank:B:market:M:settlement).
+	Bank string `protobuf:"bytes,2,opt,name=bank,proto3" json:"bank,omitempty"`
+	// Money recorded after the cut-off waits for the next batch. Required;
+	// not in the future.
+	CutOff *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=cut_off,json=cutOff,proto3" json:"cut_off,omitempty"`
+	// One market; unset means every market the caller's credential covers.
+	Market string `protobuf:"bytes,4,opt,name=market,proto3" json:"market,omitempty"`
+	// Lines in the response: at most 1000; 100 when unset. The rest are read
+	// with GetPayoutBatch.
+	PageSize      int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePayoutBatchRequest) Reset() {
+	*x = CreatePayoutBatchRequest{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePayoutBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePayoutBatchRequest) ProtoMessage() {}
+
+func (x *CreatePayoutBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePayoutBatchRequest.ProtoReflect.Descriptor instead.
+func (*CreatePayoutBatchRequest) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CreatePayoutBatchRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *CreatePayoutBatchRequest) GetBank() string {
+	if x != nil {
+		return x.Bank
+	}
+	return ""
+}
+
+func (x *CreatePayoutBatchRequest) GetCutOff() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CutOff
+	}
+	return nil
+}
+
+func (x *CreatePayoutBatchRequest) GetMarket() string {
+	if x != nil {
+		return x.Market
+	}
+	return ""
+}
+
+func (x *CreatePayoutBatchRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// PayoutLine is what one merchant is paid in a batch.
+type PayoutLine struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Merchant string                 `protobuf:"bytes,1,opt,name=merchant,proto3" json:"merchant,omitempty"`
+	Market   string                 `protobuf:"bytes,2,opt,name=market,proto3" json:"market,omitempty"`
+	// Whole đồng: what the line pays, or for a skipped line what was due.
+	Amount string           `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	Status PayoutLineStatus `protobuf:"varint,4,opt,name=status,proto3,enum=choledger.v1.PayoutLineStatus" json:"status,omitempty"`
+	// The account to pay, as registered when the batch was created; unset
+	// for a merchant without one.
+	PayoutAccount *PayoutAccount `protobuf:"bytes,5,opt,name=payout_account,json=payoutAccount,proto3" json:"payout_account,omitempty"`
+	// Why a line was skipped, failed or expired.
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The bank's reference of a paid transfer.
+	BankRef string `protobuf:"bytes,7,opt,name=bank_ref,json=bankRef,proto3" json:"bank_ref,omitempty"`
+	// The pending entry that reserves the amount.
+	EntryId string `protobuf:"bytes,8,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	// The entry that posted (paid) or voided (failed) it.
+	CloseEntryId  string                 `protobuf:"bytes,9,opt,name=close_entry_id,json=closeEntryId,proto3" json:"close_entry_id,omitempty"`
+	ResolveTime   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=resolve_time,json=resolveTime,proto3" json:"resolve_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayoutLine) Reset() {
+	*x = PayoutLine{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayoutLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayoutLine) ProtoMessage() {}
+
+func (x *PayoutLine) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayoutLine.ProtoReflect.Descriptor instead.
+func (*PayoutLine) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *PayoutLine) GetMerchant() string {
+	if x != nil {
+		return x.Merchant
+	}
+	return ""
+}
+
+func (x *PayoutLine) GetMarket() string {
+	if x != nil {
+		return x.Market
+	}
+	return ""
+}
+
+func (x *PayoutLine) GetAmount() string {
+	if x != nil {
+		return x.Amount
+	}
+	return ""
+}
+
+func (x *PayoutLine) GetStatus() PayoutLineStatus {
+	if x != nil {
+		return x.Status
+	}
+	return PayoutLineStatus_PAYOUT_LINE_STATUS_UNSPECIFIED
+}
+
+func (x *PayoutLine) GetPayoutAccount() *PayoutAccount {
+	if x != nil {
+		return x.PayoutAccount
+	}
+	return nil
+}
+
+func (x *PayoutLine) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *PayoutLine) GetBankRef() string {
+	if x != nil {
+		return x.BankRef
+	}
+	return ""
+}
+
+func (x *PayoutLine) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+func (x *PayoutLine) GetCloseEntryId() string {
+	if x != nil {
+		return x.CloseEntryId
+	}
+	return ""
+}
+
+func (x *PayoutLine) GetResolveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ResolveTime
+	}
+	return nil
+}
+
+// PayoutBatch sums up a batch. Counts and amounts are of its lines by
+// status.
+type PayoutBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Bank  string                 `protobuf:"bytes,2,opt,name=bank,proto3" json:"bank,omitempty"`
+	// The market asked for; empty for every market the creator covered.
+	Market string                 `protobuf:"bytes,3,opt,name=market,proto3" json:"market,omitempty"`
+	CutOff *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=cut_off,json=cutOff,proto3" json:"cut_off,omitempty"`
+	// The last ledger entry at or before the cut-off.
+	CutOffSequence int64             `protobuf:"varint,5,opt,name=cut_off_sequence,json=cutOffSequence,proto3" json:"cut_off_sequence,omitempty"`
+	Status         PayoutBatchStatus `protobuf:"varint,6,opt,name=status,proto3,enum=choledger.v1.PayoutBatchStatus" json:"status,omitempty"`
+	// Lines to pay (every status but skipped), and their sum.
+	LineCount    int32                  `protobuf:"varint,7,opt,name=line_count,json=lineCount,proto3" json:"line_count,omitempty"`
+	Total        string                 `protobuf:"bytes,8,opt,name=total,proto3" json:"total,omitempty"`
+	OpenCount    int32                  `protobuf:"varint,9,opt,name=open_count,json=openCount,proto3" json:"open_count,omitempty"`
+	PaidCount    int32                  `protobuf:"varint,10,opt,name=paid_count,json=paidCount,proto3" json:"paid_count,omitempty"`
+	Paid         string                 `protobuf:"bytes,11,opt,name=paid,proto3" json:"paid,omitempty"`
+	FailedCount  int32                  `protobuf:"varint,12,opt,name=failed_count,json=failedCount,proto3" json:"failed_count,omitempty"`
+	Failed       string                 `protobuf:"bytes,13,opt,name=failed,proto3" json:"failed,omitempty"`
+	SkippedCount int32                  `protobuf:"varint,14,opt,name=skipped_count,json=skippedCount,proto3" json:"skipped_count,omitempty"`
+	Skipped      string                 `protobuf:"bytes,15,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	ExpiredCount int32                  `protobuf:"varint,16,opt,name=expired_count,json=expiredCount,proto3" json:"expired_count,omitempty"`
+	CreateTime   *timestamppb.Timestamp `protobuf:"bytes,17,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// When the last open line was resolved.
+	CompleteTime  *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=complete_time,json=completeTime,proto3" json:"complete_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayoutBatch) Reset() {
+	*x = PayoutBatch{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayoutBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayoutBatch) ProtoMessage() {}
+
+func (x *PayoutBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayoutBatch.ProtoReflect.Descriptor instead.
+func (*PayoutBatch) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *PayoutBatch) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PayoutBatch) GetBank() string {
+	if x != nil {
+		return x.Bank
+	}
+	return ""
+}
+
+func (x *PayoutBatch) GetMarket() string {
+	if x != nil {
+		return x.Market
+	}
+	return ""
+}
+
+func (x *PayoutBatch) GetCutOff() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CutOff
+	}
+	return nil
+}
+
+func (x *PayoutBatch) GetCutOffSequence() int64 {
+	if x != nil {
+		return x.CutOffSequence
+	}
+	return 0
+}
+
+func (x *PayoutBatch) GetStatus() PayoutBatchStatus {
+	if x != nil {
+		return x.Status
+	}
+	return PayoutBatchStatus_PAYOUT_BATCH_STATUS_UNSPECIFIED
+}
+
+func (x *PayoutBatch) GetLineCount() int32 {
+	if x != nil {
+		return x.LineCount
+	}
+	return 0
+}
+
+func (x *PayoutBatch) GetTotal() string {
+	if x != nil {
+		return x.Total
+	}
+	return ""
+}
+
+func (x *PayoutBatch) GetOpenCount() int32 {
+	if x != nil {
+		return x.OpenCount
+	}
+	return 0
+}
+
+func (x *PayoutBatch) GetPaidCount() int32 {
+	if x != nil {
+		return x.PaidCount
+	}
+	return 0
+}
+
+func (x *PayoutBatch) GetPaid() string {
+	if x != nil {
+		return x.Paid
+	}
+	return ""
+}
+
+func (x *PayoutBatch) GetFailedCount() int32 {
+	if x != nil {
+		return x.FailedCount
+	}
+	return 0
+}
+
+func (x *PayoutBatch) GetFailed() string {
+	if x != nil {
+		return x.Failed
+	}
+	return ""
+}
+
+func (x *PayoutBatch) GetSkippedCount() int32 {
+	if x != nil {
+		return x.SkippedCount
+	}
+	return 0
+}
+
+func (x *PayoutBatch) GetSkipped() string {
+	if x != nil {
+		return x.Skipped
+	}
+	return ""
+}
+
+func (x *PayoutBatch) GetExpiredCount() int32 {
+	if x != nil {
+		return x.ExpiredCount
+	}
+	return 0
+}
+
+func (x *PayoutBatch) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *PayoutBatch) GetCompleteTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CompleteTime
+	}
+	return nil
+}
+
+type CreatePayoutBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Batch *PayoutBatch           `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	// The first page of lines, by market then merchant.
+	Lines         []*PayoutLine `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
+	NextPageToken string        `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// True when the key had created this batch already.
+	Replayed      bool `protobuf:"varint,4,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePayoutBatchResponse) Reset() {
+	*x = CreatePayoutBatchResponse{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePayoutBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePayoutBatchResponse) ProtoMessage() {}
+
+func (x *CreatePayoutBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePayoutBatchResponse.ProtoReflect.Descriptor instead.
+func (*CreatePayoutBatchResponse) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CreatePayoutBatchResponse) GetBatch() *PayoutBatch {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+func (x *CreatePayoutBatchResponse) GetLines() []*PayoutLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *CreatePayoutBatchResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+func (x *CreatePayoutBatchResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+type GetPayoutBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// At most 1000; 100 when unset.
+	PageSize      int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPayoutBatchRequest) Reset() {
+	*x = GetPayoutBatchRequest{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPayoutBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPayoutBatchRequest) ProtoMessage() {}
+
+func (x *GetPayoutBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPayoutBatchRequest.ProtoReflect.Descriptor instead.
+func (*GetPayoutBatchRequest) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetPayoutBatchRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetPayoutBatchRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetPayoutBatchRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type GetPayoutBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Batch         *PayoutBatch           `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	Lines         []*PayoutLine          `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPayoutBatchResponse) Reset() {
+	*x = GetPayoutBatchResponse{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPayoutBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPayoutBatchResponse) ProtoMessage() {}
+
+func (x *GetPayoutBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPayoutBatchResponse.ProtoReflect.Descriptor instead.
+func (*GetPayoutBatchResponse) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetPayoutBatchResponse) GetBatch() *PayoutBatch {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+func (x *GetPayoutBatchResponse) GetLines() []*PayoutLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *GetPayoutBatchResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// PayoutResult is the bank's outcome of one line.
+type PayoutResult struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Merchant string                 `protobuf:"bytes,1,opt,name=merchant,proto3" json:"merchant,omitempty"`
+	// PAYOUT_LINE_STATUS_PAID or PAYOUT_LINE_STATUS_FAILED.
+	Status PayoutLineStatus `protobuf:"varint,2,opt,name=status,proto3,enum=choledger.v1.PayoutLineStatus" json:"status,omitempty"`
+	// Required when paid: the bank's reference of the transfer, 1-64
+	// printable ASCII; each is recorded once.
+	BankRef string `protobuf:"bytes,3,opt,name=bank_ref,json=bankRef,proto3" json:"bank_ref,omitempty"`
+	// Required when failed: why, 1-200 characters.
+	FailureReason string `protobuf:"bytes,4,opt,name=failure_reason,json=failureReason,proto3" json:"failure_reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayoutResult) Reset() {
+	*x = PayoutResult{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayoutResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayoutResult) ProtoMessage() {}
+
+func (x *PayoutResult) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayoutResult.ProtoReflect.Descriptor instead.
+func (*PayoutResult) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *PayoutResult) GetMerchant() string {
+	if x != nil {
+		return x.Merchant
+	}
+	return ""
+}
+
+func (x *PayoutResult) GetStatus() PayoutLineStatus {
+	if x != nil {
+		return x.Status
+	}
+	return PayoutLineStatus_PAYOUT_LINE_STATUS_UNSPECIFIED
+}
+
+func (x *PayoutResult) GetBankRef() string {
+	if x != nil {
+		return x.BankRef
+	}
+	return ""
+}
+
+func (x *PayoutResult) GetFailureReason() string {
+	if x != nil {
+		return x.FailureReason
+	}
+	return ""
+}
+
+type CompletePayoutBatchRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	BatchId string                 `protobuf:"bytes,1,opt,name=batch_id,json=batchId,proto3" json:"batch_id,omitempty"`
+	// 1-1000 outcomes, at most one per merchant.
+	Results       []*PayoutResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompletePayoutBatchRequest) Reset() {
+	*x = CompletePayoutBatchRequest{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompletePayoutBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompletePayoutBatchRequest) ProtoMessage() {}
+
+func (x *CompletePayoutBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompletePayoutBatchRequest.ProtoReflect.Descriptor instead.
+func (*CompletePayoutBatchRequest) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CompletePayoutBatchRequest) GetBatchId() string {
+	if x != nil {
+		return x.BatchId
+	}
+	return ""
+}
+
+func (x *CompletePayoutBatchRequest) GetResults() []*PayoutResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+type CompletePayoutBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Batch *PayoutBatch           `protobuf:"bytes,1,opt,name=batch,proto3" json:"batch,omitempty"`
+	// The lines of the request, in its order, as recorded.
+	Lines         []*PayoutLine `protobuf:"bytes,2,rep,name=lines,proto3" json:"lines,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompletePayoutBatchResponse) Reset() {
+	*x = CompletePayoutBatchResponse{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompletePayoutBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompletePayoutBatchResponse) ProtoMessage() {}
+
+func (x *CompletePayoutBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompletePayoutBatchResponse.ProtoReflect.Descriptor instead.
+func (*CompletePayoutBatchResponse) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CompletePayoutBatchResponse) GetBatch() *PayoutBatch {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+func (x *CompletePayoutBatchResponse) GetLines() []*PayoutLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+type ImportStatementRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Format StatementFormat        `protobuf:"varint,1,opt,name=format,proto3,enum=choledger.v1.StatementFormat" json:"format,omitempty"`
+	// The file as received: at most 10 MiB and 100,000 lines.
+	Content []byte `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"`
+	// The channel whose provider issued the statement; its payments are what
+	// the lines are matched against.
+	Channel Channel `protobuf:"varint,3,opt,name=channel,proto3,enum=choledger.v1.Channel" json:"channel,omitempty"`
+	// One market; unset means every market the caller's credential covers.
+	Market string `protobuf:"bytes,4,opt,name=market,proto3" json:"market,omitempty"`
+	// The period the statement covers: start inclusive, end exclusive.
+	// Required for CSV; for camt, unset means the statement's own FrToDt.
+	// A line booked outside it refuses the statement.
+	PeriodStart   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
+	PeriodEnd     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=period_end,json=periodEnd,proto3" json:"period_end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportStatementRequest) Reset() {
+	*x = ImportStatementRequest{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportStatementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportStatementRequest) ProtoMessage() {}
+
+func (x *ImportStatementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportStatementRequest.ProtoReflect.Descriptor instead.
+func (*ImportStatementRequest) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ImportStatementRequest) GetFormat() StatementFormat {
+	if x != nil {
+		return x.Format
+	}
+	return StatementFormat_STATEMENT_FORMAT_UNSPECIFIED
+}
+
+func (x *ImportStatementRequest) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *ImportStatementRequest) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
+}
+
+func (x *ImportStatementRequest) GetMarket() string {
+	if x != nil {
+		return x.Market
+	}
+	return ""
+}
+
+func (x *ImportStatementRequest) GetPeriodStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodStart
+	}
+	return nil
+}
+
+func (x *ImportStatementRequest) GetPeriodEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodEnd
+	}
+	return nil
+}
+
+// ReconciliationItem is one statement line, one payment, or a matched pair.
+type ReconciliationItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  ReconciliationItemKind `protobuf:"varint,1,opt,name=kind,proto3,enum=choledger.v1.ReconciliationItemKind" json:"kind,omitempty"`
+	// The statement line; 0 for missing in statement.
+	LineNumber      int32                  `protobuf:"varint,2,opt,name=line_number,json=lineNumber,proto3" json:"line_number,omitempty"`
+	StatementRef    string                 `protobuf:"bytes,3,opt,name=statement_ref,json=statementRef,proto3" json:"statement_ref,omitempty"`
+	StatementAmount string                 `protobuf:"bytes,4,opt,name=statement_amount,json=statementAmount,proto3" json:"statement_amount,omitempty"`
+	BookedTime      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=booked_time,json=bookedTime,proto3" json:"booked_time,omitempty"`
+	// The ledger's payment; empty for missing in ledger.
+	PaymentId    string `protobuf:"bytes,6,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
+	LedgerAmount string `protobuf:"bytes,7,opt,name=ledger_amount,json=ledgerAmount,proto3" json:"ledger_amount,omitempty"`
+	// Matched on the provider's reference, not on amount and time.
+	ByReference   bool `protobuf:"varint,8,opt,name=by_reference,json=byReference,proto3" json:"by_reference,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReconciliationItem) Reset() {
+	*x = ReconciliationItem{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconciliationItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconciliationItem) ProtoMessage() {}
+
+func (x *ReconciliationItem) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconciliationItem.ProtoReflect.Descriptor instead.
+func (*ReconciliationItem) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReconciliationItem) GetKind() ReconciliationItemKind {
+	if x != nil {
+		return x.Kind
+	}
+	return ReconciliationItemKind_RECONCILIATION_ITEM_KIND_UNSPECIFIED
+}
+
+func (x *ReconciliationItem) GetLineNumber() int32 {
+	if x != nil {
+		return x.LineNumber
+	}
+	return 0
+}
+
+func (x *ReconciliationItem) GetStatementRef() string {
+	if x != nil {
+		return x.StatementRef
+	}
+	return ""
+}
+
+func (x *ReconciliationItem) GetStatementAmount() string {
+	if x != nil {
+		return x.StatementAmount
+	}
+	return ""
+}
+
+func (x *ReconciliationItem) GetBookedTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.BookedTime
+	}
+	return nil
+}
+
+func (x *ReconciliationItem) GetPaymentId() string {
+	if x != nil {
+		return x.PaymentId
+	}
+	return ""
+}
+
+func (x *ReconciliationItem) GetLedgerAmount() string {
+	if x != nil {
+		return x.LedgerAmount
+	}
+	return ""
+}
+
+func (x *ReconciliationItem) GetByReference() bool {
+	if x != nil {
+		return x.ByReference
+	}
+	return false
+}
+
+// ReconciliationReport sums up one imported statement.
+type ReconciliationReport struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Format StatementFormat        `protobuf:"varint,2,opt,name=format,proto3,enum=choledger.v1.StatementFormat" json:"format,omitempty"`
+	// camt's Stmt/Id or Ntfctn/Id; for CSV the digest.
+	StatementId string `protobuf:"bytes,3,opt,name=statement_id,json=statementId,proto3" json:"statement_id,omitempty"`
+	// Hex SHA-256 of the file: one report per file, market and channel.
+	Digest                  string                 `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	Channel                 Channel                `protobuf:"varint,5,opt,name=channel,proto3,enum=choledger.v1.Channel" json:"channel,omitempty"`
+	Provider                string                 `protobuf:"bytes,6,opt,name=provider,proto3" json:"provider,omitempty"`
+	Market                  string                 `protobuf:"bytes,7,opt,name=market,proto3" json:"market,omitempty"`
+	PeriodStart             *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
+	PeriodEnd               *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=period_end,json=periodEnd,proto3" json:"period_end,omitempty"`
+	LineCount               int32                  `protobuf:"varint,10,opt,name=line_count,json=lineCount,proto3" json:"line_count,omitempty"`
+	PaymentCount            int32                  `protobuf:"varint,11,opt,name=payment_count,json=paymentCount,proto3" json:"payment_count,omitempty"`
+	MatchedCount            int32                  `protobuf:"varint,12,opt,name=matched_count,json=matchedCount,proto3" json:"matched_count,omitempty"`
+	AmountMismatchCount     int32                  `protobuf:"varint,13,opt,name=amount_mismatch_count,json=amountMismatchCount,proto3" json:"amount_mismatch_count,omitempty"`
+	MissingInLedgerCount    int32                  `protobuf:"varint,14,opt,name=missing_in_ledger_count,json=missingInLedgerCount,proto3" json:"missing_in_ledger_count,omitempty"`
+	MissingInStatementCount int32                  `protobuf:"varint,15,opt,name=missing_in_statement_count,json=missingInStatementCount,proto3" json:"missing_in_statement_count,omitempty"`
+	CreateTime              *timestamppb.Timestamp `protobuf:"bytes,16,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
+}
+
+func (x *ReconciliationReport) Reset() {
+	*x = ReconciliationReport{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReconciliationReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReconciliationReport) ProtoMessage() {}
+
+func (x *ReconciliationReport) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReconciliationReport.ProtoReflect.Descriptor instead.
+func (*ReconciliationReport) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReconciliationReport) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ReconciliationReport) GetFormat() StatementFormat {
+	if x != nil {
+		return x.Format
+	}
+	return StatementFormat_STATEMENT_FORMAT_UNSPECIFIED
+}
+
+func (x *ReconciliationReport) GetStatementId() string {
+	if x != nil {
+		return x.StatementId
+	}
+	return ""
+}
+
+func (x *ReconciliationReport) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ReconciliationReport) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
+}
+
+func (x *ReconciliationReport) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *ReconciliationReport) GetMarket() string {
+	if x != nil {
+		return x.Market
+	}
+	return ""
+}
+
+func (x *ReconciliationReport) GetPeriodStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodStart
+	}
+	return nil
+}
+
+func (x *ReconciliationReport) GetPeriodEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodEnd
+	}
+	return nil
+}
+
+func (x *ReconciliationReport) GetLineCount() int32 {
+	if x != nil {
+		return x.LineCount
+	}
+	return 0
+}
+
+func (x *ReconciliationReport) GetPaymentCount() int32 {
+	if x != nil {
+		return x.PaymentCount
+	}
+	return 0
+}
+
+func (x *ReconciliationReport) GetMatchedCount() int32 {
+	if x != nil {
+		return x.MatchedCount
+	}
+	return 0
+}
+
+func (x *ReconciliationReport) GetAmountMismatchCount() int32 {
+	if x != nil {
+		return x.AmountMismatchCount
+	}
+	return 0
+}
+
+func (x *ReconciliationReport) GetMissingInLedgerCount() int32 {
+	if x != nil {
+		return x.MissingInLedgerCount
+	}
+	return 0
+}
+
+func (x *ReconciliationReport) GetMissingInStatementCount() int32 {
+	if x != nil {
+		return x.MissingInStatementCount
+	}
+	return 0
+}
+
+func (x *ReconciliationReport) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+type ImportStatementResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Report *ReconciliationReport  `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	// Every break (mismatches and missing items), by line then payment.
+	Breaks []*ReconciliationItem `protobuf:"bytes,2,rep,name=breaks,proto3" json:"breaks,omitempty"`
+	// True when the same file had been imported already.
+	Replayed      bool `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportStatementResponse) Reset() {
+	*x = ImportStatementResponse{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportStatementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportStatementResponse) ProtoMessage() {}
+
+func (x *ImportStatementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportStatementResponse.ProtoReflect.Descriptor instead.
+func (*ImportStatementResponse) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ImportStatementResponse) GetReport() *ReconciliationReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *ImportStatementResponse) GetBreaks() []*ReconciliationItem {
+	if x != nil {
+		return x.Breaks
+	}
+	return nil
+}
+
+func (x *ImportStatementResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+type GetReconciliationReportRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Items per page: at most 1000; 100 when unset.
+	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Also list matched items; by default only breaks.
+	IncludeMatched bool `protobuf:"varint,4,opt,name=include_matched,json=includeMatched,proto3" json:"include_matched,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetReconciliationReportRequest) Reset() {
+	*x = GetReconciliationReportRequest{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetReconciliationReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetReconciliationReportRequest) ProtoMessage() {}
+
+func (x *GetReconciliationReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetReconciliationReportRequest.ProtoReflect.Descriptor instead.
+func (*GetReconciliationReportRequest) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *GetReconciliationReportRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetReconciliationReportRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetReconciliationReportRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *GetReconciliationReportRequest) GetIncludeMatched() bool {
+	if x != nil {
+		return x.IncludeMatched
+	}
+	return false
+}
+
+type GetReconciliationReportResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Report        *ReconciliationReport  `protobuf:"bytes,1,opt,name=report,proto3" json:"report,omitempty"`
+	Items         []*ReconciliationItem  `protobuf:"bytes,2,rep,name=items,proto3" json:"items,omitempty"`
+	NextPageToken string                 `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetReconciliationReportResponse) Reset() {
+	*x = GetReconciliationReportResponse{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetReconciliationReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetReconciliationReportResponse) ProtoMessage() {}
+
+func (x *GetReconciliationReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetReconciliationReportResponse.ProtoReflect.Descriptor instead.
+func (*GetReconciliationReportResponse) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetReconciliationReportResponse) GetReport() *ReconciliationReport {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
+func (x *GetReconciliationReportResponse) GetItems() []*ReconciliationItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *GetReconciliationReportResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type ListReconciliationReportsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset: every channel (a bank's credential: its provider's channels).
+	Channel Channel `protobuf:"varint,1,opt,name=channel,proto3,enum=choledger.v1.Channel" json:"channel,omitempty"`
+	// Unset: every market the caller covers.
+	Market        string `protobuf:"bytes,2,opt,name=market,proto3" json:"market,omitempty"`
+	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReconciliationReportsRequest) Reset() {
+	*x = ListReconciliationReportsRequest{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReconciliationReportsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReconciliationReportsRequest) ProtoMessage() {}
+
+func (x *ListReconciliationReportsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReconciliationReportsRequest.ProtoReflect.Descriptor instead.
+func (*ListReconciliationReportsRequest) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ListReconciliationReportsRequest) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
+}
+
+func (x *ListReconciliationReportsRequest) GetMarket() string {
+	if x != nil {
+		return x.Market
+	}
+	return ""
+}
+
+func (x *ListReconciliationReportsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListReconciliationReportsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+type ListReconciliationReportsResponse struct {
+	state         protoimpl.MessageState  `protogen:"open.v1"`
+	Reports       []*ReconciliationReport `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
+	NextPageToken string                  `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListReconciliationReportsResponse) Reset() {
+	*x = ListReconciliationReportsResponse{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListReconciliationReportsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListReconciliationReportsResponse) ProtoMessage() {}
+
+func (x *ListReconciliationReportsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListReconciliationReportsResponse.ProtoReflect.Descriptor instead.
+func (*ListReconciliationReportsResponse) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *ListReconciliationReportsResponse) GetReports() []*ReconciliationReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+func (x *ListReconciliationReportsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_choledger_v1_settlement_proto protoreflect.FileDescriptor
 
 const file_choledger_v1_settlement_proto_rawDesc = "" +
@@ -1454,15 +3123,175 @@ const file_choledger_v1_settlement_proto_rawDesc = "" +
 	"\n" +
 	"settlement\x18\x01 \x01(\v2 .choledger.v1.ProviderSettlementR\n" +
 	"settlement\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed*\x96\x01\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xc1\x01\n" +
+	"\x18CreatePayoutBatchRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x12\n" +
+	"\x04bank\x18\x02 \x01(\tR\x04bank\x123\n" +
+	"\acut_off\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x06cutOff\x12\x16\n" +
+	"\x06market\x18\x04 \x01(\tR\x06market\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\"\x87\x03\n" +
+	"\n" +
+	"PayoutLine\x12\x1a\n" +
+	"\bmerchant\x18\x01 \x01(\tR\bmerchant\x12\x16\n" +
+	"\x06market\x18\x02 \x01(\tR\x06market\x12\x16\n" +
+	"\x06amount\x18\x03 \x01(\tR\x06amount\x126\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x1e.choledger.v1.PayoutLineStatusR\x06status\x12B\n" +
+	"\x0epayout_account\x18\x05 \x01(\v2\x1b.choledger.v1.PayoutAccountR\rpayoutAccount\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x19\n" +
+	"\bbank_ref\x18\a \x01(\tR\abankRef\x12\x19\n" +
+	"\bentry_id\x18\b \x01(\tR\aentryId\x12$\n" +
+	"\x0eclose_entry_id\x18\t \x01(\tR\fcloseEntryId\x12=\n" +
+	"\fresolve_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vresolveTime\"\x85\x05\n" +
+	"\vPayoutBatch\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04bank\x18\x02 \x01(\tR\x04bank\x12\x16\n" +
+	"\x06market\x18\x03 \x01(\tR\x06market\x123\n" +
+	"\acut_off\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06cutOff\x12(\n" +
+	"\x10cut_off_sequence\x18\x05 \x01(\x03R\x0ecutOffSequence\x127\n" +
+	"\x06status\x18\x06 \x01(\x0e2\x1f.choledger.v1.PayoutBatchStatusR\x06status\x12\x1d\n" +
+	"\n" +
+	"line_count\x18\a \x01(\x05R\tlineCount\x12\x14\n" +
+	"\x05total\x18\b \x01(\tR\x05total\x12\x1d\n" +
+	"\n" +
+	"open_count\x18\t \x01(\x05R\topenCount\x12\x1d\n" +
+	"\n" +
+	"paid_count\x18\n" +
+	" \x01(\x05R\tpaidCount\x12\x12\n" +
+	"\x04paid\x18\v \x01(\tR\x04paid\x12!\n" +
+	"\ffailed_count\x18\f \x01(\x05R\vfailedCount\x12\x16\n" +
+	"\x06failed\x18\r \x01(\tR\x06failed\x12#\n" +
+	"\rskipped_count\x18\x0e \x01(\x05R\fskippedCount\x12\x18\n" +
+	"\askipped\x18\x0f \x01(\tR\askipped\x12#\n" +
+	"\rexpired_count\x18\x10 \x01(\x05R\fexpiredCount\x12;\n" +
+	"\vcreate_time\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12?\n" +
+	"\rcomplete_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\fcompleteTime\"\xc0\x01\n" +
+	"\x19CreatePayoutBatchResponse\x12/\n" +
+	"\x05batch\x18\x01 \x01(\v2\x19.choledger.v1.PayoutBatchR\x05batch\x12.\n" +
+	"\x05lines\x18\x02 \x03(\v2\x18.choledger.v1.PayoutLineR\x05lines\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\x12\x1a\n" +
+	"\breplayed\x18\x04 \x01(\bR\breplayed\"c\n" +
+	"\x15GetPayoutBatchRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xa1\x01\n" +
+	"\x16GetPayoutBatchResponse\x12/\n" +
+	"\x05batch\x18\x01 \x01(\v2\x19.choledger.v1.PayoutBatchR\x05batch\x12.\n" +
+	"\x05lines\x18\x02 \x03(\v2\x18.choledger.v1.PayoutLineR\x05lines\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xa4\x01\n" +
+	"\fPayoutResult\x12\x1a\n" +
+	"\bmerchant\x18\x01 \x01(\tR\bmerchant\x126\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x1e.choledger.v1.PayoutLineStatusR\x06status\x12\x19\n" +
+	"\bbank_ref\x18\x03 \x01(\tR\abankRef\x12%\n" +
+	"\x0efailure_reason\x18\x04 \x01(\tR\rfailureReason\"m\n" +
+	"\x1aCompletePayoutBatchRequest\x12\x19\n" +
+	"\bbatch_id\x18\x01 \x01(\tR\abatchId\x124\n" +
+	"\aresults\x18\x02 \x03(\v2\x1a.choledger.v1.PayoutResultR\aresults\"~\n" +
+	"\x1bCompletePayoutBatchResponse\x12/\n" +
+	"\x05batch\x18\x01 \x01(\v2\x19.choledger.v1.PayoutBatchR\x05batch\x12.\n" +
+	"\x05lines\x18\x02 \x03(\v2\x18.choledger.v1.PayoutLineR\x05lines\"\xac\x02\n" +
+	"\x16ImportStatementRequest\x125\n" +
+	"\x06format\x18\x01 \x01(\x0e2\x1d.choledger.v1.StatementFormatR\x06format\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\x12/\n" +
+	"\achannel\x18\x03 \x01(\x0e2\x15.choledger.v1.ChannelR\achannel\x12\x16\n" +
+	"\x06market\x18\x04 \x01(\tR\x06market\x12=\n" +
+	"\fperiod_start\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vperiodStart\x129\n" +
+	"\n" +
+	"period_end\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tperiodEnd\"\xe3\x02\n" +
+	"\x12ReconciliationItem\x128\n" +
+	"\x04kind\x18\x01 \x01(\x0e2$.choledger.v1.ReconciliationItemKindR\x04kind\x12\x1f\n" +
+	"\vline_number\x18\x02 \x01(\x05R\n" +
+	"lineNumber\x12#\n" +
+	"\rstatement_ref\x18\x03 \x01(\tR\fstatementRef\x12)\n" +
+	"\x10statement_amount\x18\x04 \x01(\tR\x0fstatementAmount\x12;\n" +
+	"\vbooked_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"bookedTime\x12\x1d\n" +
+	"\n" +
+	"payment_id\x18\x06 \x01(\tR\tpaymentId\x12#\n" +
+	"\rledger_amount\x18\a \x01(\tR\fledgerAmount\x12!\n" +
+	"\fby_reference\x18\b \x01(\bR\vbyReference\"\xc5\x05\n" +
+	"\x14ReconciliationReport\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
+	"\x06format\x18\x02 \x01(\x0e2\x1d.choledger.v1.StatementFormatR\x06format\x12!\n" +
+	"\fstatement_id\x18\x03 \x01(\tR\vstatementId\x12\x16\n" +
+	"\x06digest\x18\x04 \x01(\tR\x06digest\x12/\n" +
+	"\achannel\x18\x05 \x01(\x0e2\x15.choledger.v1.ChannelR\achannel\x12\x1a\n" +
+	"\bprovider\x18\x06 \x01(\tR\bprovider\x12\x16\n" +
+	"\x06market\x18\a \x01(\tR\x06market\x12=\n" +
+	"\fperiod_start\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\vperiodStart\x129\n" +
+	"\n" +
+	"period_end\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tperiodEnd\x12\x1d\n" +
+	"\n" +
+	"line_count\x18\n" +
+	" \x01(\x05R\tlineCount\x12#\n" +
+	"\rpayment_count\x18\v \x01(\x05R\fpaymentCount\x12#\n" +
+	"\rmatched_count\x18\f \x01(\x05R\fmatchedCount\x122\n" +
+	"\x15amount_mismatch_count\x18\r \x01(\x05R\x13amountMismatchCount\x125\n" +
+	"\x17missing_in_ledger_count\x18\x0e \x01(\x05R\x14missingInLedgerCount\x12;\n" +
+	"\x1amissing_in_statement_count\x18\x0f \x01(\x05R\x17missingInStatementCount\x12;\n" +
+	"\vcreate_time\x18\x10 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\"\xab\x01\n" +
+	"\x17ImportStatementResponse\x12:\n" +
+	"\x06report\x18\x01 \x01(\v2\".choledger.v1.ReconciliationReportR\x06report\x128\n" +
+	"\x06breaks\x18\x02 \x03(\v2 .choledger.v1.ReconciliationItemR\x06breaks\x12\x1a\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\"\x95\x01\n" +
+	"\x1eGetReconciliationReportRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12'\n" +
+	"\x0finclude_matched\x18\x04 \x01(\bR\x0eincludeMatched\"\xbd\x01\n" +
+	"\x1fGetReconciliationReportResponse\x12:\n" +
+	"\x06report\x18\x01 \x01(\v2\".choledger.v1.ReconciliationReportR\x06report\x126\n" +
+	"\x05items\x18\x02 \x03(\v2 .choledger.v1.ReconciliationItemR\x05items\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xa7\x01\n" +
+	" ListReconciliationReportsRequest\x12/\n" +
+	"\achannel\x18\x01 \x01(\x0e2\x15.choledger.v1.ChannelR\achannel\x12\x16\n" +
+	"\x06market\x18\x02 \x01(\tR\x06market\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x89\x01\n" +
+	"!ListReconciliationReportsResponse\x12<\n" +
+	"\areports\x18\x01 \x03(\v2\".choledger.v1.ReconciliationReportR\areports\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*\x96\x01\n" +
 	"\x17MerchantSettlementOrder\x12)\n" +
 	"%MERCHANT_SETTLEMENT_ORDER_UNSPECIFIED\x10\x00\x12&\n" +
 	"\"MERCHANT_SETTLEMENT_ORDER_MERCHANT\x10\x01\x12(\n" +
-	"$MERCHANT_SETTLEMENT_ORDER_AMOUNT_DUE\x10\x022\xec\x02\n" +
+	"$MERCHANT_SETTLEMENT_ORDER_AMOUNT_DUE\x10\x02*y\n" +
+	"\x11PayoutBatchStatus\x12#\n" +
+	"\x1fPAYOUT_BATCH_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18PAYOUT_BATCH_STATUS_OPEN\x10\x01\x12!\n" +
+	"\x1dPAYOUT_BATCH_STATUS_COMPLETED\x10\x02*\xcf\x01\n" +
+	"\x10PayoutLineStatus\x12\"\n" +
+	"\x1ePAYOUT_LINE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
+	"\x17PAYOUT_LINE_STATUS_OPEN\x10\x01\x12\x1b\n" +
+	"\x17PAYOUT_LINE_STATUS_PAID\x10\x02\x12\x1d\n" +
+	"\x19PAYOUT_LINE_STATUS_FAILED\x10\x03\x12\x1e\n" +
+	"\x1aPAYOUT_LINE_STATUS_SKIPPED\x10\x04\x12\x1e\n" +
+	"\x1aPAYOUT_LINE_STATUS_EXPIRED\x10\x05*\x89\x01\n" +
+	"\x0fStatementFormat\x12 \n" +
+	"\x1cSTATEMENT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14STATEMENT_FORMAT_CSV\x10\x01\x12\x1c\n" +
+	"\x18STATEMENT_FORMAT_CAMT053\x10\x02\x12\x1c\n" +
+	"\x18STATEMENT_FORMAT_CAMT054\x10\x03*\xf9\x01\n" +
+	"\x16ReconciliationItemKind\x12(\n" +
+	"$RECONCILIATION_ITEM_KIND_UNSPECIFIED\x10\x00\x12$\n" +
+	" RECONCILIATION_ITEM_KIND_MATCHED\x10\x01\x12,\n" +
+	"(RECONCILIATION_ITEM_KIND_AMOUNT_MISMATCH\x10\x02\x12.\n" +
+	"*RECONCILIATION_ITEM_KIND_MISSING_IN_LEDGER\x10\x03\x121\n" +
+	"-RECONCILIATION_ITEM_KIND_MISSING_IN_STATEMENT\x10\x042\xf1\a\n" +
 	"\x11SettlementService\x12p\n" +
 	"\x15GetMerchantSettlement\x12*.choledger.v1.GetMerchantSettlementRequest\x1a+.choledger.v1.GetMerchantSettlementResponse\x12j\n" +
 	"\x13GetMarketSettlement\x12(.choledger.v1.GetMarketSettlementRequest\x1a).choledger.v1.GetMarketSettlementResponse\x12y\n" +
-	"\x18RecordProviderSettlement\x12-.choledger.v1.RecordProviderSettlementRequest\x1a..choledger.v1.RecordProviderSettlementResponseB=Z;github.com/choledger/choledger/gen/choledger/v1;choledgerv1b\x06proto3"
+	"\x18RecordProviderSettlement\x12-.choledger.v1.RecordProviderSettlementRequest\x1a..choledger.v1.RecordProviderSettlementResponse\x12d\n" +
+	"\x11CreatePayoutBatch\x12&.choledger.v1.CreatePayoutBatchRequest\x1a'.choledger.v1.CreatePayoutBatchResponse\x12[\n" +
+	"\x0eGetPayoutBatch\x12#.choledger.v1.GetPayoutBatchRequest\x1a$.choledger.v1.GetPayoutBatchResponse\x12j\n" +
+	"\x13CompletePayoutBatch\x12(.choledger.v1.CompletePayoutBatchRequest\x1a).choledger.v1.CompletePayoutBatchResponse\x12^\n" +
+	"\x0fImportStatement\x12$.choledger.v1.ImportStatementRequest\x1a%.choledger.v1.ImportStatementResponse\x12v\n" +
+	"\x17GetReconciliationReport\x12,.choledger.v1.GetReconciliationReportRequest\x1a-.choledger.v1.GetReconciliationReportResponse\x12|\n" +
+	"\x19ListReconciliationReports\x12..choledger.v1.ListReconciliationReportsRequest\x1a/.choledger.v1.ListReconciliationReportsResponseB=Z;github.com/choledger/choledger/gen/choledger/v1;choledgerv1b\x06proto3"
 
 var (
 	file_choledger_v1_settlement_proto_rawDescOnce sync.Once
@@ -1476,61 +3305,128 @@ func file_choledger_v1_settlement_proto_rawDescGZIP() []byte {
 	return file_choledger_v1_settlement_proto_rawDescData
 }
 
-var file_choledger_v1_settlement_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_choledger_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_choledger_v1_settlement_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_choledger_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_choledger_v1_settlement_proto_goTypes = []any{
-	(MerchantSettlementOrder)(0),             // 0: choledger.v1.MerchantSettlementOrder
-	(*SettlementPeriod)(nil),                 // 1: choledger.v1.SettlementPeriod
-	(*ChannelSettlement)(nil),                // 2: choledger.v1.ChannelSettlement
-	(*SettlementTotals)(nil),                 // 3: choledger.v1.SettlementTotals
-	(*SettlementDay)(nil),                    // 4: choledger.v1.SettlementDay
-	(*GetMerchantSettlementRequest)(nil),     // 5: choledger.v1.GetMerchantSettlementRequest
-	(*GetMerchantSettlementResponse)(nil),    // 6: choledger.v1.GetMerchantSettlementResponse
-	(*GetMarketSettlementRequest)(nil),       // 7: choledger.v1.GetMarketSettlementRequest
-	(*MerchantSettlementLine)(nil),           // 8: choledger.v1.MerchantSettlementLine
-	(*ProviderClearing)(nil),                 // 9: choledger.v1.ProviderClearing
-	(*GetMarketSettlementResponse)(nil),      // 10: choledger.v1.GetMarketSettlementResponse
-	(*RecordProviderSettlementRequest)(nil),  // 11: choledger.v1.RecordProviderSettlementRequest
-	(*ProviderSettlement)(nil),               // 12: choledger.v1.ProviderSettlement
-	(*RecordProviderSettlementResponse)(nil), // 13: choledger.v1.RecordProviderSettlementResponse
-	(*timestamppb.Timestamp)(nil),            // 14: google.protobuf.Timestamp
-	(Channel)(0),                             // 15: choledger.v1.Channel
-	(*AsOf)(nil),                             // 16: choledger.v1.AsOf
+	(MerchantSettlementOrder)(0),              // 0: choledger.v1.MerchantSettlementOrder
+	(PayoutBatchStatus)(0),                    // 1: choledger.v1.PayoutBatchStatus
+	(PayoutLineStatus)(0),                     // 2: choledger.v1.PayoutLineStatus
+	(StatementFormat)(0),                      // 3: choledger.v1.StatementFormat
+	(ReconciliationItemKind)(0),               // 4: choledger.v1.ReconciliationItemKind
+	(*SettlementPeriod)(nil),                  // 5: choledger.v1.SettlementPeriod
+	(*ChannelSettlement)(nil),                 // 6: choledger.v1.ChannelSettlement
+	(*SettlementTotals)(nil),                  // 7: choledger.v1.SettlementTotals
+	(*SettlementDay)(nil),                     // 8: choledger.v1.SettlementDay
+	(*GetMerchantSettlementRequest)(nil),      // 9: choledger.v1.GetMerchantSettlementRequest
+	(*GetMerchantSettlementResponse)(nil),     // 10: choledger.v1.GetMerchantSettlementResponse
+	(*GetMarketSettlementRequest)(nil),        // 11: choledger.v1.GetMarketSettlementRequest
+	(*MerchantSettlementLine)(nil),            // 12: choledger.v1.MerchantSettlementLine
+	(*ProviderClearing)(nil),                  // 13: choledger.v1.ProviderClearing
+	(*GetMarketSettlementResponse)(nil),       // 14: choledger.v1.GetMarketSettlementResponse
+	(*RecordProviderSettlementRequest)(nil),   // 15: choledger.v1.RecordProviderSettlementRequest
+	(*ProviderSettlement)(nil),                // 16: choledger.v1.ProviderSettlement
+	(*RecordProviderSettlementResponse)(nil),  // 17: choledger.v1.RecordProviderSettlementResponse
+	(*CreatePayoutBatchRequest)(nil),          // 18: choledger.v1.CreatePayoutBatchRequest
+	(*PayoutLine)(nil),                        // 19: choledger.v1.PayoutLine
+	(*PayoutBatch)(nil),                       // 20: choledger.v1.PayoutBatch
+	(*CreatePayoutBatchResponse)(nil),         // 21: choledger.v1.CreatePayoutBatchResponse
+	(*GetPayoutBatchRequest)(nil),             // 22: choledger.v1.GetPayoutBatchRequest
+	(*GetPayoutBatchResponse)(nil),            // 23: choledger.v1.GetPayoutBatchResponse
+	(*PayoutResult)(nil),                      // 24: choledger.v1.PayoutResult
+	(*CompletePayoutBatchRequest)(nil),        // 25: choledger.v1.CompletePayoutBatchRequest
+	(*CompletePayoutBatchResponse)(nil),       // 26: choledger.v1.CompletePayoutBatchResponse
+	(*ImportStatementRequest)(nil),            // 27: choledger.v1.ImportStatementRequest
+	(*ReconciliationItem)(nil),                // 28: choledger.v1.ReconciliationItem
+	(*ReconciliationReport)(nil),              // 29: choledger.v1.ReconciliationReport
+	(*ImportStatementResponse)(nil),           // 30: choledger.v1.ImportStatementResponse
+	(*GetReconciliationReportRequest)(nil),    // 31: choledger.v1.GetReconciliationReportRequest
+	(*GetReconciliationReportResponse)(nil),   // 32: choledger.v1.GetReconciliationReportResponse
+	(*ListReconciliationReportsRequest)(nil),  // 33: choledger.v1.ListReconciliationReportsRequest
+	(*ListReconciliationReportsResponse)(nil), // 34: choledger.v1.ListReconciliationReportsResponse
+	(*timestamppb.Timestamp)(nil),             // 35: google.protobuf.Timestamp
+	(Channel)(0),                              // 36: choledger.v1.Channel
+	(*AsOf)(nil),                              // 37: choledger.v1.AsOf
+	(*PayoutAccount)(nil),                     // 38: choledger.v1.PayoutAccount
 }
 var file_choledger_v1_settlement_proto_depIdxs = []int32{
-	14, // 0: choledger.v1.SettlementPeriod.start_time:type_name -> google.protobuf.Timestamp
-	14, // 1: choledger.v1.SettlementPeriod.end_time:type_name -> google.protobuf.Timestamp
-	15, // 2: choledger.v1.ChannelSettlement.channel:type_name -> choledger.v1.Channel
-	2,  // 3: choledger.v1.SettlementTotals.channels:type_name -> choledger.v1.ChannelSettlement
-	3,  // 4: choledger.v1.SettlementDay.totals:type_name -> choledger.v1.SettlementTotals
-	16, // 5: choledger.v1.GetMerchantSettlementRequest.as_of:type_name -> choledger.v1.AsOf
-	1,  // 6: choledger.v1.GetMerchantSettlementResponse.period:type_name -> choledger.v1.SettlementPeriod
-	3,  // 7: choledger.v1.GetMerchantSettlementResponse.totals:type_name -> choledger.v1.SettlementTotals
-	4,  // 8: choledger.v1.GetMerchantSettlementResponse.days:type_name -> choledger.v1.SettlementDay
-	16, // 9: choledger.v1.GetMarketSettlementRequest.as_of:type_name -> choledger.v1.AsOf
+	35, // 0: choledger.v1.SettlementPeriod.start_time:type_name -> google.protobuf.Timestamp
+	35, // 1: choledger.v1.SettlementPeriod.end_time:type_name -> google.protobuf.Timestamp
+	36, // 2: choledger.v1.ChannelSettlement.channel:type_name -> choledger.v1.Channel
+	6,  // 3: choledger.v1.SettlementTotals.channels:type_name -> choledger.v1.ChannelSettlement
+	7,  // 4: choledger.v1.SettlementDay.totals:type_name -> choledger.v1.SettlementTotals
+	37, // 5: choledger.v1.GetMerchantSettlementRequest.as_of:type_name -> choledger.v1.AsOf
+	5,  // 6: choledger.v1.GetMerchantSettlementResponse.period:type_name -> choledger.v1.SettlementPeriod
+	7,  // 7: choledger.v1.GetMerchantSettlementResponse.totals:type_name -> choledger.v1.SettlementTotals
+	8,  // 8: choledger.v1.GetMerchantSettlementResponse.days:type_name -> choledger.v1.SettlementDay
+	37, // 9: choledger.v1.GetMarketSettlementRequest.as_of:type_name -> choledger.v1.AsOf
 	0,  // 10: choledger.v1.GetMarketSettlementRequest.order_by:type_name -> choledger.v1.MerchantSettlementOrder
-	3,  // 11: choledger.v1.MerchantSettlementLine.totals:type_name -> choledger.v1.SettlementTotals
-	15, // 12: choledger.v1.ProviderClearing.channels:type_name -> choledger.v1.Channel
-	1,  // 13: choledger.v1.GetMarketSettlementResponse.period:type_name -> choledger.v1.SettlementPeriod
-	3,  // 14: choledger.v1.GetMarketSettlementResponse.totals:type_name -> choledger.v1.SettlementTotals
-	4,  // 15: choledger.v1.GetMarketSettlementResponse.days:type_name -> choledger.v1.SettlementDay
-	9,  // 16: choledger.v1.GetMarketSettlementResponse.providers:type_name -> choledger.v1.ProviderClearing
-	8,  // 17: choledger.v1.GetMarketSettlementResponse.merchants:type_name -> choledger.v1.MerchantSettlementLine
-	15, // 18: choledger.v1.RecordProviderSettlementRequest.channel:type_name -> choledger.v1.Channel
-	15, // 19: choledger.v1.ProviderSettlement.channel:type_name -> choledger.v1.Channel
-	14, // 20: choledger.v1.ProviderSettlement.record_time:type_name -> google.protobuf.Timestamp
-	12, // 21: choledger.v1.RecordProviderSettlementResponse.settlement:type_name -> choledger.v1.ProviderSettlement
-	5,  // 22: choledger.v1.SettlementService.GetMerchantSettlement:input_type -> choledger.v1.GetMerchantSettlementRequest
-	7,  // 23: choledger.v1.SettlementService.GetMarketSettlement:input_type -> choledger.v1.GetMarketSettlementRequest
-	11, // 24: choledger.v1.SettlementService.RecordProviderSettlement:input_type -> choledger.v1.RecordProviderSettlementRequest
-	6,  // 25: choledger.v1.SettlementService.GetMerchantSettlement:output_type -> choledger.v1.GetMerchantSettlementResponse
-	10, // 26: choledger.v1.SettlementService.GetMarketSettlement:output_type -> choledger.v1.GetMarketSettlementResponse
-	13, // 27: choledger.v1.SettlementService.RecordProviderSettlement:output_type -> choledger.v1.RecordProviderSettlementResponse
-	25, // [25:28] is the sub-list for method output_type
-	22, // [22:25] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	7,  // 11: choledger.v1.MerchantSettlementLine.totals:type_name -> choledger.v1.SettlementTotals
+	36, // 12: choledger.v1.ProviderClearing.channels:type_name -> choledger.v1.Channel
+	5,  // 13: choledger.v1.GetMarketSettlementResponse.period:type_name -> choledger.v1.SettlementPeriod
+	7,  // 14: choledger.v1.GetMarketSettlementResponse.totals:type_name -> choledger.v1.SettlementTotals
+	8,  // 15: choledger.v1.GetMarketSettlementResponse.days:type_name -> choledger.v1.SettlementDay
+	13, // 16: choledger.v1.GetMarketSettlementResponse.providers:type_name -> choledger.v1.ProviderClearing
+	12, // 17: choledger.v1.GetMarketSettlementResponse.merchants:type_name -> choledger.v1.MerchantSettlementLine
+	36, // 18: choledger.v1.RecordProviderSettlementRequest.channel:type_name -> choledger.v1.Channel
+	36, // 19: choledger.v1.ProviderSettlement.channel:type_name -> choledger.v1.Channel
+	35, // 20: choledger.v1.ProviderSettlement.record_time:type_name -> google.protobuf.Timestamp
+	16, // 21: choledger.v1.RecordProviderSettlementResponse.settlement:type_name -> choledger.v1.ProviderSettlement
+	35, // 22: choledger.v1.CreatePayoutBatchRequest.cut_off:type_name -> google.protobuf.Timestamp
+	2,  // 23: choledger.v1.PayoutLine.status:type_name -> choledger.v1.PayoutLineStatus
+	38, // 24: choledger.v1.PayoutLine.payout_account:type_name -> choledger.v1.PayoutAccount
+	35, // 25: choledger.v1.PayoutLine.resolve_time:type_name -> google.protobuf.Timestamp
+	35, // 26: choledger.v1.PayoutBatch.cut_off:type_name -> google.protobuf.Timestamp
+	1,  // 27: choledger.v1.PayoutBatch.status:type_name -> choledger.v1.PayoutBatchStatus
+	35, // 28: choledger.v1.PayoutBatch.create_time:type_name -> google.protobuf.Timestamp
+	35, // 29: choledger.v1.PayoutBatch.complete_time:type_name -> google.protobuf.Timestamp
+	20, // 30: choledger.v1.CreatePayoutBatchResponse.batch:type_name -> choledger.v1.PayoutBatch
+	19, // 31: choledger.v1.CreatePayoutBatchResponse.lines:type_name -> choledger.v1.PayoutLine
+	20, // 32: choledger.v1.GetPayoutBatchResponse.batch:type_name -> choledger.v1.PayoutBatch
+	19, // 33: choledger.v1.GetPayoutBatchResponse.lines:type_name -> choledger.v1.PayoutLine
+	2,  // 34: choledger.v1.PayoutResult.status:type_name -> choledger.v1.PayoutLineStatus
+	24, // 35: choledger.v1.CompletePayoutBatchRequest.results:type_name -> choledger.v1.PayoutResult
+	20, // 36: choledger.v1.CompletePayoutBatchResponse.batch:type_name -> choledger.v1.PayoutBatch
+	19, // 37: choledger.v1.CompletePayoutBatchResponse.lines:type_name -> choledger.v1.PayoutLine
+	3,  // 38: choledger.v1.ImportStatementRequest.format:type_name -> choledger.v1.StatementFormat
+	36, // 39: choledger.v1.ImportStatementRequest.channel:type_name -> choledger.v1.Channel
+	35, // 40: choledger.v1.ImportStatementRequest.period_start:type_name -> google.protobuf.Timestamp
+	35, // 41: choledger.v1.ImportStatementRequest.period_end:type_name -> google.protobuf.Timestamp
+	4,  // 42: choledger.v1.ReconciliationItem.kind:type_name -> choledger.v1.ReconciliationItemKind
+	35, // 43: choledger.v1.ReconciliationItem.booked_time:type_name -> google.protobuf.Timestamp
+	3,  // 44: choledger.v1.ReconciliationReport.format:type_name -> choledger.v1.StatementFormat
+	36, // 45: choledger.v1.ReconciliationReport.channel:type_name -> choledger.v1.Channel
+	35, // 46: choledger.v1.ReconciliationReport.period_start:type_name -> google.protobuf.Timestamp
+	35, // 47: choledger.v1.ReconciliationReport.period_end:type_name -> google.protobuf.Timestamp
+	35, // 48: choledger.v1.ReconciliationReport.create_time:type_name -> google.protobuf.Timestamp
+	29, // 49: choledger.v1.ImportStatementResponse.report:type_name -> choledger.v1.ReconciliationReport
+	28, // 50: choledger.v1.ImportStatementResponse.breaks:type_name -> choledger.v1.ReconciliationItem
+	29, // 51: choledger.v1.GetReconciliationReportResponse.report:type_name -> choledger.v1.ReconciliationReport
+	28, // 52: choledger.v1.GetReconciliationReportResponse.items:type_name -> choledger.v1.ReconciliationItem
+	36, // 53: choledger.v1.ListReconciliationReportsRequest.channel:type_name -> choledger.v1.Channel
+	29, // 54: choledger.v1.ListReconciliationReportsResponse.reports:type_name -> choledger.v1.ReconciliationReport
+	9,  // 55: choledger.v1.SettlementService.GetMerchantSettlement:input_type -> choledger.v1.GetMerchantSettlementRequest
+	11, // 56: choledger.v1.SettlementService.GetMarketSettlement:input_type -> choledger.v1.GetMarketSettlementRequest
+	15, // 57: choledger.v1.SettlementService.RecordProviderSettlement:input_type -> choledger.v1.RecordProviderSettlementRequest
+	18, // 58: choledger.v1.SettlementService.CreatePayoutBatch:input_type -> choledger.v1.CreatePayoutBatchRequest
+	22, // 59: choledger.v1.SettlementService.GetPayoutBatch:input_type -> choledger.v1.GetPayoutBatchRequest
+	25, // 60: choledger.v1.SettlementService.CompletePayoutBatch:input_type -> choledger.v1.CompletePayoutBatchRequest
+	27, // 61: choledger.v1.SettlementService.ImportStatement:input_type -> choledger.v1.ImportStatementRequest
+	31, // 62: choledger.v1.SettlementService.GetReconciliationReport:input_type -> choledger.v1.GetReconciliationReportRequest
+	33, // 63: choledger.v1.SettlementService.ListReconciliationReports:input_type -> choledger.v1.ListReconciliationReportsRequest
+	10, // 64: choledger.v1.SettlementService.GetMerchantSettlement:output_type -> choledger.v1.GetMerchantSettlementResponse
+	14, // 65: choledger.v1.SettlementService.GetMarketSettlement:output_type -> choledger.v1.GetMarketSettlementResponse
+	17, // 66: choledger.v1.SettlementService.RecordProviderSettlement:output_type -> choledger.v1.RecordProviderSettlementResponse
+	21, // 67: choledger.v1.SettlementService.CreatePayoutBatch:output_type -> choledger.v1.CreatePayoutBatchResponse
+	23, // 68: choledger.v1.SettlementService.GetPayoutBatch:output_type -> choledger.v1.GetPayoutBatchResponse
+	26, // 69: choledger.v1.SettlementService.CompletePayoutBatch:output_type -> choledger.v1.CompletePayoutBatchResponse
+	30, // 70: choledger.v1.SettlementService.ImportStatement:output_type -> choledger.v1.ImportStatementResponse
+	32, // 71: choledger.v1.SettlementService.GetReconciliationReport:output_type -> choledger.v1.GetReconciliationReportResponse
+	34, // 72: choledger.v1.SettlementService.ListReconciliationReports:output_type -> choledger.v1.ListReconciliationReportsResponse
+	64, // [64:73] is the sub-list for method output_type
+	55, // [55:64] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_choledger_v1_settlement_proto_init() }
@@ -1545,8 +3441,8 @@ func file_choledger_v1_settlement_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_choledger_v1_settlement_proto_rawDesc), len(file_choledger_v1_settlement_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   13,
+			NumEnums:      5,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

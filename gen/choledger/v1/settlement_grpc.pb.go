@@ -19,9 +19,15 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SettlementService_GetMerchantSettlement_FullMethodName    = "/choledger.v1.SettlementService/GetMerchantSettlement"
-	SettlementService_GetMarketSettlement_FullMethodName      = "/choledger.v1.SettlementService/GetMarketSettlement"
-	SettlementService_RecordProviderSettlement_FullMethodName = "/choledger.v1.SettlementService/RecordProviderSettlement"
+	SettlementService_GetMerchantSettlement_FullMethodName     = "/choledger.v1.SettlementService/GetMerchantSettlement"
+	SettlementService_GetMarketSettlement_FullMethodName       = "/choledger.v1.SettlementService/GetMarketSettlement"
+	SettlementService_RecordProviderSettlement_FullMethodName  = "/choledger.v1.SettlementService/RecordProviderSettlement"
+	SettlementService_CreatePayoutBatch_FullMethodName         = "/choledger.v1.SettlementService/CreatePayoutBatch"
+	SettlementService_GetPayoutBatch_FullMethodName            = "/choledger.v1.SettlementService/GetPayoutBatch"
+	SettlementService_CompletePayoutBatch_FullMethodName       = "/choledger.v1.SettlementService/CompletePayoutBatch"
+	SettlementService_ImportStatement_FullMethodName           = "/choledger.v1.SettlementService/ImportStatement"
+	SettlementService_GetReconciliationReport_FullMethodName   = "/choledger.v1.SettlementService/GetReconciliationReport"
+	SettlementService_ListReconciliationReports_FullMethodName = "/choledger.v1.SettlementService/ListReconciliationReports"
 )
 
 // SettlementServiceClient is the client API for SettlementService service.
@@ -51,6 +57,34 @@ type SettlementServiceClient interface {
 	// bank for a market: Dr bank:B:market:M:settlement / Cr the provider's
 	// clearing account. It never settles more than the provider owes.
 	RecordProviderSettlement(ctx context.Context, in *RecordProviderSettlementRequest, opts ...grpc.CallOption) (*RecordProviderSettlementResponse, error)
+	// CreatePayoutBatch freezes what is due to each merchant of a market (or
+	// of every market the caller covers) at a cut-off: confirmed money
+	// recorded up to the cut-off that is still payable and not in another
+	// open batch. Each line reserves its amount (a pending entry Dr the
+	// merchant's payable / Cr the bank's settlement account), so the same
+	// money can never be in two open batches. Merchants owed money that
+	// cannot be paid out (no payout account, suspended, or the bank has not
+	// received enough from the providers) are listed as skipped, with the
+	// reason. The same key with the same request returns the same batch.
+	CreatePayoutBatch(ctx context.Context, in *CreatePayoutBatchRequest, opts ...grpc.CallOption) (*CreatePayoutBatchResponse, error)
+	// GetPayoutBatch returns a batch and a page of its lines.
+	GetPayoutBatch(ctx context.Context, in *GetPayoutBatchRequest, opts ...grpc.CallOption) (*GetPayoutBatchResponse, error)
+	// CompletePayoutBatch reports the outcome of some or all of a batch's
+	// open lines: a paid line posts its payout, a failed one releases the
+	// money, which stays payable and is due again in the next batch. Sending
+	// an outcome again is answered with the line as recorded and posts
+	// nothing; sending a different outcome for a resolved line is refused.
+	CompletePayoutBatch(ctx context.Context, in *CompletePayoutBatchRequest, opts ...grpc.CallOption) (*CompletePayoutBatchResponse, error)
+	// ImportStatement reconciles a provider's or bank's statement against the
+	// payments the ledger recorded by the channel over the statement's
+	// period, and keeps the report. A malformed statement is refused with
+	// the line number and the reason, and nothing is kept. Importing the same
+	// file again returns the report it produced (replayed).
+	ImportStatement(ctx context.Context, in *ImportStatementRequest, opts ...grpc.CallOption) (*ImportStatementResponse, error)
+	// GetReconciliationReport returns a kept report and a page of its items.
+	GetReconciliationReport(ctx context.Context, in *GetReconciliationReportRequest, opts ...grpc.CallOption) (*GetReconciliationReportResponse, error)
+	// ListReconciliationReports lists kept reports, newest first.
+	ListReconciliationReports(ctx context.Context, in *ListReconciliationReportsRequest, opts ...grpc.CallOption) (*ListReconciliationReportsResponse, error)
 }
 
 type settlementServiceClient struct {
@@ -91,6 +125,66 @@ func (c *settlementServiceClient) RecordProviderSettlement(ctx context.Context, 
 	return out, nil
 }
 
+func (c *settlementServiceClient) CreatePayoutBatch(ctx context.Context, in *CreatePayoutBatchRequest, opts ...grpc.CallOption) (*CreatePayoutBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreatePayoutBatchResponse)
+	err := c.cc.Invoke(ctx, SettlementService_CreatePayoutBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *settlementServiceClient) GetPayoutBatch(ctx context.Context, in *GetPayoutBatchRequest, opts ...grpc.CallOption) (*GetPayoutBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetPayoutBatchResponse)
+	err := c.cc.Invoke(ctx, SettlementService_GetPayoutBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *settlementServiceClient) CompletePayoutBatch(ctx context.Context, in *CompletePayoutBatchRequest, opts ...grpc.CallOption) (*CompletePayoutBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompletePayoutBatchResponse)
+	err := c.cc.Invoke(ctx, SettlementService_CompletePayoutBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *settlementServiceClient) ImportStatement(ctx context.Context, in *ImportStatementRequest, opts ...grpc.CallOption) (*ImportStatementResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImportStatementResponse)
+	err := c.cc.Invoke(ctx, SettlementService_ImportStatement_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *settlementServiceClient) GetReconciliationReport(ctx context.Context, in *GetReconciliationReportRequest, opts ...grpc.CallOption) (*GetReconciliationReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetReconciliationReportResponse)
+	err := c.cc.Invoke(ctx, SettlementService_GetReconciliationReport_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *settlementServiceClient) ListReconciliationReports(ctx context.Context, in *ListReconciliationReportsRequest, opts ...grpc.CallOption) (*ListReconciliationReportsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListReconciliationReportsResponse)
+	err := c.cc.Invoke(ctx, SettlementService_ListReconciliationReports_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SettlementServiceServer is the server API for SettlementService service.
 // All implementations must embed UnimplementedSettlementServiceServer
 // for forward compatibility.
@@ -118,6 +212,34 @@ type SettlementServiceServer interface {
 	// bank for a market: Dr bank:B:market:M:settlement / Cr the provider's
 	// clearing account. It never settles more than the provider owes.
 	RecordProviderSettlement(context.Context, *RecordProviderSettlementRequest) (*RecordProviderSettlementResponse, error)
+	// CreatePayoutBatch freezes what is due to each merchant of a market (or
+	// of every market the caller covers) at a cut-off: confirmed money
+	// recorded up to the cut-off that is still payable and not in another
+	// open batch. Each line reserves its amount (a pending entry Dr the
+	// merchant's payable / Cr the bank's settlement account), so the same
+	// money can never be in two open batches. Merchants owed money that
+	// cannot be paid out (no payout account, suspended, or the bank has not
+	// received enough from the providers) are listed as skipped, with the
+	// reason. The same key with the same request returns the same batch.
+	CreatePayoutBatch(context.Context, *CreatePayoutBatchRequest) (*CreatePayoutBatchResponse, error)
+	// GetPayoutBatch returns a batch and a page of its lines.
+	GetPayoutBatch(context.Context, *GetPayoutBatchRequest) (*GetPayoutBatchResponse, error)
+	// CompletePayoutBatch reports the outcome of some or all of a batch's
+	// open lines: a paid line posts its payout, a failed one releases the
+	// money, which stays payable and is due again in the next batch. Sending
+	// an outcome again is answered with the line as recorded and posts
+	// nothing; sending a different outcome for a resolved line is refused.
+	CompletePayoutBatch(context.Context, *CompletePayoutBatchRequest) (*CompletePayoutBatchResponse, error)
+	// ImportStatement reconciles a provider's or bank's statement against the
+	// payments the ledger recorded by the channel over the statement's
+	// period, and keeps the report. A malformed statement is refused with
+	// the line number and the reason, and nothing is kept. Importing the same
+	// file again returns the report it produced (replayed).
+	ImportStatement(context.Context, *ImportStatementRequest) (*ImportStatementResponse, error)
+	// GetReconciliationReport returns a kept report and a page of its items.
+	GetReconciliationReport(context.Context, *GetReconciliationReportRequest) (*GetReconciliationReportResponse, error)
+	// ListReconciliationReports lists kept reports, newest first.
+	ListReconciliationReports(context.Context, *ListReconciliationReportsRequest) (*ListReconciliationReportsResponse, error)
 	mustEmbedUnimplementedSettlementServiceServer()
 }
 
@@ -136,6 +258,24 @@ func (UnimplementedSettlementServiceServer) GetMarketSettlement(context.Context,
 }
 func (UnimplementedSettlementServiceServer) RecordProviderSettlement(context.Context, *RecordProviderSettlementRequest) (*RecordProviderSettlementResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecordProviderSettlement not implemented")
+}
+func (UnimplementedSettlementServiceServer) CreatePayoutBatch(context.Context, *CreatePayoutBatchRequest) (*CreatePayoutBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreatePayoutBatch not implemented")
+}
+func (UnimplementedSettlementServiceServer) GetPayoutBatch(context.Context, *GetPayoutBatchRequest) (*GetPayoutBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetPayoutBatch not implemented")
+}
+func (UnimplementedSettlementServiceServer) CompletePayoutBatch(context.Context, *CompletePayoutBatchRequest) (*CompletePayoutBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompletePayoutBatch not implemented")
+}
+func (UnimplementedSettlementServiceServer) ImportStatement(context.Context, *ImportStatementRequest) (*ImportStatementResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportStatement not implemented")
+}
+func (UnimplementedSettlementServiceServer) GetReconciliationReport(context.Context, *GetReconciliationReportRequest) (*GetReconciliationReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetReconciliationReport not implemented")
+}
+func (UnimplementedSettlementServiceServer) ListReconciliationReports(context.Context, *ListReconciliationReportsRequest) (*ListReconciliationReportsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListReconciliationReports not implemented")
 }
 func (UnimplementedSettlementServiceServer) mustEmbedUnimplementedSettlementServiceServer() {}
 func (UnimplementedSettlementServiceServer) testEmbeddedByValue()                           {}
@@ -212,6 +352,114 @@ func _SettlementService_RecordProviderSettlement_Handler(srv interface{}, ctx co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SettlementService_CreatePayoutBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreatePayoutBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementServiceServer).CreatePayoutBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementService_CreatePayoutBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementServiceServer).CreatePayoutBatch(ctx, req.(*CreatePayoutBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SettlementService_GetPayoutBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetPayoutBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementServiceServer).GetPayoutBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementService_GetPayoutBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementServiceServer).GetPayoutBatch(ctx, req.(*GetPayoutBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SettlementService_CompletePayoutBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompletePayoutBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementServiceServer).CompletePayoutBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementService_CompletePayoutBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementServiceServer).CompletePayoutBatch(ctx, req.(*CompletePayoutBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SettlementService_ImportStatement_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportStatementRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementServiceServer).ImportStatement(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementService_ImportStatement_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementServiceServer).ImportStatement(ctx, req.(*ImportStatementRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SettlementService_GetReconciliationReport_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetReconciliationReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementServiceServer).GetReconciliationReport(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementService_GetReconciliationReport_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementServiceServer).GetReconciliationReport(ctx, req.(*GetReconciliationReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SettlementService_ListReconciliationReports_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListReconciliationReportsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementServiceServer).ListReconciliationReports(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementService_ListReconciliationReports_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementServiceServer).ListReconciliationReports(ctx, req.(*ListReconciliationReportsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SettlementService_ServiceDesc is the grpc.ServiceDesc for SettlementService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -230,6 +478,30 @@ var SettlementService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecordProviderSettlement",
 			Handler:    _SettlementService_RecordProviderSettlement_Handler,
+		},
+		{
+			MethodName: "CreatePayoutBatch",
+			Handler:    _SettlementService_CreatePayoutBatch_Handler,
+		},
+		{
+			MethodName: "GetPayoutBatch",
+			Handler:    _SettlementService_GetPayoutBatch_Handler,
+		},
+		{
+			MethodName: "CompletePayoutBatch",
+			Handler:    _SettlementService_CompletePayoutBatch_Handler,
+		},
+		{
+			MethodName: "ImportStatement",
+			Handler:    _SettlementService_ImportStatement_Handler,
+		},
+		{
+			MethodName: "GetReconciliationReport",
+			Handler:    _SettlementService_GetReconciliationReport_Handler,
+		},
+		{
+			MethodName: "ListReconciliationReports",
+			Handler:    _SettlementService_ListReconciliationReports_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
