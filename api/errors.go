@@ -53,6 +53,8 @@ var codeOf = []struct {
 	{payment.ErrRefundTooLarge, codes.FailedPrecondition},
 	{payment.ErrInsufficientFund, codes.FailedPrecondition},
 	{settlement.ErrExceedsOwed, codes.FailedPrecondition},
+	{settlement.ErrBatchNotFound, codes.NotFound},
+	{settlement.ErrReportNotFound, codes.NotFound},
 	{access.ErrCredentialNotFound, codes.NotFound},
 	{ledger.ErrUnavailable, codes.Unavailable},
 	{context.Canceled, codes.Canceled},
