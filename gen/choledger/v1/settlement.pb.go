@@ -83,6 +83,9 @@ const (
 	PayoutBatchStatus_PAYOUT_BATCH_STATUS_OPEN PayoutBatchStatus = 1
 	// Every line is paid, failed, skipped or expired.
 	PayoutBatchStatus_PAYOUT_BATCH_STATUS_COMPLETED PayoutBatchStatus = 2
+	// Its lines are being reserved; the creator's retry with the same key
+	// (or a CompletePayoutBatch) finishes it.
+	PayoutBatchStatus_PAYOUT_BATCH_STATUS_CREATING PayoutBatchStatus = 3
 )
 
 // Enum value maps for PayoutBatchStatus.
@@ -91,11 +94,13 @@ var (
 		0: "PAYOUT_BATCH_STATUS_UNSPECIFIED",
 		1: "PAYOUT_BATCH_STATUS_OPEN",
 		2: "PAYOUT_BATCH_STATUS_COMPLETED",
+		3: "PAYOUT_BATCH_STATUS_CREATING",
 	}
 	PayoutBatchStatus_value = map[string]int32{
 		"PAYOUT_BATCH_STATUS_UNSPECIFIED": 0,
 		"PAYOUT_BATCH_STATUS_OPEN":        1,
 		"PAYOUT_BATCH_STATUS_COMPLETED":   2,
+		"PAYOUT_BATCH_STATUS_CREATING":    3,
 	}
 )
 
@@ -141,6 +146,8 @@ const (
 	// Not completed within 30 days of the batch: the reservation lapsed and
 	// the money is payable again.
 	PayoutLineStatus_PAYOUT_LINE_STATUS_EXPIRED PayoutLineStatus = 5
+	// Being reserved, in a batch being created.
+	PayoutLineStatus_PAYOUT_LINE_STATUS_RESERVING PayoutLineStatus = 6
 )
 
 // Enum value maps for PayoutLineStatus.
@@ -152,6 +159,7 @@ var (
 		3: "PAYOUT_LINE_STATUS_FAILED",
 		4: "PAYOUT_LINE_STATUS_SKIPPED",
 		5: "PAYOUT_LINE_STATUS_EXPIRED",
+		6: "PAYOUT_LINE_STATUS_RESERVING",
 	}
 	PayoutLineStatus_value = map[string]int32{
 		"PAYOUT_LINE_STATUS_UNSPECIFIED": 0,
@@ -160,6 +168,7 @@ var (
 		"PAYOUT_LINE_STATUS_FAILED":      3,
 		"PAYOUT_LINE_STATUS_SKIPPED":     4,
 		"PAYOUT_LINE_STATUS_EXPIRED":     5,
+		"PAYOUT_LINE_STATUS_RESERVING":   6,
 	}
 )
 
@@ -3259,18 +3268,20 @@ const file_choledger_v1_settlement_proto_rawDesc = "" +
 	"\x17MerchantSettlementOrder\x12)\n" +
 	"%MERCHANT_SETTLEMENT_ORDER_UNSPECIFIED\x10\x00\x12&\n" +
 	"\"MERCHANT_SETTLEMENT_ORDER_MERCHANT\x10\x01\x12(\n" +
-	"$MERCHANT_SETTLEMENT_ORDER_AMOUNT_DUE\x10\x02*y\n" +
+	"$MERCHANT_SETTLEMENT_ORDER_AMOUNT_DUE\x10\x02*\x9b\x01\n" +
 	"\x11PayoutBatchStatus\x12#\n" +
 	"\x1fPAYOUT_BATCH_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18PAYOUT_BATCH_STATUS_OPEN\x10\x01\x12!\n" +
-	"\x1dPAYOUT_BATCH_STATUS_COMPLETED\x10\x02*\xcf\x01\n" +
+	"\x1dPAYOUT_BATCH_STATUS_COMPLETED\x10\x02\x12 \n" +
+	"\x1cPAYOUT_BATCH_STATUS_CREATING\x10\x03*\xf1\x01\n" +
 	"\x10PayoutLineStatus\x12\"\n" +
 	"\x1ePAYOUT_LINE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17PAYOUT_LINE_STATUS_OPEN\x10\x01\x12\x1b\n" +
 	"\x17PAYOUT_LINE_STATUS_PAID\x10\x02\x12\x1d\n" +
 	"\x19PAYOUT_LINE_STATUS_FAILED\x10\x03\x12\x1e\n" +
 	"\x1aPAYOUT_LINE_STATUS_SKIPPED\x10\x04\x12\x1e\n" +
-	"\x1aPAYOUT_LINE_STATUS_EXPIRED\x10\x05*\x89\x01\n" +
+	"\x1aPAYOUT_LINE_STATUS_EXPIRED\x10\x05\x12 \n" +
+	"\x1cPAYOUT_LINE_STATUS_RESERVING\x10\x06*\x89\x01\n" +
 	"\x0fStatementFormat\x12 \n" +
 	"\x1cSTATEMENT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14STATEMENT_FORMAT_CSV\x10\x01\x12\x1c\n" +
