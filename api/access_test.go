@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
@@ -72,6 +73,8 @@ type accessFixture struct {
 	entry                *pb.Entry
 	hold                 *pb.Entry
 	spareCredential      string
+	// A payout batch of TN-TEST made by a NAPAS bank.
+	batch *pb.PayoutBatch
 }
 
 func (e *env) accessFixture(t *testing.T) accessFixture {
@@ -103,6 +106,13 @@ func (e *env) accessFixture(t *testing.T) accessFixture {
 	f.entry = got.Entry
 	spare, _ := e.issue(t, access.IssueRequest{Name: "spare", Role: access.RoleAuditor})
 	f.spareCredential = spare.CredentialID
+	_, napas := e.issue(t, access.IssueRequest{Name: "VietQR bank, payouts", Role: access.RoleBank, Provider: "napas"})
+	batch, err := pb.NewSettlementServiceClient(e.dial(t, napas)).CreatePayoutBatch(ctx, &pb.CreatePayoutBatchRequest{
+		IdempotencyKey: "fx-batch", Bank: "vcb", Market: testMarket, CutOff: timestamppb.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.batch = batch.Batch
 	return f
 }
 
@@ -192,6 +202,12 @@ func (f accessFixture) calls() []call {
 		{pb.SettlementService_RecordProviderSettlement_FullMethodName, func(who string) proto.Message {
 			return &pb.RecordProviderSettlementRequest{IdempotencyKey: "m-" + who, Channel: pb.Channel_CHANNEL_VIETQR, Market: testMarket, Amount: "1000", Bank: "vcb", BankRef: "VCB-" + who}
 		}, []string{"admin", "bankNapas"}},
+		{pb.SettlementService_CreatePayoutBatch_FullMethodName, func(who string) proto.Message {
+			return &pb.CreatePayoutBatchRequest{IdempotencyKey: "m-" + who, Bank: "vcb", Market: testMarket, CutOff: timestamppb.Now()}
+		}, []string{"admin", "bankNapas", "bankMomo"}},
+		{pb.SettlementService_GetPayoutBatch_FullMethodName, same(&pb.GetPayoutBatchRequest{Id: f.batch.Id}), []string{"admin", "auditor", "bankNapas"}},
+		{pb.SettlementService_CompletePayoutBatch_FullMethodName, same(&pb.CompletePayoutBatchRequest{BatchId: f.batch.Id,
+			Results: []*pb.PayoutResult{{Merchant: a, Status: pb.PayoutLineStatus_PAYOUT_LINE_STATUS_PAID, BankRef: "VCB-M"}}}), []string{"admin", "bankNapas"}},
 		{pb.AdminService_IssueCredential_FullMethodName, same(&pb.IssueCredentialRequest{Credential: &pb.Credential{Name: "new", Role: pb.Role_ROLE_AUDITOR}}), []string{"admin"}},
 		{pb.AdminService_ListCredentials_FullMethodName, same(&pb.ListCredentialsRequest{}), []string{"admin"}},
 		{pb.AdminService_RevokeCredential_FullMethodName, same(&pb.RevokeCredentialRequest{Id: f.spareCredential}), []string{"admin"}},

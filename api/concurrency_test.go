@@ -132,7 +132,7 @@ func TestConcurrentWritersKeepTheLedgerExact(t *testing.T) {
 				key := fmt.Sprintf("w%d-%d", w, i)
 				r := &pb.PostEntryRequest{IdempotencyKey: key, Market: mk, Kind: "sale", Currency: "VND"}
 				if i%withdrawEvery == 0 {
-					r.Kind = "payout"
+					r.Kind = "withdrawal"
 					r.Postings = []*pb.PostingInput{posting(payable, debit, strconv.FormatInt(amount, 10)), posting("clearing:"+mk, credit, strconv.FormatInt(amount, 10))}
 				} else {
 					r.Postings = []*pb.PostingInput{
@@ -142,11 +142,11 @@ func TestConcurrentWritersKeepTheLedgerExact(t *testing.T) {
 					}
 					r.Pending = i%pendingEvery == 0
 				}
-				// A refused payout stores nothing, so the same payout sent twice at
+				// A refused withdrawal stores nothing, so the same one sent twice at
 				// once may be refused once and accepted once, as funds arrive in
 				// between; only requests that cannot be refused are sent twice.
-				entry, err := send(r, i%resendEvery == 0 && r.Kind != "payout")
-				if status.Code(err) == codes.FailedPrecondition && r.Kind == "payout" {
+				entry, err := send(r, i%resendEvery == 0 && r.Kind != "withdrawal")
+				if status.Code(err) == codes.FailedPrecondition && r.Kind == "withdrawal" {
 					mu.Lock()
 					refused++
 					mu.Unlock()
@@ -214,5 +214,5 @@ func TestConcurrentWritersKeepTheLedgerExact(t *testing.T) {
 		}
 	}
 	e.checkInvariants(t)
-	t.Logf("%d writes acknowledged, %d payouts refused for lack of funds", len(acked), refused)
+	t.Logf("%d writes acknowledged, %d withdrawals refused for lack of funds", len(acked), refused)
 }

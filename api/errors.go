@@ -53,6 +53,7 @@ var codeOf = []struct {
 	{payment.ErrRefundTooLarge, codes.FailedPrecondition},
 	{payment.ErrInsufficientFund, codes.FailedPrecondition},
 	{settlement.ErrExceedsOwed, codes.FailedPrecondition},
+	{settlement.ErrPayoutResolved, codes.FailedPrecondition},
 	{settlement.ErrBatchNotFound, codes.NotFound},
 	{settlement.ErrReportNotFound, codes.NotFound},
 	{access.ErrCredentialNotFound, codes.NotFound},

@@ -9,6 +9,7 @@ import (
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/payment"
+	"github.com/choledger/choledger/settlement"
 )
 
 // LedgerServer serves LedgerService.
@@ -75,8 +76,8 @@ func (s *LedgerServer) GetBalance(ctx context.Context, req *pb.GetBalanceRequest
 }
 
 func (s *LedgerServer) PostEntry(ctx context.Context, req *pb.PostEntryRequest) (*pb.PostEntryResponse, error) {
-	if payment.Reserved(req.GetKind()) {
-		return nil, fieldError("kind", fmt.Errorf("%q is reserved for the payment flows; use PaymentService, or another kind for an adjustment", req.GetKind()))
+	if reservedKind(req.GetKind()) {
+		return nil, fieldError("kind", fmt.Errorf("%q is reserved for the payment and settlement flows; use PaymentService or SettlementService, or another kind for an adjustment", req.GetKind()))
 	}
 	postings, err := postingsFromProto(req.GetPostings())
 	if err != nil {
@@ -293,16 +294,22 @@ func (s *LedgerServer) VerifyJournal(ctx context.Context, req *pb.VerifyJournalR
 	return resp, nil
 }
 
-// notPaymentEntry refuses to post or void a payment's pending entry through
-// the ledger: only PaymentService may, so that the payment follows.
-func (s *LedgerServer) notPaymentEntry(ctx context.Context, id string) error {
+// reservedKind reports whether only PaymentService or SettlementService
+// (or the ledger's expiry) may write entries of kind: their tables are
+// projections of those entries.
+func reservedKind(kind string) bool { return payment.Reserved(kind) || settlement.Reserved(kind) }
+
+// notReservedEntry refuses to post or void a payment's or payout's pending
+// entry through the ledger: only their services may, so that the payment or
+// payout line follows.
+func (s *LedgerServer) notReservedEntry(ctx context.Context, id string) error {
 	e, err := s.Ledger.GetEntry(ctx, id)
 	if err != nil {
 		return toStatus(ctx, ledger.RenameField(err, "id", "pending_entry_id"))
 	}
-	if payment.Reserved(e.Kind) {
+	if reservedKind(e.Kind) {
 		return toStatus(ctx, &ledger.Error{Kind: ledger.ErrPendingClosed, Field: "pending_entry_id",
-			Msg: fmt.Sprintf("entry %s is a %s entry: confirm or reject it through PaymentService", e.ID, e.Kind)})
+			Msg: fmt.Sprintf("entry %s is a %s entry: close it through PaymentService or SettlementService", e.ID, e.Kind)})
 	}
 	return nil
 }
@@ -310,13 +317,13 @@ func (s *LedgerServer) notPaymentEntry(ctx context.Context, id string) error {
 // closePending posts or voids a pending entry that is not a payment's,
 // with a kind that is not the payment flows' either.
 func (s *LedgerServer) closePending(ctx context.Context, r ledger.CloseRequest) (ledger.Result, error) {
-	if payment.Reserved(r.Kind) {
-		return ledger.Result{}, fieldError("kind", fmt.Errorf("%q is reserved for the payment flows and the ledger's expiry; use PaymentService", r.Kind))
+	if reservedKind(r.Kind) {
+		return ledger.Result{}, fieldError("kind", fmt.Errorf("%q is reserved for the payment and settlement flows and the ledger's expiry", r.Kind))
 	}
 	if err := s.Ledger.CheckClose(r); err != nil {
 		return ledger.Result{}, err
 	}
-	if err := s.notPaymentEntry(ctx, r.PendingID); err != nil {
+	if err := s.notReservedEntry(ctx, r.PendingID); err != nil {
 		return ledger.Result{}, err
 	}
 	return s.Ledger.ClosePending(ctx, r)

@@ -229,3 +229,10 @@ SELECT currency, COALESCE(SUM(debits_pending), 0), COALESCE(SUM(credits_pending)
 	}
 	return tb, sums.Err()
 }
+
+// SequenceAt returns the sequence of the last entry recorded at or before t:
+// the ledger's state at t is its state right after that entry.
+func (l *Ledger) SequenceAt(ctx context.Context, t time.Time) (int64, error) {
+	seq, _, err := resolveAsOf(ctx, l.pool, AsOf{Time: t})
+	return seq, err
+}

@@ -1,8 +1,751 @@
 package settlement
 
-import "context"
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/shopspring/decimal"
+
+	"github.com/choledger/choledger/internal/pg"
+	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
+)
+
+// Payout entries. A line to pay reserves its amount with a pending entry
+// of KindPayout (Dr the merchant's payable / Cr the bank's settlement
+// account); a paid line posts it with another KindPayout entry, which is
+// what settlement reports count as a payout; a failed line voids it with a
+// KindPayoutFailed entry.
+const KindPayoutFailed = "payout_failed"
+
+// PayoutTimeout is how long a batch's reservations wait for the bank's
+// outcome. After it the ledger voids them: the line is expired and the
+// money payable again.
+const PayoutTimeout = ledger.MaxPendingTimeout
+
+// MaxPayoutResults bounds the outcomes one CompletePayoutBatch carries.
+const MaxPayoutResults = 1000
+
+// ErrPayoutResolved: an outcome for a line that already has another one,
+// or that can no longer get one (skipped, expired).
+var ErrPayoutResolved = errors.New("payout line already resolved")
+
+// keyPayout prefixes the ledger keys of payout entries, which derive from
+// the batch and the merchant so that every step can be retried.
+const keyPayout = "payout:"
+
+// BatchStatus is where a payout batch stands.
+type BatchStatus string
+
+const (
+	// BatchCreating: lines are being reserved; retrying the creation with
+	// the same key finishes it.
+	BatchCreating  BatchStatus = "creating"
+	BatchOpen      BatchStatus = "open"
+	BatchCompleted BatchStatus = "completed"
+)
+
+// LineStatus is where a payout line stands.
+type LineStatus string
+
+const (
+	LineReserving LineStatus = "reserving"
+	LineOpen      LineStatus = "open"
+	LinePaid      LineStatus = "paid"
+	LineFailed    LineStatus = "failed"
+	LineSkipped   LineStatus = "skipped"
+	LineExpired   LineStatus = "expired"
+)
+
+// PayoutBatchRequest asks for a batch of what is due at CutOff.
+type PayoutBatchRequest struct {
+	// Key is the creator's idempotency key, already scoped by the creator.
+	Key string
+	// Creator is the creator's access scope (access.Principal.Scope).
+	Creator string
+	Bank    string
+	CutOff  time.Time
+	// Market is one market, or "" for every market in Markets.
+	Market string
+	// Markets bounds a batch without a Market: nil is every market.
+	Markets []string
+}
+
+// PayoutBatch sums up a batch: counts and amounts of its lines by status.
+type PayoutBatch struct {
+	ID          string
+	Creator     string
+	Bank        string
+	Market      string
+	Markets     []string // nil: every market
+	CutOff      time.Time
+	CutOffSeq   int64
+	Status      BatchStatus
+	CreatedAt   time.Time
+	CompletedAt time.Time
+
+	Lines, Reserving, Open, Paid, Failed, Skipped, Expired int
+	// Total is the sum of the lines to pay (every status but skipped).
+	Total, PaidAmount, FailedAmount, SkippedAmount int64
+}
+
+// PayoutLine is what one merchant is paid in a batch.
+type PayoutLine struct {
+	Merchant string
+	Market   string
+	// Amount is what the line pays, or for a skipped line what was due.
+	Amount       int64
+	Status       LineStatus
+	Account      *merchant.PayoutAccount
+	Reason       string
+	BankRef      string
+	EntryID      string
+	CloseEntryID string
+	ResolvedAt   time.Time
+}
+
+// PayoutResult is the bank's outcome of one line.
+type PayoutResult struct {
+	Merchant string
+	Paid     bool
+	// BankRef is the bank's reference of a paid transfer.
+	BankRef string
+	// Reason is why a transfer failed.
+	Reason string
+}
+
+func (r PayoutBatchRequest) validate(now time.Time) error {
+	if err := checkPrintable("idempotency_key", r.Key, 200); err != nil {
+		return err
+	}
+	if !bankRE.MatchString(r.Bank) {
+		return invalid("bank", "must be the settlement bank's code, 2-16 of [a-z0-9] (e.g. \"vcb\"), got %q", r.Bank)
+	}
+	if r.CutOff.IsZero() {
+		return invalid("cut_off", "is required: money recorded up to it is paid out")
+	}
+	if r.CutOff.After(now) {
+		return invalid("cut_off", "%s is in the future: what is due there is not known yet", r.CutOff.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// CreatePayoutBatch freezes what is due to each merchant at r.CutOff and
+// reserves it; see PayoutBatchRequest. A merchant is due the confirmed
+// money recorded on its payable up to the cut-off that is still there:
+//
+//	due = posted credits - posted debits - pending debits (now)
+//	      - credits posted after the cut-off
+//
+// which is never more than the payable holds. Merchants owed money are
+// skipped, with the reason, when they have no payout account, are
+// suspended, are in another open batch, or when the bank has not received
+// enough from the providers for their market (its settlement account may
+// not go below zero; lines are funded in merchant order).
+//
+// The same key with the same request returns the batch (replayed); with
+// another request it is refused naming the field. A batch left half-made
+// by a crash is finished by that retry.
+func (s *Service) CreatePayoutBatch(ctx context.Context, r PayoutBatchRequest) (PayoutBatch, bool, error) {
+	if err := r.validate(s.now()); err != nil {
+		return PayoutBatch{}, false, err
+	}
+	if r.Market != "" {
+		mk, err := s.merchants.GetMarket(ctx, r.Market)
+		if err != nil {
+			return PayoutBatch{}, false, ledger.RenameField(err, "code", "market")
+		}
+		r.Market, r.Markets = mk.Code, []string{mk.Code}
+	}
+	for attempt := 1; ; attempt++ {
+		b, found, err := s.batchByKey(ctx, r.Key)
+		if err != nil {
+			return PayoutBatch{}, false, err
+		}
+		if found {
+			if err := sameBatch(b, r); err != nil {
+				return PayoutBatch{}, false, err
+			}
+			b, err = s.finishReserving(ctx, b)
+			return b, err == nil, err
+		}
+		id, err := s.planBatch(ctx, r)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" && attempt < 5 {
+			// A concurrent creation took the key or one of the merchants
+			// first: read again and plan with what it did.
+			continue
+		}
+		if err != nil {
+			return PayoutBatch{}, false, err
+		}
+		b, err = s.batch(ctx, id)
+		if err != nil {
+			return PayoutBatch{}, false, err
+		}
+		b, err = s.finishReserving(ctx, b)
+		return b, false, err
+	}
+}
+
+func sameBatch(b PayoutBatch, r PayoutBatchRequest) error {
+	for _, f := range []struct{ field, stored, got string }{
+		{"bank", b.Bank, r.Bank},
+		{"market", b.Market, r.Market},
+		{"cut_off", b.CutOff.UTC().Format(time.RFC3339Nano), r.CutOff.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)},
+	} {
+		if f.stored != f.got {
+			return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already created payout batch %s with %s %q, got %q", r.Key, b.ID, f.field, f.stored, f.got)
+		}
+	}
+	return nil
+}
+
+// dueLine is a merchant owed money at the cut-off.
+type dueLine struct {
+	merchant, market, status string
+	bin, account, holder     *string
+	due                      int64
+	inBatch                  *string // an unresolved line of another batch
+	funds                    *int64  // the bank's unreserved settlement money for the market; nil without an account
+}
+
+// dueAtCutOff lists every merchant with money due at cutSeq, in market and
+// merchant order, with what decides whether it can be paid.
+const dueAtCutOff = `
+WITH owed AS (
+    SELECT m.code, m.market, m.status, m.payout_bank_bin, m.payout_account_number, m.payout_holder_name,
+           a.credits_posted - a.debits_posted - a.debits_pending - COALESCE((
+               SELECT sum(p.amount) FROM ledger_postings p
+                WHERE p.account_id = a.id AND p.entry_seq > $2 AND p.direction = 'C' AND NOT p.pending), 0) AS due
+      FROM merchants m
+      JOIN ledger_accounts a ON a.code = 'merchant:' || m.code || ':payable'
+     WHERE $1::text[] IS NULL OR m.market = ANY($1))
+SELECT o.code, o.market, o.status, o.payout_bank_bin, o.payout_account_number, o.payout_holder_name, o.due,
+       (SELECT l.batch_id::text FROM payout_lines l WHERE l.merchant = o.code AND l.status IN ('reserving', 'open')),
+       (SELECT s.debits_posted - s.credits_posted - s.credits_pending FROM ledger_accounts s
+         WHERE s.code = 'bank:' || $3 || ':market:' || o.market || ':settlement')
+  FROM owed o
+ WHERE o.due > 0
+ ORDER BY o.market, o.code`
+
+// planBatch writes the batch and its lines, each either to reserve or
+// skipped with the reason, in one transaction, and returns the batch id.
+func (s *Service) planBatch(ctx context.Context, r PayoutBatchRequest) (string, error) {
+	cutSeq, err := s.ledger.SequenceAt(ctx, r.CutOff)
+	if err != nil {
+		return "", err
+	}
+	rows, err := s.pool.Query(ctx, dueAtCutOff, r.Markets, cutSeq, r.Bank)
+	if err != nil {
+		return "", fmt.Errorf("read what is due: %w", err)
+	}
+	lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (dueLine, error) {
+		var d dueLine
+		err := row.Scan(&d.merchant, &d.market, &d.status, &d.bin, &d.account, &d.holder, &d.due, &d.inBatch, &d.funds)
+		return d, err
+	})
+	if err != nil {
+		return "", fmt.Errorf("read what is due: %w", err)
+	}
+	now := s.now()
+	id := ledger.NewID(now)
+	n := len(lines)
+	merchants, markets, statuses, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	amounts := make([]int64, n)
+	bins, accounts, holders := make([]*string, n), make([]*string, n), make([]*string, n)
+	funds := map[string]int64{}
+	for i, d := range lines {
+		merchants[i], markets[i], amounts[i] = d.merchant, d.market, d.due
+		bins[i], accounts[i], holders[i] = d.bin, d.account, d.holder
+		statuses[i] = string(LineSkipped)
+		left, ok := funds[d.market]
+		if !ok && d.funds != nil {
+			left = *d.funds
+		}
+		switch {
+		case d.bin == nil:
+			reasons[i] = "the merchant has no payout account"
+		case d.status == string(merchant.StatusSuspended):
+			reasons[i] = "the merchant is suspended"
+		case d.inBatch != nil:
+			reasons[i] = "the merchant is in open payout batch " + *d.inBatch
+		case d.funds == nil:
+			reasons[i] = fmt.Sprintf("bank %s has received nothing from the providers for market %s", r.Bank, d.market)
+		case left < d.due:
+			reasons[i] = fmt.Sprintf("bank %s has %s đồng left from the providers for market %s, less than the %s due",
+				r.Bank, ledger.FormatAmount(Currency, max(left, 0)), d.market, ledger.FormatAmount(Currency, d.due))
+		default:
+			statuses[i] = string(LineReserving)
+			left -= d.due
+		}
+		funds[d.market] = left
+	}
+	err = pg.Transact(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+INSERT INTO payout_batches (id, idempotency_key, creator, bank, market, markets, cut_off, cut_off_seq, status, created_at)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, 'creating', $9)`,
+			id, r.Key, r.Creator, r.Bank, r.Market, r.Markets, r.CutOff, cutSeq, now); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `
+INSERT INTO payout_lines (batch_id, merchant, market, amount, status, reason, bank_bin, account_number, holder_name)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])`,
+			id, merchants, markets, amounts, statuses, reasons, bins, accounts, holders)
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("write payout batch: %w", err)
+	}
+	return id, nil
+}
+
+// finishReserving reserves the lines of a batch still being created and
+// opens it. Each reservation is an idempotent ledger write, so running it
+// again after a crash, or twice at once, reserves each line once.
+func (s *Service) finishReserving(ctx context.Context, b PayoutBatch) (PayoutBatch, error) {
+	if b.Status != BatchCreating {
+		return b, nil
+	}
+	lines, err := s.lines(ctx, b.ID, "l.status = 'reserving'", nil)
+	if err != nil {
+		return PayoutBatch{}, err
+	}
+	reqs := make([]any, len(lines))
+	for i, l := range lines {
+		reqs[i] = ledger.EntryRequest{
+			IdempotencyKey: keyPayout + b.ID + ":" + l.Merchant,
+			Market:         l.Market,
+			Kind:           KindPayout,
+			Currency:       Currency,
+			Pending:        true,
+			PendingTimeout: PayoutTimeout,
+			Postings: []ledger.PostingInput{
+				{AccountCode: merchant.PayableAccount(l.Merchant), Direction: ledger.Debit, Amount: decimal.NewFromInt(l.Amount)},
+				{AccountCode: merchant.SettlementAccount(b.Bank, l.Market), Direction: ledger.Credit, Amount: decimal.NewFromInt(l.Amount)},
+			},
+			Metadata: map[string]string{"payout_batch": b.ID, "merchant": l.Merchant, "bank": b.Bank},
+		}
+	}
+	var skipMerchants, skipReasons []string
+	for i, out := range s.ledger.Write(ctx, reqs) {
+		switch {
+		case out.Err == nil:
+			// The projector opened the line in the same transaction.
+		case errors.Is(out.Err, ledger.ErrExceedsCredits):
+			skipMerchants = append(skipMerchants, lines[i].Merchant)
+			skipReasons = append(skipReasons, "the merchant's payable changed while the batch was made; what is due is in the next batch")
+		case errors.Is(out.Err, ledger.ErrExceedsDebits), errors.Is(out.Err, ledger.ErrAccountNotFound):
+			skipMerchants = append(skipMerchants, lines[i].Merchant)
+			skipReasons = append(skipReasons, fmt.Sprintf("bank %s no longer has enough from the providers for market %s", b.Bank, lines[i].Market))
+		default:
+			return PayoutBatch{}, fmt.Errorf("reserve payout of %s in batch %s (retry with the same key to finish it): %w", lines[i].Merchant, b.ID, out.Err)
+		}
+	}
+	err = pg.Transact(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+UPDATE payout_lines l SET status = 'skipped', reason = t.reason
+  FROM unnest($2::text[], $3::text[]) AS t(merchant, reason)
+ WHERE l.batch_id = $1 AND l.merchant = t.merchant AND l.status = 'reserving'`, b.ID, skipMerchants, skipReasons); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `
+UPDATE payout_batches b
+   SET status = CASE WHEN EXISTS (SELECT 1 FROM payout_lines l WHERE l.batch_id = b.id AND l.status = 'open') THEN 'open' ELSE 'completed' END,
+       completed_at = CASE WHEN EXISTS (SELECT 1 FROM payout_lines l WHERE l.batch_id = b.id AND l.status = 'open') THEN NULL ELSE $2::timestamptz END
+ WHERE b.id = $1 AND b.status = 'creating'
+   AND NOT EXISTS (SELECT 1 FROM payout_lines l WHERE l.batch_id = b.id AND l.status = 'reserving')`, b.ID, s.now())
+		return err
+	})
+	if err != nil {
+		return PayoutBatch{}, fmt.Errorf("open payout batch %s: %w", b.ID, err)
+	}
+	return s.batch(ctx, b.ID)
+}
+
+func (r PayoutResult) check(i int) error {
+	field := fmt.Sprintf("results[%d]", i)
+	if r.Merchant == "" {
+		return invalid(field+".merchant", "is required")
+	}
+	if r.Paid {
+		if err := checkPrintable(field+".bank_ref", r.BankRef, 64); err != nil {
+			return err
+		}
+		if r.Reason != "" {
+			return invalid(field+".failure_reason", "is for failed lines; a paid line has a bank_ref")
+		}
+		return nil
+	}
+	if r.BankRef != "" {
+		return invalid(field+".bank_ref", "is for paid lines; a failed line has a failure_reason")
+	}
+	if r.Reason == "" || !utf8.ValidString(r.Reason) || utf8.RuneCountInString(r.Reason) > 200 {
+		return invalid(field+".failure_reason", "must be 1-200 characters of UTF-8 saying why the transfer failed")
+	}
+	return nil
+}
+
+// CompletePayoutBatch records the bank's outcomes of some or all of a
+// batch's open lines: a paid line posts its reservation as a payout (its
+// bank reference recorded once per bank), a failed one voids it, leaving
+// the money payable. An outcome sent again for a line that has it is
+// answered with the line and writes nothing; another outcome for a resolved
+// (or skipped, or expired) line is refused with ErrPayoutResolved. Lines
+// are independent: when one fails to record, the others still are, and
+// the error names it; sending the same request again finishes the rest.
+// It returns the batch and the lines of the request, in its order.
+func (s *Service) CompletePayoutBatch(ctx context.Context, batchID string, results []PayoutResult) (PayoutBatch, []PayoutLine, error) {
+	if !ledger.ValidUUID(batchID) {
+		return PayoutBatch{}, nil, invalid("batch_id", "must be a payout batch id (a UUID), got %q", batchID)
+	}
+	if len(results) == 0 || len(results) > MaxPayoutResults {
+		return PayoutBatch{}, nil, invalid("results", "must hold 1-%d outcomes, got %d", MaxPayoutResults, len(results))
+	}
+	seen := map[string]int{}
+	for i, r := range results {
+		if err := r.check(i); err != nil {
+			return PayoutBatch{}, nil, err
+		}
+		if j, dup := seen[r.Merchant]; dup {
+			return PayoutBatch{}, nil, invalid(fmt.Sprintf("results[%d].merchant", i), "%s already has an outcome in results[%d]", r.Merchant, j)
+		}
+		seen[r.Merchant] = i
+	}
+	b, err := s.batch(ctx, batchID)
+	if err != nil {
+		return PayoutBatch{}, nil, err
+	}
+	if b, err = s.finishReserving(ctx, b); err != nil {
+		return PayoutBatch{}, nil, err
+	}
+	merchants := make([]string, len(results))
+	for i, r := range results {
+		merchants[i] = r.Merchant
+	}
+	lines, err := s.lines(ctx, b.ID, "l.merchant = ANY($2)", []any{merchants})
+	if err != nil {
+		return PayoutBatch{}, nil, err
+	}
+	byMerchant := make(map[string]PayoutLine, len(lines))
+	for _, l := range lines {
+		byMerchant[l.Merchant] = l
+	}
+	var reqs []any
+	var reqIdx []int
+	for i, r := range results {
+		l, ok := byMerchant[r.Merchant]
+		field := fmt.Sprintf("results[%d]", i)
+		if !ok {
+			return PayoutBatch{}, nil, invalid(field+".merchant", "%s has no line in payout batch %s", r.Merchant, b.ID)
+		}
+		if err := sameOutcome(l, r, field); err != nil {
+			return PayoutBatch{}, nil, err
+		}
+		if l.Status != LineOpen {
+			continue // already recorded with this outcome
+		}
+		req := ledger.CloseRequest{
+			IdempotencyKey: keyPayout + b.ID + ":" + l.Merchant + ":close",
+			PendingID:      l.EntryID,
+			Metadata:       map[string]string{"payout_batch": b.ID, "merchant": l.Merchant, "bank": b.Bank},
+		}
+		if r.Paid {
+			req.Kind = KindPayout
+			req.ExternalRef = payoutRef(b.Bank, r.BankRef)
+			req.Metadata["bank_ref"] = r.BankRef
+		} else {
+			req.Kind, req.Void = KindPayoutFailed, true
+			req.Metadata["reason"] = r.Reason
+		}
+		reqs, reqIdx = append(reqs, req), append(reqIdx, i)
+	}
+	outs := s.ledger.Write(ctx, reqs)
+	if b, err = s.batch(ctx, b.ID); err != nil {
+		return PayoutBatch{}, nil, err
+	}
+	if lines, err = s.lines(ctx, b.ID, "l.merchant = ANY($2)", []any{merchants}); err != nil {
+		return PayoutBatch{}, nil, err
+	}
+	for _, l := range lines {
+		byMerchant[l.Merchant] = l
+	}
+	for j, out := range outs {
+		i := reqIdx[j]
+		l := byMerchant[results[i].Merchant]
+		if out.Err == nil || (l.Status != LineOpen && sameOutcome(l, results[i], "") == nil) {
+			// Recorded, here or by the same request at the same time.
+			continue
+		}
+		field := fmt.Sprintf("results[%d]", i)
+		switch {
+		case l.Status != LineOpen:
+			return PayoutBatch{}, nil, sameOutcome(l, results[i], field)
+		case errors.Is(out.Err, ledger.ErrDuplicateExternalRef):
+			return PayoutBatch{}, nil, fail(ledger.ErrDuplicateExternalRef, field+".bank_ref", "bank %s reference %s is already recorded for another payout", b.Bank, results[i].BankRef)
+		case errors.Is(out.Err, ledger.ErrPendingExpired):
+			return PayoutBatch{}, nil, fail(ErrPayoutResolved, field+".merchant", "the reservation of %s lapsed after %s; the money is payable again", results[i].Merchant, PayoutTimeout)
+		default:
+			return PayoutBatch{}, nil, fmt.Errorf("record the outcome of %s: %w", results[i].Merchant, out.Err)
+		}
+	}
+	out := make([]PayoutLine, len(results))
+	for i, r := range results {
+		out[i] = byMerchant[r.Merchant]
+	}
+	return b, out, nil
+}
+
+// payoutRef is a paid payout's external reference in the ledger: a bank's
+// transfer is recorded once.
+func payoutRef(bank, bankRef string) string { return "bank:" + bank + ":payout:" + bankRef }
+
+// sameOutcome checks an outcome against a resolved line: the same one is a
+// retry; anything else cannot be recorded.
+func sameOutcome(l PayoutLine, r PayoutResult, field string) error {
+	switch l.Status {
+	case LineOpen:
+		return nil
+	case LinePaid:
+		if r.Paid && r.BankRef == l.BankRef {
+			return nil
+		}
+		return fail(ErrPayoutResolved, field+".status", "the line of %s is already paid, with bank reference %s", l.Merchant, l.BankRef)
+	case LineFailed:
+		if !r.Paid {
+			return nil
+		}
+		return fail(ErrPayoutResolved, field+".status", "the line of %s already failed (%s); its money is due again in the next batch", l.Merchant, l.Reason)
+	case LineSkipped:
+		return fail(ErrPayoutResolved, field+".merchant", "the line of %s was skipped (%s): there is nothing to pay", l.Merchant, l.Reason)
+	case LineExpired:
+		return fail(ErrPayoutResolved, field+".merchant", "the reservation of %s lapsed after %s; the money is payable again", l.Merchant, PayoutTimeout)
+	}
+	return fail(ErrPayoutResolved, field+".merchant", "the line of %s is still being reserved; retry", l.Merchant)
+}
+
+// PayoutBatch returns a batch and a page of its lines, by market then
+// merchant.
+func (s *Service) PayoutBatch(ctx context.Context, id string, pageSize int, pageToken string) (PayoutBatch, []PayoutLine, string, error) {
+	if !ledger.ValidUUID(id) {
+		return PayoutBatch{}, nil, "", invalid("id", "must be a payout batch id (a UUID), got %q", id)
+	}
+	size, err := ledger.PageSize(pageSize)
+	if err != nil {
+		return PayoutBatch{}, nil, "", err
+	}
+	after, err := decodeLineToken(pageToken)
+	if err != nil {
+		return PayoutBatch{}, nil, "", err
+	}
+	b, err := s.batch(ctx, id)
+	if err != nil {
+		return PayoutBatch{}, nil, "", err
+	}
+	lines, err := s.lines(ctx, id, "(l.market, l.merchant) > ($2, $3) ORDER BY l.market, l.merchant LIMIT $4",
+		[]any{after[0], after[1], size + 1})
+	if err != nil {
+		return PayoutBatch{}, nil, "", err
+	}
+	next := ""
+	if len(lines) > size {
+		lines = lines[:size]
+		last := lines[size-1]
+		next = base64.RawURLEncoding.EncodeToString([]byte(last.Market + "/" + last.Merchant))
+	}
+	return b, lines, next, nil
+}
+
+func decodeLineToken(token string) ([2]string, error) {
+	if token == "" {
+		return [2]string{}, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	market, code, ok := strings.Cut(string(raw), "/")
+	if err != nil || !ok {
+		return [2]string{}, invalid("page_token", "is not a token this service issued")
+	}
+	return [2]string{market, code}, nil
+}
 
 // PayoutBatchScope returns who may see and complete a payout batch.
 func (s *Service) PayoutBatchScope(ctx context.Context, id string) (BatchScope, error) {
-	return BatchScope{}, fail(ErrBatchNotFound, "id", "no payout batch %s", id)
+	if !ledger.ValidUUID(id) {
+		return BatchScope{}, invalid("id", "must be a payout batch id (a UUID), got %q", id)
+	}
+	var sc BatchScope
+	err := s.pool.QueryRow(ctx, `SELECT creator, markets FROM payout_batches WHERE id = $1`, id).Scan(&sc.Creator, &sc.Markets)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return BatchScope{}, fail(ErrBatchNotFound, "id", "no payout batch %s", id)
+	}
+	return sc, err
 }
+
+func (s *Service) batchByKey(ctx context.Context, key string) (PayoutBatch, bool, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT id::text FROM payout_batches WHERE idempotency_key = $1`, key).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return PayoutBatch{}, false, nil
+	}
+	if err != nil {
+		return PayoutBatch{}, false, fmt.Errorf("read payout batch: %w", err)
+	}
+	b, err := s.batch(ctx, id)
+	return b, err == nil, err
+}
+
+// batch reads a batch with its sums by line status.
+func (s *Service) batch(ctx context.Context, id string) (PayoutBatch, error) {
+	var b PayoutBatch
+	var market *string
+	var completed *time.Time
+	var status string
+	err := s.pool.QueryRow(ctx, `
+SELECT id::text, creator, bank, market, markets, cut_off, cut_off_seq, status, created_at, completed_at
+  FROM payout_batches WHERE id = $1`, id).Scan(
+		&b.ID, &b.Creator, &b.Bank, &market, &b.Markets, &b.CutOff, &b.CutOffSeq, &status, &b.CreatedAt, &completed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return PayoutBatch{}, fail(ErrBatchNotFound, "id", "no payout batch %s", id)
+	}
+	if err != nil {
+		return PayoutBatch{}, fmt.Errorf("read payout batch %s: %w", id, err)
+	}
+	b.Status = BatchStatus(status)
+	b.CutOff, b.CreatedAt = b.CutOff.UTC(), b.CreatedAt.UTC()
+	if market != nil {
+		b.Market = *market
+	}
+	if completed != nil {
+		b.CompletedAt = completed.UTC()
+	}
+	rows, err := s.pool.Query(ctx, `SELECT status, count(*), sum(amount) FROM payout_lines WHERE batch_id = $1 GROUP BY status`, id)
+	if err != nil {
+		return PayoutBatch{}, fmt.Errorf("sum payout batch %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st string
+		var n int
+		var sum int64
+		if err := rows.Scan(&st, &n, &sum); err != nil {
+			return PayoutBatch{}, err
+		}
+		if LineStatus(st) == LineSkipped {
+			b.Skipped, b.SkippedAmount = n, sum
+			continue
+		}
+		b.Lines += n
+		b.Total += sum
+		switch LineStatus(st) {
+		case LineReserving:
+			b.Reserving = n
+		case LineOpen:
+			b.Open = n
+		case LinePaid:
+			b.Paid, b.PaidAmount = n, sum
+		case LineFailed:
+			b.Failed, b.FailedAmount = n, sum
+		case LineExpired:
+			b.Expired = n
+		}
+	}
+	return b, rows.Err()
+}
+
+// lines reads a batch's lines that match where ($1 is the batch id, args
+// follow from $2).
+func (s *Service) lines(ctx context.Context, batchID, where string, args []any) ([]PayoutLine, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT l.merchant, l.market, l.amount, l.status, l.bank_bin, l.account_number, l.holder_name, l.reason,
+       COALESCE(l.bank_ref, ''), COALESCE(l.entry_id::text, ''), COALESCE(l.close_entry_id::text, ''), l.resolved_at
+  FROM payout_lines l WHERE l.batch_id = $1 AND `+where, append([]any{batchID}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("read payout lines of %s: %w", batchID, err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (PayoutLine, error) {
+		var l PayoutLine
+		var status string
+		var bin, account, holder *string
+		var resolved *time.Time
+		err := row.Scan(&l.Merchant, &l.Market, &l.Amount, &status, &bin, &account, &holder, &l.Reason,
+			&l.BankRef, &l.EntryID, &l.CloseEntryID, &resolved)
+		l.Status = LineStatus(status)
+		if bin != nil && account != nil && holder != nil {
+			l.Account = &merchant.PayoutAccount{BankBIN: *bin, AccountNumber: *account, HolderName: *holder}
+		}
+		if resolved != nil {
+			l.ResolvedAt = resolved.UTC()
+		}
+		return l, err
+	})
+}
+
+// Statements of the payout projection: a line moves with the entry that
+// moves its money, in the same transaction.
+const (
+	projectPayoutReserved = `
+UPDATE payout_lines l SET status = 'open', entry_id = t.entry_id
+  FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS t(batch_id, merchant, entry_id)
+ WHERE l.batch_id = t.batch_id AND l.merchant = t.merchant AND l.status = 'reserving'`
+
+	projectPayoutResolved = `
+WITH resolved AS (
+    UPDATE payout_lines l
+       SET status = t.status, close_entry_id = t.close_id, bank_ref = NULLIF(t.bank_ref, ''), reason = t.reason, resolved_at = t.at
+      FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])
+           AS t(pending_id, status, close_id, bank_ref, reason, at)
+     WHERE l.entry_id = t.pending_id AND l.status = 'open'
+ RETURNING l.batch_id, t.at)
+UPDATE payout_batches b SET status = 'completed', completed_at = r.at
+  FROM (SELECT batch_id, max(at) AS at FROM resolved GROUP BY batch_id ORDER BY batch_id) r
+ WHERE b.id = r.batch_id AND b.status = 'open'
+   AND NOT EXISTS (SELECT 1 FROM payout_lines o
+                    WHERE o.batch_id = b.id AND o.status IN ('reserving', 'open')
+                      AND (o.entry_id IS NULL OR o.entry_id <> ALL ($1::uuid[])))`
+)
+
+// projectPayouts queues the payout projection of a round's entries.
+func projectPayouts(entries []*ledger.Entry, b *pgx.Batch) {
+	var batchIDs, merchants, entryIDs []string
+	var pendingIDs, statuses, closeIDs, refs, reasons []string
+	var ats []time.Time
+	for _, e := range entries {
+		switch {
+		case e.Kind == KindPayout && e.Phase == ledger.PhasePending:
+			batchIDs, merchants, entryIDs = append(batchIDs, e.Metadata["payout_batch"]), append(merchants, e.Metadata["merchant"]), append(entryIDs, e.ID)
+			continue
+		case e.Kind == KindPayout && e.Phase == ledger.PhasePostPending:
+			statuses, refs, reasons = append(statuses, string(LinePaid)), append(refs, e.Metadata["bank_ref"]), append(reasons, "")
+		case e.Kind == KindPayoutFailed && e.Phase == ledger.PhaseVoidPending:
+			statuses, refs, reasons = append(statuses, string(LineFailed)), append(refs, ""), append(reasons, e.Metadata["reason"])
+		case e.Kind == ledger.KindExpire:
+			// Any expired pending entry: the update finds the payout ones.
+			statuses, refs = append(statuses, string(LineExpired)), append(refs, "")
+			reasons = append(reasons, fmt.Sprintf("not completed within %s: the reservation lapsed and the money is payable again", PayoutTimeout))
+		default:
+			continue
+		}
+		pendingIDs, closeIDs, ats = append(pendingIDs, e.PendingID), append(closeIDs, e.ID), append(ats, e.RecordedAt)
+	}
+	if len(entryIDs) > 0 {
+		b.Queue(projectPayoutReserved, batchIDs, merchants, entryIDs)
+	}
+	if len(pendingIDs) > 0 {
+		b.Queue(projectPayoutResolved, pendingIDs, statuses, closeIDs, refs, reasons, ats)
+	}
+}
+
+// reservedKinds are written by this package only.
+var reservedKinds = []string{KindProviderSettlement, KindPayout, KindPayoutFailed}
+
+// Reserved reports whether kind is written only by this package, so that
+// provider settlements and payouts stay the projections of real ones.
+func Reserved(kind string) bool { return slices.Contains(reservedKinds, kind) }

@@ -16,8 +16,7 @@ import (
 // Entry kinds settlement reports tell apart from payments and refunds.
 const (
 	// KindPayout pays a merchant out: its debits to a merchant's payable
-	// are the payouts of a settlement report. (Written by payout batches,
-	// which do not exist yet.)
+	// are the payouts of a settlement report (see payout.go).
 	KindPayout = "payout"
 	// KindProviderSettlement records money a provider paid to a settlement
 	// bank: Dr bank settlement, Cr the provider's clearing account.
@@ -27,12 +26,6 @@ const (
 // settlementKinds are the kinds whose posted movements settlement_daily_totals
 // keeps apart.
 var settlementKinds = []string{KindPayout, KindProviderSettlement}
-
-// Reserved reports whether kind is written only by this package, so that
-// the provider_settlements table stays the projection of real settlements.
-// (An entry of the kind without its metadata is refused by that table's
-// constraints anyway.)
-func Reserved(kind string) bool { return kind == KindProviderSettlement }
 
 // Rollups keeps ledger_daily_totals and settlement_daily_totals: every
 // account's movements per business day, in the same transaction as the
@@ -200,7 +193,7 @@ func (Rollups) Project(entries []*ledger.Entry, b *pgx.Batch) {
 
 // Projector keeps the tables settlement derives from entries' metadata:
 // payment_daily_totals (posted payments and refunds per merchant, channel
-// and day) and provider_settlements. Register it in
+// and day), provider_settlements and the status of payout lines. Register it in
 // ledger.Options.Projectors beside Rollups.
 type Projector struct{}
 
@@ -240,6 +233,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7,
 
 // Project implements ledger.Projector.
 func (Projector) Project(entries []*ledger.Entry, b *pgx.Batch) {
+	projectPayouts(entries, b)
 	rows := map[paymentDay]*paymentMoves{}
 	for i, e := range entries {
 		md := e.Metadata
