@@ -98,6 +98,8 @@ func newEnvWith(t *testing.T, opts ledger.Options, serverOpts ...grpc.ServerOpti
 	settle := settlement.NewService(db.Pool, l, merchants, settlement.Options{Now: e.now})
 	creds := access.NewStore(db.Pool, e.now)
 	audit := access.NewAudit(db.Pool, slog.Default())
+	// As ledgerd does: a statement of up to 10 MiB fits in a request.
+	serverOpts = append([]grpc.ServerOption{grpc.MaxRecvMsgSize(api.MaxRecvMsgBytes)}, serverOpts...)
 	srv := api.NewServer(api.Services{Credentials: creds, Audit: audit, Ledger: l, Merchants: merchants, Payments: payments, Settlement: settle}, serverOpts...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -101,7 +101,7 @@ func serve(ctx context.Context, cfg config) error {
 	srv := api.NewServer(api.Services{
 		Credentials: app.credentials, Audit: app.audit,
 		Ledger: app.ledger, Merchants: app.merchants, Payments: app.payments, Settlement: app.settlement,
-	}, grpc.Creds(transport))
+	}, grpc.Creds(transport), grpc.MaxRecvMsgSize(api.MaxRecvMsgBytes))
 	served := make(chan error, 1)
 	go func() { served <- srv.GRPC.Serve(lis) }()
 	slog.Info("serving gRPC", "addr", lis.Addr().String(), "security", transport.Info().SecurityProtocol)
