@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/choledger/choledger/access"
+	"github.com/choledger/choledger/merchant"
 )
 
 // authorizer authenticates every call but health checks and reflection,
@@ -116,6 +117,8 @@ func (a *authorizer) authorize(ctx context.Context, method string, req any) (con
 	}
 	r, ok := policy[method]
 	target := ""
+	// The binder and the handler read the same merchants: once is enough.
+	ctx = merchant.WithMemo(ctx)
 	if ok && roleIn(p.Role, r.roles) {
 		target, err = a.binder.bind(ctx, p, req)
 	} else {

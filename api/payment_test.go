@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/merchant/vietqr"
@@ -112,6 +114,19 @@ func TestMarketDay(t *testing.T) {
 	direct := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "bank-ft2", Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "80000",
 		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "MOMO26112000001"}).Payment
 	wantPayment(t, direct, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "80000", "1200", "0", "0")
+	// A new payment's answer is built from its entry, not read back: it is
+	// exactly what the projection stored, pending or posted.
+	if stored, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: direct.Id}); err != nil || !proto.Equal(stored.Payment, direct) {
+		t.Errorf("RecordPayment answered\n%v\nthe projection holds\n%v (%v)", direct, stored.GetPayment(), err)
+	}
+	pendingNow := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p-pend", Merchant: b, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "12000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, OccurTime: timestamppb.New(time.Now().Add(-time.Minute))}).Payment
+	if stored, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: pendingNow.Id}); err != nil || !proto.Equal(stored.Payment, pendingNow) {
+		t.Errorf("RecordPayment answered\n%v\nthe projection holds\n%v (%v)", pendingNow, stored.GetPayment(), err)
+	}
+	if _, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "rej-pend", PaymentId: pendingNow.Id}); err != nil {
+		t.Fatal(err)
+	}
 	dup := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "bank-ft2-retry", Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "80000",
 		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "MOMO26112000001"})
 	if !dup.Replayed || dup.Payment.Id != direct.Id {

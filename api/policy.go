@@ -139,6 +139,16 @@ func (b *binder) bind(ctx context.Context, p access.Principal, req any) (string,
 	case *pb.RecordPaymentRequest:
 		return r.GetMerchant(), b.record(ctx, p, r)
 	case *pb.RecordPaymentsRequest:
+		if p.Role == access.RoleBank {
+			// One read for every merchant of the bulk, into the call's memo.
+			codes := make([]string, len(r.GetPayments()))
+			for i, item := range r.GetPayments() {
+				codes[i] = item.GetMerchant()
+			}
+			if _, err := b.merchants.GetMerchants(ctx, codes); err != nil {
+				return "bulk", err
+			}
+		}
 		for _, item := range r.GetPayments() {
 			if err := b.record(ctx, p, item); err != nil {
 				return item.GetMerchant(), err

@@ -432,24 +432,45 @@ func (s *Store) GetMerchant(ctx context.Context, code string) (Merchant, error) 
 	if verr != nil {
 		return Merchant{}, verr
 	}
-	return getMerchant(ctx, s.pool, "code", code, "")
+	memo := memoOf(ctx)
+	if m, ok := memo.get(code); ok {
+		return m, nil
+	}
+	m, err := getMerchant(ctx, s.pool, "code", code, "")
+	if err == nil {
+		memo.put(m)
+	}
+	return m, err
 }
 
 // GetMerchants returns the merchants with the given codes, by code, in one
 // query; codes that name no merchant are absent from the map.
 func (s *Store) GetMerchants(ctx context.Context, codes []string) (map[string]Merchant, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+merchantColumns+` FROM merchants m WHERE m.code = ANY($1)`, codes)
+	memo := memoOf(ctx)
+	out := make(map[string]Merchant, len(codes))
+	var missing []string
+	for _, code := range codes {
+		if m, ok := memo.get(code); ok {
+			out[code] = m
+		} else {
+			missing = append(missing, code)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+merchantColumns+` FROM merchants m WHERE m.code = ANY($1)`, missing)
 	if err != nil {
 		return nil, fmt.Errorf("read merchants: %w", err)
 	}
 	defer rows.Close()
-	out := make(map[string]Merchant, len(codes))
 	for rows.Next() {
 		m, err := scanMerchant(rows)
 		if err != nil {
 			return nil, fmt.Errorf("read merchants: %w", err)
 		}
 		out[m.Code] = m
+		memo.put(m)
 	}
 	return out, rows.Err()
 }

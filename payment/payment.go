@@ -134,16 +134,27 @@ func externalRef(ch merchant.Channel, providerRef string) string {
 type Projector struct{}
 
 const (
+	// Every payment a round records, in one statement.
 	projectRecorded = `
 INSERT INTO payments (id, merchant, market, channel, source, status, currency, amount, confirmed_amount, fee,
                       provider_ref, request_id, bill_number, occurred_at, created_at, updated_at, expires_at,
                       pending_entry_id, entry_ids)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULLIF($11, ''), NULLIF($12, '')::uuid, NULLIF($13, ''), $14, $15, $15, $16,
-        $17, ARRAY[$18::uuid])`
+SELECT t.id, t.merchant, t.market, t.channel, t.source, t.status, t.currency, t.amount, t.confirmed, t.fee,
+       NULLIF(t.provider_ref, ''), NULLIF(t.request_id, '')::uuid, NULLIF(t.bill_number, ''), t.occurred_at, t.created_at, t.created_at,
+       t.expires_at, t.pending_entry_id, ARRAY[t.entry_id]
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[],
+              $10::bigint[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
+              $17::uuid[], $18::uuid[])
+       AS t(id, merchant, market, channel, source, status, currency, amount, confirmed, fee, provider_ref, request_id,
+            bill_number, occurred_at, created_at, expires_at, pending_entry_id, entry_id)`
+	// Every confirmation a round records, in one statement.
 	projectConfirmed = `
-UPDATE payments SET status = 'confirmed', confirmed_amount = $2, fee = $3, provider_ref = COALESCE(provider_ref, NULLIF($4, '')),
-       expires_at = NULL, updated_at = $5, entry_ids = entry_ids || $6::uuid
- WHERE id = $1`
+UPDATE payments p SET status = 'confirmed', confirmed_amount = t.amount, fee = t.fee,
+       provider_ref = COALESCE(p.provider_ref, NULLIF(t.provider_ref, '')),
+       expires_at = NULL, updated_at = t.at, entry_ids = p.entry_ids || t.entry_id
+  FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[], $6::uuid[])
+       AS t(id, amount, fee, provider_ref, at, entry_id)
+ WHERE p.id = t.id`
 	projectClosed = `
 UPDATE payments SET status = $2, expires_at = NULL, updated_at = $3, entry_ids = entry_ids || $4::uuid
  WHERE pending_entry_id = $1 AND status = 'pending'`
@@ -156,10 +167,43 @@ UPDATE payments SET refunded_amount = refunded_amount + $2, fee_refunded = fee_r
 INSERT INTO payment_refunds (entry_id, payment_id, amount, fee_returned, created_at) VALUES ($1, $2, $3, $4, $5)`
 )
 
+// recorded is the payment a KindPayment entry records, as the projection
+// stores it and as RecordPayment answers it.
+func recorded(e *ledger.Entry) Payment {
+	md := e.Metadata
+	p := Payment{
+		ID: md["payment_id"], Merchant: md["merchant"], Market: e.Market, Channel: merchant.Channel(md["channel"]),
+		Source: Source(md["source"]), Status: StatusConfirmed, Currency: e.Currency,
+		Amount: mdInt(md, "amount"), ConfirmedAmount: mdInt(md, "amount"), Fee: mdInt(md, "fee"),
+		ProviderRef: md["provider_ref"], RequestID: md["request_id"], BillNumber: md["bill_number"],
+		OccurredAt: e.OccurredAt.UTC(), CreatedAt: e.RecordedAt.UTC(), UpdatedAt: e.RecordedAt.UTC(),
+		EntryIDs: []string{e.ID},
+	}
+	if e.Phase == ledger.PhasePending {
+		p.Status, p.ConfirmedAmount = StatusPending, 0
+		p.PendingEntryID, p.ExpiresAt = e.ID, e.ExpiresAt.UTC()
+	}
+	return p
+}
+
 // Project implements ledger.Projector. Payment facts travel in the entries'
 // metadata, which the hash chain covers, so the table can always be checked
-// against (or rebuilt from) the journal.
+// against (or rebuilt from) the journal. New payments and confirmations,
+// most of the traffic, go in one statement each per round.
 func (Projector) Project(entries []*ledger.Entry, b *pgx.Batch) {
+	var rec struct {
+		ids, merchants, markets, channels, sources, statuses, currencies, refs, requests, bills []string
+		amounts, confirmed, fees                                                                []int64
+		occurred, created                                                                       []time.Time
+		expires                                                                                 []*time.Time
+		pendings                                                                                []*string
+		entries                                                                                 []string
+	}
+	var conf struct {
+		ids, refs, entries []string
+		amounts, fees      []int64
+		at                 []time.Time
+	}
 	for _, e := range entries {
 		md := e.Metadata
 		if md["payment_id"] == "" && e.Kind != ledger.KindExpire {
@@ -167,21 +211,21 @@ func (Projector) Project(entries []*ledger.Entry, b *pgx.Batch) {
 		}
 		switch e.Kind {
 		case KindPayment:
-			status, pendingID := StatusConfirmed, (*string)(nil)
-			confirmed := mdInt(md, "amount")
+			p := recorded(e)
 			var expires *time.Time
-			if e.Phase == ledger.PhasePending {
-				status, confirmed = StatusPending, 0
-				id := e.ID
-				pendingID = &id
-				exp := e.ExpiresAt
-				expires = &exp
+			var pending *string
+			if p.Status == StatusPending {
+				expires, pending = &p.ExpiresAt, &p.PendingEntryID
 			}
-			b.Queue(projectRecorded, md["payment_id"], md["merchant"], e.Market, md["channel"], md["source"], string(status),
-				e.Currency, mdInt(md, "amount"), confirmed, mdInt(md, "fee"), md["provider_ref"], md["request_id"], md["bill_number"],
-				e.OccurredAt, e.RecordedAt, expires, pendingID, e.ID)
+			rec.ids, rec.merchants, rec.markets = append(rec.ids, p.ID), append(rec.merchants, p.Merchant), append(rec.markets, p.Market)
+			rec.channels, rec.sources, rec.statuses = append(rec.channels, string(p.Channel)), append(rec.sources, string(p.Source)), append(rec.statuses, string(p.Status))
+			rec.currencies, rec.amounts, rec.confirmed, rec.fees = append(rec.currencies, p.Currency), append(rec.amounts, p.Amount), append(rec.confirmed, p.ConfirmedAmount), append(rec.fees, p.Fee)
+			rec.refs, rec.requests, rec.bills = append(rec.refs, p.ProviderRef), append(rec.requests, p.RequestID), append(rec.bills, p.BillNumber)
+			rec.occurred, rec.created, rec.expires = append(rec.occurred, p.OccurredAt), append(rec.created, p.CreatedAt), append(rec.expires, expires)
+			rec.pendings, rec.entries = append(rec.pendings, pending), append(rec.entries, e.ID)
 		case KindConfirm:
-			b.Queue(projectConfirmed, md["payment_id"], mdInt(md, "amount"), mdInt(md, "fee"), md["provider_ref"], e.RecordedAt, e.ID)
+			conf.ids, conf.amounts, conf.fees = append(conf.ids, md["payment_id"]), append(conf.amounts, mdInt(md, "amount")), append(conf.fees, mdInt(md, "fee"))
+			conf.refs, conf.at, conf.entries = append(conf.refs, md["provider_ref"]), append(conf.at, e.RecordedAt), append(conf.entries, e.ID)
 		case KindReject:
 			b.Queue(projectClosed, e.PendingID, string(StatusRejected), e.RecordedAt, e.ID)
 		case ledger.KindExpire:
@@ -192,6 +236,14 @@ func (Projector) Project(entries []*ledger.Entry, b *pgx.Batch) {
 			b.Queue(projectRefunded, md["payment_id"], mdInt(md, "amount"), mdInt(md, "fee_returned"), e.RecordedAt, e.ID)
 			b.Queue(projectRefund, e.ID, md["payment_id"], mdInt(md, "amount"), mdInt(md, "fee_returned"), e.RecordedAt)
 		}
+	}
+	if len(rec.ids) > 0 {
+		b.Queue(projectRecorded, rec.ids, rec.merchants, rec.markets, rec.channels, rec.sources, rec.statuses, rec.currencies,
+			rec.amounts, rec.confirmed, rec.fees, rec.refs, rec.requests, rec.bills, rec.occurred, rec.created, rec.expires,
+			rec.pendings, rec.entries)
+	}
+	if len(conf.ids) > 0 {
+		b.Queue(projectConfirmed, conf.ids, conf.amounts, conf.fees, conf.refs, conf.at, conf.entries)
 	}
 }
 

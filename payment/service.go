@@ -237,6 +237,11 @@ func (s *Service) RecordMany(ctx context.Context, reqs []RecordRequest) []Outcom
 			continue
 		}
 		out[i].Replayed = res.Replayed
+		if !res.Replayed && res.Entry.Kind == KindPayment {
+			// A new payment is what its entry says: no need to read it back.
+			out[i].Payment = recorded(&res.Entry)
+			continue
+		}
 		plans[i].paymentID = res.Entry.Metadata["payment_id"]
 	}
 	for i, p := range plans {
