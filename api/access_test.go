@@ -73,8 +73,12 @@ type accessFixture struct {
 	entry                *pb.Entry
 	hold                 *pb.Entry
 	spareCredential      string
-	// A payout batch of TN-TEST made by a NAPAS bank.
-	batch *pb.PayoutBatch
+	// A payout batch of TN-TEST made by a NAPAS bank, and a reconciliation
+	// report of its statement.
+	batch  *pb.PayoutBatch
+	report *pb.ReconciliationReport
+	// A statement of TN-TEST's VietQR payments: the fixture's one line.
+	statement func(ref string) *pb.ImportStatementRequest
 }
 
 func (e *env) accessFixture(t *testing.T) accessFixture {
@@ -107,12 +111,24 @@ func (e *env) accessFixture(t *testing.T) accessFixture {
 	spare, _ := e.issue(t, access.IssueRequest{Name: "spare", Role: access.RoleAuditor})
 	f.spareCredential = spare.CredentialID
 	_, napas := e.issue(t, access.IssueRequest{Name: "VietQR bank, payouts", Role: access.RoleBank, Provider: "napas"})
-	batch, err := pb.NewSettlementServiceClient(e.dial(t, napas)).CreatePayoutBatch(ctx, &pb.CreatePayoutBatchRequest{
+	napasSettle := pb.NewSettlementServiceClient(e.dial(t, napas))
+	batch, err := napasSettle.CreatePayoutBatch(ctx, &pb.CreatePayoutBatchRequest{
 		IdempotencyKey: "fx-batch", Bank: "vcb", Market: testMarket, CutOff: timestamppb.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.batch = batch.Batch
+	start := time.Now().Add(-time.Hour).Truncate(time.Hour)
+	f.statement = func(ref string) *pb.ImportStatementRequest {
+		return &pb.ImportStatementRequest{Format: pb.StatementFormat_STATEMENT_FORMAT_CSV, Channel: pb.Channel_CHANNEL_VIETQR, Market: testMarket,
+			PeriodStart: timestamppb.New(start), PeriodEnd: timestamppb.New(start.Add(3 * time.Hour)),
+			Content: reconCSV([]stmtLine{{ref: ref, amount: "90000", at: start.Add(30 * time.Minute)}})}
+	}
+	report, err := napasSettle.ImportStatement(ctx, f.statement("FT-FX-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.report = report.Report
 	return f
 }
 
@@ -208,6 +224,10 @@ func (f accessFixture) calls() []call {
 		{pb.SettlementService_GetPayoutBatch_FullMethodName, same(&pb.GetPayoutBatchRequest{Id: f.batch.Id}), []string{"admin", "auditor", "bankNapas"}},
 		{pb.SettlementService_CompletePayoutBatch_FullMethodName, same(&pb.CompletePayoutBatchRequest{BatchId: f.batch.Id,
 			Results: []*pb.PayoutResult{{Merchant: a, Status: pb.PayoutLineStatus_PAYOUT_LINE_STATUS_PAID, BankRef: "VCB-M"}}}), []string{"admin", "bankNapas"}},
+		{pb.SettlementService_ImportStatement_FullMethodName, func(who string) proto.Message { return f.statement("FT-M-" + who) }, []string{"admin", "bankNapas"}},
+		{pb.SettlementService_GetReconciliationReport_FullMethodName, same(&pb.GetReconciliationReportRequest{Id: f.report.Id}), []string{"admin", "auditor", "bankNapas"}},
+		{pb.SettlementService_ListReconciliationReports_FullMethodName, same(&pb.ListReconciliationReportsRequest{Market: testMarket, Channel: pb.Channel_CHANNEL_VIETQR}),
+			[]string{"admin", "auditor", "bankNapas"}},
 		{pb.AdminService_IssueCredential_FullMethodName, same(&pb.IssueCredentialRequest{Credential: &pb.Credential{Name: "new", Role: pb.Role_ROLE_AUDITOR}}), []string{"admin"}},
 		{pb.AdminService_ListCredentials_FullMethodName, same(&pb.ListCredentialsRequest{}), []string{"admin"}},
 		{pb.AdminService_RevokeCredential_FullMethodName, same(&pb.RevokeCredentialRequest{Id: f.spareCredential}), []string{"admin"}},
@@ -254,6 +274,8 @@ func (e *env) snapshot(t *testing.T) string {
 		(SELECT count(*) FROM ledger_entries), (SELECT count(*) FROM ledger_accounts), (SELECT count(*) FROM payments),
 		(SELECT count(*) FROM payment_requests), (SELECT count(*) FROM markets), (SELECT count(*) FROM merchants),
 		(SELECT count(*) FROM credentials), (SELECT count(*) FROM credentials WHERE revoked_at IS NOT NULL),
+		(SELECT count(*) FROM payout_batches), (SELECT string_agg(status, ',' ORDER BY batch_id, merchant) FROM payout_lines),
+		(SELECT count(*) FROM reconciliation_reports),
 		(SELECT string_agg(code || status || display_name, ',' ORDER BY code) FROM merchants),
 		(SELECT string_agg(name, ',' ORDER BY code) FROM markets))`).Scan(&s)
 	if err != nil {
