@@ -18,6 +18,7 @@ import (
 
 	"github.com/choledger/choledger/access"
 	"github.com/choledger/choledger/merchant"
+	"github.com/choledger/choledger/payment"
 )
 
 // authorizer authenticates every call but health checks and reflection,
@@ -118,7 +119,7 @@ func (a *authorizer) authorize(ctx context.Context, method string, req any) (con
 	r, ok := policy[method]
 	target := ""
 	// The binder and the handler read the same merchants: once is enough.
-	ctx = merchant.WithMemo(ctx)
+	ctx = payment.WithMemo(merchant.WithMemo(ctx))
 	if ok && roleIn(p.Role, r.roles) {
 		target, err = a.binder.bind(ctx, p, req)
 	} else {

@@ -73,6 +73,16 @@ func wantPayment(t *testing.T, p *pb.Payment, status pb.PaymentStatus, confirmed
 // saw, reported twice; a rejection; an expiry; a partial confirmation; and
 // partial and full refunds. Afterwards the ledger's invariants hold and each
 // merchant's payable is its payments less fees and refunds.
+// sameAsStored asserts that a flow's answer, built from the entry it wrote
+// rather than read back, is exactly what the projection stored.
+func (e *env) sameAsStored(t *testing.T, what string, p *pb.Payment) {
+	t.Helper()
+	stored, err := e.payments.GetPayment(context.Background(), &pb.GetPaymentRequest{Id: p.Id})
+	if err != nil || !proto.Equal(stored.Payment, p) {
+		t.Errorf("%s answered\n%v\nthe projection holds\n%v (%v)", what, p, stored.GetPayment(), err)
+	}
+}
+
 func TestMarketDay(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -116,14 +126,10 @@ func TestMarketDay(t *testing.T) {
 	wantPayment(t, direct, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "80000", "1200", "0", "0")
 	// A new payment's answer is built from its entry, not read back: it is
 	// exactly what the projection stored, pending or posted.
-	if stored, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: direct.Id}); err != nil || !proto.Equal(stored.Payment, direct) {
-		t.Errorf("RecordPayment answered\n%v\nthe projection holds\n%v (%v)", direct, stored.GetPayment(), err)
-	}
+	e.sameAsStored(t, "RecordPayment", direct)
 	pendingNow := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p-pend", Merchant: b, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "12000",
 		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, OccurTime: timestamppb.New(time.Now().Add(-time.Minute))}).Payment
-	if stored, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: pendingNow.Id}); err != nil || !proto.Equal(stored.Payment, pendingNow) {
-		t.Errorf("RecordPayment answered\n%v\nthe projection holds\n%v (%v)", pendingNow, stored.GetPayment(), err)
-	}
+	e.sameAsStored(t, "RecordPayment (pending)", pendingNow)
 	if _, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "rej-pend", PaymentId: pendingNow.Id}); err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +146,7 @@ func TestMarketDay(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantPayment(t, rej.Payment, pb.PaymentStatus_PAYMENT_STATUS_REJECTED, "0", "0", "0", "0")
+	e.sameAsStored(t, "RejectPayment", rej.Payment)
 
 	// 7. Never confirmed: it expires, and can then not be confirmed.
 	expiring := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p4", Merchant: b, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "30000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
@@ -155,6 +162,8 @@ func TestMarketDay(t *testing.T) {
 	if err != nil || !confAgain.Replayed {
 		t.Fatalf("confirm replay: %v, %v", confAgain, err)
 	}
+	e.sameAsStored(t, "ConfirmPayment", conf.Payment)
+	e.sameAsStored(t, "ConfirmPayment (replayed)", confAgain.Payment)
 
 	e.advance(25 * time.Hour)
 	if n, err := e.ledger.ExpireDue(ctx); err != nil || n != 1 {
@@ -180,6 +189,7 @@ func TestMarketDay(t *testing.T) {
 		t.Fatalf("first refund returned fee %s, want 250", r1.FeeReturned)
 	}
 	wantPayment(t, r1.Payment, pb.PaymentStatus_PAYMENT_STATUS_PARTIALLY_REFUNDED, "150000", "750", "50000", "250")
+	e.sameAsStored(t, "RefundPayment", r1.Payment)
 	_, err = e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "ref-too-much", PaymentId: stall.Id, Amount: "100001"})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("refund beyond what remains: %v", err)
@@ -189,6 +199,7 @@ func TestMarketDay(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantPayment(t, r2.Payment, pb.PaymentStatus_PAYMENT_STATUS_REFUNDED, "150000", "750", "150000", "750")
+	e.sameAsStored(t, "RefundPayment (the rest)", r2.Payment)
 	r2again, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "ref-2", PaymentId: stall.Id})
 	if err != nil || !r2again.Replayed || r2again.EntryId != r2.EntryId {
 		t.Fatalf("refund replay: %v, %v", r2again, err)

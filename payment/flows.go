@@ -32,10 +32,11 @@ func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Payment, bool,
 		return Payment{}, false, ledger.RenameField(err, "id", "payment_id")
 	}
 	ledgerKey := keyConfirm + r.Key
-	if replay, ok, err := s.replay(ctx, ledgerKey, p.ID); ok || err != nil {
-		return replay, ok, err
-	}
 	if p.Status != StatusPending {
+		// A retry finds the payment confirmed by its own key: the answer.
+		if replay, ok, err := s.replay(ctx, ledgerKey, p.ID); ok || err != nil {
+			return replay, ok, err
+		}
 		return Payment{}, false, fail(ErrWrongState, "payment_id", "payment %s is %s, only a pending payment can be confirmed", p.ID, p.Status)
 	}
 	amount := p.Amount
@@ -74,8 +75,11 @@ func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Payment, bool,
 		}
 		return Payment{}, false, err
 	}
-	p, err = s.Get(ctx, p.ID)
-	return p, res.Replayed, err
+	if res.Replayed {
+		p, err = s.read(ctx, p.ID)
+		return p, true, err
+	}
+	return confirmed(p, &res.Entry), false, nil
 }
 
 // RejectRequest voids a pending payment.
@@ -98,10 +102,10 @@ func (s *Service) Reject(ctx context.Context, r RejectRequest) (Payment, bool, e
 		return Payment{}, false, ledger.RenameField(err, "id", "payment_id")
 	}
 	ledgerKey := keyReject + r.Key
-	if replay, ok, err := s.replay(ctx, ledgerKey, p.ID); ok || err != nil {
-		return replay, ok, err
-	}
 	if p.Status != StatusPending {
+		if replay, ok, err := s.replay(ctx, ledgerKey, p.ID); ok || err != nil {
+			return replay, ok, err
+		}
 		return Payment{}, false, fail(ErrWrongState, "payment_id", "payment %s is %s, only a pending payment can be rejected", p.ID, p.Status)
 	}
 	md := map[string]string{"payment_id": p.ID}
@@ -115,8 +119,11 @@ func (s *Service) Reject(ctx context.Context, r RejectRequest) (Payment, bool, e
 		}
 		return Payment{}, false, err
 	}
-	p, err = s.Get(ctx, p.ID)
-	return p, res.Replayed, err
+	if res.Replayed {
+		p, err = s.read(ctx, p.ID)
+		return p, true, err
+	}
+	return closed(p, StatusRejected, &res.Entry), false, nil
 }
 
 // RefundRequest returns part or all of what remains of a confirmed payment.
@@ -200,8 +207,11 @@ func (s *Service) Refund(ctx context.Context, r RefundRequest) (Payment, Refund,
 	case err != nil:
 		return Payment{}, Refund{}, false, err
 	}
-	p, err = s.Get(ctx, p.ID)
-	return p, refundOf(res.Entry), res.Replayed, err
+	if res.Replayed {
+		p, err = s.read(ctx, p.ID)
+		return p, refundOf(res.Entry), true, err
+	}
+	return refunded(p, &res.Entry), refundOf(res.Entry), false, nil
 }
 
 func refundOf(e ledger.Entry) Refund {
@@ -223,7 +233,7 @@ func (s *Service) replay(ctx context.Context, ledgerKey, paymentID string) (Paym
 	if e.Metadata["payment_id"] != paymentID {
 		return Payment{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q was already used for payment %s", e.IdempotencyKey, e.Metadata["payment_id"])
 	}
-	p, err := s.Get(ctx, paymentID)
+	p, err := s.read(ctx, paymentID)
 	return p, err == nil, err
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -183,6 +184,39 @@ func recorded(e *ledger.Entry) Payment {
 		p.Status, p.ConfirmedAmount = StatusPending, 0
 		p.PendingEntryID, p.ExpiresAt = e.ID, e.ExpiresAt.UTC()
 	}
+	return p
+}
+
+// The payment after a confirmation, a rejection or expiry, and a refund:
+// what the projection's statements below make of the row, so that a flow
+// can answer without reading it back.
+func confirmed(p Payment, e *ledger.Entry) Payment {
+	md := e.Metadata
+	p.Status, p.ConfirmedAmount, p.Fee = StatusConfirmed, mdInt(md, "amount"), mdInt(md, "fee")
+	if p.ProviderRef == "" {
+		p.ProviderRef = md["provider_ref"]
+	}
+	p.ExpiresAt, p.UpdatedAt = time.Time{}, e.RecordedAt.UTC()
+	p.EntryIDs = append(slices.Clone(p.EntryIDs), e.ID)
+	return p
+}
+
+func closed(p Payment, status Status, e *ledger.Entry) Payment {
+	p.Status, p.ExpiresAt, p.UpdatedAt = status, time.Time{}, e.RecordedAt.UTC()
+	p.EntryIDs = append(slices.Clone(p.EntryIDs), e.ID)
+	return p
+}
+
+func refunded(p Payment, e *ledger.Entry) Payment {
+	md := e.Metadata
+	p.RefundedAmount += mdInt(md, "amount")
+	p.FeeRefunded += mdInt(md, "fee_returned")
+	p.Status = StatusPartiallyRefunded
+	if p.RefundedAmount == p.ConfirmedAmount {
+		p.Status = StatusRefunded
+	}
+	p.UpdatedAt = e.RecordedAt.UTC()
+	p.EntryIDs = append(slices.Clone(p.EntryIDs), e.ID)
 	return p
 }
 

@@ -68,8 +68,22 @@ func (s *Service) paymentsByID(ctx context.Context, ids []string) (map[string]Pa
 	return out, nil
 }
 
-// Get returns the payment with id.
+// Get returns the payment with id (from the call's memo, if it has one
+// that holds it).
 func (s *Service) Get(ctx context.Context, id string) (Payment, error) {
+	memo := memoOf(ctx)
+	if p, ok := memo.get(id); ok {
+		return p, nil
+	}
+	p, err := s.read(ctx, id)
+	if err == nil {
+		memo.put(p)
+	}
+	return p, err
+}
+
+// read reads the payment with id from the database.
+func (s *Service) read(ctx context.Context, id string) (Payment, error) {
 	if !ledger.ValidUUID(id) {
 		return Payment{}, invalid("id", "must be a UUID, got %q", id)
 	}
