@@ -2,8 +2,11 @@
 // merchant's settlement (opening balance, payments by channel, refunds,
 // fees, payouts, pending and closing balance, per day), a market's (the same
 // summed over its merchants, per channel and per provider, with one line per
-// merchant), and what each provider still owes a market. It also records the
-// money providers pay to a settlement bank.
+// merchant), and what each provider still owes a market. It records the
+// money providers pay to a settlement bank, pays merchants out in batches
+// (payout.go), and reconciles provider and bank statements against the
+// payments (reconciliation.go; settlement/statement parses the files,
+// settlement/reconcile matches them).
 //
 // Period reports read daily rollups, never raw postings: Rollups and
 // Projector keep them in the same transaction as the entries they derive
@@ -13,8 +16,7 @@
 // recorded_at, the ledger's booking time, so that a period's closing balance
 // is to the đồng the ledger's balance as of the end of the period.
 //
-// It never writes an entry other than a provider settlement, and never
-// imports the generated protobuf types: the api package maps. Payout
-// batches and statement reconciliation (settlement/statement parses
-// statements, settlement/reconcile matches them) are not wired here yet.
+// The entries it writes are of its own reserved kinds (provider
+// settlements, payouts); it never imports the generated protobuf types:
+// the api package maps.
 package settlement
