@@ -196,8 +196,10 @@ func (w *worker) ref(kind string) string {
 
 // amount is a ticket at a market stall: 5,000 to 170,000 đồng in whole
 // thousands, log-normal around 35,000 (most tickets are small).
-func (w *worker) amount() int64 {
-	v := 35_000 * math.Exp(0.6*w.rng.NormFloat64())
+func (w *worker) amount() int64 { return ticketAmount(w.rng) }
+
+func ticketAmount(r *rand.Rand) int64 {
+	v := 35_000 * math.Exp(0.6*r.NormFloat64())
 	a := int64(v/1000+0.5) * 1000
 	return min(max(a, 5_000), 170_000)
 }

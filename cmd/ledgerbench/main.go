@@ -57,6 +57,13 @@ func main() {
 		}
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "fill-history" {
+		if err := fillHistory(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "ledgerbench fill-history:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	code, err := run(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ledgerbench:", err)

@@ -22,8 +22,10 @@ type merchantPicker struct {
 	cum    []float64
 }
 
-func newMerchantPicker() *merchantPicker {
-	data := seeds.Generate()
+func newMerchantPicker() *merchantPicker { return pickerOf(seeds.Generate()) }
+
+// pickerOf ranks the merchants of a generated data set.
+func pickerOf(data seeds.Dataset) *merchantPicker {
 	count := map[string]int{}
 	for _, p := range data.Payments {
 		count[p.MerchantCode]++
@@ -60,6 +62,15 @@ func (p *merchantPicker) pick(r *rand.Rand) stall {
 
 // busiest is the merchant of rank 0: the hot scenario's target.
 func (p *merchantPicker) busiest() stall { return p.stalls[0] }
+
+// weight is the chance that a draw picks the merchant of this rank.
+func (p *merchantPicker) weight(rank int) float64 {
+	w := p.cum[rank]
+	if rank > 0 {
+		w -= p.cum[rank-1]
+	}
+	return w / p.cum[len(p.cum)-1]
+}
 
 // share is the fraction of draws that go to the busiest n merchants.
 func (p *merchantPicker) share(n int) float64 {
