@@ -81,3 +81,15 @@ clean: db-stop
 bench: build
 	$(GO) build -o $(BIN)/ledgerbench ./cmd/ledgerbench
 	BIN=$(BIN) bash cmd/ledgerbench/bench.sh
+
+# The settlement benchmark (not part of `make test`): GetMerchantSettlement
+# and GetMarketSettlement over 31 days, 1, 8 and 32 clients, on a ledger of
+# at least 5,000,000 postings that `ledgerbench fill-history` writes into
+# its own database (choledger_bench_history) over 45 past market days. The
+# first run fills it (about a quarter of an hour on two CPUs); later runs
+# reuse it (BENCH_REFILL=1 fills a new one). Writes its results into
+# docs/performance.md; see there and cmd/ledgerbench/bench.sh for the knobs.
+.PHONY: bench-settlement
+bench-settlement: build
+	$(GO) build -o $(BIN)/ledgerbench ./cmd/ledgerbench
+	BIN=$(BIN) bash cmd/ledgerbench/bench.sh settlement

@@ -53,6 +53,7 @@ type scenarioRun struct {
 	// new payments among them.
 	units, payments atomic.Int64
 	lastInWindow    atomic.Int64 // unix nanos of the last counted completion
+	checked         atomic.Int64 // reports whose answer was checked
 
 	mu         sync.Mutex
 	stats      map[string]*rpcStats
@@ -100,6 +101,7 @@ type worker struct {
 	conn  *grpc.ClientConn
 	pay   pb.PaymentServiceClient
 	led   pb.LedgerServiceClient
+	set   pb.SettlementServiceClient
 	stats map[string]*rpcStats
 	seq   int
 
@@ -117,6 +119,7 @@ func (b *bench) newWorker(sc *scenarioRun, id int) *worker {
 		conn:  conn,
 		pay:   pb.NewPaymentServiceClient(conn),
 		led:   pb.NewLedgerServiceClient(conn),
+		set:   pb.NewSettlementServiceClient(conn),
 		stats: map[string]*rpcStats{},
 	}
 }

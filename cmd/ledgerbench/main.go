@@ -10,7 +10,9 @@
 //
 // `make bench` runs it against a private ledgerd and database, which
 // `ledgerbench recreate-database URL` drops and creates before the seed.
-// Scenarios:
+// `make bench-settlement` runs the settlement scenarios (-report
+// settlement) against a database that `ledgerbench fill-history` (see
+// history.go) has filled with weeks of market days. Scenarios:
 //
 //	direct      bank-direct payments, one RecordPayment each
 //	twostep     stall RecordPayment, then bank ConfirmPayment (a unit is the pair)
@@ -18,7 +20,8 @@
 //	hot         every client pays the one busiest stall; its payable must move
 //	            by exactly the acknowledged nets
 //	mixed       stall+confirm, bank-direct, refunds and reads
-//	settlement  settlement reports, when ledgerd serves SettlementService
+//	settlement         GetMerchantSettlement over -settlement-days days
+//	settlement-market  GetMarketSettlement over the same days
 //
 // It exits non-zero when a check fails or the server answered Internal,
 // Unknown or DataLoss; missed performance targets are reported, not fatal.
@@ -33,6 +36,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -97,9 +101,20 @@ type config struct {
 	Wait            time.Duration
 	Seed            uint64
 	Note            string
+	// The settlement scenarios: the period, and the clients of each run
+	// (one run per number; default -concurrency).
+	SettlementDays    int
+	SettlementEnd     string
+	SettlementClients []int
+	// Report is "bench" (the write scenarios' report, `make bench`) or
+	// "settlement" (`make bench-settlement`): which section of -out a run
+	// rewrites, and what it measures besides the scenarios.
+	Report string
 }
 
-var allScenarios = []string{"direct", "twostep", "bulk", "hot", "mixed", "settlement"}
+var allScenarios = []string{"direct", "twostep", "bulk", "hot", "mixed", "settlement", "settlement-market"}
+
+func isSettlement(scenario string) bool { return strings.HasPrefix(scenario, "settlement") }
 
 func loadConfig(args []string) (config, error) {
 	c := config{DatabaseURL: os.Getenv("LEDGER_DATABASE_URL")}
@@ -125,12 +140,32 @@ func loadConfig(args []string) (config, error) {
 	fs.DurationVar(&c.Wait, "wait", 60*time.Second, "how long to wait for ledgerd to report SERVING")
 	fs.Uint64Var(&c.Seed, "seed", 20261120, "random seed of merchants and amounts")
 	fs.StringVar(&c.Note, "note", "", "a line for the report, e.g. the ledgerd settings of the run")
+	fs.IntVar(&c.SettlementDays, "settlement-days", 31, "days of the period the settlement scenarios report")
+	fs.StringVar(&c.SettlementEnd, "settlement-end", "today", "last day of that period: today, yesterday or YYYY-MM-DD (Asia/Ho_Chi_Minh)")
+	clients := fs.String("settlement-clients", "", "comma-separated client counts, one run of each settlement scenario per count; default -concurrency")
+	fs.StringVar(&c.Report, "report", "bench", "bench (the write scenarios, pgbench, growth, every write checked) or settlement (the settlement scenarios on a filled ledger: its size and history instead)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	if *scen == "all" || *scen == "" {
+	if c.Report != "bench" && c.Report != "settlement" {
+		return c, fmt.Errorf("-report %q: want bench or settlement", c.Report)
+	}
+	for _, f := range strings.Split(*clients, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("-settlement-clients %q: want positive numbers", *clients)
+		}
+		c.SettlementClients = append(c.SettlementClients, n)
+	}
+	switch {
+	case (*scen == "all" || *scen == "") && c.Report == "settlement":
+		c.Scenarios = []string{"settlement", "settlement-market"}
+	case *scen == "all" || *scen == "":
 		c.Scenarios = allScenarios
-	} else {
+	default:
 		for _, s := range strings.Split(*scen, ",") {
 			s = strings.TrimSpace(s)
 			if !contains(allScenarios, s) {
@@ -150,6 +185,11 @@ func loadConfig(args []string) (config, error) {
 		return c, errors.New("-max-ops must be at least 1")
 	case c.DatabaseURL == "":
 		return c, errors.New("no database: pass -database-url or set LEDGER_DATABASE_URL (the checks need it)")
+	case c.Report == "settlement" && slices.ContainsFunc(c.Scenarios, func(s string) bool { return !isSettlement(s) }):
+		return c, errors.New("-report settlement runs only the settlement scenarios")
+	}
+	if len(c.SettlementClients) == 0 {
+		c.SettlementClients = []int{c.Concurrency}
 	}
 	return c, checkLoopback(c.Addr)
 }
@@ -227,7 +267,7 @@ type bench struct {
 	admin, bank, auditor principal
 	merchants            *merchantPicker
 	hot                  stall
-	settlement           *settlementRPC
+	settle               *settlementPlan
 	runID                string
 	db                   *pgxpool.Pool
 	dbName               string
@@ -286,38 +326,62 @@ func run(args []string) (int, error) {
 	if err := b.checkSeeded(ctx); err != nil {
 		return 2, err
 	}
-
-	first, err := snapshot(ctx, b.db)
-	if err != nil {
-		return 2, err
+	if slices.ContainsFunc(cfg.Scenarios, isSettlement) {
+		if b.settle, err = newSettlementPlan(b.merchants, cfg.SettlementDays, cfg.SettlementEnd, time.Now()); err != nil {
+			return 2, err
+		}
+		rep.Settlement = b.settle
+		if rep.Ledger, err = readLedgerInfo(ctx, b.db); err != nil {
+			return 2, err
+		}
 	}
-	prev := first
+
+	// A settlement run only reads: no growth to measure, no writes to check.
+	var first, prev dbState
+	if cfg.Report == "bench" {
+		if first, err = snapshot(ctx, b.db); err != nil {
+			return 2, err
+		}
+		prev = first
+	}
 	all := &ackSet{}
 	for _, name := range cfg.Scenarios {
-		if ctx.Err() != nil {
-			return 2, ctx.Err()
+		clients := []int{cfg.Concurrency}
+		if isSettlement(name) {
+			clients = cfg.SettlementClients
 		}
-		res, acks, err := b.scenario(ctx, name)
-		if err != nil {
-			return 2, fmt.Errorf("scenario %s: %w", name, err)
-		}
-		if res.Skipped == "" && acks != nil {
-			cur, err := snapshot(ctx, b.db)
-			if err != nil {
-				return 2, err
+		for _, n := range clients {
+			if ctx.Err() != nil {
+				return 2, ctx.Err()
 			}
-			res.Growth = growth{Bytes: cur.Size - prev.Size, Payments: cur.Payments - prev.Payments}
-			prev = cur
-			all.merge(acks)
+			res, acks, err := b.scenario(ctx, name, n)
+			if err != nil {
+				return 2, fmt.Errorf("scenario %s: %w", name, err)
+			}
+			if res.Skipped == "" && acks != nil {
+				cur, err := snapshot(ctx, b.db)
+				if err != nil {
+					return 2, err
+				}
+				res.Growth = growth{Bytes: cur.Size - prev.Size, Payments: cur.Payments - prev.Payments}
+				prev = cur
+				all.merge(acks)
+			}
+			rep.Scenarios = append(rep.Scenarios, res)
+			b.logf("%s", res.line())
 		}
-		rep.Scenarios = append(rep.Scenarios, res)
-		b.logf("%s", res.line())
 	}
 	rep.Growth = growth{Bytes: prev.Size - first.Size, Payments: prev.Payments - first.Payments}
 
-	b.logf("verifying %d acknowledged writes and the ledger's invariants", len(all.keys))
-	if rep.Verify, err = verify(ctx, b.db, all); err != nil {
-		return 2, err
+	if b.settle != nil {
+		b.logf("comparing settlement reports with the ledger's balances and market reports with their merchant lines")
+		rep.CrossChecked, rep.CrossProblems = b.settlementCrossCheck(ctx, b.settle)
+	}
+	if cfg.Report == "bench" {
+		b.logf("verifying %d acknowledged writes and the ledger's invariants", len(all.keys))
+		if rep.Verify, err = verify(ctx, b.db, all); err != nil {
+			return 2, err
+		}
 	}
 
 	if pid := b.serverPID; pid != 0 {
@@ -326,19 +390,24 @@ func run(args []string) (int, error) {
 		}
 	}
 
-	if rep.Pgbench, err = runPgbench(ctx, cfg, b.db, b.logf); err != nil {
-		rep.Pgbench.Skipped = "failed: " + err.Error()
-		b.logf("pgbench: %v", err)
+	if cfg.Report == "bench" {
+		if rep.Pgbench, err = runPgbench(ctx, cfg, b.db, b.logf); err != nil {
+			rep.Pgbench.Skipped = "failed: " + err.Error()
+			b.logf("pgbench: %v", err)
+		}
 	}
 	rep.LoadEnd, rep.Finished = loadAvg(), time.Now()
 
-	md := rep.markdown()
+	md, section := rep.markdown(), benchSection
+	if cfg.Report == "settlement" {
+		md, section = rep.settlementMarkdown(), settlementSection
+	}
 	fmt.Print(md)
 	for _, t := range rep.targets() {
 		fmt.Println(t.line())
 	}
 	if cfg.Out != "" {
-		if err := writeResults(cfg.Out, md); err != nil {
+		if err := writeSection(cfg.Out, section, md); err != nil {
 			return 2, err
 		}
 		b.logf("results written to %s", cfg.Out)
@@ -440,9 +509,9 @@ func (b *bench) checkSeeded(ctx context.Context) error {
 
 // scenario runs one scenario and returns its result and what it saw
 // acknowledged (nil when it writes nothing).
-func (b *bench) scenario(ctx context.Context, name string) (scenarioResult, *ackSet, error) {
-	res := scenarioResult{Name: name, Clients: b.cfg.Concurrency, Unit: "payments", LoadBefore: loadAvg()}
-	sc := &scenarioRun{name: name, clients: b.cfg.Concurrency, timeout: b.cfg.RPCTimeout}
+func (b *bench) scenario(ctx context.Context, name string, clients int) (scenarioResult, *ackSet, error) {
+	res := scenarioResult{Name: name, Clients: clients, Unit: "payments", LoadBefore: loadAvg()}
+	sc := &scenarioRun{name: name, clients: clients, timeout: b.cfg.RPCTimeout}
 	var op func(*worker)
 	switch name {
 	case "direct":
@@ -458,18 +527,8 @@ func (b *bench) scenario(ctx context.Context, name string) (scenarioResult, *ack
 		op, res.Unit = opMixed, "operations"
 	case "settlement":
 		op, res.Unit = opSettlement, "reports"
-		s, why, err := b.findSettlement(ctx)
-		if err == nil && s != nil {
-			why, err = b.probeSettlement(ctx, s)
-		}
-		if err != nil {
-			return res, nil, err
-		}
-		if why != "" {
-			res.Skipped = why
-			return res, nil, nil
-		}
-		b.settlement = s
+	case "settlement-market":
+		op, res.Unit = opMarketSettlement, "reports"
 	}
 	b.logf("%s: %d clients, %s warm-up, %s measured", name, sc.clients, b.cfg.Warmup, b.cfg.Duration)
 
@@ -487,9 +546,8 @@ func (b *bench) scenario(ctx context.Context, name string) (scenarioResult, *ack
 	res.Elapsed, res.Units, res.Payments = sc.elapsed(), sc.units.Load(), sc.payments.Load()
 	res.Resolved, res.Lost, res.Anomalies = sc.resolved, sc.lost, sc.anomalies
 	res.Acknowledged = sc.acks.count()
-	for _, rpc := range sortedKeys(sc.stats) {
-		res.RPCs = append(res.RPCs, sc.stats[rpc].summarize(rpc))
-	}
+	res.RPCs = summarizeAll(sc.stats)
+	res.Checked = sc.checked.Load()
 	res.LoadAfter, res.CPU = loadAvg(), sc.cpu
 	if name == "hot" {
 		after, err := b.balanceOf(ctx, hotAccount)
@@ -498,7 +556,7 @@ func (b *bench) scenario(ctx context.Context, name string) (scenarioResult, *ack
 		}
 		res.Hot = &hotCheck{Account: hotAccount, Before: hotBefore, After: after, Expected: sc.acks.net, Payments: len(sc.acks.paymentIDs), Unresolved: sc.lost}
 	}
-	if name == "settlement" {
+	if isSettlement(name) {
 		return res, nil, nil
 	}
 	return res, &sc.acks, nil

@@ -117,3 +117,40 @@ func TestMerchantPicker(t *testing.T) {
 		t.Errorf("the 10 busiest stalls take %.3f of payments: not a market day's skew", s)
 	}
 }
+
+func TestRewriteSections(t *testing.T) {
+	doc := rewriteResults("# Performance\n\nProse.\n", "bench run 1")
+	doc = rewriteSection(doc, settlementSection, "settlement run 1")
+	doc = rewriteResults(doc, "bench run 2")
+	doc = rewriteSection(doc, settlementSection, "settlement run 2")
+	for _, want := range []string{"Prose.", "bench run 2", "settlement run 2", "## Results", "## Settlement results"} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("missing %q:\n%s", want, doc)
+		}
+	}
+	for _, gone := range []string{"bench run 1", "settlement run 1"} {
+		if strings.Contains(doc, gone) {
+			t.Errorf("%q was not replaced:\n%s", gone, doc)
+		}
+	}
+	if strings.Count(doc, settlementSection.end) != 1 || strings.Count(doc, resultsEnd) != 1 {
+		t.Errorf("sections repeated:\n%s", doc)
+	}
+}
+
+func TestSummarizeAll(t *testing.T) {
+	stats := map[string]*rpcStats{"GetMerchantSettlement/busy": {}, "GetMerchantSettlement/tail": {}, "RecordPayments item": {}}
+	stats["GetMerchantSettlement/busy"].record(2*time.Millisecond, 0)
+	stats["GetMerchantSettlement/tail"].record(4*time.Millisecond, 0)
+	stats["RecordPayments item"].record(time.Millisecond, 0)
+	var names []string
+	for _, s := range summarizeAll(stats) {
+		names = append(names, s.RPC)
+		if s.RPC == "GetMerchantSettlement" && (s.OK != 2 || s.Max != 4*time.Millisecond) {
+			t.Errorf("all calls: %+v", s)
+		}
+	}
+	if strings.Join(names, ",") != "GetMerchantSettlement,GetMerchantSettlement/busy,GetMerchantSettlement/tail,RecordPayments item" {
+		t.Errorf("summaries %v", names)
+	}
+}

@@ -76,6 +76,29 @@ func (s *rpcStats) summarize(rpc string) summary {
 	return out
 }
 
+// summarizeAll summarizes a scenario's RPCs, by name. An RPC measured per
+// class of caller ("GetMerchantSettlement/busy") also gets a summary of all
+// its calls, under its plain name, listed before its classes.
+func summarizeAll(stats map[string]*rpcStats) []summary {
+	all := map[string]*rpcStats{}
+	for name, s := range stats {
+		all[name] = s
+	}
+	for _, name := range sortedKeys(stats) {
+		if rpc, _, ok := strings.Cut(name, "/"); ok {
+			if all[rpc] == nil {
+				all[rpc] = &rpcStats{}
+			}
+			all[rpc].merge(stats[name])
+		}
+	}
+	out := make([]summary, 0, len(all))
+	for _, name := range sortedKeys(all) {
+		out = append(out, all[name].summarize(name))
+	}
+	return out
+}
+
 // percentile is the nearest-rank percentile of sorted samples: the smallest
 // sample at or above which p per cent of the samples lie.
 func percentile(sorted []time.Duration, p float64) time.Duration {

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	pb "github.com/choledger/choledger/gen/choledger/v1"
+)
+
+// totalsOf builds report totals the way the service writes them.
+func totalsOf(opening, payments, refunds, charged, returned int64, count int64) *pb.SettlementTotals {
+	fees := charged - returned
+	closing := opening + payments - refunds - fees
+	s := func(v int64) string { return strconv.FormatInt(v, 10) }
+	return &pb.SettlementTotals{
+		OpeningBalance: s(opening), PaymentCount: count, Payments: s(payments), Refunds: s(refunds),
+		FeesCharged: s(charged), FeesReturned: s(returned), Fees: s(fees), Payouts: "0", Adjustments: "0",
+		ClosingBalance: s(closing), Pending: "0",
+		Channels: []*pb.ChannelSettlement{
+			{Channel: pb.Channel_CHANNEL_VIETQR, PaymentCount: count - 1, Payments: s(payments - 10_000), Refunds: s(refunds), FeesCharged: s(charged - 100), FeesReturned: s(returned)},
+			{Channel: pb.Channel_CHANNEL_MOMO, PaymentCount: 1, Payments: "10000", Refunds: "0", FeesCharged: "100", FeesReturned: "0"},
+		},
+		Equation: fmt.Sprintf("opening %d + payments %d - refunds %d - fees %d (charged %d - returned %d) - payouts 0 + adjustments 0 = closing %d",
+			opening, payments, refunds, fees, charged, returned, closing),
+	}
+}
+
+// merchantReport is a consistent report of plan's days, each day alike.
+func merchantReport(plan *settlementPlan, opening int64) *pb.GetMerchantSettlementResponse {
+	start, _ := time.Parse(time.DateOnly, plan.Start)
+	resp := &pb.GetMerchantSettlementResponse{Merchant: "TN-DAITU-0001", Market: "TN-DAITU", Currency: "VND",
+		Period: &pb.SettlementPeriod{StartDay: plan.Start, EndDay: plan.End}}
+	balance := opening
+	for i := range plan.Days {
+		t := totalsOf(balance, 50_000, 5_000, 500, 50, 3)
+		resp.Days = append(resp.Days, &pb.SettlementDay{Day: start.AddDate(0, 0, i).Format(time.DateOnly), Totals: t})
+		balance = mustInt(t.GetClosingBalance())
+	}
+	n := int64(plan.Days)
+	resp.Totals = totalsOf(opening, 50_000*n, 5_000*n, 500*n, 50*n, 3*n)
+	return resp
+}
+
+func testPlan(t testing.TB) *settlementPlan {
+	plan, err := newSettlementPlan(newMerchantPicker(), 31, "2026-11-26", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan
+}
+
+func TestSettlementPlan(t *testing.T) {
+	plan := testPlan(t)
+	if plan.Start != "2026-10-27" || plan.End != "2026-11-26" || plan.Days != 31 {
+		t.Errorf("period %s to %s, %d days", plan.Start, plan.End, plan.Days)
+	}
+	if len(plan.busy) != busyMerchants || len(plan.busyMkts) != busyMarkets || len(plan.busyMkts)+len(plan.tailMkts) != 107 {
+		t.Errorf("%d busy merchants, %d busy and %d tail markets", len(plan.busy), len(plan.busyMkts), len(plan.tailMkts))
+	}
+	if len(plan.tail) != 9300-930 {
+		t.Errorf("%d tail merchants", len(plan.tail))
+	}
+	var merchants int
+	for _, n := range plan.marketSize {
+		merchants += n
+	}
+	if merchants != 9300 {
+		t.Errorf("market sizes add up to %d merchants", merchants)
+	}
+	// In Asia/Ho_Chi_Minh, 17:00 UTC is already the next day.
+	at := time.Date(2026, 11, 26, 17, 0, 0, 0, time.UTC)
+	for end, want := range map[string]string{"today": "2026-11-27", "yesterday": "2026-11-26", "2026-01-31": "2026-01-31"} {
+		p, err := newSettlementPlan(newMerchantPicker(), 1, end, at)
+		if err != nil || p.Start != want || p.End != want {
+			t.Errorf("-settlement-end %s: %s to %s, %v; want %s", end, p.Start, p.End, err, want)
+		}
+	}
+	if _, err := newSettlementPlan(newMerchantPicker(), 31, "last week", at); err == nil {
+		t.Error("a bad end day must be refused")
+	}
+}
+
+func TestEquationFigures(t *testing.T) {
+	got := equationFigures("opening -1500 + payments 45,000 - refunds 0 - fees 300 (charged 300 - returned 0) - payouts 0 + adjustments 0 = closing 43200")
+	want := map[string]int64{"opening": -1500, "payments": 45000, "refunds": 0, "fees": 300, "charged": 300, "returned": 0, "payouts": 0, "adjustments": 0, "closing": 43200}
+	if len(got) != len(want) {
+		t.Fatalf("got %v", got)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %d, want %d", k, got[k], v)
+		}
+	}
+}
+
+func TestCheckMerchantSettlement(t *testing.T) {
+	plan := testPlan(t)
+	req := &pb.GetMerchantSettlementRequest{Merchant: "TN-DAITU-0001", StartDay: plan.Start, EndDay: plan.End}
+	if problems := checkMerchantSettlement(req, merchantReport(plan, 7_000), plan, "TN-DAITU"); len(problems) > 0 {
+		t.Fatalf("a consistent report: %v", problems)
+	}
+	for name, spoil := range map[string]func(r *pb.GetMerchantSettlementResponse){
+		"closing off by one": func(r *pb.GetMerchantSettlementResponse) { r.Totals.ClosingBalance = "1" },
+		"equation text disagrees": func(r *pb.GetMerchantSettlementResponse) {
+			r.Totals.Equation = strings.Replace(r.Totals.Equation, "refunds", "refunds 1 x", 1)
+		},
+		"a day missing":             func(r *pb.GetMerchantSettlementResponse) { r.Days = r.Days[1:] },
+		"days do not chain":         func(r *pb.GetMerchantSettlementResponse) { r.Days[3], r.Days[4] = r.Days[4], r.Days[3] },
+		"channels do not add up":    func(r *pb.GetMerchantSettlementResponse) { r.Totals.Channels = r.Totals.Channels[:1] },
+		"an adjustment":             func(r *pb.GetMerchantSettlementResponse) { r.Days[2].Totals.Adjustments = "5" },
+		"another period":            func(r *pb.GetMerchantSettlementResponse) { r.Period.EndDay = "2026-11-25" },
+		"not whole dong":            func(r *pb.GetMerchantSettlementResponse) { r.Totals.Payments = "1.5" },
+		"another merchant's report": func(r *pb.GetMerchantSettlementResponse) { r.Merchant = "TN-DAITU-0002" },
+	} {
+		r := merchantReport(plan, 7_000)
+		spoil(r)
+		if problems := checkMerchantSettlement(req, r, plan, "TN-DAITU"); len(problems) == 0 {
+			t.Errorf("%s: not noticed", name)
+		}
+	}
+}
+
+func TestCheckMarketSettlement(t *testing.T) {
+	plan := testPlan(t)
+	mk := plan.busyMkts[0]
+	m := merchantReport(plan, 0)
+	resp := &pb.GetMarketSettlementResponse{Market: mk, Currency: "VND", Period: m.Period, Totals: m.Totals, Days: m.Days,
+		TotalSize: int32(plan.marketSize[mk])}
+	for i := range min(plan.marketSize[mk], plan.pageSize) {
+		resp.Merchants = append(resp.Merchants, &pb.MerchantSettlementLine{Merchant: fmt.Sprint(i), Totals: totalsOf(0, 0, 0, 0, 0, 0)})
+	}
+	resp.Merchants[0].Totals.Channels = nil
+	pays, refunds := mustInt(m.Totals.Payments), mustInt(m.Totals.Refunds)
+	resp.Providers = []*pb.ProviderClearing{
+		{Provider: "napas", OpeningOwed: "0", Payments: strconv.FormatInt(pays, 10), Refunds: strconv.FormatInt(refunds, 10), Settled: "1000", Adjustments: "0",
+			ClosingOwed: strconv.FormatInt(pays-refunds-1000, 10),
+			Equation:    fmt.Sprintf("opening 0 + payments %d - refunds %d - settled 1000 + adjustments 0 = closing %d", pays, refunds, pays-refunds-1000)},
+	}
+	req := &pb.GetMarketSettlementRequest{Market: mk, StartDay: plan.Start, EndDay: plan.End}
+	if problems := checkMarketSettlement(req, resp, plan); len(problems) > 0 {
+		t.Fatalf("a consistent report: %v", problems)
+	}
+	resp.Providers[0].ClosingOwed = "0"
+	if problems := checkMarketSettlement(req, resp, plan); len(problems) == 0 {
+		t.Error("a provider whose equation does not hold: not noticed")
+	}
+	resp.Providers[0].ClosingOwed = strconv.FormatInt(pays-refunds-1000, 10)
+	resp.Merchants = resp.Merchants[1:]
+	if problems := checkMarketSettlement(req, resp, plan); len(problems) == 0 {
+		t.Error("a line missing from the first page: not noticed")
+	}
+}
+
+func BenchmarkCheckMerchantSettlement(b *testing.B) {
+	plan := testPlan(b)
+	req := &pb.GetMerchantSettlementRequest{Merchant: "TN-DAITU-0001", StartDay: plan.Start, EndDay: plan.End}
+	resp := merchantReport(plan, 7_000)
+	for b.Loop() {
+		if p := checkMerchantSettlement(req, resp, plan, "TN-DAITU"); len(p) > 0 {
+			b.Fatal(p)
+		}
+	}
+}
