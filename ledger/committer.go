@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -98,11 +99,14 @@ func (l *Ledger) commitRound(ops []*op) {
 	var wrote bool
 	var err error
 	for attempt := 1; ; attempt++ {
+		s := &serialSection{mu: &l.serial}
 		err = pg.Transact(ctx, l.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			s.leave() // a retried attempt: the failed one was rolled back
 			var terr error
-			outs, wrote, terr = l.applyRound(ctx, tx, ops)
+			outs, wrote, terr = l.applyRound(ctx, tx, ops, s)
 			return terr
 		})
+		s.leave()
 		if err == nil || pg.Code(err) != pg.CodeUniqueViolation || attempt > maxUniqueRetries {
 			break
 		}
@@ -127,6 +131,26 @@ func (l *Ledger) commitRound(ops []*op) {
 		return
 	}
 	ops[0].finish(Outcome{Err: classifyCommitError(err)})
+}
+
+// serialSection is a round's hold on Ledger.serial: taken before the round
+// locks its first row, left once its transaction has committed or rolled
+// back.
+type serialSection struct {
+	mu   *sync.Mutex
+	held bool
+}
+
+func (s *serialSection) enter() {
+	s.mu.Lock()
+	s.held = true
+}
+
+func (s *serialSection) leave() {
+	if s.held {
+		s.held = false
+		s.mu.Unlock()
+	}
 }
 
 func classifyCommitError(err error) error {
@@ -155,40 +179,55 @@ type pendingInfo struct {
 // applyRound does one round's work inside tx and returns each op's outcome
 // and whether anything was written. Rows are locked in one fixed order in
 // every round (accounts by id, open pending entries by sequence, chain heads
-// by market, then the ledger head), so concurrent rounds never deadlock.
-func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcome, bool, error) {
+// by market, then the ledger head), so concurrent rounds never deadlock,
+// also across processes. Inside one process, a round enters section before
+// it locks anything and leaves it after its commit, so the rounds of the
+// committers take their locks one after another while their reads overlap.
+// A round of new entries makes five round trips: begin, the reads, the
+// locks, the writes and the commit.
+func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op, section *serialSection) ([]Outcome, bool, error) {
 	outs := make([]Outcome, len(ops))
 	now := l.opts.Now().UTC()
 	pending := make([]bool, len(ops)) // still to be decided
 
-	// 1. Keys already used: replays and conflicts.
+	// 1. Keys already used (replays and conflicts), and external references
+	// already recorded, read in one round trip.
 	keys := make([]string, len(ops))
+	var refs []string
 	for i, o := range ops {
 		keys[i] = o.key
 		pending[i] = true
+		if ref := o.externalRef(); ref != "" {
+			refs = append(refs, ref)
+		}
 	}
-	used := map[string]struct {
+	type usedKey struct {
 		seq  int64
 		hash []byte
-	}{}
-	rows, err := tx.Query(ctx, `SELECT idempotency_key, seq, request_hash FROM ledger_entries WHERE idempotency_key = ANY($1)`, keys)
-	if err != nil {
-		return nil, false, err
 	}
-	for rows.Next() {
+	used := map[string]usedKey{}
+	taken := map[string]string{}
+	reads := &pgx.Batch{}
+	reads.Queue(`SELECT idempotency_key, seq, request_hash FROM ledger_entries WHERE idempotency_key = ANY($1)`, keys).Query(func(rows pgx.Rows) error {
 		var k string
-		var v struct {
-			seq  int64
-			hash []byte
-		}
-		if err := rows.Scan(&k, &v.seq, &v.hash); err != nil {
-			rows.Close()
-			return nil, false, err
-		}
-		used[k] = v
+		var v usedKey
+		_, err := pgx.ForEachRow(rows, []any{&k, &v.seq, &v.hash}, func() error {
+			used[k] = v
+			return nil
+		})
+		return err
+	})
+	if len(refs) > 0 {
+		reads.Queue(`SELECT external_ref, id::text FROM ledger_entries WHERE external_ref = ANY($1)`, refs).Query(func(rows pgx.Rows) error {
+			var ref, id string
+			_, err := pgx.ForEachRow(rows, []any{&ref, &id}, func() error {
+				taken[ref] = id
+				return nil
+			})
+			return err
+		})
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := tx.SendBatch(ctx, reads).Close(); err != nil {
 		return nil, false, err
 	}
 	if len(used) > 0 {
@@ -222,45 +261,20 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 
 	// 2. External references already recorded, in the ledger or earlier in
 	// this round.
-	var refs []string
+	inRound := map[string]bool{}
 	for i, o := range ops {
-		if pending[i] && o.externalRef() != "" {
-			refs = append(refs, o.externalRef())
+		ref := o.externalRef()
+		if !pending[i] || ref == "" {
+			continue
 		}
-	}
-	if len(refs) > 0 {
-		rows, err := tx.Query(ctx, `SELECT external_ref, id::text FROM ledger_entries WHERE external_ref = ANY($1)`, refs)
-		if err != nil {
-			return nil, false, err
+		if id, ok := taken[ref]; ok {
+			pending[i] = false
+			outs[i].Err = errorf(ErrDuplicateExternalRef, "external_ref", "%q is already recorded by entry %s", ref, id)
+		} else if inRound[ref] {
+			pending[i] = false
+			outs[i].Err = errorf(ErrDuplicateExternalRef, "external_ref", "%q is already recorded by another write", ref)
 		}
-		taken := map[string]string{}
-		for rows.Next() {
-			var ref, id string
-			if err := rows.Scan(&ref, &id); err != nil {
-				rows.Close()
-				return nil, false, err
-			}
-			taken[ref] = id
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, false, err
-		}
-		inRound := map[string]bool{}
-		for i, o := range ops {
-			ref := o.externalRef()
-			if !pending[i] || ref == "" {
-				continue
-			}
-			if id, ok := taken[ref]; ok {
-				pending[i] = false
-				outs[i].Err = errorf(ErrDuplicateExternalRef, "external_ref", "%q is already recorded by entry %s", ref, id)
-			} else if inRound[ref] {
-				pending[i] = false
-				outs[i].Err = errorf(ErrDuplicateExternalRef, "external_ref", "%q is already recorded by another write", ref)
-			}
-			inRound[ref] = true
-		}
+		inRound[ref] = true
 	}
 
 	// 3. The pending entries that close ops refer to.
@@ -281,100 +295,125 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		}
 	}
 
-	// 4. Lock every account the round touches, in id order.
+	// 4. Lock, in one round trip and in this order: every account the round
+	// touches by id, the open-pending rows of the entries it closes by
+	// sequence, the chain heads of its markets by market, and the ledger
+	// head. An open-pending row that is gone was closed by a transaction
+	// that committed first.
 	codeSet := map[string]bool{}
+	marketSet := map[string]bool{}
 	for i, o := range ops {
 		if !pending[i] {
 			continue
 		}
 		if o.entry != nil {
+			marketSet[o.entry.Market] = true
 			for _, p := range o.postings {
 				codeSet[p.AccountCode] = true
 			}
 		} else if p := pendings[o.close.PendingID]; p != nil {
+			marketSet[p.entry.Market] = true
 			for _, ps := range p.entry.Postings {
 				codeSet[ps.AccountCode] = true
 			}
 		}
 	}
+	if len(marketSet) == 0 {
+		// Nothing can be written: every op is answered already, or refers to
+		// a pending entry that does not exist.
+		for i, o := range ops {
+			if pending[i] {
+				outs[i].Err = errorf(ErrEntryNotFound, "pending_entry_id", "no entry %s", o.close.PendingID)
+			}
+		}
+		return outs, false, nil
+	}
+	codes := make([]string, 0, len(codeSet))
+	for c := range codeSet {
+		codes = append(codes, c)
+	}
+	markets := make([]string, 0, len(marketSet))
+	for m := range marketSet {
+		markets = append(markets, m)
+	}
+	slices.Sort(markets)
+	var openSeqs []int64
+	for _, p := range pendings {
+		if p.entry.Phase == PhasePending {
+			openSeqs = append(openSeqs, p.entry.Seq)
+		}
+	}
+	slices.Sort(openSeqs)
+
+	section.enter()
 	accounts := make(map[string]*accountState, len(codeSet))
-	if len(codeSet) > 0 {
-		codes := make([]string, 0, len(codeSet))
-		for c := range codeSet {
-			codes = append(codes, c)
-		}
-		rows, err := tx.Query(ctx, `SELECT `+accountColumns+` FROM ledger_accounts WHERE code = ANY($1) ORDER BY id FOR UPDATE`, codes)
-		if err != nil {
-			return nil, false, err
-		}
+	open := map[int64]bool{}
+	heads := make(map[string][]byte, len(markets))
+	var lastSeq int64
+	var recordedAt time.Time
+	locks := &pgx.Batch{}
+	locks.Queue(`SELECT `+accountColumns+` FROM ledger_accounts WHERE code = ANY($1) ORDER BY id FOR UPDATE`, codes).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			a, err := scanAccount(rows)
 			if err != nil {
-				rows.Close()
-				return nil, false, err
+				return err
 			}
 			accounts[a.Code] = &accountState{Account: a}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, false, err
-		}
+		return rows.Err()
+	})
+	if len(openSeqs) > 0 {
+		locks.Queue(`SELECT entry_seq FROM ledger_open_pending WHERE entry_seq = ANY($1) ORDER BY entry_seq FOR UPDATE`, openSeqs).Query(func(rows pgx.Rows) error {
+			var seq int64
+			_, err := pgx.ForEachRow(rows, []any{&seq}, func() error {
+				open[seq] = true
+				return nil
+			})
+			return err
+		})
+	}
+	locks.Queue(`SELECT market, hash FROM ledger_chain_heads WHERE market = ANY($1) ORDER BY market FOR UPDATE`, markets).Query(func(rows pgx.Rows) error {
+		var m string
+		var h []byte
+		_, err := pgx.ForEachRow(rows, []any{&m, &h}, func() error {
+			heads[m] = h
+			return nil
+		})
+		return err
+	})
+	locks.Queue(`SELECT last_seq, clock_timestamp() FROM ledger_head FOR UPDATE`).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&lastSeq, &recordedAt)
+	})
+	if err := tx.SendBatch(ctx, locks).Close(); err != nil {
+		return nil, false, err
 	}
 
-	// 5. Lock the open-pending rows of the entries to close; an entry whose
-	// row is gone was closed by a transaction that committed first.
-	if len(pendings) > 0 {
-		var seqs []int64
-		for _, p := range pendings {
-			if p.entry.Phase == PhasePending {
-				seqs = append(seqs, p.entry.Seq)
-			}
+	// 5. Who closed the pending entries that are no longer open, for the
+	// error (rare: a confirmation racing a void or an expiry).
+	var goneSeqs []int64
+	for _, p := range pendings {
+		p.open = open[p.entry.Seq]
+		if !p.open && p.entry.Phase == PhasePending {
+			goneSeqs = append(goneSeqs, p.entry.Seq)
 		}
-		slices.Sort(seqs)
-		open := map[int64]bool{}
-		rows, err := tx.Query(ctx, `SELECT entry_seq FROM ledger_open_pending WHERE entry_seq = ANY($1) ORDER BY entry_seq FOR UPDATE`, seqs)
+	}
+	if len(goneSeqs) > 0 {
+		rows, err := tx.Query(ctx, `SELECT pending_seq, id::text FROM ledger_entries WHERE pending_seq = ANY($1)`, goneSeqs)
 		if err != nil {
 			return nil, false, err
 		}
-		for rows.Next() {
-			var s int64
-			if err := rows.Scan(&s); err != nil {
-				rows.Close()
-				return nil, false, err
-			}
-			open[s] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		closer := map[int64]string{}
+		var seq int64
+		var id string
+		if _, err := pgx.ForEachRow(rows, []any{&seq, &id}, func() error {
+			closer[seq] = id
+			return nil
+		}); err != nil {
 			return nil, false, err
 		}
-		var closedSeqs []int64
 		for _, p := range pendings {
-			p.open = open[p.entry.Seq]
-			if !p.open && p.entry.Phase == PhasePending {
-				closedSeqs = append(closedSeqs, p.entry.Seq)
-			}
-		}
-		if len(closedSeqs) > 0 {
-			rows, err := tx.Query(ctx, `SELECT pending_seq, id::text FROM ledger_entries WHERE pending_seq = ANY($1)`, closedSeqs)
-			if err != nil {
-				return nil, false, err
-			}
-			closer := map[int64]string{}
-			for rows.Next() {
-				var s int64
-				var id string
-				if err := rows.Scan(&s, &id); err != nil {
-					rows.Close()
-					return nil, false, err
-				}
-				closer[s] = id
-			}
-			rows.Close()
-			for _, p := range pendings {
-				if c, ok := closer[p.entry.Seq]; ok {
-					p.closer = c
-				}
+			if c, ok := closer[p.entry.Seq]; ok {
+				p.closer = c
 			}
 		}
 	}
@@ -408,41 +447,10 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		return outs, false, nil
 	}
 
-	// 7. Chain heads of the markets written, then the ledger head.
-	marketSet := map[string]bool{}
-	for _, e := range fresh {
-		marketSet[e.Market] = true
-	}
-	markets := make([]string, 0, len(marketSet))
-	for m := range marketSet {
-		markets = append(markets, m)
-	}
-	slices.Sort(markets)
-	heads := make(map[string][]byte, len(markets))
-	rows, err = tx.Query(ctx, `SELECT market, hash FROM ledger_chain_heads WHERE market = ANY($1) ORDER BY market FOR UPDATE`, markets)
-	if err != nil {
-		return nil, false, err
-	}
-	for rows.Next() {
-		var m string
-		var h []byte
-		if err := rows.Scan(&m, &h); err != nil {
-			rows.Close()
-			return nil, false, err
-		}
-		heads[m] = h
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, false, err
-	}
-	var lastSeq int64
-	var recordedAt time.Time
-	if err := tx.QueryRow(ctx, `UPDATE ledger_head SET last_seq = last_seq + $1 RETURNING last_seq, clock_timestamp()`, len(fresh)).Scan(&lastSeq, &recordedAt); err != nil {
-		return nil, false, err
-	}
+	// 7. Sequences follow the ledger head, which the flush moves on.
 	recordedAt = recordedAt.UTC().Truncate(time.Microsecond)
-	firstSeq := lastSeq - int64(len(fresh)) + 1
+	firstSeq := lastSeq + 1
+	lastSeq += int64(len(fresh))
 
 	// 8. Number, time and chain the new entries, then write everything.
 	w := &roundWriter{}
@@ -469,8 +477,11 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		}
 	}
 	for _, m := range markets {
-		w.addHead(m, headSeq[m], heads[m])
+		if seq, ok := headSeq[m]; ok {
+			w.addHead(m, seq, heads[m])
+		}
 	}
+	w.lastSeq = lastSeq
 	if err := w.flush(ctx, tx, closedSeqs, fresh, l.opts.Projectors); err != nil {
 		return nil, false, err
 	}
@@ -728,6 +739,7 @@ type roundWriter struct {
 	hMarket                                                             []string
 	hSeq                                                                []int64
 	hHash                                                               [][]byte
+	lastSeq                                                             int64
 }
 
 func (w *roundWriter) addEntry(e *Entry, accounts map[string]*accountState, reqHash []byte) error {
@@ -808,7 +820,8 @@ UPDATE ledger_accounts a
    SET debits_pending = t.dp, credits_pending = t.cp, debits_posted = t.dpo, credits_posted = t.cpo
   FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS t(id, dp, cp, dpo, cpo)
  WHERE a.id = t.id`
-	updateHeads = `
+	updateLedgerHead = `UPDATE ledger_head SET last_seq = $1`
+	updateHeads      = `
 UPDATE ledger_chain_heads h
    SET last_seq = t.seq, hash = t.hash
   FROM unnest($1::text[], $2::bigint[], $3::bytea[]) AS t(market, seq, hash)
@@ -832,6 +845,7 @@ func (w *roundWriter) flush(ctx context.Context, tx pgx.Tx, closedSeqs []int64, 
 		b.Queue(updateAccounts, w.aID, w.aDebitsPending, w.aCreditsPending, w.aDebitsPosted, w.aCreditsPosted)
 	}
 	b.Queue(updateHeads, w.hMarket, w.hSeq, w.hHash)
+	b.Queue(updateLedgerHead, w.lastSeq)
 	for _, p := range projectors {
 		p.Project(fresh, b)
 	}

@@ -15,7 +15,7 @@ type Options struct {
 	// MaxBatch bounds how many writes share one transaction.
 	MaxBatch int
 	// Committers is how many batches may be in flight at once: while one
-	// waits for its commit to reach disk, the next is being prepared.
+	// holds its locks, writes and commits, the next reads what it needs.
 	Committers int
 	// QueueSize bounds the writes waiting for a committer; beyond it,
 	// writers wait (back-pressure) until their context ends.
@@ -74,6 +74,13 @@ type Ledger struct {
 
 	workers sync.WaitGroup
 	stop    chan struct{}
+
+	// serial admits one round at a time to the part of its transaction
+	// that holds row locks (see applyRound). The ledger head already orders
+	// every commit; without this, a round still reading could take some of
+	// the next round's account locks and make both wait, many times over
+	// for large batches. The reads before it still overlap.
+	serial sync.Mutex
 
 	// committed is closed and replaced after every commit, waking readers
 	// that follow the journal.

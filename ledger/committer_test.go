@@ -1,0 +1,107 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/choledger/choledger/ledger"
+)
+
+// Two ledgers on one database stand for two processes: each has its own
+// committers and its own serial section, so only the database's row locks
+// order them. Every pending entry gets a post and a void at once, one from
+// each ledger: exactly one closes it, the other is told the entry was
+// closed and by which entry. Plain transfers run alongside on the same hot
+// accounts. Afterwards the totals are what the winners add up to and the
+// invariants hold.
+func TestRacingClosesAcrossLedgers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, db := newLedger(t, ledger.Options{Committers: 2})
+	b := ledger.New(db.Pool, ledger.Options{Committers: 2, ExpiryInterval: -1})
+	t.Cleanup(b.Close)
+	const markets, pendings = 3, 120
+	for m := range markets {
+		mk := fmt.Sprintf("M%d", m)
+		open(t, a, "clearing:"+mk, ledger.Asset, mk, 0)
+		open(t, a, "payable:"+mk, ledger.Liability, mk, ledger.FlagDebitsMustNotExceedCredits)
+	}
+
+	var entries []ledger.Entry
+	for i := range pendings {
+		mk := fmt.Sprintf("M%d", i%markets)
+		r := transfer(fmt.Sprintf("p%d", i), mk, "clearing:"+mk, "payable:"+mk, int64(1000+i))
+		r.Pending, r.PendingTimeout = true, time.Hour
+		res, err := a.Post(ctx, r)
+		if err != nil {
+			t.Fatalf("pending %d: %v", i, err)
+		}
+		entries = append(entries, res.Entry)
+	}
+
+	type outcome struct {
+		res ledger.Result
+		err error
+	}
+	posts := make([]outcome, pendings)
+	voids := make([]outcome, pendings)
+	var wg sync.WaitGroup
+	for i, e := range entries {
+		poster, voider := a, b
+		if i%2 == 1 {
+			poster, voider = b, a
+		}
+		wg.Go(func() {
+			posts[i].res, posts[i].err = poster.ClosePending(ctx, ledger.CloseRequest{IdempotencyKey: e.IdempotencyKey + "-post", PendingID: e.ID, Kind: "confirm"})
+		})
+		wg.Go(func() {
+			voids[i].res, voids[i].err = voider.ClosePending(ctx, ledger.CloseRequest{IdempotencyKey: e.IdempotencyKey + "-void", PendingID: e.ID, Void: true, Kind: "reject"})
+		})
+		wg.Go(func() {
+			mk := fmt.Sprintf("M%d", i%markets)
+			if _, err := voider.Post(ctx, transfer(fmt.Sprintf("t%d", i), mk, "clearing:"+mk, "payable:"+mk, 7)); err != nil {
+				t.Errorf("transfer %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+
+	var posted int64
+	for i, e := range entries {
+		p, v := posts[i], voids[i]
+		if (p.err == nil) == (v.err == nil) {
+			t.Fatalf("pending %s: post %v, void %v; want exactly one to close it", e.ID, p.err, v.err)
+		}
+		winner, loser := p, v
+		if p.err != nil {
+			winner, loser = v, p
+		} else {
+			posted += e.Postings[0].Amount
+		}
+		if !errors.Is(loser.err, ledger.ErrPendingClosed) || !strings.Contains(loser.err.Error(), winner.res.Entry.ID) {
+			t.Fatalf("pending %s: the losing close got %v; want it closed by %s", e.ID, loser.err, winner.res.Entry.ID)
+		}
+	}
+	for m := range markets {
+		mk := fmt.Sprintf("M%d", m)
+		var want int64
+		for i, e := range entries {
+			if i%markets == m && posts[i].err == nil {
+				want += e.Postings[0].Amount
+			}
+		}
+		want += 7 * pendings / markets
+		if got := totals(t, a, "payable:"+mk); got != (ledger.Totals{CreditsPosted: want}) {
+			t.Errorf("payable:%s totals %+v, want %d posted and nothing pending", mk, got, want)
+		}
+	}
+	if posted == 0 {
+		t.Fatal("every race was won by the void; the test raced nothing")
+	}
+	checkInvariants(t, db)
+}
