@@ -3,6 +3,7 @@ package ledger
 import (
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/shopspring/decimal"
 )
@@ -65,6 +66,11 @@ func plainDecimal(s string) bool {
 // FormatAmount renders minor units as a decimal string in the major unit.
 func FormatAmount(currency string, minor int64) string {
 	exp := currencyExponents[currency]
+	if exp == 0 {
+		// The đồng has no minor unit: the common case, and a hot one in
+		// reports with thousands of amounts, needs no decimal arithmetic.
+		return strconv.FormatInt(minor, 10)
+	}
 	return decimal.New(minor, -exp).StringFixed(exp)
 }
 
