@@ -183,15 +183,16 @@ type pendingInfo struct {
 // also across processes. Inside one process, a round enters section before
 // it locks anything and leaves it after its commit, so the rounds of the
 // committers take their locks one after another while their reads overlap.
-// A round of new entries makes five round trips: begin, the reads, the
-// locks, the writes and the commit.
+// A round makes five round trips: begin, the reads, the locks, the writes
+// and the commit (a replayed key adds the read of its entry).
 func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op, section *serialSection) ([]Outcome, bool, error) {
 	outs := make([]Outcome, len(ops))
 	now := l.opts.Now().UTC()
 	pending := make([]bool, len(ops)) // still to be decided
 
-	// 1. Keys already used (replays and conflicts), and external references
-	// already recorded, read in one round trip.
+	// 1. Keys already used (replays and conflicts), external references
+	// already recorded and the pending entries to close, read in one round
+	// trip.
 	keys := make([]string, len(ops))
 	var refs []string
 	for i, o := range ops {
@@ -226,6 +227,17 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op, section *
 			})
 			return err
 		})
+	}
+	// The pending entries that close ops refer to, in the same round trip.
+	var pendingIDs []string
+	for _, o := range ops {
+		if o.close != nil {
+			pendingIDs = append(pendingIDs, o.close.PendingID)
+		}
+	}
+	var found []Entry
+	if len(pendingIDs) > 0 {
+		queueEntriesByID(reads, pendingIDs, &found)
 	}
 	if err := tx.SendBatch(ctx, reads).Close(); err != nil {
 		return nil, false, err
@@ -277,22 +289,10 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op, section *
 		inRound[ref] = true
 	}
 
-	// 3. The pending entries that close ops refer to.
-	var pendingIDs []string
-	for i, o := range ops {
-		if pending[i] && o.close != nil {
-			pendingIDs = append(pendingIDs, o.close.PendingID)
-		}
-	}
-	pendings := map[string]*pendingInfo{}
-	if len(pendingIDs) > 0 {
-		found, err := loadEntries(ctx, tx, `e.id = ANY($1::uuid[]) ORDER BY e.seq`, pendingIDs)
-		if err != nil {
-			return nil, false, err
-		}
-		for _, e := range found {
-			pendings[e.ID] = &pendingInfo{entry: e}
-		}
+	// 3. The pending entries that close ops refer to, read above.
+	pendings := make(map[string]*pendingInfo, len(found))
+	for _, e := range found {
+		pendings[e.ID] = &pendingInfo{entry: e}
 	}
 
 	// 4. Lock, in one round trip and in this order: every account the round

@@ -45,6 +45,45 @@ func loadEntries(ctx context.Context, q querier, where string, args ...any) ([]E
 	if err != nil {
 		return nil, fmt.Errorf("read entries: %w", err)
 	}
+	entries, err := scanEntries(rows)
+	if err != nil || len(entries) == 0 {
+		return entries, err
+	}
+	seqs := make([]int64, len(entries))
+	for i := range entries {
+		seqs[i] = entries[i].Seq
+	}
+	rows, err = q.Query(ctx, selectPostings, seqs)
+	if err != nil {
+		return nil, fmt.Errorf("read postings: %w", err)
+	}
+	return entries, attachPostings(rows, entries)
+}
+
+// queueEntriesByID queues the reads of the entries with ids and of their
+// postings into b, so that they share a round trip with other reads; into
+// holds the entries once b has run.
+func queueEntriesByID(b *pgx.Batch, ids []string, into *[]Entry) {
+	b.Queue(selectEntries+`e.id = ANY($1::uuid[]) ORDER BY e.seq`, ids).Query(func(rows pgx.Rows) error {
+		var err error
+		*into, err = scanEntries(rows)
+		return err
+	})
+	b.Queue(selectPostingsOfIDs, ids).Query(func(rows pgx.Rows) error {
+		return attachPostings(rows, *into)
+	})
+}
+
+const selectPostingsOfIDs = `
+SELECT p.entry_seq, a.code, p.direction, p.amount
+  FROM ledger_postings p
+  JOIN ledger_accounts a ON a.id = p.account_id
+ WHERE p.entry_seq IN (SELECT seq FROM ledger_entries WHERE id = ANY($1::uuid[]))
+ ORDER BY p.entry_seq, p.idx`
+
+// scanEntries reads rows of selectEntries, and closes them.
+func scanEntries(rows pgx.Rows) ([]Entry, error) {
+	defer rows.Close()
 	var entries []Entry
 	for rows.Next() {
 		var (
@@ -57,7 +96,6 @@ func loadEntries(ctx context.Context, q querier, where string, args ...any) ([]E
 		if err := rows.Scan(&e.Seq, &e.ID, &e.Market, &e.Kind, &phase, &e.Currency, &e.pendingSeq, &e.PendingID,
 			&e.IdempotencyKey, &e.ExternalRef, &e.OccurredAt, &e.RecordedAt, &expires,
 			&metadata, &e.Hash, &e.ClosedBy, &closedPhase); err != nil {
-			rows.Close()
 			return nil, fmt.Errorf("read entries: %w", err)
 		}
 		e.Phase = Phase(phase)
@@ -70,7 +108,6 @@ func loadEntries(ctx context.Context, q querier, where string, args ...any) ([]E
 			e.PendingState = pendingState(closedPhase)
 		}
 		if err := json.Unmarshal(metadata, &e.Metadata); err != nil {
-			rows.Close()
 			return nil, fmt.Errorf("entry %s metadata: %w", e.ID, err)
 		}
 		entries = append(entries, e)
@@ -78,20 +115,18 @@ func loadEntries(ctx context.Context, q querier, where string, args ...any) ([]E
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read entries: %w", err)
 	}
-	if len(entries) == 0 {
-		return entries, nil
-	}
+	return entries, nil
+}
+
+// attachPostings reads rows of postings (entry_seq, account code,
+// direction, amount, in order) onto their entries, and closes them.
+// Postings of other entries are skipped.
+func attachPostings(rows pgx.Rows, entries []Entry) error {
+	defer rows.Close()
 	index := make(map[int64]*Entry, len(entries))
-	seqs := make([]int64, len(entries))
 	for i := range entries {
 		index[entries[i].Seq] = &entries[i]
-		seqs[i] = entries[i].Seq
 	}
-	rows, err = q.Query(ctx, selectPostings, seqs)
-	if err != nil {
-		return nil, fmt.Errorf("read postings: %w", err)
-	}
-	defer rows.Close()
 	for rows.Next() {
 		var (
 			seq int64
@@ -99,13 +134,21 @@ func loadEntries(ctx context.Context, q querier, where string, args ...any) ([]E
 			dir string
 		)
 		if err := rows.Scan(&seq, &p.AccountCode, &dir, &p.Amount); err != nil {
-			return nil, fmt.Errorf("read postings: %w", err)
+			return fmt.Errorf("read postings: %w", err)
+		}
+		e := index[seq]
+		if e == nil {
+			// Read by id in a later statement than its entries, a posting can
+			// belong to an entry committed in between: not one of ours.
+			continue
 		}
 		p.Direction = Direction(dir[0])
-		e := index[seq]
 		e.Postings = append(e.Postings, p)
 	}
-	return entries, rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read postings: %w", err)
+	}
+	return nil
 }
 
 func pendingState(closedPhase string) PendingState {
