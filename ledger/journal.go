@@ -314,7 +314,16 @@ func (l *Ledger) EntriesAfter(ctx context.Context, after int64, market string, l
 // EntriesByKeys returns the entries recorded under the given idempotency
 // keys, by key.
 func (l *Ledger) EntriesByKeys(ctx context.Context, keys []string) (map[string]Entry, error) {
-	entries, err := loadEntries(ctx, l.pool, `e.idempotency_key = ANY($1) ORDER BY e.seq`, keys)
+	var entries []Entry
+	var err error
+	if len(keys) == 1 {
+		// One key, the common case, as a plain equality: PostgreSQL plans it
+		// once per session, where an array parameter gets planned again at
+		// every execution (see applyRound).
+		entries, err = loadEntries(ctx, l.pool, `e.idempotency_key = $1`, keys[0])
+	} else {
+		entries, err = loadEntries(ctx, l.pool, `e.idempotency_key = ANY($1) ORDER BY e.seq`, keys)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -459,7 +459,13 @@ func (s *Store) GetMerchants(ctx context.Context, codes []string) (map[string]Me
 	if len(missing) == 0 {
 		return out, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+merchantColumns+` FROM merchants m WHERE m.code = ANY($1)`, missing)
+	query, arg := `SELECT `+merchantColumns+` FROM merchants m WHERE m.code = ANY($1)`, any(missing)
+	if len(missing) == 1 {
+		// One merchant as a plain equality, which PostgreSQL plans once per
+		// session; an array is planned again at every execution.
+		query, arg = `SELECT `+merchantColumns+` FROM merchants m WHERE m.code = $1`, missing[0]
+	}
+	rows, err := s.pool.Query(ctx, query, arg)
 	if err != nil {
 		return nil, fmt.Errorf("read merchants: %w", err)
 	}

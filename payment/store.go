@@ -58,7 +58,14 @@ func (s *Service) paymentsByID(ctx context.Context, ids []string) (map[string]Pa
 	if len(ids) == 0 {
 		return out, nil
 	}
-	found, err := s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = ANY($1::uuid[])`, ids)
+	var found []Payment
+	var err error
+	if len(ids) == 1 {
+		// As in paymentsByRef: one id is planned once per session.
+		found, err = s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = $1::uuid`, ids[0])
+	} else {
+		found, err = s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = ANY($1::uuid[])`, ids)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -119,8 +126,17 @@ func (s *Service) paymentsByRef(ctx context.Context, channels, refs []string) (m
 	if len(refs) == 0 {
 		return out, nil
 	}
-	found, err := s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments
+	var found []Payment
+	var err error
+	if len(refs) == 1 {
+		// One notification, the common case, as plain equalities:
+		// PostgreSQL plans them once per session, where array parameters
+		// get planned again at every execution.
+		found, err = s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments WHERE channel = $1 AND provider_ref = $2`, channels[0], refs[0])
+	} else {
+		found, err = s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments
  WHERE (channel, provider_ref) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, channels, refs)
+	}
 	if err != nil {
 		return nil, err
 	}

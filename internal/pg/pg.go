@@ -13,16 +13,6 @@ import (
 )
 
 // Connect opens a pool to url and checks that the database answers.
-//
-// Its sessions plan each prepared statement once (plan_cache_mode
-// force_generic_plan) unless url sets plan_cache_mode itself. Every
-// statement here is prepared, and most take arrays (`= ANY($1)`,
-// `unnest($1)`), whose custom plans PostgreSQL's plan cache keeps
-// preferring because it sees the array's length: left to itself it plans
-// them again at every execution, which took about 45% of the database's
-// CPU in the online benchmark scenarios (perf, 2026-11-27). The statements
-// are keyed lookups and array joins whose generic plans are the same
-// index scans.
 func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -30,9 +20,6 @@ func Connect(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, er
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
-	}
-	if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
-		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
