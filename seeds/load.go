@@ -68,7 +68,7 @@ func (l *Loader) Load(ctx context.Context) (Stats, error) {
 	l.Log.Info("seed: markets loaded", "markets", st.Markets)
 
 	err := l.parallel(ctx, len(data.Merchants), func(i int) error {
-		_, err := l.Merchants.CreateMerchant(ctx, toMerchant(data.Merchants[i]))
+		_, err := l.Merchants.CreateMerchant(ctx, data.Merchants[i].Definition())
 		if err != nil && !errors.Is(err, merchant.ErrMerchantExists) {
 			return fmt.Errorf("merchant %s: %w", data.Merchants[i].Code, err)
 		}
@@ -91,7 +91,9 @@ func (l *Loader) Load(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
-func toMerchant(m Merchant) merchant.Merchant {
+// Definition is the merchant as the merchant store creates it: active,
+// with its payout account, fee plan and channels.
+func (m Merchant) Definition() merchant.Merchant {
 	channels := make([]merchant.Channel, len(m.Channels))
 	fees := make(map[merchant.Channel]int, len(m.FeeBps))
 	for i, c := range m.Channels {

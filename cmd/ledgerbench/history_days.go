@@ -251,7 +251,7 @@ func newHistory(ctx context.Context, cfg historyConfig, firstDay, lastDay settle
 		h.banks[mk.Code] = settlementBanks[i%len(settlementBanks)]
 	}
 	for _, sm := range h.data.Merchants {
-		hm := &histMerchant{m: toMerchant(sm)}
+		hm := &histMerchant{m: sm.Definition()}
 		var total float64
 		for _, ch := range hm.m.Channels {
 			total += channelWeights[ch]
@@ -300,24 +300,6 @@ func (h *history) close(ctx context.Context) {
 		if err := h.clock.Drop(ctx); err != nil {
 			h.logf("%v", err)
 		}
-	}
-}
-
-// toMerchant is seeds' own conversion (seeds/load.go), which the loader
-// does not export.
-func toMerchant(m seeds.Merchant) merchant.Merchant {
-	channels := make([]merchant.Channel, len(m.Channels))
-	fees := make(map[merchant.Channel]int, len(m.FeeBps))
-	for i, c := range m.Channels {
-		channels[i] = merchant.Channel(c)
-		fees[merchant.Channel(c)] = m.FeeBps[c]
-	}
-	return merchant.Merchant{
-		Code: m.Code, Market: m.MarketCode, Stalls: m.Stalls, DisplayName: m.DisplayName, Owner: m.Owner, Phone: m.Phone,
-		Status:   merchant.StatusActive,
-		Payout:   &merchant.PayoutAccount{BankBIN: m.BankBIN, AccountNumber: m.AccountNumber, HolderName: m.AccountHolder},
-		Fees:     merchant.FeePlan{BasisPoints: fees, MinFee: m.MinFee},
-		Channels: channels,
 	}
 }
 
