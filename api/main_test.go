@@ -91,7 +91,7 @@ func newEnvWith(t *testing.T, opts ledger.Options, serverOpts ...grpc.ServerOpti
 		opts.ExpiryInterval = -1
 	}
 	opts.Now = e.now
-	opts.Projectors = append(opts.Projectors, payment.Projector{}, settlement.Rollups{}, settlement.Projector{})
+	opts.Projectors = append(opts.Projectors, settlement.Projectors()...)
 	l := ledger.New(db.Pool, opts)
 	merchants := merchant.NewStore(db.Pool, l)
 	payments := payment.NewService(db.Pool, l, merchants, payment.Options{Now: e.now})

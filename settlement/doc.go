@@ -10,7 +10,7 @@
 //
 // Period reports read daily rollups, never raw postings: Rollups and
 // Projector keep them in the same transaction as the entries they derive
-// from (register both in ledger.Options.Projectors), so a report costs
+// from (Projectors lists them for ledger.Options.Projectors), so a report costs
 // O(days), and CheckRollups recomputes them from the journal for tests and
 // audits. A day is the Asia/Ho_Chi_Minh calendar date of an entry's
 // recorded_at, the ledger's booking time, so that a period's closing balance

@@ -191,6 +191,14 @@ func (Rollups) Project(entries []*ledger.Entry, b *pgx.Batch) {
 	}
 }
 
+// Projectors are every projector a ledger serving payments and settlement
+// registers in ledger.Options.Projectors: the payments projection, the
+// daily rollups and the settlement projection. A ledger missing one writes
+// entries whose reports would never add up.
+func Projectors() []ledger.Projector {
+	return []ledger.Projector{payment.Projector{}, Rollups{}, Projector{}}
+}
+
 // Projector keeps the tables settlement derives from entries' metadata:
 // payment_daily_totals (posted payments and refunds per merchant, channel
 // and day), provider_settlements and the status of payout lines. Register it in

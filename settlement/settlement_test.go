@@ -169,7 +169,7 @@ SELECT $1, t.idx, (SELECT id FROM ledger_accounts WHERE code = t.code), t.dir, $
 	}
 	exec(`UPDATE ledger_head SET last_seq = $1`, e.Seq)
 	b := &pgx.Batch{}
-	for _, p := range []ledger.Projector{payment.Projector{}, settlement.Rollups{}, settlement.Projector{}} {
+	for _, p := range settlement.Projectors() {
 		p.Project([]*ledger.Entry{e}, b)
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {

@@ -281,7 +281,7 @@ func newHistory(ctx context.Context, cfg historyConfig, firstDay, lastDay settle
 	// when a real second has passed.
 	h.ledger = ledger.New(h.pool, ledger.Options{
 		MaxBatch: cfg.MaxBatch, Committers: cfg.Committers, ExpiryInterval: -1, Now: h.clock.Now,
-		Projectors: []ledger.Projector{payment.Projector{}, settlement.Rollups{}, settlement.Projector{}},
+		Projectors: settlement.Projectors(),
 	})
 	h.store = merchant.NewStore(h.pool, h.ledger)
 	h.payments = payment.NewService(h.pool, h.ledger, h.store, payment.Options{PendingTimeout: pendingTimeout, Now: h.clock.Now})

@@ -156,7 +156,7 @@ func open(ctx context.Context, cfg config) (*app, error) {
 	}
 	l := ledger.New(pool, ledger.Options{
 		MaxBatch: cfg.MaxBatch, Committers: cfg.Committers,
-		Projectors: []ledger.Projector{payment.Projector{}, settlement.Rollups{}, settlement.Projector{}},
+		Projectors: settlement.Projectors(),
 	})
 	merchants := merchant.NewStore(pool, l)
 	return &app{
