@@ -326,11 +326,14 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op, section *
 		}
 	}
 	if len(marketSet) == 0 {
-		// Nothing can be written: every op is answered already, or refers to
-		// a pending entry that does not exist.
+		// Nothing can be written: every op is answered already, or closes a
+		// pending entry that does not exist, which applyClose says without
+		// needing a lock.
 		for i, o := range ops {
 			if pending[i] {
-				outs[i].Err = errorf(ErrEntryNotFound, "pending_entry_id", "no entry %s", o.close.PendingID)
+				if _, err := l.applyClose(o, pendings, nil, now); err != nil {
+					outs[i].Err = err
+				}
 			}
 		}
 		return outs, false, nil
