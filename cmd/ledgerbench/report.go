@@ -137,6 +137,15 @@ func (t target) result() string {
 	return "FAIL"
 }
 
+// row is the target as a line of the results table.
+func (t target) row() string {
+	measured := t.Measured
+	if t.NA != "" {
+		measured = t.NA
+	}
+	return fmt.Sprintf("| %s | %s | %s |\n", t.Name, measured, t.result())
+}
+
 func (t target) line() string {
 	if t.NA != "" {
 		return fmt.Sprintf("n/a   %s: %s", t.Name, t.NA)
@@ -330,11 +339,7 @@ func (r *report) markdown() string {
 
 	p("\n#### Targets\n\nFrom the issue; measured with every check on and PostgreSQL's default durability.\n\n| target | measured | result |\n|---|---|---|\n")
 	for _, t := range r.targets() {
-		measured := t.Measured
-		if t.NA != "" {
-			measured = t.NA
-		}
-		p("| %s | %s | %s |\n", t.Name, measured, t.result())
+		p("%s", t.row())
 	}
 
 	p("\n#### Resources\n\n")

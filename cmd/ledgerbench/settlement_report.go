@@ -160,11 +160,7 @@ func (r *report) settlementMarkdown() string {
 
 	p("\n#### Target\n\n| target | measured | result |\n|---|---|---|\n")
 	for _, t := range r.settlementTargets() {
-		measured := t.Measured
-		if t.NA != "" {
-			measured = t.NA
-		}
-		p("| %s | %s | %s |\n", t.Name, measured, t.result())
+		p("%s", t.row())
 	}
 
 	p("\n#### Checks\n\n- %s\n", r.settlementChecksLine())
