@@ -542,6 +542,12 @@ func (b *bench) scenario(ctx context.Context, name string, clients int) (scenari
 	}
 
 	b.run(sc, op)
+	if !isSettlement(name) {
+		var err error
+		if res.Rounds, err = readRounds(ctx, b.db, sc.windowStart, sc.windowEnd); err != nil {
+			return res, nil, fmt.Errorf("rounds: %w", err)
+		}
+	}
 
 	res.Elapsed, res.Units, res.Payments = sc.elapsed(), sc.units.Load(), sc.payments.Load()
 	res.Resolved, res.Lost, res.Anomalies = sc.resolved, sc.lost, sc.anomalies

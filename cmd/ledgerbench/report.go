@@ -49,6 +49,7 @@ type scenarioResult struct {
 	Anomalies             []string
 	LoadBefore, LoadAfter string
 	CPU                   cpuUse
+	Rounds                rounds
 	Checked               int64 // settlement answers checked
 }
 
@@ -321,6 +322,15 @@ func (r *report) markdown() string {
 		}
 		u := s.CPU
 		p("| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", s.Name, u.Ledgerd, u.DBBackends, u.PGOther, u.Bench, u.Other, u.IOWait, u.Idle)
+	}
+
+	p("\n#### Committer rounds\n\nTransactions that wrote entries during each measurement window, by the database's clock: every round takes its sequence numbers from the one ledger head, which it holds until it commits, so rounds follow one another and \"a round every\" is the time a round holds the head.\n\n")
+	p("| scenario | rounds | entries | entries per round | a round every |\n|---|--:|--:|--:|--:|\n")
+	for _, s := range r.Scenarios {
+		if s.Skipped != "" || s.Rounds.Count == 0 {
+			continue
+		}
+		p("| %s | %s | %s | %.1f | %.1f ms |\n", s.Name, group(s.Rounds.Count), group(s.Rounds.Entries), s.Rounds.perRound(), s.Rounds.interval())
 	}
 
 	p("\n#### Latency per RPC\n\nSuccessful calls that started in the measurement window, in milliseconds; every sample is kept, so percentiles are exact (nearest rank).\n\n")

@@ -142,6 +142,30 @@ func snapshot(ctx context.Context, pool *pgxpool.Pool) (dbState, error) {
 	return s, err
 }
 
+// rounds are the committer's transactions that wrote entries in a window.
+// A round stamps all its entries with one recorded_at, the database clock
+// when it took the ledger head, and rounds take the head one after another,
+// so distinct timestamps count rounds.
+type rounds struct {
+	Count, Entries int64
+	Window         time.Duration
+}
+
+func readRounds(ctx context.Context, pool *pgxpool.Pool, from, to time.Time) (rounds, error) {
+	r := rounds{Window: to.Sub(from)}
+	err := pool.QueryRow(ctx, `SELECT count(DISTINCT recorded_at), count(*) FROM ledger_entries WHERE recorded_at >= $1 AND recorded_at < $2`, from, to).
+		Scan(&r.Count, &r.Entries)
+	return r, err
+}
+
+func (r rounds) perRound() float64 { return float64(r.Entries) / float64(max(r.Count, 1)) }
+
+// interval is the mean time from one round's taking the ledger head to the
+// next one's, in milliseconds.
+func (r rounds) interval() float64 {
+	return float64(r.Window.Microseconds()) / 1000 / float64(max(r.Count, 1))
+}
+
 // serverInfo is the database server's version and durability settings.
 type serverInfo struct {
 	Version, Database                        string
