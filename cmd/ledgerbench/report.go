@@ -324,7 +324,7 @@ func (r *report) markdown() string {
 		p("| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", s.Name, u.Ledgerd, u.DBBackends, u.PGOther, u.Bench, u.Other, u.IOWait, u.Idle)
 	}
 
-	p("\n#### Committer rounds\n\nTransactions that wrote entries during each measurement window, by the database's clock: every round takes its sequence numbers from the one ledger head, which it holds until it commits, so rounds follow one another and \"a round every\" is the time a round holds the head.\n\n")
+	p("\n#### Committer rounds\n\nTransactions that wrote entries during each measurement window, by the database's clock. Every round takes its sequence numbers from the one ledger head and holds it until it commits, so rounds follow one another: while writers keep the ledger busy, \"a round every\" is how long each round held the head.\n\n")
 	p("| scenario | rounds | entries | entries per round | a round every |\n|---|--:|--:|--:|--:|\n")
 	for _, s := range r.Scenarios {
 		if s.Skipped != "" || s.Rounds.Count == 0 {
