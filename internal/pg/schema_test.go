@@ -54,6 +54,16 @@ func TestSchemaRefusesBadJournalWrites(t *testing.T) {
 			SELECT 1, 2, id, 'D', false, 0 FROM ledger_accounts WHERE code = 'a'
 			UNION ALL SELECT 1, 3, id, 'C', false, 0 FROM ledger_accounts WHERE code = 'b'`, pg.CodeCheckViolation},
 		{"debits beyond credits", `UPDATE ledger_accounts SET flags = 1, debits_posted = 5 WHERE code = 'b'`, pg.CodeCheckViolation},
+		// No foreign keys on postings: the statement check stands in for them.
+		{"posting on an unknown account", `INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
+			SELECT 1, 2, id, 'D', false, 100 FROM ledger_accounts WHERE code = 'a'
+			UNION ALL SELECT 1, 3, 999999, 'C', false, 100`, pg.CodeCheckViolation},
+		{"postings of an unknown entry", `INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
+			SELECT 2, 0, id, 'D', false, 100 FROM ledger_accounts WHERE code = 'a'
+			UNION ALL SELECT 2, 1, id, 'C', false, 100 FROM ledger_accounts WHERE code = 'b'`, pg.CodeCheckViolation},
+		{"delete account", `DELETE FROM ledger_accounts WHERE code = 'a'`, "42501"},
+		{"truncate accounts", `TRUNCATE ledger_accounts CASCADE`, "42501"},
+		{"renumber account", `UPDATE ledger_accounts SET id = DEFAULT WHERE code = 'a'`, "42501"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := db.Pool.Exec(ctx, tc.sql)
