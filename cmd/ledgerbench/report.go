@@ -80,6 +80,16 @@ func (s scenarioResult) rate() float64 {
 	return float64(s.Units) / s.Elapsed.Seconds()
 }
 
+// cpuPerUnit is ledgerd's and the ledger database backends' CPU time per
+// unit, in milliseconds.
+func (s scenarioResult) cpuPerUnit() string {
+	rate := s.rate()
+	if rate == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f ms", 1000*(s.CPU.Ledgerd+s.CPU.DBBackends)/rate)
+}
+
 func (s scenarioResult) paymentRate() float64 {
 	return float64(s.Payments) / s.Elapsed.Seconds()
 }
@@ -314,14 +324,14 @@ func (r *report) markdown() string {
 			pg.Scale, pg.Command, num(pg.TPS), pg.LatencyAvg)
 	}
 
-	p("\n#### Where the CPU went\n\nCores busy during each measurement window (CPU seconds per second, from /proc; the machine has %d). \"PostgreSQL, ledger DB\" is the backends serving `%s`; \"PostgreSQL, rest\" is the WAL writer, checkpointer and every other database of the cluster; \"other\" is the rest of the machine.\n\n", m.CPUs, r.Server.Database)
-	p("| scenario | ledgerd | PostgreSQL, ledger DB | PostgreSQL, rest | ledgerbench | other | I/O wait | idle |\n|---|--:|--:|--:|--:|--:|--:|--:|\n")
+	p("\n#### Where the CPU went\n\nCores busy during each measurement window (CPU seconds per second, from /proc; the machine has %d). \"PostgreSQL, ledger DB\" is the backends serving `%s`; \"PostgreSQL, rest\" is the WAL writer, checkpointer and every other database of the cluster; \"other\" is the rest of the machine. \"Per unit\" is ledgerd's and the ledger database's CPU time per unit of the scenario: what one payment costs the service, which moves far less than throughput when other work shares the machine.\n\n", m.CPUs, r.Server.Database)
+	p("| scenario | ledgerd | PostgreSQL, ledger DB | PostgreSQL, rest | ledgerbench | other | I/O wait | idle | per unit |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	for _, s := range r.Scenarios {
 		if s.Skipped != "" {
 			continue
 		}
 		u := s.CPU
-		p("| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", s.Name, u.Ledgerd, u.DBBackends, u.PGOther, u.Bench, u.Other, u.IOWait, u.Idle)
+		p("| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %s |\n", s.Name, u.Ledgerd, u.DBBackends, u.PGOther, u.Bench, u.Other, u.IOWait, u.Idle, s.cpuPerUnit())
 	}
 
 	p("\n#### Committer rounds\n\nTransactions that wrote entries during each measurement window, by the database's clock. Every round takes its sequence numbers from the one ledger head and holds it until it commits, so rounds follow one another: while writers keep the ledger busy, \"a round every\" is how long each round held the head.\n\n")
