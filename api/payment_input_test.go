@@ -287,3 +287,48 @@ func TestPaymentRaces(t *testing.T) {
 	}
 	e.checkInvariants(t)
 }
+
+// A bulk call of bank notifications finds the references already recorded,
+// whether a bank notification brought them or a confirmation of a stall's
+// payment did, and answers those items with the recorded payments as
+// replays, writing only the new one.
+func TestRecordPaymentsFindsRecordedReferences(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a, b = "TN-TEST-0001", "TN-TEST-0002"
+	bank := func(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
+		return &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: merchant, Channel: pb.Channel_CHANNEL_VIETQR, Amount: amount,
+			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: ref}
+	}
+	byBank := e.record(t, bank("refs-1", a, "12000", "FT-REFS-1")).Payment
+	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "refs-2", Merchant: b, Channel: pb.Channel_CHANNEL_VIETQR,
+		Amount: "15000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	if _, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "refs-3", PaymentId: stall.Id, ProviderRef: "FT-REFS-2"}); err != nil {
+		t.Fatal(err)
+	}
+	before := e.journalSize(t)
+
+	resp, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{
+		bank("refs-again-1", a, "12000", "FT-REFS-1"),
+		bank("refs-again-2", b, "15000", "FT-REFS-2"),
+		bank("refs-new", a, "9000", "FT-REFS-3"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []struct {
+		id       string
+		replayed bool
+	}{{byBank.Id, true}, {stall.Id, true}, {"", false}} {
+		r := resp.Results[i]
+		if r.Error != nil || r.Replayed != want.replayed || (want.id != "" && r.Payment.GetId() != want.id) {
+			t.Errorf("item %d: payment %s, replayed %v, error %v; want payment %q, replayed %v", i, r.Payment.GetId(), r.Replayed, r.Error, want.id, want.replayed)
+		}
+	}
+	if after := e.journalSize(t); after[0] != before[0]+1 || after[1] != before[1]+1 {
+		t.Fatalf("entries and payments went from %v to %v; want one new payment", before, after)
+	}
+	e.checkInvariants(t)
+}

@@ -177,6 +177,13 @@ func (e *env) reconFixture(t *testing.T) *reconFixture {
 	}
 	f.matched["FT-009"] = refunded.Id
 	line("FT-009", "50000", at(16*time.Hour))
+	// Matched on the reference alone, far outside the period: the bank
+	// notified a payment of days before; a stall recorded one with a wrong
+	// date and the bank confirmed it with the reference.
+	f.matched["FT-010"] = pay(a, chVietQR, bankPayment, "64000", "FT-010", start.Add(-48*time.Hour)).Id
+	line("FT-010", "64000", at(17*time.Hour))
+	f.matched["FT-011"] = confirm(pay(b, chVietQR, stallPayment, "66000", "", start.Add(-48*time.Hour)), "", "FT-011").Id
+	line("FT-011", "66000", at(17*time.Hour))
 	// A debit (the refund going back): not a payment, not matched.
 	f.lines = append(f.lines, stmtLine{ref: "FT-R-009", amount: "50000", at: at(17 * time.Hour), debit: true})
 	// Across the end: the stall says 00:02 the next day, the bank booked it
@@ -591,7 +598,7 @@ func TestImportStatementRefusesMalformed(t *testing.T) {
 		{"camt fraction of a đồng", pb.StatementFormat_STATEMENT_FORMAT_CAMT053,
 			reconCamt("S-1", f.start, f.end, camtLines), []string{"entry 3", "Amt", "VND has no minor unit"}},
 		{"camt booked outside FrToDt", pb.StatementFormat_STATEMENT_FORMAT_CAMT053,
-			reconCamt("S-2", f.start, f.end.Add(-time.Hour), f.lines), []string{"entry 10", "BookgDt/DtTm", "outside the statement period"}},
+			reconCamt("S-2", f.start, f.end.Add(-time.Hour), f.lines), []string{fmt.Sprintf("entry %d", f.camtEntry("FT-B2")), "BookgDt/DtTm", "outside the statement period"}},
 		{"camt not UTF-8", pb.StatementFormat_STATEMENT_FORMAT_CAMT053,
 			bytes.Replace(reconCamt("S-3", f.start, f.end, f.lines), []byte("Thanh toán"), []byte("Thanh to\xe1n"), 1), []string{"invalid UTF-8", "XML line 13"}},
 		{"camt.054 as camt.053", pb.StatementFormat_STATEMENT_FORMAT_CAMT053,

@@ -59,7 +59,7 @@ func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Payment, bool,
 	req := ledger.CloseRequest{IdempotencyKey: ledgerKey, PendingID: p.PendingEntryID, Kind: KindConfirm, Metadata: md}
 	if r.ProviderRef != "" && p.ProviderRef == "" {
 		md["provider_ref"] = r.ProviderRef
-		req.ExternalRef = externalRef(p.Channel, r.ProviderRef)
+		req.ExternalRef = ExternalRef(p.Channel, r.ProviderRef)
 	}
 	if amount < p.Amount {
 		m, err := s.merchants.GetMerchant(ctx, p.Merchant)

@@ -120,9 +120,10 @@ func paymentID(ledgerKey string) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-// externalRef is the ledger's external reference for a provider's
-// transaction reference: unique per channel.
-func externalRef(ch merchant.Channel, providerRef string) string {
+// ExternalRef is the ledger's external reference for a provider's
+// transaction reference: unique per channel. The entry that carries it
+// names its payment in its metadata ("payment_id").
+func ExternalRef(ch merchant.Channel, providerRef string) string {
 	if providerRef == "" {
 		return ""
 	}

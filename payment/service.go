@@ -439,7 +439,7 @@ func (s *Service) decide(ctx context.Context, p *plan, byRef map[refKey]Payment)
 		Kind:           KindPayment,
 		Currency:       Currency,
 		Postings:       paymentPostings(m, r.Channel, p.amount, fee),
-		ExternalRef:    externalRef(r.Channel, r.ProviderRef),
+		ExternalRef:    ExternalRef(r.Channel, r.ProviderRef),
 		OccurredAt:     r.OccurredAt,
 		Metadata:       md,
 	}
@@ -468,7 +468,7 @@ func (s *Service) planConfirm(p *plan) error {
 	}
 	req := ledger.CloseRequest{IdempotencyKey: p.ledgerKey, PendingID: match.PendingEntryID, Kind: KindConfirm, OccurredAt: p.req.OccurredAt, Metadata: md}
 	if match.ProviderRef == "" {
-		req.ExternalRef = externalRef(p.req.Channel, p.req.ProviderRef)
+		req.ExternalRef = ExternalRef(p.req.Channel, p.req.ProviderRef)
 	}
 	if p.amount < match.Amount {
 		req.Postings = paymentPostings(p.m, match.Channel, p.amount, fee)

@@ -105,8 +105,25 @@ func (s *Service) read(ctx context.Context, id string) (Payment, error) {
 	return p, nil
 }
 
+// A payment's provider reference is in the journal exactly once, as the
+// external reference of the entry that brought it (the payment's own, or
+// the confirmation that matched a stall's payment), and that entry's
+// metadata names the payment. Lookups by reference go through that unique
+// index; the payments table keeps no index of its own on references, so a
+// confirmation that adds one leaves every index of the row untouched.
+const (
+	paymentByRefQuery = `SELECT ` + paymentColumns + ` FROM payments
+ WHERE id = (SELECT (metadata->>'payment_id')::uuid FROM ledger_entries
+              WHERE external_ref = $1 AND kind IN ('` + KindPayment + `', '` + KindConfirm + `'))
+   AND channel = $2 AND provider_ref = $3`
+	paymentsByRefQuery = `SELECT ` + paymentColumns + ` FROM payments
+ WHERE id IN (SELECT (metadata->>'payment_id')::uuid FROM ledger_entries
+               WHERE external_ref = ANY($1::text[]) AND kind IN ('` + KindPayment + `', '` + KindConfirm + `'))
+   AND (channel, provider_ref) IN (SELECT * FROM unnest($2::text[], $3::text[]))`
+)
+
 func (s *Service) paymentByRef(ctx context.Context, ch merchant.Channel, ref string) (*Payment, error) {
-	found, err := s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments WHERE channel = $1 AND provider_ref = $2`, string(ch), ref)
+	found, err := s.queryPayments(ctx, paymentByRefQuery, ExternalRef(ch, ref), string(ch), ref)
 	if err != nil || len(found) == 0 {
 		return nil, err
 	}
@@ -132,10 +149,13 @@ func (s *Service) paymentsByRef(ctx context.Context, channels, refs []string) (m
 		// One notification, the common case, as plain equalities:
 		// PostgreSQL plans them once per session, where array parameters
 		// get planned again at every execution.
-		found, err = s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments WHERE channel = $1 AND provider_ref = $2`, channels[0], refs[0])
+		found, err = s.queryPayments(ctx, paymentByRefQuery, ExternalRef(merchant.Channel(channels[0]), refs[0]), channels[0], refs[0])
 	} else {
-		found, err = s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments
- WHERE (channel, provider_ref) IN (SELECT * FROM unnest($1::text[], $2::text[]))`, channels, refs)
+		external := make([]string, len(refs))
+		for i := range refs {
+			external[i] = ExternalRef(merchant.Channel(channels[i]), refs[i])
+		}
+		found, err = s.queryPayments(ctx, paymentsByRefQuery, external, channels, refs)
 	}
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
+	"github.com/choledger/choledger/payment"
 	"github.com/choledger/choledger/settlement/reconcile"
 	"github.com/choledger/choledger/settlement/statement"
 )
@@ -311,10 +312,12 @@ func (s *Service) coverage(ctx context.Context, market string, scope []string) (
 // on the statement, wherever its time: a reference is the provider's own
 // word that the payment is this line.
 func (s *Service) statementPayments(ctx context.Context, ch merchant.Channel, markets []string, st statement.Statement) ([]reconcile.Payment, error) {
+	// References are found through the journal, where each is the unique
+	// external reference of the entry that brought it (payment.ExternalRef).
 	refs := make([]string, 0, len(st.Lines))
 	for _, l := range st.Lines {
 		if l.Credit {
-			refs = append(refs, l.Ref)
+			refs = append(refs, payment.ExternalRef(ch, l.Ref))
 		}
 	}
 	const q = `
@@ -323,7 +326,10 @@ SELECT id::text, COALESCE(provider_ref, ''), confirmed_amount, occurred_at
  WHERE channel = $1
    AND status IN ('confirmed', 'partially_refunded', 'refunded')
    AND ($2::text[] IS NULL OR market = ANY($2::text[]))
-   AND ((occurred_at >= $3 AND occurred_at < $4) OR provider_ref = ANY($5::text[]))
+   AND id IN (SELECT id FROM payments WHERE channel = $1 AND occurred_at >= $3 AND occurred_at < $4
+              UNION
+              SELECT (metadata->>'payment_id')::uuid FROM ledger_entries
+               WHERE external_ref = ANY($5::text[]) AND kind IN ('` + payment.KindPayment + `', '` + payment.KindConfirm + `'))
  ORDER BY id`
 	rows, err := s.pool.Query(ctx, q, string(ch), markets,
 		st.PeriodStart.Add(-ReconcileWindow), st.PeriodEnd.Add(ReconcileWindow), refs)
