@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -99,14 +98,11 @@ func (l *Ledger) commitRound(ops []*op) {
 	var wrote bool
 	var err error
 	for attempt := 1; ; attempt++ {
-		s := &serialSection{mu: &l.serial}
 		err = pg.Transact(ctx, l.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-			s.leave() // a retried attempt: the failed one was rolled back
 			var terr error
-			outs, wrote, terr = l.applyRound(ctx, tx, ops, s)
+			outs, wrote, terr = l.applyRound(ctx, tx, ops)
 			return terr
 		})
-		s.leave()
 		if err == nil || pg.Code(err) != pg.CodeUniqueViolation || attempt > maxUniqueRetries {
 			break
 		}
@@ -133,26 +129,6 @@ func (l *Ledger) commitRound(ops []*op) {
 	ops[0].finish(Outcome{Err: classifyCommitError(err)})
 }
 
-// serialSection is a round's hold on Ledger.serial: taken before the round
-// locks its first row, left once its transaction has committed or rolled
-// back.
-type serialSection struct {
-	mu   *sync.Mutex
-	held bool
-}
-
-func (s *serialSection) enter() {
-	s.mu.Lock()
-	s.held = true
-}
-
-func (s *serialSection) leave() {
-	if s.held {
-		s.held = false
-		s.mu.Unlock()
-	}
-}
-
 func classifyCommitError(err error) error {
 	switch pg.Code(err) {
 	case pg.CodeNumericOverflow:
@@ -163,7 +139,8 @@ func classifyCommitError(err error) error {
 	return &Error{Kind: ErrUnavailable, Msg: fmt.Sprintf("the write was not recorded (%v); retry with the same idempotency key", err)}
 }
 
-// accountState is a locked account and its totals as the round changes them.
+// accountState is an account read under the ledger head and its totals as
+// the round changes them.
 type accountState struct {
 	Account
 	changed bool
@@ -177,15 +154,15 @@ type pendingInfo struct {
 }
 
 // applyRound does one round's work inside tx and returns each op's outcome
-// and whether anything was written. Rows are locked in one fixed order in
-// every round (accounts by id, open pending entries by sequence, chain heads
-// by market, then the ledger head), so concurrent rounds never deadlock,
-// also across processes. Inside one process, a round enters section before
-// it locks anything and leaves it after its commit, so the rounds of the
-// committers take their locks one after another while their reads overlap.
-// A round makes five round trips: begin, the reads, the locks, the writes
-// and the commit (a replayed key adds the read of its entry).
-func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op, section *serialSection) ([]Outcome, bool, error) {
+// and whether anything was written. A round locks one row, the ledger head,
+// and only then reads the rows it will write (step 4), so rounds cannot
+// deadlock, also across processes, and the rounds of several committers
+// overlap everywhere except between that lock and their commit: a round
+// whose lock statement is waiting in PostgreSQL goes on the moment the
+// previous round commits. A round makes five round trips: begin, the
+// reads, the lock with the reads under it, the writes and the commit (a
+// replayed key adds the read of its entry).
+func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcome, bool, error) {
 	outs := make([]Outcome, len(ops))
 	now := l.opts.Now().UTC()
 	pending := make([]bool, len(ops)) // still to be decided
@@ -302,11 +279,15 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op, section *
 		pendings[e.ID] = &pendingInfo{entry: e}
 	}
 
-	// 4. Lock, in one round trip and in this order: every account the round
-	// touches by id, the open-pending rows of the entries it closes by
-	// sequence, the chain heads of its markets by market, and the ledger
-	// head. An open-pending row that is gone was closed by a transaction
-	// that committed first.
+	// 4. Lock the ledger head, then read, in the same round trip, every
+	// account the round touches, the open-pending rows of the entries it
+	// closes and the chain heads of its markets. Only a round holding the
+	// head writes any of those rows, so the head is the one lock a round
+	// needs: each read starts after the lock is granted (READ COMMITTED
+	// gives every statement a fresh snapshot), sees every round committed
+	// before, and stays true until this round commits. One lock cannot
+	// deadlock, across processes too. An open-pending row that is gone was
+	// closed by a round that committed first.
 	codeSet := map[string]bool{}
 	marketSet := map[string]bool{}
 	for i, o := range ops {
@@ -353,16 +334,17 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op, section *
 			openSeqs = append(openSeqs, p.entry.Seq)
 		}
 	}
-	slices.Sort(openSeqs)
 
-	section.enter()
 	accounts := make(map[string]*accountState, len(codeSet))
 	open := map[int64]bool{}
 	heads := make(map[string][]byte, len(markets))
 	var lastSeq int64
 	var recordedAt time.Time
 	locks := &pgx.Batch{}
-	locks.Queue(`SELECT `+accountColumns+` FROM ledger_accounts WHERE code = ANY($1) ORDER BY id FOR UPDATE`, codes).Query(func(rows pgx.Rows) error {
+	locks.Queue(`SELECT last_seq, clock_timestamp() FROM ledger_head FOR UPDATE`).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&lastSeq, &recordedAt)
+	})
+	locks.Queue(`SELECT `+accountColumns+` FROM ledger_accounts WHERE code = ANY($1)`, codes).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			a, err := scanAccount(rows)
 			if err != nil {
@@ -373,7 +355,7 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op, section *
 		return rows.Err()
 	})
 	if len(openSeqs) > 0 {
-		locks.Queue(`SELECT entry_seq FROM ledger_open_pending WHERE entry_seq = ANY($1) ORDER BY entry_seq FOR UPDATE`, openSeqs).Query(func(rows pgx.Rows) error {
+		locks.Queue(`SELECT entry_seq FROM ledger_open_pending WHERE entry_seq = ANY($1)`, openSeqs).Query(func(rows pgx.Rows) error {
 			var seq int64
 			_, err := pgx.ForEachRow(rows, []any{&seq}, func() error {
 				open[seq] = true
@@ -382,7 +364,7 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op, section *
 			return err
 		})
 	}
-	locks.Queue(`SELECT market, hash FROM ledger_chain_heads WHERE market = ANY($1) ORDER BY market FOR UPDATE`, markets).Query(func(rows pgx.Rows) error {
+	locks.Queue(`SELECT market, hash FROM ledger_chain_heads WHERE market = ANY($1)`, markets).Query(func(rows pgx.Rows) error {
 		var m string
 		var h []byte
 		_, err := pgx.ForEachRow(rows, []any{&m, &h}, func() error {
@@ -390,9 +372,6 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op, section *
 			return nil
 		})
 		return err
-	})
-	locks.Queue(`SELECT last_seq, clock_timestamp() FROM ledger_head FOR UPDATE`).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&lastSeq, &recordedAt)
 	})
 	if err := tx.SendBatch(ctx, locks).Close(); err != nil {
 		return nil, false, err
@@ -428,7 +407,7 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op, section *
 		}
 	}
 
-	// 6. Decide each op against the locked state, in order.
+	// 6. Decide each op against the state read under the head, in order.
 	var fresh []*Entry
 	var owners []int
 	var closedSeqs []int64
@@ -508,7 +487,7 @@ func (o *op) externalRef() string {
 	return o.close.ExternalRef
 }
 
-// applyEntry checks a new entry against the locked accounts and, if it
+// applyEntry checks a new entry against the round's accounts and, if it
 // holds, moves their totals.
 func (l *Ledger) applyEntry(o *op, accounts map[string]*accountState, now time.Time) (*Entry, *Error) {
 	r := o.entry
@@ -824,7 +803,8 @@ SELECT * FROM unnest($1::bigint[], $2::smallint[], $3::bigint[], $4::char[], $5:
 	closePending = `DELETE FROM ledger_open_pending WHERE entry_seq = ANY($1)`
 	openPending  = `INSERT INTO ledger_open_pending (entry_seq, expires_at) SELECT * FROM unnest($1::bigint[], $2::timestamptz[])`
 	// The totals are set, not incremented: the round computed them from rows
-	// it holds locked, and the CHECK constraints re-verify the limits.
+	// read under the ledger head, which no other round can change before it
+	// commits, and the CHECK constraints re-verify the limits.
 	updateAccounts = `
 UPDATE ledger_accounts a
    SET debits_pending = t.dp, credits_pending = t.cp, debits_posted = t.dpo, credits_posted = t.cpo

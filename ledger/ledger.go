@@ -75,16 +75,6 @@ type Ledger struct {
 	workers sync.WaitGroup
 	stop    chan struct{}
 
-	// serial admits one round at a time to the part of its transaction
-	// that locks rows, from its first lock to its commit (see applyRound).
-	// The ledger head orders every commit anyway; what serial adds is that
-	// a round starts locking only once the previous one has committed.
-	// Otherwise a round still locking takes some of the next round's
-	// account locks and both wait, and a lock statement that waited must
-	// re-check every row the other round changed: for 500-payment rounds
-	// that made the ledger half as fast. The rounds' reads still overlap.
-	serial sync.Mutex
-
 	// committed is closed and replaced after every commit, waking readers
 	// that follow the journal.
 	commitMu  sync.Mutex

@@ -98,10 +98,9 @@ SELECT (SELECT a.id FROM ledger_accounts a WHERE a.code = t.code), t.kind, t.day
 
 // Project implements ledger.Projector.
 //
-// Rows are only ever written for accounts the round has locked (every
-// account an entry posts to, and every account of a pending entry it
-// closes), so two transactions never update the same row concurrently and
-// the rollups add no lock the ledger's lock order does not already cover.
+// Like every projection, it runs in a round that holds the ledger head,
+// the one lock rounds take: two transactions never update the same row
+// concurrently, and the rollups add no lock that could deadlock.
 func (Rollups) Project(entries []*ledger.Entry, b *pgx.Batch) {
 	rows := map[accountDay]*dayMoves{}
 	kinds := map[kindDay]*dayMoves{}
