@@ -332,3 +332,70 @@ func TestRecordPaymentsFindsRecordedReferences(t *testing.T) {
 	}
 	e.checkInvariants(t)
 }
+
+// A bank notification whose key or reference something recorded before gets
+// the answer that record calls for, in a single call and in a bulk call
+// alike: the stall's pending payment carrying the reference is confirmed,
+// not answered as it stands; a key replayed after its merchant was
+// suspended is still the recorded payment; a key reused for another amount
+// is refused naming the amount.
+func TestBankNotificationsAfterEarlierRecords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a, b = "TN-TEST-0001", "TN-TEST-0002"
+	bank := func(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
+		return &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: merchant, Channel: pb.Channel_CHANNEL_VIETQR, Amount: amount,
+			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: ref}
+	}
+	stall := func(key, ref string) *pb.Payment {
+		return e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "20000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: ref}).Payment
+	}
+
+	for _, bulk := range []bool{false, true} {
+		t.Run(fmt.Sprintf("bulk %v", bulk), func(t *testing.T) {
+			tag := fmt.Sprint(bulk)
+			call := func(r *pb.RecordPaymentRequest) (*pb.RecordPaymentResult, error) {
+				if !bulk {
+					resp, err := e.payments.RecordPayment(ctx, r)
+					return &pb.RecordPaymentResult{Payment: resp.GetPayment(), Replayed: resp.GetReplayed()}, err
+				}
+				resp, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{r, bank("filler-"+r.IdempotencyKey, a, "5000", "FT-FILL-"+r.IdempotencyKey)}})
+				if err != nil {
+					return nil, err
+				}
+				res := resp.Results[0]
+				if res.Error != nil {
+					return nil, status.Error(codes.Code(res.Error.Code), res.Error.Message)
+				}
+				return res, nil
+			}
+
+			pending := stall("stall-ref-"+tag, "FT-PENDING-"+tag)
+			got, err := call(bank("bank-ref-"+tag, a, "20000", "FT-PENDING-"+tag))
+			if err != nil || got.Payment.GetId() != pending.Id || got.Payment.GetStatus() != pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED || got.Replayed {
+				t.Fatalf("bank notification of a stall's pending payment: %v, %v; want payment %s confirmed, not replayed", got, err, pending.Id)
+			}
+
+			first := e.record(t, bank("before-suspension-"+tag, b, "30000", "FT-SUSP-"+tag)).Payment
+			if _, err := e.merchants.SuspendMerchant(ctx, &pb.SuspendMerchantRequest{Code: b, Reason: "inspection"}); err != nil {
+				t.Fatal(err)
+			}
+			got, err = call(bank("before-suspension-"+tag, b, "30000", "FT-SUSP-"+tag))
+			if err != nil || got.Payment.GetId() != first.Id || !got.Replayed {
+				t.Fatalf("replay after suspension: %v, %v; want payment %s replayed", got, err, first.Id)
+			}
+			if _, err := e.merchants.ReinstateMerchant(ctx, &pb.ReinstateMerchantRequest{Code: b}); err != nil {
+				t.Fatal(err)
+			}
+
+			_, err = call(bank("before-suspension-"+tag, b, "31000", "FT-SUSP-"+tag))
+			if status.Code(err) != codes.AlreadyExists || !strings.Contains(status.Convert(err).Message(), "amount") {
+				t.Fatalf("key reused for another amount: %v; want AlreadyExists naming the amount", err)
+			}
+		})
+	}
+	e.checkInvariants(t)
+}

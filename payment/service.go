@@ -192,14 +192,58 @@ func (s *Service) Record(ctx context.Context, r RecordRequest) (Payment, bool, e
 // RecordMany records payments, each with its own outcome: one that fails
 // never fails the others. All of them reach the ledger together, so they
 // share its transactions.
+//
+// A call of plain bank notifications (no payment request or bill number)
+// goes to the ledger first without reading what its keys and references
+// recorded before: the ledger's round checks both anyway, and for a new
+// notification, nearly every one, both reads find nothing. Only a fresh
+// payment written that way is kept. Every other item (a key or reference
+// already recorded, a pending payment the bank is confirming, any error)
+// is recorded again the careful way, which reads first and gives the
+// answers it always gave.
 func (s *Service) RecordMany(ctx context.Context, reqs []RecordRequest) []Outcome {
-	out := make([]Outcome, len(reqs))
 	if len(reqs) > MaxBulk {
+		out := make([]Outcome, len(reqs))
 		for i := range out {
 			out[i].Err = invalid("payments", "at most %d payments per call, got %d", MaxBulk, len(reqs))
 		}
 		return out
 	}
+	if !plainBankNotifications(reqs) {
+		return s.record(ctx, reqs, false)
+	}
+	out := s.record(ctx, reqs, true)
+	var again []RecordRequest
+	var at []int
+	for i, o := range out {
+		if o.Err != nil || o.Replayed {
+			again = append(again, reqs[i])
+			at = append(at, i)
+		}
+	}
+	if len(again) > 0 {
+		for j, o := range s.record(ctx, again, false) {
+			out[at[j]] = o
+		}
+	}
+	return out
+}
+
+// plainBankNotifications reports whether every request is a bank's
+// notification of a payment made without a payment request.
+func plainBankNotifications(reqs []RecordRequest) bool {
+	for _, r := range reqs {
+		if r.Source != SourceBank || r.RequestID != "" || r.BillNumber != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// record records payments; optimistic skips the reads of earlier uses of
+// their keys and references (see RecordMany).
+func (s *Service) record(ctx context.Context, reqs []RecordRequest, optimistic bool) []Outcome {
+	out := make([]Outcome, len(reqs))
 	plans := make([]*plan, len(reqs))
 	for i, r := range reqs {
 		p, err := s.validate(r)
@@ -209,7 +253,7 @@ func (s *Service) RecordMany(ctx context.Context, reqs []RecordRequest) []Outcom
 		}
 		plans[i] = p
 	}
-	if err := s.resolve(ctx, plans, out); err != nil {
+	if err := s.resolve(ctx, plans, out, optimistic); err != nil {
 		for i := range out {
 			if out[i].Err == nil && plans[i] != nil {
 				out[i].Err = err
@@ -308,17 +352,20 @@ func (s *Service) validate(r RecordRequest) (*plan, error) {
 
 // resolve reads what the plans depend on (earlier uses of their keys,
 // merchants, payment requests, payments the bank may be confirming) and
-// decides each plan's ledger write.
-func (s *Service) resolve(ctx context.Context, plans []*plan, out []Outcome) error {
-	var keys []string
-	for _, p := range plans {
-		if p != nil {
-			keys = append(keys, p.ledgerKey)
+// decides each plan's ledger write. optimistic reads only the merchants.
+func (s *Service) resolve(ctx context.Context, plans []*plan, out []Outcome, optimistic bool) error {
+	used := map[string]ledger.Entry{}
+	if !optimistic {
+		var keys []string
+		for _, p := range plans {
+			if p != nil {
+				keys = append(keys, p.ledgerKey)
+			}
 		}
-	}
-	used, err := s.ledger.EntriesByKeys(ctx, keys)
-	if err != nil {
-		return err
+		var err error
+		if used, err = s.ledger.EntriesByKeys(ctx, keys); err != nil {
+			return err
+		}
 	}
 	var codes []string
 	var refChannels, refs []string
@@ -336,9 +383,11 @@ func (s *Service) resolve(ctx context.Context, plans []*plan, out []Outcome) err
 	if err != nil {
 		return err
 	}
-	byRef, err := s.paymentsByRef(ctx, refChannels, refs)
-	if err != nil {
-		return err
+	byRef := map[refKey]Payment{}
+	if !optimistic {
+		if byRef, err = s.paymentsByRef(ctx, refChannels, refs); err != nil {
+			return err
+		}
 	}
 	for i, p := range plans {
 		if p == nil {
