@@ -333,13 +333,13 @@ func TestRecordPaymentsFindsRecordedReferences(t *testing.T) {
 	e.checkInvariants(t)
 }
 
-// A bank notification whose key or reference something recorded before gets
-// the answer that record calls for, in a single call and in a bulk call
-// alike: the stall's pending payment carrying the reference is confirmed,
-// not answered as it stands; a key replayed after its merchant was
-// suspended is still the recorded payment; a key reused for another amount
-// is refused naming the amount.
-func TestBankNotificationsAfterEarlierRecords(t *testing.T) {
+// A payment whose key or reference something recorded before gets the
+// answer that record calls for, in a single call and in a bulk call alike:
+// the stall's pending payment carrying the bank's reference is confirmed,
+// not answered as it stands; a bank's or a stall's key replayed after its
+// merchant was suspended is still the recorded payment; a key reused for
+// another amount is refused naming the amount.
+func TestRecordsAfterEarlierRecords(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, ledgerOptions())
@@ -380,12 +380,19 @@ func TestBankNotificationsAfterEarlierRecords(t *testing.T) {
 			}
 
 			first := e.record(t, bank("before-suspension-"+tag, b, "30000", "FT-SUSP-"+tag)).Payment
+			byStall := &pb.RecordPaymentRequest{IdempotencyKey: "stall-before-suspension-" + tag, Merchant: b, Channel: pb.Channel_CHANNEL_VIETQR,
+				Amount: "25000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}
+			firstByStall := e.record(t, byStall).Payment
 			if _, err := e.merchants.SuspendMerchant(ctx, &pb.SuspendMerchantRequest{Code: b, Reason: "inspection"}); err != nil {
 				t.Fatal(err)
 			}
 			got, err = call(bank("before-suspension-"+tag, b, "30000", "FT-SUSP-"+tag))
 			if err != nil || got.Payment.GetId() != first.Id || !got.Replayed {
 				t.Fatalf("replay after suspension: %v, %v; want payment %s replayed", got, err, first.Id)
+			}
+			got, err = call(byStall)
+			if err != nil || got.Payment.GetId() != firstByStall.Id || !got.Replayed {
+				t.Fatalf("stall's replay after suspension: %v, %v; want payment %s replayed", got, err, firstByStall.Id)
 			}
 			if _, err := e.merchants.ReinstateMerchant(ctx, &pb.ReinstateMerchantRequest{Code: b}); err != nil {
 				t.Fatal(err)

@@ -193,14 +193,13 @@ func (s *Service) Record(ctx context.Context, r RecordRequest) (Payment, bool, e
 // never fails the others. All of them reach the ledger together, so they
 // share its transactions.
 //
-// A call of plain bank notifications (no payment request or bill number)
-// goes to the ledger first without reading what its keys and references
-// recorded before: the ledger's round checks both anyway, and for a new
-// notification, nearly every one, both reads find nothing. Only a fresh
-// payment written that way is kept. Every other item (a key or reference
-// already recorded, a pending payment the bank is confirming, any error)
-// is recorded again the careful way, which reads first and gives the
-// answers it always gave.
+// A call whose payments name no payment request or bill number goes to the
+// ledger first without reading what its keys and references recorded
+// before: the ledger's round checks both anyway, and for a new payment,
+// nearly every one, both reads find nothing. Only a fresh payment written
+// that way is kept. Every other item (a key or reference already recorded,
+// a pending payment the bank is confirming, any error) is recorded again
+// the careful way, which reads first and gives the answers it always gave.
 func (s *Service) RecordMany(ctx context.Context, reqs []RecordRequest) []Outcome {
 	if len(reqs) > MaxBulk {
 		out := make([]Outcome, len(reqs))
@@ -209,7 +208,7 @@ func (s *Service) RecordMany(ctx context.Context, reqs []RecordRequest) []Outcom
 		}
 		return out
 	}
-	if !plainBankNotifications(reqs) {
+	if !withoutPaymentRequests(reqs) {
 		return s.record(ctx, reqs, false)
 	}
 	out := s.record(ctx, reqs, true)
@@ -229,11 +228,11 @@ func (s *Service) RecordMany(ctx context.Context, reqs []RecordRequest) []Outcom
 	return out
 }
 
-// plainBankNotifications reports whether every request is a bank's
-// notification of a payment made without a payment request.
-func plainBankNotifications(reqs []RecordRequest) bool {
+// withoutPaymentRequests reports whether no request names a payment
+// request or a bill number, whose lookups decide what a record becomes.
+func withoutPaymentRequests(reqs []RecordRequest) bool {
 	for _, r := range reqs {
-		if r.Source != SourceBank || r.RequestID != "" || r.BillNumber != "" {
+		if r.RequestID != "" || r.BillNumber != "" {
 			return false
 		}
 	}
