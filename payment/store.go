@@ -111,15 +111,20 @@ func (s *Service) read(ctx context.Context, id string) (Payment, error) {
 // metadata names the payment. Lookups by reference go through that unique
 // index; the payments table keeps no index of its own on references, so a
 // confirmation that adds one leaves every index of the row untouched.
-const (
+
+// IDsByExternalRef is a subquery for the ids of the payments whose entries
+// carry the external references (ExternalRef) that match, a condition on
+// external_ref such as "= $1" or "= ANY($5::text[])".
+func IDsByExternalRef(match string) string {
+	return `SELECT (metadata->>'payment_id')::uuid FROM ledger_entries
+ WHERE external_ref ` + match + ` AND kind IN ('` + KindPayment + `', '` + KindConfirm + `')`
+}
+
+var (
 	paymentByRefQuery = `SELECT ` + paymentColumns + ` FROM payments
- WHERE id = (SELECT (metadata->>'payment_id')::uuid FROM ledger_entries
-              WHERE external_ref = $1 AND kind IN ('` + KindPayment + `', '` + KindConfirm + `'))
-   AND channel = $2 AND provider_ref = $3`
-	paymentsByRefQuery = `SELECT ` + paymentColumns + ` FROM payments
- WHERE id IN (SELECT (metadata->>'payment_id')::uuid FROM ledger_entries
-               WHERE external_ref = ANY($1::text[]) AND kind IN ('` + KindPayment + `', '` + KindConfirm + `'))
-   AND (channel, provider_ref) IN (SELECT * FROM unnest($2::text[], $3::text[]))`
+ WHERE id = (` + IDsByExternalRef("= $1") + `) AND channel = $2 AND provider_ref = $3`
+	// The caller finds each payment by its channel and reference.
+	paymentsByRefQuery = `SELECT ` + paymentColumns + ` FROM payments WHERE id IN (` + IDsByExternalRef("= ANY($1::text[])") + `)`
 )
 
 func (s *Service) paymentByRef(ctx context.Context, ch merchant.Channel, ref string) (*Payment, error) {
@@ -155,7 +160,7 @@ func (s *Service) paymentsByRef(ctx context.Context, channels, refs []string) (m
 		for i := range refs {
 			external[i] = ExternalRef(merchant.Channel(channels[i]), refs[i])
 		}
-		found, err = s.queryPayments(ctx, paymentsByRefQuery, external, channels, refs)
+		found, err = s.queryPayments(ctx, paymentsByRefQuery, external)
 	}
 	if err != nil {
 		return nil, err

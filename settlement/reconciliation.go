@@ -320,16 +320,14 @@ func (s *Service) statementPayments(ctx context.Context, ch merchant.Channel, ma
 			refs = append(refs, payment.ExternalRef(ch, l.Ref))
 		}
 	}
-	const q = `
+	q := `
 SELECT id::text, COALESCE(provider_ref, ''), confirmed_amount, occurred_at
   FROM payments
  WHERE channel = $1
    AND status IN ('confirmed', 'partially_refunded', 'refunded')
    AND ($2::text[] IS NULL OR market = ANY($2::text[]))
    AND id IN (SELECT id FROM payments WHERE channel = $1 AND occurred_at >= $3 AND occurred_at < $4
-              UNION
-              SELECT (metadata->>'payment_id')::uuid FROM ledger_entries
-               WHERE external_ref = ANY($5::text[]) AND kind IN ('` + payment.KindPayment + `', '` + payment.KindConfirm + `'))
+              UNION ` + payment.IDsByExternalRef("= ANY($5::text[])") + `)
  ORDER BY id`
 	rows, err := s.pool.Query(ctx, q, string(ch), markets,
 		st.PeriodStart.Add(-ReconcileWindow), st.PeriodEnd.Add(ReconcileWindow), refs)
