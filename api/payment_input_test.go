@@ -288,6 +288,12 @@ func TestPaymentRaces(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// bankNotice is a bank's VietQR notification of a payment.
+func bankNotice(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
+	return &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: merchant, Channel: pb.Channel_CHANNEL_VIETQR, Amount: amount,
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: ref}
+}
+
 // A bulk call of bank notifications finds the references already recorded,
 // whether a bank notification brought them or a confirmation of a stall's
 // payment did, and answers those items with the recorded payments as
@@ -298,11 +304,7 @@ func TestRecordPaymentsFindsRecordedReferences(t *testing.T) {
 	e := newEnv(t, ledgerOptions())
 	e.setUpMarket(t)
 	const a, b = "TN-TEST-0001", "TN-TEST-0002"
-	bank := func(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
-		return &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: merchant, Channel: pb.Channel_CHANNEL_VIETQR, Amount: amount,
-			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: ref}
-	}
-	byBank := e.record(t, bank("refs-1", a, "12000", "FT-REFS-1")).Payment
+	byBank := e.record(t, bankNotice("refs-1", a, "12000", "FT-REFS-1")).Payment
 	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "refs-2", Merchant: b, Channel: pb.Channel_CHANNEL_VIETQR,
 		Amount: "15000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
 	if _, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "refs-3", PaymentId: stall.Id, ProviderRef: "FT-REFS-2"}); err != nil {
@@ -311,9 +313,9 @@ func TestRecordPaymentsFindsRecordedReferences(t *testing.T) {
 	before := e.journalSize(t)
 
 	resp, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{
-		bank("refs-again-1", a, "12000", "FT-REFS-1"),
-		bank("refs-again-2", b, "15000", "FT-REFS-2"),
-		bank("refs-new", a, "9000", "FT-REFS-3"),
+		bankNotice("refs-again-1", a, "12000", "FT-REFS-1"),
+		bankNotice("refs-again-2", b, "15000", "FT-REFS-2"),
+		bankNotice("refs-new", a, "9000", "FT-REFS-3"),
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -345,10 +347,6 @@ func TestRecordsAfterEarlierRecords(t *testing.T) {
 	e := newEnv(t, ledgerOptions())
 	e.setUpMarket(t)
 	const a, b = "TN-TEST-0001", "TN-TEST-0002"
-	bank := func(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
-		return &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: merchant, Channel: pb.Channel_CHANNEL_VIETQR, Amount: amount,
-			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: ref}
-	}
 	stall := func(key, ref string) *pb.Payment {
 		return e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "20000",
 			Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: ref}).Payment
@@ -362,7 +360,7 @@ func TestRecordsAfterEarlierRecords(t *testing.T) {
 					resp, err := e.payments.RecordPayment(ctx, r)
 					return &pb.RecordPaymentResult{Payment: resp.GetPayment(), Replayed: resp.GetReplayed()}, err
 				}
-				resp, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{r, bank("filler-"+r.IdempotencyKey, a, "5000", "FT-FILL-"+r.IdempotencyKey)}})
+				resp, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{r, bankNotice("filler-"+r.IdempotencyKey, a, "5000", "FT-FILL-"+r.IdempotencyKey)}})
 				if err != nil {
 					return nil, err
 				}
@@ -374,19 +372,19 @@ func TestRecordsAfterEarlierRecords(t *testing.T) {
 			}
 
 			pending := stall("stall-ref-"+tag, "FT-PENDING-"+tag)
-			got, err := call(bank("bank-ref-"+tag, a, "20000", "FT-PENDING-"+tag))
+			got, err := call(bankNotice("bank-ref-"+tag, a, "20000", "FT-PENDING-"+tag))
 			if err != nil || got.Payment.GetId() != pending.Id || got.Payment.GetStatus() != pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED || got.Replayed {
 				t.Fatalf("bank notification of a stall's pending payment: %v, %v; want payment %s confirmed, not replayed", got, err, pending.Id)
 			}
 
-			first := e.record(t, bank("before-suspension-"+tag, b, "30000", "FT-SUSP-"+tag)).Payment
+			first := e.record(t, bankNotice("before-suspension-"+tag, b, "30000", "FT-SUSP-"+tag)).Payment
 			byStall := &pb.RecordPaymentRequest{IdempotencyKey: "stall-before-suspension-" + tag, Merchant: b, Channel: pb.Channel_CHANNEL_VIETQR,
 				Amount: "25000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}
 			firstByStall := e.record(t, byStall).Payment
 			if _, err := e.merchants.SuspendMerchant(ctx, &pb.SuspendMerchantRequest{Code: b, Reason: "inspection"}); err != nil {
 				t.Fatal(err)
 			}
-			got, err = call(bank("before-suspension-"+tag, b, "30000", "FT-SUSP-"+tag))
+			got, err = call(bankNotice("before-suspension-"+tag, b, "30000", "FT-SUSP-"+tag))
 			if err != nil || got.Payment.GetId() != first.Id || !got.Replayed {
 				t.Fatalf("replay after suspension: %v, %v; want payment %s replayed", got, err, first.Id)
 			}
@@ -398,7 +396,7 @@ func TestRecordsAfterEarlierRecords(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			_, err = call(bank("before-suspension-"+tag, b, "31000", "FT-SUSP-"+tag))
+			_, err = call(bankNotice("before-suspension-"+tag, b, "31000", "FT-SUSP-"+tag))
 			if status.Code(err) != codes.AlreadyExists || !strings.Contains(status.Convert(err).Message(), "amount") {
 				t.Fatalf("key reused for another amount: %v; want AlreadyExists naming the amount", err)
 			}

@@ -340,11 +340,11 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 	heads := make(map[string][]byte, len(markets))
 	var lastSeq int64
 	var recordedAt time.Time
-	locks := &pgx.Batch{}
-	locks.Queue(`SELECT last_seq, clock_timestamp() FROM ledger_head FOR UPDATE`).QueryRow(func(row pgx.Row) error {
+	underHead := &pgx.Batch{}
+	underHead.Queue(`SELECT last_seq, clock_timestamp() FROM ledger_head FOR UPDATE`).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&lastSeq, &recordedAt)
 	})
-	locks.Queue(`SELECT `+accountColumns+` FROM ledger_accounts WHERE code = ANY($1)`, codes).Query(func(rows pgx.Rows) error {
+	underHead.Queue(`SELECT `+accountColumns+` FROM ledger_accounts WHERE code = ANY($1)`, codes).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			a, err := scanAccount(rows)
 			if err != nil {
@@ -355,7 +355,7 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		return rows.Err()
 	})
 	if len(openSeqs) > 0 {
-		locks.Queue(`SELECT entry_seq FROM ledger_open_pending WHERE entry_seq = ANY($1)`, openSeqs).Query(func(rows pgx.Rows) error {
+		underHead.Queue(`SELECT entry_seq FROM ledger_open_pending WHERE entry_seq = ANY($1)`, openSeqs).Query(func(rows pgx.Rows) error {
 			var seq int64
 			_, err := pgx.ForEachRow(rows, []any{&seq}, func() error {
 				open[seq] = true
@@ -364,7 +364,7 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 			return err
 		})
 	}
-	locks.Queue(`SELECT market, hash FROM ledger_chain_heads WHERE market = ANY($1)`, markets).Query(func(rows pgx.Rows) error {
+	underHead.Queue(`SELECT market, hash FROM ledger_chain_heads WHERE market = ANY($1)`, markets).Query(func(rows pgx.Rows) error {
 		var m string
 		var h []byte
 		_, err := pgx.ForEachRow(rows, []any{&m, &h}, func() error {
@@ -373,7 +373,7 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		})
 		return err
 	})
-	if err := tx.SendBatch(ctx, locks).Close(); err != nil {
+	if err := tx.SendBatch(ctx, underHead).Close(); err != nil {
 		return nil, false, err
 	}
 

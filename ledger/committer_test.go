@@ -9,21 +9,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/choledger/choledger/internal/pg/pgtest"
 	"github.com/choledger/choledger/ledger"
 )
 
-// Two ledgers on one database stand for two processes: each has its own
-// committers, so only the database's locks order them. Every pending entry gets a post and a void at once, one from
-// each ledger: exactly one closes it, the other is told the entry was
-// closed and by which entry. Plain transfers run alongside on the same hot
-// accounts. Afterwards the totals are what the winners add up to and the
+// twoLedgers returns two ledgers on one database, standing for two
+// processes: each has its own committers, so only the database's locks
+// order them. a sweeps expired entries; b does not.
+func twoLedgers(t *testing.T) (a, b *ledger.Ledger, db *pgtest.DB) {
+	t.Helper()
+	a, db = newLedger(t, ledger.Options{Committers: 2})
+	b = ledger.New(db.Pool, ledger.Options{Committers: 2, ExpiryInterval: -1})
+	t.Cleanup(b.Close)
+	return a, b, db
+}
+
+// Two ledgers, two processes: every pending entry gets a post and a void at
+// once, one from each ledger. Exactly one closes it, the other is told the
+// entry was closed and by which entry. Plain transfers run alongside on the
+// same hot accounts. Afterwards the totals are what the winners add up to and the
 // invariants hold.
 func TestRacingClosesAcrossLedgers(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a, db := newLedger(t, ledger.Options{Committers: 2})
-	b := ledger.New(db.Pool, ledger.Options{Committers: 2, ExpiryInterval: -1})
-	t.Cleanup(b.Close)
+	a, b, db := twoLedgers(t)
 	const markets, pendings = 3, 120
 	for m := range markets {
 		mk := fmt.Sprintf("M%d", m)
@@ -113,9 +122,7 @@ func TestRacingClosesAcrossLedgers(t *testing.T) {
 func TestConcurrentRoundsKeepTotalsExact(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	a, db := newLedger(t, ledger.Options{Committers: 2})
-	b := ledger.New(db.Pool, ledger.Options{Committers: 2, ExpiryInterval: -1})
-	t.Cleanup(b.Close)
+	a, b, db := twoLedgers(t)
 	open(t, a, "clearing:M", ledger.Asset, "M", 0)
 	open(t, a, "payable:M", ledger.Liability, "M", ledger.FlagDebitsMustNotExceedCredits)
 
