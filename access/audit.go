@@ -143,7 +143,9 @@ func (a *Audit) write(batch []Event) {
 	defer cancel()
 	_, err := a.pool.Exec(ctx, `
 INSERT INTO audit_events (at, credential_id, role, method, target, code, message)
-SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])`,
+SELECT at, credential_id::uuid, role, method, target, code, message
+  FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+       AS t(at, credential_id, role, method, target, code, message)`,
 		at, cred, role, method, target, code, msg)
 	if err != nil {
 		// The trail must not silently lose events: say so loudly, with the

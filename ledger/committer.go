@@ -792,9 +792,9 @@ const (
 	insertEntries = `
 INSERT INTO ledger_entries (seq, id, market, kind, phase, currency, pending_seq, idempotency_key, request_hash,
                             external_ref, occurred_at, recorded_at, expires_at, metadata, hash)
-SELECT seq, id, market, kind, phase, currency, NULLIF(pending_seq, 0), key, req_hash,
+SELECT seq, id::uuid, market, kind, phase, currency, NULLIF(pending_seq, 0), key, req_hash,
        ref, occurred_at, recorded_at, expires_at, meta::jsonb, hash
-  FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::bytea[],
+  FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::bytea[],
               $10::text[], $11::timestamptz[], $12::timestamptz[], $13::timestamptz[], $14::text[], $15::bytea[])
        AS t(seq, id, market, kind, phase, currency, pending_seq, key, req_hash, ref, occurred_at, recorded_at, expires_at, meta, hash)`
 	insertPostings = `

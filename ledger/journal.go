@@ -64,7 +64,7 @@ func loadEntries(ctx context.Context, q querier, where string, args ...any) ([]E
 // postings into b, so that they share a round trip with other reads; into
 // holds the entries once b has run.
 func queueEntriesByID(b *pgx.Batch, ids []string, into *[]Entry) {
-	b.Queue(selectEntries+`e.id = ANY($1::uuid[]) ORDER BY e.seq`, ids).Query(func(rows pgx.Rows) error {
+	b.Queue(selectEntries+`e.id = ANY($1::text[]::uuid[]) ORDER BY e.seq`, ids).Query(func(rows pgx.Rows) error {
 		var err error
 		*into, err = scanEntries(rows)
 		return err
@@ -78,7 +78,7 @@ const selectPostingsOfIDs = `
 SELECT p.entry_seq, a.code, p.direction, p.amount
   FROM ledger_postings p
   JOIN ledger_accounts a ON a.id = p.account_id
- WHERE p.entry_seq IN (SELECT seq FROM ledger_entries WHERE id = ANY($1::uuid[]))
+ WHERE p.entry_seq IN (SELECT seq FROM ledger_entries WHERE id = ANY($1::text[]::uuid[]))
  ORDER BY p.entry_seq, p.idx`
 
 // scanEntries reads rows of selectEntries, and closes them.

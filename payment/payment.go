@@ -141,22 +141,22 @@ const (
 INSERT INTO payments (id, merchant, market, channel, source, status, currency, amount, confirmed_amount, fee,
                       provider_ref, request_id, bill_number, occurred_at, created_at, updated_at, expires_at,
                       pending_entry_id, entry_ids)
-SELECT t.id, t.merchant, t.market, t.channel, t.source, t.status, t.currency, t.amount, t.confirmed, t.fee,
+SELECT t.id::uuid, t.merchant, t.market, t.channel, t.source, t.status, t.currency, t.amount, t.confirmed, t.fee,
        NULLIF(t.provider_ref, ''), NULLIF(t.request_id, '')::uuid, NULLIF(t.bill_number, ''), t.occurred_at, t.created_at, t.created_at,
-       t.expires_at, t.pending_entry_id, ARRAY[t.entry_id]
-  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[],
+       t.expires_at, t.pending_entry_id::uuid, ARRAY[t.entry_id::uuid]
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[],
               $10::bigint[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
-              $17::uuid[], $18::uuid[])
+              $17::text[], $18::text[])
        AS t(id, merchant, market, channel, source, status, currency, amount, confirmed, fee, provider_ref, request_id,
             bill_number, occurred_at, created_at, expires_at, pending_entry_id, entry_id)`
 	// Every confirmation a round records, in one statement.
 	projectConfirmed = `
 UPDATE payments p SET status = 'confirmed', confirmed_amount = t.amount, fee = t.fee,
        provider_ref = COALESCE(p.provider_ref, NULLIF(t.provider_ref, '')),
-       expires_at = NULL, updated_at = t.at, entry_ids = p.entry_ids || t.entry_id
-  FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[], $6::uuid[])
+       expires_at = NULL, updated_at = t.at, entry_ids = p.entry_ids || t.entry_id::uuid
+  FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::timestamptz[], $6::text[])
        AS t(id, amount, fee, provider_ref, at, entry_id)
- WHERE p.id = t.id`
+ WHERE p.id = t.id::uuid`
 	projectClosed = `
 UPDATE payments SET status = $2, expires_at = NULL, updated_at = $3, entry_ids = entry_ids || $4::uuid
  WHERE pending_entry_id = $1 AND status = 'pending'`

@@ -64,7 +64,7 @@ func (s *Service) paymentsByID(ctx context.Context, ids []string) (map[string]Pa
 		// As in paymentsByRef: one id is planned once per session.
 		found, err = s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = $1::uuid`, ids[0])
 	} else {
-		found, err = s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = ANY($1::uuid[])`, ids)
+		found, err = s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments WHERE id = ANY($1::text[]::uuid[])`, ids)
 	}
 	if err != nil {
 		return nil, err

@@ -692,24 +692,24 @@ SELECT l.merchant, l.market, l.amount, l.status, l.bank_bin, l.account_number, l
 // moves its money, in the same transaction.
 const (
 	projectPayoutReserved = `
-UPDATE payout_lines l SET status = 'open', entry_id = t.entry_id
-  FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS t(batch_id, merchant, entry_id)
- WHERE l.batch_id = t.batch_id AND l.merchant = t.merchant AND l.status = 'reserving'`
+UPDATE payout_lines l SET status = 'open', entry_id = t.entry_id::uuid
+  FROM unnest($1::text[], $2::text[], $3::text[]) AS t(batch_id, merchant, entry_id)
+ WHERE l.batch_id = t.batch_id::uuid AND l.merchant = t.merchant AND l.status = 'reserving'`
 
 	projectPayoutResolved = `
 WITH resolved AS (
     UPDATE payout_lines l
-       SET status = t.status, close_entry_id = t.close_id, bank_ref = NULLIF(t.bank_ref, ''), reason = t.reason, resolved_at = t.at
-      FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[])
+       SET status = t.status, close_entry_id = t.close_id::uuid, bank_ref = NULLIF(t.bank_ref, ''), reason = t.reason, resolved_at = t.at
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
            AS t(pending_id, status, close_id, bank_ref, reason, at)
-     WHERE l.entry_id = t.pending_id AND l.status = 'open'
+     WHERE l.entry_id = t.pending_id::uuid AND l.status = 'open'
  RETURNING l.batch_id, t.at)
 UPDATE payout_batches b SET status = 'completed', completed_at = r.at
   FROM (SELECT batch_id, max(at) AS at FROM resolved GROUP BY batch_id ORDER BY batch_id) r
  WHERE b.id = r.batch_id AND b.status = 'open'
    AND NOT EXISTS (SELECT 1 FROM payout_lines o
                     WHERE o.batch_id = b.id AND o.status IN ('reserving', 'open')
-                      AND (o.entry_id IS NULL OR o.entry_id <> ALL ($1::uuid[])))`
+                      AND (o.entry_id IS NULL OR o.entry_id <> ALL ($1::text[]::uuid[])))`
 )
 
 // projectPayouts queues the payout projection of a round's entries.

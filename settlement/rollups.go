@@ -70,8 +70,8 @@ WITH moves (account_id, day, dp, cp, dpo, cpo, n) AS (
            CASE WHEN p.direction = 'D' THEN -p.amount ELSE 0 END,
            CASE WHEN p.direction = 'C' THEN -p.amount ELSE 0 END,
            0, 0, 0
-      FROM unnest($8::uuid[], $9::date[]) AS r(pending_id, day)
-      JOIN ledger_entries e ON e.id = r.pending_id
+      FROM unnest($8::text[], $9::date[]) AS r(pending_id, day)
+      JOIN ledger_entries e ON e.id = r.pending_id::uuid
       JOIN ledger_postings p ON p.entry_seq = e.seq)
 INSERT INTO ledger_daily_totals AS d (account_id, day, debits_pending, credits_pending, debits_posted, credits_posted, entries)
 SELECT account_id, day, sum(dp), sum(cp), sum(dpo), sum(cpo), sum(n)

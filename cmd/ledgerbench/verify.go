@@ -74,7 +74,7 @@ func verify(ctx context.Context, pool *pgxpool.Pool, a *ackSet) (*verification, 
 	if len(ids) != len(a.paymentIDs) {
 		v.fail("%d payment ids were acknowledged for two different writes", len(a.paymentIDs)-len(ids))
 	}
-	if err := count(&v.FoundPaymentIDs, `SELECT count(*) FROM payments WHERE id = ANY($1::uuid[])`, ids); err != nil {
+	if err := count(&v.FoundPaymentIDs, `SELECT count(*) FROM payments WHERE id = ANY($1::text[]::uuid[])`, ids); err != nil {
 		return nil, err
 	}
 	if v.FoundPaymentIDs != v.PaymentIDs {
@@ -90,7 +90,7 @@ func verify(ctx context.Context, pool *pgxpool.Pool, a *ackSet) (*verification, 
 	}
 	confirmed := distinct(a.confirmedIDs)
 	v.Confirmed = len(confirmed)
-	if err := count(&v.FoundConfirmed, `SELECT count(*) FROM payments WHERE id = ANY($1::uuid[]) AND status IN ('confirmed', 'partially_refunded', 'refunded')`, confirmed); err != nil {
+	if err := count(&v.FoundConfirmed, `SELECT count(*) FROM payments WHERE id = ANY($1::text[]::uuid[]) AND status IN ('confirmed', 'partially_refunded', 'refunded')`, confirmed); err != nil {
 		return nil, err
 	}
 	if v.FoundConfirmed != v.Confirmed || len(confirmed) != len(a.confirmedIDs) {
@@ -98,7 +98,7 @@ func verify(ctx context.Context, pool *pgxpool.Pool, a *ackSet) (*verification, 
 	}
 	refunds := distinct(a.refundIDs)
 	v.Refunds = len(refunds)
-	if err := count(&v.FoundRefunds, `SELECT count(*) FROM payment_refunds WHERE entry_id = ANY($1::uuid[])`, refunds); err != nil {
+	if err := count(&v.FoundRefunds, `SELECT count(*) FROM payment_refunds WHERE entry_id = ANY($1::text[]::uuid[])`, refunds); err != nil {
 		return nil, err
 	}
 	if v.FoundRefunds != v.Refunds || len(refunds) != len(a.refundIDs) {
