@@ -265,24 +265,14 @@ SELECT id, code FROM ledger_accounts WHERE market = $1 AND code LIKE 'merchant:%
 		ids, clearing = append(ids, id), append(clearing, id)
 	}
 	r := reader{tx: tx, w: w}
-	open, err := r.openings(ctx, ids)
-	if err != nil {
-		return MarketSettlement{}, err
-	}
-	moves, err := r.movements(ctx, ids, mk.Code)
-	if err != nil {
-		return MarketSettlement{}, err
-	}
-	pays, err := r.payments(ctx, mk.Code, "")
-	if err != nil {
-		return MarketSettlement{}, err
-	}
-	payouts, err := r.kindMoves(ctx, payableIDs, KindPayout, mk.Code)
-	if err != nil {
-		return MarketSettlement{}, err
-	}
-	settled, err := r.kindMoves(ctx, clearing, KindProviderSettlement, mk.Code)
-	if err != nil {
+	open, moves, pays := map[int64]movement{}, map[int64]map[Day]*movement{}, map[string]map[Day]*figures{}
+	payouts, settled := map[int64]map[Day]*kindMove{}, map[int64]map[Day]*kindMove{}
+	r.openings(ids, open)
+	r.movements(ids, mk.Code, moves)
+	r.payments(mk.Code, "", pays)
+	r.kindMoves(payableIDs, KindPayout, mk.Code, payouts)
+	r.kindMoves(clearing, KindProviderSettlement, mk.Code, settled)
+	if err := r.read(ctx); err != nil {
 		return MarketSettlement{}, err
 	}
 

@@ -282,14 +282,11 @@ const (
 // the point's day from the journal up to the point, and the days after are
 // not reported.
 func resolveWindow(ctx context.Context, tx pgx.Tx, start, end Day, at ledger.AsOf) (window, error) {
-	var head int64
-	if err := tx.QueryRow(ctx, `SELECT last_seq FROM ledger_head`).Scan(&head); err != nil {
-		return window{}, fmt.Errorf("read ledger head: %w", err)
-	}
 	periodEnd := end.AddDays(1).Start()
 	w := window{start: start, end: end, fullEnd: end, lastDay: end, endTime: periodEnd.Add(-time.Microsecond)}
-	if err := tx.QueryRow(ctx, seqBefore, periodEnd).Scan(&w.seq); err != nil {
-		return window{}, fmt.Errorf("find the period's last entry: %w", err)
+	var head int64
+	if err := tx.QueryRow(ctx, `SELECT (SELECT last_seq FROM ledger_head), (`+seqBefore+`)`, periodEnd).Scan(&head, &w.seq); err != nil {
+		return window{}, fmt.Errorf("read the ledger head and the period's last entry: %w", err)
 	}
 	var seq int64
 	var at0 time.Time
@@ -357,162 +354,142 @@ func pinWindow(ctx context.Context, tx pgx.Tx, w window) (window, error) {
 	return w, nil
 }
 
-// reader reads a window's figures in one snapshot.
+// reader reads a window's figures in one snapshot. Its reads are queued and
+// sent together by read, in one round trip: a report makes four to eight of
+// them, and on a busy server each round trip also waits for a CPU.
 type reader struct {
 	tx pgx.Tx
 	w  window
+	b  pgx.Batch
 }
 
-func (r reader) hasFullDays() bool { return !r.w.fullEnd.Before(r.w.start) }
+func (r *reader) hasFullDays() bool { return !r.w.fullEnd.Before(r.w.start) }
 
-// openings are the accounts' movements before the period, summed: their
+// read sends the queued reads and fills what they were queued into.
+func (r *reader) read(ctx context.Context) error {
+	return r.tx.SendBatch(ctx, &r.b).Close()
+}
+
+// each queues sql and hands every row to scan; what names the read in
+// errors.
+func (r *reader) each(what string, scan func(pgx.Rows) error, sql string, args ...any) {
+	r.b.Queue(sql, args...).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return fmt.Errorf("read %s: %w", what, err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read %s: %w", what, err)
+		}
+		return nil
+	})
+}
+
+// dayValue returns what out holds for key on day d, added empty if absent.
+func dayValue[K comparable, V any](out map[K]map[Day]*V, key K, d Day) *V {
+	byDay := out[key]
+	if byDay == nil {
+		byDay = map[Day]*V{}
+		out[key] = byDay
+	}
+	v := byDay[d]
+	if v == nil {
+		v = new(V)
+		byDay[d] = v
+	}
+	return v
+}
+
+// openings queues the accounts' movements before the period, summed: their
 // totals at its start. Summing every earlier day costs O(days of history)
 // per account, which keeps a year's report to a few hundred rows an
 // account; a monthly checkpoint table would bound it if histories grow
 // long.
-func (r reader) openings(ctx context.Context, ids []int64) (map[int64]movement, error) {
-	rows, err := r.tx.Query(ctx, `
-SELECT account_id, sum(debits_pending)::bigint, sum(credits_pending)::bigint, sum(debits_posted)::bigint, sum(credits_posted)::bigint
-  FROM ledger_daily_totals WHERE account_id = ANY($1) AND day < $2 GROUP BY account_id`, ids, r.w.start.date())
-	if err != nil {
-		return nil, fmt.Errorf("read opening balances: %w", err)
-	}
-	defer rows.Close()
-	out := make(map[int64]movement, len(ids))
-	for rows.Next() {
+func (r *reader) openings(ids []int64, out map[int64]movement) {
+	r.each("opening balances", func(rows pgx.Rows) error {
 		var id int64
 		var m movement
 		if err := rows.Scan(&id, &m.dp, &m.cp, &m.dpo, &m.cpo); err != nil {
-			return nil, fmt.Errorf("read opening balances: %w", err)
+			return err
 		}
 		out[id] = m
-	}
-	return out, rows.Err()
+		return nil
+	}, `
+SELECT account_id, sum(debits_pending)::bigint, sum(credits_pending)::bigint, sum(debits_posted)::bigint, sum(credits_posted)::bigint
+  FROM ledger_daily_totals WHERE account_id = ANY($1) AND day < $2 GROUP BY account_id`, ids, r.w.start.date())
 }
 
-// movements are the accounts' movements per day of the window.
-func (r reader) movements(ctx context.Context, ids []int64, market string) (map[int64]map[Day]*movement, error) {
-	out := map[int64]map[Day]*movement{}
-	put := func(id int64, d Day, m movement) {
-		byDay := out[id]
-		if byDay == nil {
-			byDay = map[Day]*movement{}
-			out[id] = byDay
-		}
-		if byDay[d] == nil {
-			byDay[d] = &movement{}
-		}
-		byDay[d].add(m)
-	}
+// movements queues the accounts' movements per day of the window.
+func (r *reader) movements(ids []int64, market string, out map[int64]map[Day]*movement) {
+	put := func(id int64, day time.Time, m movement) { dayValue(out, id, dayFromDate(day)).add(m) }
 	if r.hasFullDays() {
-		rows, err := r.tx.Query(ctx, `
-SELECT account_id, day, debits_pending, credits_pending, debits_posted, credits_posted
-  FROM ledger_daily_totals WHERE account_id = ANY($1) AND day BETWEEN $2 AND $3`, ids, r.w.start.date(), r.w.fullEnd.date())
-		if err != nil {
-			return nil, fmt.Errorf("read daily totals: %w", err)
-		}
-		for rows.Next() {
+		r.each("daily totals", func(rows pgx.Rows) error {
 			var id int64
 			var day time.Time
 			var m movement
 			if err := rows.Scan(&id, &day, &m.dp, &m.cp, &m.dpo, &m.cpo); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("read daily totals: %w", err)
+				return err
 			}
-			put(id, dayFromDate(day), m)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read daily totals: %w", err)
-		}
+			put(id, day, m)
+			return nil
+		}, `
+SELECT account_id, day, debits_pending, credits_pending, debits_posted, credits_posted
+  FROM ledger_daily_totals WHERE account_id = ANY($1) AND day BETWEEN $2 AND $3`, ids, r.w.start.date(), r.w.fullEnd.date())
 	}
 	if r.w.cut {
-		rows, err := r.tx.Query(ctx, journalDailyTotals, r.w.cutAfter, r.w.seq, market, ids)
-		if err != nil {
-			return nil, fmt.Errorf("read %s from the journal: %w", r.w.cutDay, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
+		r.each(r.w.cutDay.String()+" from the journal", func(rows pgx.Rows) error {
 			var id int64
 			var day time.Time
 			var m movement
-			var n int32
-			if err := rows.Scan(&id, &day, &m.dp, &m.cp, &m.dpo, &m.cpo, &n); err != nil {
-				return nil, fmt.Errorf("read %s from the journal: %w", r.w.cutDay, err)
+			var entries int32
+			if err := rows.Scan(&id, &day, &m.dp, &m.cp, &m.dpo, &m.cpo, &entries); err != nil {
+				return err
 			}
-			put(id, dayFromDate(day), m)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read %s from the journal: %w", r.w.cutDay, err)
-		}
+			put(id, day, m)
+			return nil
+		}, journalDailyTotals, r.w.cutAfter, r.w.seq, market, ids)
 	}
-	return out, nil
 }
 
-// kindMoves are the accounts' posted movements of one settlement kind per
-// day of the window.
-func (r reader) kindMoves(ctx context.Context, ids []int64, kind, market string) (map[int64]map[Day]*kindMove, error) {
-	out := map[int64]map[Day]*kindMove{}
-	put := func(id int64, d Day, m kindMove) {
-		byDay := out[id]
-		if byDay == nil {
-			byDay = map[Day]*kindMove{}
-			out[id] = byDay
-		}
-		k := byDay[d]
-		if k == nil {
-			k = &kindMove{}
-			byDay[d] = k
-		}
+// kindMoves queues the accounts' posted movements of one settlement kind
+// per day of the window.
+func (r *reader) kindMoves(ids []int64, kind, market string, out map[int64]map[Day]*kindMove) {
+	put := func(id int64, day time.Time, m kindMove) {
+		k := dayValue(out, id, dayFromDate(day))
 		k.entries += m.entries
 		k.debits += m.debits
 		k.credits += m.credits
 	}
 	if r.hasFullDays() {
-		rows, err := r.tx.Query(ctx, `
-SELECT account_id, day, entries, debits_posted, credits_posted
-  FROM settlement_daily_totals WHERE account_id = ANY($1) AND kind = $2 AND day BETWEEN $3 AND $4`, ids, kind, r.w.start.date(), r.w.fullEnd.date())
-		if err != nil {
-			return nil, fmt.Errorf("read %s totals: %w", kind, err)
-		}
-		for rows.Next() {
+		r.each(kind+" totals", func(rows pgx.Rows) error {
 			var id int64
 			var day time.Time
 			var m kindMove
 			if err := rows.Scan(&id, &day, &m.entries, &m.debits, &m.credits); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("read %s totals: %w", kind, err)
+				return err
 			}
-			put(id, dayFromDate(day), m)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read %s totals: %w", kind, err)
-		}
+			put(id, day, m)
+			return nil
+		}, `
+SELECT account_id, day, entries, debits_posted, credits_posted
+  FROM settlement_daily_totals WHERE account_id = ANY($1) AND kind = $2 AND day BETWEEN $3 AND $4`, ids, kind, r.w.start.date(), r.w.fullEnd.date())
 	}
 	if r.w.cut {
-		rows, err := r.tx.Query(ctx, journalKindTotals, r.w.cutAfter, r.w.seq, market, ids)
-		if err != nil {
-			return nil, fmt.Errorf("read %s of %s from the journal: %w", kind, r.w.cutDay, err)
-		}
-		defer rows.Close()
-		for rows.Next() {
+		r.each(kind+" of "+r.w.cutDay.String()+" from the journal", func(rows pgx.Rows) error {
 			var id int64
 			var k string
 			var day time.Time
 			var m kindMove
 			if err := rows.Scan(&id, &k, &day, &m.entries, &m.debits, &m.credits); err != nil {
-				return nil, fmt.Errorf("read %s of %s from the journal: %w", kind, r.w.cutDay, err)
+				return err
 			}
 			if k == kind {
-				put(id, dayFromDate(day), m)
+				put(id, day, m)
 			}
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read %s of %s from the journal: %w", kind, r.w.cutDay, err)
-		}
+			return nil
+		}, journalKindTotals, r.w.cutAfter, r.w.seq, market, ids)
 	}
-	return out, nil
 }
 
 const (
@@ -524,59 +501,31 @@ SELECT merchant, channel, day, payments, gross, fees, refunds, refunded, fees_re
   FROM payment_daily_totals WHERE market = $1 AND day BETWEEN $2 AND $3`
 )
 
-// payments are the posted payments and refunds per merchant, day and
+// payments queues the posted payments and refunds per merchant, day and
 // channel of the window: of one merchant, or of the whole market when
 // merchantCode is empty.
-func (r reader) payments(ctx context.Context, market, merchantCode string) (map[string]map[Day]*figures, error) {
-	out := map[string]map[Day]*figures{}
+func (r *reader) payments(market, merchantCode string, out map[string]map[Day]*figures) {
 	scan := func(rows pgx.Rows) error {
-		defer rows.Close()
-		for rows.Next() {
-			var m, ch string
-			var day time.Time
-			c := &ChannelTotals{}
-			if err := rows.Scan(&m, &ch, &day, &c.PaymentCount, &c.Payments, &c.FeesCharged, &c.RefundCount, &c.Refunds, &c.FeesReturned); err != nil {
-				return err
-			}
-			d := dayFromDate(day)
-			byDay := out[m]
-			if byDay == nil {
-				byDay = map[Day]*figures{}
-				out[m] = byDay
-			}
-			f := byDay[d]
-			if f == nil {
-				f = &figures{}
-				byDay[d] = f
-			}
-			c.Channel = merchant.Channel(ch)
-			f.channel(c.Channel).add(c)
+		var m, ch string
+		var day time.Time
+		c := &ChannelTotals{}
+		if err := rows.Scan(&m, &ch, &day, &c.PaymentCount, &c.Payments, &c.FeesCharged, &c.RefundCount, &c.Refunds, &c.FeesReturned); err != nil {
+			return err
 		}
-		return rows.Err()
+		c.Channel = merchant.Channel(ch)
+		dayValue(out, m, dayFromDate(day)).channel(c.Channel).add(c)
+		return nil
 	}
 	if r.hasFullDays() {
 		query, key := marketPaymentTotals, market
 		if merchantCode != "" {
 			query, key = merchantPaymentTotals, merchantCode
 		}
-		rows, err := r.tx.Query(ctx, query, key, r.w.start.date(), r.w.fullEnd.date())
-		if err != nil {
-			return nil, fmt.Errorf("read payment totals: %w", err)
-		}
-		if err := scan(rows); err != nil {
-			return nil, fmt.Errorf("read payment totals: %w", err)
-		}
+		r.each("payment totals", scan, query, key, r.w.start.date(), r.w.fullEnd.date())
 	}
 	if r.w.cut {
-		rows, err := r.tx.Query(ctx, journalPaymentTotals, r.w.cutAfter, r.w.seq, market, merchantCode)
-		if err != nil {
-			return nil, fmt.Errorf("read payments of %s from the journal: %w", r.w.cutDay, err)
-		}
-		if err := scan(rows); err != nil {
-			return nil, fmt.Errorf("read payments of %s from the journal: %w", r.w.cutDay, err)
-		}
+		r.each("payments of "+r.w.cutDay.String()+" from the journal", scan, journalPaymentTotals, r.w.cutAfter, r.w.seq, market, merchantCode)
 	}
-	return out, nil
 }
 
 // payableFigures joins a payable's movements, payments and payouts by day.
@@ -665,20 +614,12 @@ func (s *Service) MerchantSettlement(ctx context.Context, q MerchantQuery) (Merc
 		return MerchantSettlement{}, fmt.Errorf("merchant %s has no payable account %s", m.Code, code)
 	}
 	r := reader{tx: tx, w: w}
-	open, err := r.openings(ctx, []int64{id})
-	if err != nil {
-		return MerchantSettlement{}, err
-	}
-	moves, err := r.movements(ctx, []int64{id}, m.Market)
-	if err != nil {
-		return MerchantSettlement{}, err
-	}
-	pays, err := r.payments(ctx, m.Market, m.Code)
-	if err != nil {
-		return MerchantSettlement{}, err
-	}
-	payouts, err := r.kindMoves(ctx, []int64{id}, KindPayout, m.Market)
-	if err != nil {
+	open, moves, pays, payouts := map[int64]movement{}, map[int64]map[Day]*movement{}, map[string]map[Day]*figures{}, map[int64]map[Day]*kindMove{}
+	r.openings([]int64{id}, open)
+	r.movements([]int64{id}, m.Market, moves)
+	r.payments(m.Market, m.Code, pays)
+	r.kindMoves([]int64{id}, KindPayout, m.Market, payouts)
+	if err := r.read(ctx); err != nil {
 		return MerchantSettlement{}, err
 	}
 	o := open[id]
