@@ -282,18 +282,12 @@ SELECT id, code FROM ledger_accounts WHERE market = $1 AND code LIKE 'merchant:%
 	market := map[Day]*figures{}
 	var marketOpening, marketPending int64
 	for _, p := range payables {
-		byDay := payableFigures(moves[p.id], pays[p.merchant], payouts[p.id])
 		o := open[p.id]
-		t, _ := summarize(o.cpo-o.dpo, o.cp, days, byDay)
+		t := periodTotals(w, o.cpo-o.dpo, o.cp, moves[p.id], pays[p.merchant], payouts[p.id])
 		lines = append(lines, MerchantLine{Merchant: p.merchant, Totals: t})
 		marketOpening += o.cpo - o.dpo
 		marketPending += o.cp
-		for d, f := range byDay {
-			if market[d] == nil {
-				market[d] = &figures{}
-			}
-			market[d].add(f)
-		}
+		addPayableFigures(market, moves[p.id], pays[p.merchant], payouts[p.id])
 	}
 	out.Totals, out.Days = summarize(marketOpening, marketPending, days, market)
 

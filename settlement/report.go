@@ -137,47 +137,72 @@ type kindMove struct{ entries, debits, credits int64 }
 // figures are what one day brings to a payable (or to several summed).
 type figures struct {
 	payable     movement
-	channels    map[merchant.Channel]*ChannelTotals
+	channels    channelSet
 	payoutCount int64
 	payouts     int64
 }
 
-func (f *figures) channel(ch merchant.Channel) *ChannelTotals {
-	if f.channels == nil {
-		f.channels = map[merchant.Channel]*ChannelTotals{}
-	}
-	c := f.channels[ch]
-	if c == nil {
-		c = &ChannelTotals{Channel: ch}
-		f.channels[ch] = c
-	}
-	return c
-}
-
 func (f *figures) add(o *figures) {
 	f.payable.add(o.payable)
-	for ch, c := range o.channels {
-		f.channel(ch).add(c)
-	}
+	f.channels.addAll(o.channels)
 	f.payoutCount += o.payoutCount
 	f.payouts += o.payouts
 }
 
-// orderedChannels lists channels in the order of merchant.Channels (any
-// unknown channel last, in no particular order).
-func orderedChannels(m map[merchant.Channel]*ChannelTotals) []ChannelTotals {
-	var out []ChannelTotals
-	for _, ch := range merchant.Channels {
-		if c, ok := m[ch]; ok {
-			out = append(out, *c)
+// channelSet holds totals per channel. A payable sees a handful of channels
+// at most, so a slice searched in order does without a map per day and
+// merchant (a market report builds tens of thousands of them).
+type channelSet []ChannelTotals
+
+// get returns ch's totals, added empty if absent. The pointer is good until
+// the next get.
+func (s *channelSet) get(ch merchant.Channel) *ChannelTotals {
+	for i := range *s {
+		if (*s)[i].Channel == ch {
+			return &(*s)[i]
 		}
 	}
-	for ch, c := range m {
-		if !ch.Valid() {
-			out = append(out, *c)
+	*s = append(*s, ChannelTotals{Channel: ch})
+	return &(*s)[len(*s)-1]
+}
+
+func (s *channelSet) addAll(o channelSet) {
+	for i := range o {
+		s.get(o[i].Channel).add(&o[i])
+	}
+}
+
+// ordered lists the channels in the order of merchant.Channels (any
+// unknown channel last).
+func (s channelSet) ordered() []ChannelTotals {
+	var out []ChannelTotals
+	for _, ch := range merchant.Channels {
+		for _, c := range s {
+			if c.Channel == ch {
+				out = append(out, c)
+			}
+		}
+	}
+	for _, c := range s {
+		if !c.Channel.Valid() {
+			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// setChannels sets t's channels, and its payments, fees and refunds to
+// theirs, summed.
+func (t *Totals) setChannels(s channelSet) {
+	t.Channels = s.ordered()
+	for _, c := range t.Channels {
+		t.PaymentCount += c.PaymentCount
+		t.Payments += c.Payments
+		t.FeesCharged += c.FeesCharged
+		t.RefundCount += c.RefundCount
+		t.Refunds += c.Refunds
+		t.FeesReturned += c.FeesReturned
+	}
 }
 
 // summarize walks the days from an opening balance, carrying each day's
@@ -185,7 +210,7 @@ func orderedChannels(m map[merchant.Channel]*ChannelTotals) []ChannelTotals {
 // each day's. A day without figures carries the balance unchanged.
 func summarize(opening, openingPending int64, days []Day, byDay map[Day]*figures) (Totals, []DayTotals) {
 	total := Totals{Opening: opening}
-	channels := map[merchant.Channel]*ChannelTotals{}
+	var channels channelSet
 	balance, pending := opening, openingPending
 	out := make([]DayTotals, 0, len(days))
 	for _, d := range days {
@@ -193,22 +218,9 @@ func summarize(opening, openingPending int64, days []Day, byDay map[Day]*figures
 		if f == nil {
 			f = &figures{}
 		}
-		t := Totals{Opening: balance, Channels: orderedChannels(f.channels)}
-		for i := range t.Channels {
-			c := &t.Channels[i]
-			t.PaymentCount += c.PaymentCount
-			t.Payments += c.Payments
-			t.FeesCharged += c.FeesCharged
-			t.RefundCount += c.RefundCount
-			t.Refunds += c.Refunds
-			t.FeesReturned += c.FeesReturned
-			total := channels[c.Channel]
-			if total == nil {
-				total = &ChannelTotals{Channel: c.Channel}
-				channels[c.Channel] = total
-			}
-			total.add(c)
-		}
+		t := Totals{Opening: balance}
+		t.setChannels(f.channels)
+		channels.addAll(f.channels)
 		t.PayoutCount, t.Payouts = f.payoutCount, f.payouts
 		// The payable is a liability: credits raise what is owed.
 		t.Closing = balance + f.payable.cpo - f.payable.dpo
@@ -228,7 +240,7 @@ func summarize(opening, openingPending int64, days []Day, byDay map[Day]*figures
 		total.Payouts += t.Payouts
 		total.Adjustments += t.Adjustments
 	}
-	total.Channels = orderedChannels(channels)
+	total.Channels = channels.ordered()
 	total.Closing, total.Pending = balance, pending
 	return total, out
 }
@@ -508,12 +520,11 @@ func (r *reader) payments(market, merchantCode string, out map[string]map[Day]*f
 	scan := func(rows pgx.Rows) error {
 		var m, ch string
 		var day time.Time
-		c := &ChannelTotals{}
+		var c ChannelTotals
 		if err := rows.Scan(&m, &ch, &day, &c.PaymentCount, &c.Payments, &c.FeesCharged, &c.RefundCount, &c.Refunds, &c.FeesReturned); err != nil {
 			return err
 		}
-		c.Channel = merchant.Channel(ch)
-		dayValue(out, m, dayFromDate(day)).channel(c.Channel).add(c)
+		dayValue(out, m, dayFromDate(day)).channels.get(merchant.Channel(ch)).add(&c)
 		return nil
 	}
 	if r.hasFullDays() {
@@ -528,14 +539,14 @@ func (r *reader) payments(market, merchantCode string, out map[string]map[Day]*f
 	}
 }
 
-// payableFigures joins a payable's movements, payments and payouts by day.
-func payableFigures(moves map[Day]*movement, pays map[Day]*figures, payouts map[Day]*kindMove) map[Day]*figures {
-	out := make(map[Day]*figures, len(moves))
+// addPayableFigures adds a payable's movements, payments and payouts into
+// into, by day: one payable's figures, or a market's sum of them.
+func addPayableFigures(into map[Day]*figures, moves map[Day]*movement, pays map[Day]*figures, payouts map[Day]*kindMove) {
 	get := func(d Day) *figures {
-		f := out[d]
+		f := into[d]
 		if f == nil {
 			f = &figures{}
-			out[d] = f
+			into[d] = f
 		}
 		return f
 	}
@@ -550,7 +561,38 @@ func payableFigures(moves map[Day]*movement, pays map[Day]*figures, payouts map[
 		f.payoutCount += k.entries
 		f.payouts += k.debits
 	}
-	return out
+}
+
+// periodTotals are a payable's totals over the window's days: summarize's
+// total, summed straight from what was read, without the days. A market
+// report needs the days of the market only, not of every merchant line.
+func periodTotals(w window, opening, openingPending int64, moves map[Day]*movement, pays map[Day]*figures, payouts map[Day]*kindMove) Totals {
+	in := func(d Day) bool { return !d.Before(w.start) && !d.After(w.lastDay) }
+	t := Totals{Opening: opening}
+	var payable movement
+	for d, m := range moves {
+		if in(d) {
+			payable.add(*m)
+		}
+	}
+	var channels channelSet
+	for d, f := range pays {
+		if in(d) {
+			channels.addAll(f.channels)
+		}
+	}
+	t.setChannels(channels)
+	for d, k := range payouts {
+		if in(d) {
+			t.PayoutCount += k.entries
+			t.Payouts += k.debits
+		}
+	}
+	// The payable is a liability: credits raise what is owed.
+	t.Closing = opening + payable.cpo - payable.dpo
+	t.Pending = openingPending + payable.cp
+	t.Adjustments = t.Closing - t.Opening - (t.Payments - t.Refunds - t.Fees() - t.Payouts)
+	return t
 }
 
 func (s *Service) snapshot(ctx context.Context) (pgx.Tx, error) {
@@ -623,6 +665,8 @@ func (s *Service) MerchantSettlement(ctx context.Context, q MerchantQuery) (Merc
 		return MerchantSettlement{}, err
 	}
 	o := open[id]
-	totals, days := summarize(o.cpo-o.dpo, o.cp, w.days(), payableFigures(moves[id], pays[m.Code], payouts[id]))
+	byDay := map[Day]*figures{}
+	addPayableFigures(byDay, moves[id], pays[m.Code], payouts[id])
+	totals, days := summarize(o.cpo-o.dpo, o.cp, w.days(), byDay)
 	return MerchantSettlement{Merchant: m.Code, Market: m.Market, Period: w.period(), Totals: totals, Days: days}, nil
 }
