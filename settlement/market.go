@@ -265,11 +265,12 @@ SELECT id, code FROM ledger_accounts WHERE market = $1 AND code LIKE 'merchant:%
 		ids, clearing = append(ids, id), append(clearing, id)
 	}
 	r := reader{tx: tx, w: w}
-	open, moves, pays := map[int64]movement{}, map[int64]map[Day]*movement{}, map[string]map[Day]*figures{}
+	open, moves, pays := map[int64]movement{}, map[int64]map[Day]*movement{}, map[string]*channelSet{}
 	payouts, settled := map[int64]map[Day]*kindMove{}, map[int64]map[Day]*kindMove{}
+	market := map[Day]*figures{} // the market's days; the payables' are added below
 	r.openings(ids, open)
 	r.movements(ids, mk.Code, moves)
-	r.payments(mk.Code, "", pays)
+	r.marketPayments(mk.Code, pays, market)
 	r.kindMoves(payableIDs, KindPayout, mk.Code, payouts)
 	r.kindMoves(clearing, KindProviderSettlement, mk.Code, settled)
 	if err := r.read(ctx); err != nil {
@@ -279,15 +280,18 @@ SELECT id, code FROM ledger_accounts WHERE market = $1 AND code LIKE 'merchant:%
 	days := w.days()
 	out := MarketSettlement{Market: mk.Code, Period: w.period(), TotalMerchants: len(payables)}
 	lines := make([]MerchantLine, 0, len(payables))
-	market := map[Day]*figures{}
 	var marketOpening, marketPending int64
 	for _, p := range payables {
 		o := open[p.id]
-		t := periodTotals(w, o.cpo-o.dpo, o.cp, moves[p.id], pays[p.merchant], payouts[p.id])
+		var channels channelSet
+		if s := pays[p.merchant]; s != nil {
+			channels = *s
+		}
+		t := periodTotals(w, o.cpo-o.dpo, o.cp, moves[p.id], channels, payouts[p.id])
 		lines = append(lines, MerchantLine{Merchant: p.merchant, Totals: t})
 		marketOpening += o.cpo - o.dpo
 		marketPending += o.cp
-		addPayableFigures(market, moves[p.id], pays[p.merchant], payouts[p.id])
+		addPayableFigures(market, moves[p.id], nil, payouts[p.id])
 	}
 	out.Totals, out.Days = summarize(marketOpening, marketPending, days, market)
 

@@ -508,14 +508,19 @@ const (
 	merchantPaymentTotals = `
 SELECT merchant, channel, day, payments, gross, fees, refunds, refunded, fees_returned
   FROM payment_daily_totals WHERE merchant = $1 AND day BETWEEN $2 AND $3`
+	// A market's, summed in one scan per merchant and channel (day NULL)
+	// and per day and channel (merchant NULL): a market report needs the
+	// merchants' periods and the market's days, not every merchant's days,
+	// which are twenty thousand rows for the busiest market over a month.
 	marketPaymentTotals = `
-SELECT merchant, channel, day, payments, gross, fees, refunds, refunded, fees_returned
-  FROM payment_daily_totals WHERE market = $1 AND day BETWEEN $2 AND $3`
+SELECT merchant, day, channel, sum(payments)::bigint, sum(gross)::bigint, sum(fees)::bigint,
+       sum(refunds)::bigint, sum(refunded)::bigint, sum(fees_returned)::bigint
+  FROM payment_daily_totals WHERE market = $1 AND day BETWEEN $2 AND $3
+ GROUP BY GROUPING SETS ((merchant, channel), (day, channel))`
 )
 
-// payments queues the posted payments and refunds per merchant, day and
-// channel of the window: of one merchant, or of the whole market when
-// merchantCode is empty.
+// payments queues one merchant's posted payments and refunds per day and
+// channel of the window.
 func (r *reader) payments(market, merchantCode string, out map[string]map[Day]*figures) {
 	scan := func(rows pgx.Rows) error {
 		var m, ch string
@@ -528,14 +533,67 @@ func (r *reader) payments(market, merchantCode string, out map[string]map[Day]*f
 		return nil
 	}
 	if r.hasFullDays() {
-		query, key := marketPaymentTotals, market
-		if merchantCode != "" {
-			query, key = merchantPaymentTotals, merchantCode
-		}
-		r.each("payment totals", scan, query, key, r.w.start.date(), r.w.fullEnd.date())
+		r.each("payment totals", scan, merchantPaymentTotals, merchantCode, r.w.start.date(), r.w.fullEnd.date())
 	}
 	if r.w.cut {
 		r.each("payments of "+r.w.cutDay.String()+" from the journal", scan, journalPaymentTotals, r.w.cutAfter, r.w.seq, market, merchantCode)
+	}
+}
+
+// marketPayments queues a market's posted payments and refunds of the
+// window, summed per merchant and channel into lines and per day and
+// channel into days.
+func (r *reader) marketPayments(market string, lines map[string]*channelSet, days map[Day]*figures) {
+	addLine := func(m string, c *ChannelTotals) {
+		s := lines[m]
+		if s == nil {
+			s = &channelSet{}
+			lines[m] = s
+		}
+		s.get(c.Channel).add(c)
+	}
+	addDay := func(d Day, c *ChannelTotals) {
+		f := days[d]
+		if f == nil {
+			f = &figures{}
+			days[d] = f
+		}
+		f.channels.get(c.Channel).add(c)
+	}
+	if r.hasFullDays() {
+		r.each("payment totals", func(rows pgx.Rows) error {
+			var m *string
+			var day *time.Time
+			var ch string
+			var c ChannelTotals
+			if err := rows.Scan(&m, &day, &ch, &c.PaymentCount, &c.Payments, &c.FeesCharged, &c.RefundCount, &c.Refunds, &c.FeesReturned); err != nil {
+				return err
+			}
+			c.Channel = merchant.Channel(ch)
+			switch {
+			case m != nil:
+				addLine(*m, &c)
+			case day != nil:
+				addDay(dayFromDate(*day), &c)
+			default:
+				return fmt.Errorf("a row of %s totals names neither a merchant nor a day", ch)
+			}
+			return nil
+		}, marketPaymentTotals, market, r.w.start.date(), r.w.fullEnd.date())
+	}
+	if r.w.cut {
+		r.each("payments of "+r.w.cutDay.String()+" from the journal", func(rows pgx.Rows) error {
+			var m, ch string
+			var day time.Time
+			var c ChannelTotals
+			if err := rows.Scan(&m, &ch, &day, &c.PaymentCount, &c.Payments, &c.FeesCharged, &c.RefundCount, &c.Refunds, &c.FeesReturned); err != nil {
+				return err
+			}
+			c.Channel = merchant.Channel(ch)
+			addLine(m, &c)
+			addDay(dayFromDate(day), &c)
+			return nil
+		}, journalPaymentTotals, r.w.cutAfter, r.w.seq, market, "")
 	}
 }
 
@@ -566,7 +624,7 @@ func addPayableFigures(into map[Day]*figures, moves map[Day]*movement, pays map[
 // periodTotals are a payable's totals over the window's days: summarize's
 // total, summed straight from what was read, without the days. A market
 // report needs the days of the market only, not of every merchant line.
-func periodTotals(w window, opening, openingPending int64, moves map[Day]*movement, pays map[Day]*figures, payouts map[Day]*kindMove) Totals {
+func periodTotals(w window, opening, openingPending int64, moves map[Day]*movement, pays channelSet, payouts map[Day]*kindMove) Totals {
 	in := func(d Day) bool { return !d.Before(w.start) && !d.After(w.lastDay) }
 	t := Totals{Opening: opening}
 	var payable movement
@@ -575,13 +633,7 @@ func periodTotals(w window, opening, openingPending int64, moves map[Day]*moveme
 			payable.add(*m)
 		}
 	}
-	var channels channelSet
-	for d, f := range pays {
-		if in(d) {
-			channels.addAll(f.channels)
-		}
-	}
-	t.setChannels(channels)
+	t.setChannels(pays)
 	for d, k := range payouts {
 		if in(d) {
 			t.PayoutCount += k.entries
