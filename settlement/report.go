@@ -621,9 +621,10 @@ func addPayableFigures(into map[Day]*figures, moves map[Day]*movement, pays map[
 	}
 }
 
-// periodTotals are a payable's totals over the window's days: summarize's
-// total, summed straight from what was read, without the days. A market
-// report needs the days of the market only, not of every merchant line.
+// periodTotals are a payable's totals over the window's days, given its
+// payments and refunds per channel summed over them (pays): summarize's
+// total, without the days. A market report needs the days of the market
+// only, not of every merchant line.
 func periodTotals(w window, opening, openingPending int64, moves map[Day]*movement, pays channelSet, payouts map[Day]*kindMove) Totals {
 	in := func(d Day) bool { return !d.Before(w.start) && !d.After(w.lastDay) }
 	t := Totals{Opening: opening}
