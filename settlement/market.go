@@ -265,7 +265,7 @@ SELECT id, code FROM ledger_accounts WHERE market = $1 AND code LIKE 'merchant:%
 		ids, clearing = append(ids, id), append(clearing, id)
 	}
 	r := reader{tx: tx, w: w}
-	open, moves, pays := map[int64]movement{}, map[int64]map[Day]*movement{}, map[string]*channelSet{}
+	open, moves, pays := map[int64]movement{}, map[int64]map[Day]*movement{}, map[string]channelSet{}
 	payouts, settled := map[int64]map[Day]*kindMove{}, map[int64]map[Day]*kindMove{}
 	market := map[Day]*figures{} // the market's days; the payables' are added below
 	r.openings(ids, open)
@@ -283,15 +283,11 @@ SELECT id, code FROM ledger_accounts WHERE market = $1 AND code LIKE 'merchant:%
 	var marketOpening, marketPending int64
 	for _, p := range payables {
 		o := open[p.id]
-		var channels channelSet
-		if s := pays[p.merchant]; s != nil {
-			channels = *s
-		}
-		t := periodTotals(w, o.cpo-o.dpo, o.cp, moves[p.id], channels, payouts[p.id])
+		t := periodTotals(w, o.cpo-o.dpo, o.cp, moves[p.id], pays[p.merchant], payouts[p.id])
 		lines = append(lines, MerchantLine{Merchant: p.merchant, Totals: t})
 		marketOpening += o.cpo - o.dpo
 		marketPending += o.cp
-		addPayableFigures(market, moves[p.id], nil, payouts[p.id])
+		addPayableFigures(market, moves[p.id], payouts[p.id])
 	}
 	out.Totals, out.Days = summarize(marketOpening, marketPending, days, market)
 

@@ -398,6 +398,16 @@ func (r *reader) each(what string, scan func(pgx.Rows) error, sql string, args .
 	})
 }
 
+// onDay returns what byDay holds for day d, added empty if absent.
+func onDay[V any](byDay map[Day]*V, d Day) *V {
+	v := byDay[d]
+	if v == nil {
+		v = new(V)
+		byDay[d] = v
+	}
+	return v
+}
+
 // dayValue returns what out holds for key on day d, added empty if absent.
 func dayValue[K comparable, V any](out map[K]map[Day]*V, key K, d Day) *V {
 	byDay := out[key]
@@ -405,12 +415,7 @@ func dayValue[K comparable, V any](out map[K]map[Day]*V, key K, d Day) *V {
 		byDay = map[Day]*V{}
 		out[key] = byDay
 	}
-	v := byDay[d]
-	if v == nil {
-		v = new(V)
-		byDay[d] = v
-	}
-	return v
+	return onDay(byDay, d)
 }
 
 // openings queues the accounts' movements before the period, summed: their
@@ -519,18 +524,26 @@ SELECT merchant, day, channel, sum(payments)::bigint, sum(gross)::bigint, sum(fe
  GROUP BY GROUPING SETS ((merchant, channel), (day, channel))`
 )
 
+// scanPaymentTotals reads a row of merchantPaymentTotals or
+// journalPaymentTotals.
+func scanPaymentTotals(rows pgx.Rows) (string, Day, ChannelTotals, error) {
+	var m, ch string
+	var day time.Time
+	var c ChannelTotals
+	err := rows.Scan(&m, &ch, &day, &c.PaymentCount, &c.Payments, &c.FeesCharged, &c.RefundCount, &c.Refunds, &c.FeesReturned)
+	c.Channel = merchant.Channel(ch)
+	return m, dayFromDate(day), c, err
+}
+
 // payments queues one merchant's posted payments and refunds per day and
-// channel of the window.
-func (r *reader) payments(market, merchantCode string, out map[string]map[Day]*figures) {
+// channel of the window into out.
+func (r *reader) payments(market, merchantCode string, out map[Day]*figures) {
 	scan := func(rows pgx.Rows) error {
-		var m, ch string
-		var day time.Time
-		var c ChannelTotals
-		if err := rows.Scan(&m, &ch, &day, &c.PaymentCount, &c.Payments, &c.FeesCharged, &c.RefundCount, &c.Refunds, &c.FeesReturned); err != nil {
-			return err
+		_, d, c, err := scanPaymentTotals(rows)
+		if err == nil {
+			onDay(out, d).channels.get(c.Channel).add(&c)
 		}
-		dayValue(out, m, dayFromDate(day)).channels.get(merchant.Channel(ch)).add(&c)
-		return nil
+		return err
 	}
 	if r.hasFullDays() {
 		r.each("payment totals", scan, merchantPaymentTotals, merchantCode, r.w.start.date(), r.w.fullEnd.date())
@@ -543,23 +556,13 @@ func (r *reader) payments(market, merchantCode string, out map[string]map[Day]*f
 // marketPayments queues a market's posted payments and refunds of the
 // window, summed per merchant and channel into lines and per day and
 // channel into days.
-func (r *reader) marketPayments(market string, lines map[string]*channelSet, days map[Day]*figures) {
+func (r *reader) marketPayments(market string, lines map[string]channelSet, days map[Day]*figures) {
 	addLine := func(m string, c *ChannelTotals) {
 		s := lines[m]
-		if s == nil {
-			s = &channelSet{}
-			lines[m] = s
-		}
 		s.get(c.Channel).add(c)
+		lines[m] = s
 	}
-	addDay := func(d Day, c *ChannelTotals) {
-		f := days[d]
-		if f == nil {
-			f = &figures{}
-			days[d] = f
-		}
-		f.channels.get(c.Channel).add(c)
-	}
+	addDay := func(d Day, c *ChannelTotals) { onDay(days, d).channels.get(c.Channel).add(c) }
 	if r.hasFullDays() {
 		r.each("payment totals", func(rows pgx.Rows) error {
 			var m *string
@@ -583,39 +586,24 @@ func (r *reader) marketPayments(market string, lines map[string]*channelSet, day
 	}
 	if r.w.cut {
 		r.each("payments of "+r.w.cutDay.String()+" from the journal", func(rows pgx.Rows) error {
-			var m, ch string
-			var day time.Time
-			var c ChannelTotals
-			if err := rows.Scan(&m, &ch, &day, &c.PaymentCount, &c.Payments, &c.FeesCharged, &c.RefundCount, &c.Refunds, &c.FeesReturned); err != nil {
-				return err
+			m, d, c, err := scanPaymentTotals(rows)
+			if err == nil {
+				addLine(m, &c)
+				addDay(d, &c)
 			}
-			c.Channel = merchant.Channel(ch)
-			addLine(m, &c)
-			addDay(dayFromDate(day), &c)
-			return nil
+			return err
 		}, journalPaymentTotals, r.w.cutAfter, r.w.seq, market, "")
 	}
 }
 
-// addPayableFigures adds a payable's movements, payments and payouts into
-// into, by day: one payable's figures, or a market's sum of them.
-func addPayableFigures(into map[Day]*figures, moves map[Day]*movement, pays map[Day]*figures, payouts map[Day]*kindMove) {
-	get := func(d Day) *figures {
-		f := into[d]
-		if f == nil {
-			f = &figures{}
-			into[d] = f
-		}
-		return f
-	}
+// addPayableFigures adds a payable's movements and payouts into into, by
+// day: into holds the payable's payments already, or the market's.
+func addPayableFigures(into map[Day]*figures, moves map[Day]*movement, payouts map[Day]*kindMove) {
 	for d, m := range moves {
-		get(d).payable.add(*m)
-	}
-	for d, p := range pays {
-		get(d).add(p)
+		onDay(into, d).payable.add(*m)
 	}
 	for d, k := range payouts {
-		f := get(d)
+		f := onDay(into, d)
 		f.payoutCount += k.entries
 		f.payouts += k.debits
 	}
@@ -709,17 +697,17 @@ func (s *Service) MerchantSettlement(ctx context.Context, q MerchantQuery) (Merc
 		return MerchantSettlement{}, fmt.Errorf("merchant %s has no payable account %s", m.Code, code)
 	}
 	r := reader{tx: tx, w: w}
-	open, moves, pays, payouts := map[int64]movement{}, map[int64]map[Day]*movement{}, map[string]map[Day]*figures{}, map[int64]map[Day]*kindMove{}
+	open, moves, payouts := map[int64]movement{}, map[int64]map[Day]*movement{}, map[int64]map[Day]*kindMove{}
+	byDay := map[Day]*figures{} // the payments' figures; the payable's are added below
 	r.openings([]int64{id}, open)
 	r.movements([]int64{id}, m.Market, moves)
-	r.payments(m.Market, m.Code, pays)
+	r.payments(m.Market, m.Code, byDay)
 	r.kindMoves([]int64{id}, KindPayout, m.Market, payouts)
 	if err := r.read(ctx); err != nil {
 		return MerchantSettlement{}, err
 	}
 	o := open[id]
-	byDay := map[Day]*figures{}
-	addPayableFigures(byDay, moves[id], pays[m.Code], payouts[id])
+	addPayableFigures(byDay, moves[id], payouts[id])
 	totals, days := summarize(o.cpo-o.dpo, o.cp, w.days(), byDay)
 	return MerchantSettlement{Merchant: m.Code, Market: m.Market, Period: w.period(), Totals: totals, Days: days}, nil
 }
