@@ -193,7 +193,7 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 	// the online benchmark scenarios. They are keyed lookups and array
 	// joins whose generic plan is the same index scans: plan them once.
 	reads.Queue(`SET LOCAL plan_cache_mode = force_generic_plan`)
-	reads.Queue(`SELECT idempotency_key, seq, request_hash FROM ledger_entries WHERE idempotency_key = ANY($1)`, keys).Query(func(rows pgx.Rows) error {
+	reads.Queue(`SELECT e.idempotency_key, e.seq, e.request_hash FROM ledger_entries e WHERE `+entryKeyIn, keys).Query(func(rows pgx.Rows) error {
 		var k string
 		var v usedKey
 		_, err := pgx.ForEachRow(rows, []any{&k, &v.seq, &v.hash}, func() error {

@@ -5,6 +5,20 @@ import (
 	"maps"
 )
 
+// Entries are found by idempotency key through the keys' digest,
+// ledger_key_digest (migration 00012), the only index of keys, and the full
+// key is compared too, so that an entry is only ever found by its own key. A
+// condition without the digest reads the whole journal.
+
+// entryKeyIs matches entries of e whose key is the SQL expression key.
+func entryKeyIs(key string) string {
+	return `ledger_key_digest(e.idempotency_key) = ledger_key_digest(` + key + `) AND e.idempotency_key = ` + key
+}
+
+// entryKeyIn matches entries of e whose key is in the text[] $1.
+const entryKeyIn = `ledger_key_digest(e.idempotency_key) = ANY(ARRAY(SELECT ledger_key_digest(k) FROM unnest($1::text[]) AS k))
+   AND e.idempotency_key = ANY($1::text[])`
+
 // describeDifference names the first field in which a request differs from
 // the entry its idempotency key already recorded, so that a client sees
 // what it changed instead of a bare refusal.

@@ -128,12 +128,14 @@ func CheckInvariants(ctx context.Context, pool *pgxpool.Pool) ([]Violation, erro
 	return out, nil
 }
 
+var checkAcknowledged = `
+SELECT k FROM unnest($1::text[]) AS k
+ WHERE (SELECT count(*) FROM ledger_entries e WHERE ` + entryKeyIs("k") + `) <> 1`
+
 // CheckAcknowledged checks invariant 5 for writes a client saw succeed:
 // each key is in the ledger exactly once. It returns the keys that are not.
 func CheckAcknowledged(ctx context.Context, pool *pgxpool.Pool, keys []string) ([]string, error) {
-	rows, err := pool.Query(ctx, `
-SELECT k FROM unnest($1::text[]) AS k
- WHERE (SELECT count(*) FROM ledger_entries e WHERE e.idempotency_key = k) <> 1`, keys)
+	rows, err := pool.Query(ctx, checkAcknowledged, keys)
 	if err != nil {
 		return nil, err
 	}

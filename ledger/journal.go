@@ -320,9 +320,9 @@ func (l *Ledger) EntriesByKeys(ctx context.Context, keys []string) (map[string]E
 		// One key, the common case, as a plain equality: PostgreSQL plans it
 		// once per session, where an array parameter gets planned again at
 		// every execution (see applyRound).
-		entries, err = loadEntries(ctx, l.pool, `e.idempotency_key = $1`, keys[0])
+		entries, err = loadEntries(ctx, l.pool, entryKeyIs("$1"), keys[0])
 	} else {
-		entries, err = loadEntries(ctx, l.pool, `e.idempotency_key = ANY($1) ORDER BY e.seq`, keys)
+		entries, err = loadEntries(ctx, l.pool, entryKeyIn+` ORDER BY e.seq`, keys)
 	}
 	if err != nil {
 		return nil, err

@@ -61,6 +61,9 @@ func TestSchemaRefusesBadJournalWrites(t *testing.T) {
 		{"postings of an unknown entry", `INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
 			SELECT 2, 0, id, 'D', false, 100 FROM ledger_accounts WHERE code = 'a'
 			UNION ALL SELECT 2, 1, id, 'C', false, 100 FROM ledger_accounts WHERE code = 'b'`, pg.CodeCheckViolation},
+		// Keys are unique by their digest (00012), which implies by their text.
+		{"reused idempotency key", `INSERT INTO ledger_entries (seq, id, market, kind, phase, currency, idempotency_key, request_hash, occurred_at, recorded_at, hash)
+			VALUES (2, gen_random_uuid(), 'M1', 'test', 'posted', 'VND', 'k1', '\x00', now(), now(), '\x00')`, pg.CodeUniqueViolation},
 		{"delete account", `DELETE FROM ledger_accounts WHERE code = 'a'`, "42501"},
 		{"truncate accounts", `TRUNCATE ledger_accounts CASCADE`, "42501"},
 		{"renumber account", `UPDATE ledger_accounts SET id = DEFAULT WHERE code = 'a'`, "42501"},
