@@ -13,13 +13,20 @@
 -- IMMUTABLE and takes text as it is, so PostgreSQL inlines the function
 -- into the index and every query, and the planner matches the two.
 
+-- The index is built CONCURRENTLY, so that payments keep being recorded
+-- while it is built on a long journal; that cannot run in a transaction.
+-- Each statement can be run again after a failure: a build that failed
+-- leaves an invalid index, which is dropped first.
+
+-- +goose NO TRANSACTION
 -- +goose Up
-CREATE FUNCTION ledger_key_digest(key TEXT) RETURNS UUID
+CREATE OR REPLACE FUNCTION ledger_key_digest(key TEXT) RETURNS UUID
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$ SELECT md5(key)::uuid $$;
 
-CREATE UNIQUE INDEX ledger_entries_key_digest ON ledger_entries (ledger_key_digest(idempotency_key));
-ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_idempotency_key_key;
+DROP INDEX CONCURRENTLY IF EXISTS ledger_entries_key_digest;
+CREATE UNIQUE INDEX CONCURRENTLY ledger_entries_key_digest ON ledger_entries (ledger_key_digest(idempotency_key));
+ALTER TABLE ledger_entries DROP CONSTRAINT IF EXISTS ledger_entries_idempotency_key_key;
 
 -- +goose Down
 ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_idempotency_key_key UNIQUE (idempotency_key);
