@@ -128,6 +128,8 @@ func CheckInvariants(ctx context.Context, pool *pgxpool.Pool) ([]Violation, erro
 	return out, nil
 }
 
+// checkAcknowledged returns the keys of $1 that are not in the ledger
+// exactly once.
 var checkAcknowledged = `
 SELECT k FROM unnest($1::text[]) AS k
  WHERE (SELECT count(*) FROM ledger_entries e WHERE ` + entryKeyIs("k") + `) <> 1`

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/choledger/choledger/internal/pg/pgtest"
 )
 
@@ -32,23 +34,13 @@ func TestKeyLookupsUseTheDigestIndex(t *testing.T) {
 		{"keys", `SELECT e.seq FROM ledger_entries e WHERE ` + entryKeyIn, []string{"payment:record:bank:bank:napas/k1", "admin/k2"}},
 		{"acknowledged", checkAcknowledged, []string{"payment:record:bank:bank:napas/k1", "admin/k2"}},
 	} {
-		var plan strings.Builder
-		rows, err := conn.Query(ctx, `EXPLAIN `+tc.query, tc.arg)
+		rows, _ := conn.Query(ctx, `EXPLAIN `+tc.query, tc.arg)
+		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			plan.WriteString(line + "\n")
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		if !strings.Contains(plan.String(), " ledger_entries_key_digest") {
-			t.Errorf("%s: the lookup does not use the key digest index:\n%s", tc.name, plan.String())
+		if plan := strings.Join(lines, "\n"); !strings.Contains(plan, " ledger_entries_key_digest") {
+			t.Errorf("%s: the lookup does not use the key digest index:\n%s", tc.name, plan)
 		}
 	}
 }
