@@ -153,3 +153,79 @@ func TestConcurrentRoundsKeepTotalsExact(t *testing.T) {
 	}
 	checkInvariants(t, db)
 }
+
+// Two ledgers, two processes, one key: every write is sent several times at
+// once through both, and once with another amount. Only the database's
+// unique index of keys (by their digest, migration 00012) stands between
+// the processes, since each groups repeated keys only among its own writes.
+// Each key is recorded once, by whichever sending came first: the sendings
+// equal to it are answered with its entry as a replay, the others are
+// refused as a conflict.
+func TestSameKeyAcrossLedgers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, b, db := twoLedgers(t)
+	open(t, a, "clearing:M", ledger.Asset, "M", 0)
+	open(t, a, "payable:M", ledger.Liability, "M", ledger.FlagDebitsMustNotExceedCredits)
+
+	const keys, copies = 60, 7 // the last copy of each key asks for 1 more
+	type sent struct {
+		amount int64
+		res    ledger.Result
+		err    error
+	}
+	sends := make([][copies]sent, keys)
+	var wg sync.WaitGroup
+	for k := range keys {
+		for c := range copies {
+			l := a
+			if c%2 == 1 {
+				l = b
+			}
+			s := &sends[k][c]
+			s.amount = 1000
+			if c == copies-1 {
+				s.amount = 1001
+			}
+			wg.Go(func() {
+				s.res, s.err = l.Post(ctx, transfer(fmt.Sprintf("race-%d", k), "M", "clearing:M", "payable:M", s.amount))
+			})
+		}
+	}
+	wg.Wait()
+
+	var want int64
+	var recorded []string
+	for k := range keys {
+		var first *sent
+		for c := range sends[k] {
+			if s := &sends[k][c]; s.err == nil && !s.res.Replayed {
+				if first != nil {
+					t.Fatalf("key %d: recorded twice, as %s and %s", k, first.res.Entry.ID, s.res.Entry.ID)
+				}
+				first = s
+			}
+		}
+		if first == nil {
+			t.Fatalf("key %d: no sending was recorded: %+v", k, sends[k])
+		}
+		for c, s := range sends[k] {
+			switch {
+			case s.amount == first.amount && (s.err != nil || s.res.Entry.ID != first.res.Entry.ID):
+				t.Fatalf("key %d, sending %d: got %v (entry %s); want entry %s", k, c, s.err, s.res.Entry.ID, first.res.Entry.ID)
+			case s.amount != first.amount && !errors.Is(s.err, ledger.ErrIdempotencyConflict):
+				t.Fatalf("key %d, sending %d of %d đồng: got %v; want a conflict with the recorded %d", k, c, s.amount, s.err, first.amount)
+			}
+		}
+		want += first.amount
+		recorded = append(recorded, fmt.Sprintf("race-%d", k))
+	}
+	missing, err := ledger.CheckAcknowledged(ctx, db.Pool, recorded)
+	if err != nil || len(missing) > 0 {
+		t.Fatalf("keys not recorded exactly once: %v (%v)", missing, err)
+	}
+	if got := totals(t, a, "payable:M"); got != (ledger.Totals{CreditsPosted: want}) {
+		t.Fatalf("payable totals %+v, want %d posted", got, want)
+	}
+	checkInvariants(t, db)
+}
