@@ -14,9 +14,11 @@
 -- into the index and every query, and the planner matches the two.
 
 -- The index is built CONCURRENTLY, so that payments keep being recorded
--- while it is built on a long journal; that cannot run in a transaction.
--- Each statement can be run again after a failure: a build that failed
--- leaves an invalid index, which is dropped first.
+-- while it is built on a long journal; that cannot run in a transaction,
+-- so every statement must be safe to run again after a failure. A build
+-- that failed leaves an invalid index, which is dropped first; a valid one
+-- is kept. The text's unique constraint goes last, and only once the
+-- digest's index is valid: keys are never without a unique index.
 
 -- +goose NO TRANSACTION
 -- +goose Up
@@ -24,9 +26,28 @@ CREATE OR REPLACE FUNCTION ledger_key_digest(key TEXT) RETURNS UUID
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$ SELECT md5(key)::uuid $$;
 
-DROP INDEX CONCURRENTLY IF EXISTS ledger_entries_key_digest;
-CREATE UNIQUE INDEX CONCURRENTLY ledger_entries_key_digest ON ledger_entries (ledger_key_digest(idempotency_key));
-ALTER TABLE ledger_entries DROP CONSTRAINT IF EXISTS ledger_entries_idempotency_key_key;
+-- +goose StatementBegin
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('ledger_entries_key_digest') AND NOT indisvalid) THEN
+        DROP INDEX ledger_entries_key_digest;
+    END IF;
+END
+$$;
+-- +goose StatementEnd
+
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS ledger_entries_key_digest ON ledger_entries (ledger_key_digest(idempotency_key));
+
+-- +goose StatementBegin
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_index WHERE indexrelid = to_regclass('ledger_entries_key_digest') AND indisvalid AND indisunique) THEN
+        RAISE EXCEPTION 'ledger_entries_key_digest is not a valid unique index; run the migration again';
+    END IF;
+    ALTER TABLE ledger_entries DROP CONSTRAINT IF EXISTS ledger_entries_idempotency_key_key;
+END
+$$;
+-- +goose StatementEnd
 
 -- +goose Down
 ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_idempotency_key_key UNIQUE (idempotency_key);
