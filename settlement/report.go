@@ -142,13 +142,6 @@ type figures struct {
 	payouts     int64
 }
 
-func (f *figures) add(o *figures) {
-	f.payable.add(o.payable)
-	f.channels.addAll(o.channels)
-	f.payoutCount += o.payoutCount
-	f.payouts += o.payouts
-}
-
 // channelSet holds totals per channel. A payable sees a handful of channels
 // at most, so a slice searched in order does without a map per day and
 // merchant (a market report builds tens of thousands of them).

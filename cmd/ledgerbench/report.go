@@ -484,12 +484,8 @@ func writeSection(path string, sec section, results string) error {
 	return os.Rename(tmp, path)
 }
 
-func writeResults(path, results string) error { return writeSection(path, benchSection, results) }
-
-// rewriteResults puts results between the markers of doc, appending a
-// results section when doc has none.
-func rewriteResults(doc, results string) string { return rewriteSection(doc, benchSection, results) }
-
+// rewriteSection puts results between the markers of sec in doc, appending
+// the section when doc has none.
 func rewriteSection(doc string, sec section, results string) string {
 	block := sec.begin + "\n\n" + strings.TrimSpace(results) + "\n\n" + sec.end
 	// The begin marker is matched up to its note in parentheses, so that

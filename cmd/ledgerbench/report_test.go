@@ -54,16 +54,16 @@ func TestSummarize(t *testing.T) {
 
 func TestRewriteResults(t *testing.T) {
 	prose := "# Performance\n\nWhy it is fast.\n\n## Results\n\n"
-	first := rewriteResults(prose, "run 1")
+	first := rewriteSection(prose, benchSection, "run 1")
 	if !strings.HasPrefix(first, "# Performance\n\nWhy it is fast.") || !strings.Contains(first, "run 1") {
 		t.Fatalf("first rewrite:\n%s", first)
 	}
-	second := rewriteResults(first+"\nAfter the results.\n", "run 2")
+	second := rewriteSection(first+"\nAfter the results.\n", benchSection, "run 2")
 	if strings.Contains(second, "run 1") || !strings.Contains(second, "run 2") || !strings.Contains(second, "After the results.") ||
 		!strings.Contains(second, "Why it is fast.") || strings.Count(second, resultsEnd) != 1 {
 		t.Fatalf("second rewrite:\n%s", second)
 	}
-	if got := rewriteResults("", "x"); !strings.HasPrefix(got, "# Performance\n") || !strings.Contains(got, resultsBegin) {
+	if got := rewriteSection("", benchSection, "x"); !strings.HasPrefix(got, "# Performance\n") || !strings.Contains(got, resultsBegin) {
 		t.Fatalf("empty document:\n%s", got)
 	}
 }
@@ -119,9 +119,9 @@ func TestMerchantPicker(t *testing.T) {
 }
 
 func TestRewriteSections(t *testing.T) {
-	doc := rewriteResults("# Performance\n\nProse.\n", "bench run 1")
+	doc := rewriteSection("# Performance\n\nProse.\n", benchSection, "bench run 1")
 	doc = rewriteSection(doc, settlementSection, "settlement run 1")
-	doc = rewriteResults(doc, "bench run 2")
+	doc = rewriteSection(doc, benchSection, "bench run 2")
 	doc = rewriteSection(doc, settlementSection, "settlement run 2")
 	for _, want := range []string{"Prose.", "bench run 2", "settlement run 2", "## Results", "## Settlement results"} {
 		if !strings.Contains(doc, want) {
