@@ -11,6 +11,7 @@ BUF_VERSION                := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.0
 GRPCURL_VERSION            := v1.9.3
+STATICCHECK_VERSION        := v0.8.2
 
 .PHONY: all build run test test-race proto-check generate lint tools db-start db-stop clean
 
@@ -54,11 +55,14 @@ proto-check: generate
 	@git diff --exit-code -- gen/ || { echo "generated code in gen/ is stale: run 'make generate' and commit it"; exit 1; }
 	@test -z "$$(git status --porcelain -- gen/)" || { echo "untracked generated files in gen/: run 'make generate' and commit them"; exit 1; }
 
-lint:
+# gofmt, go vet, and staticcheck (bugs, simplifications, and code nothing
+# uses: dead code is deleted, not kept).
+lint: $(BIN)/staticcheck
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
 
-tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpcurl
+tools: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc $(BIN)/grpcurl $(BIN)/staticcheck
 
 $(BIN)/buf:
 	GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
@@ -68,6 +72,8 @@ $(BIN)/protoc-gen-go-grpc:
 	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 $(BIN)/grpcurl:
 	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+$(BIN)/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 clean: db-stop
 	rm -rf $(BIN) .pgdata
