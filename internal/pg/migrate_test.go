@@ -17,15 +17,9 @@ func TestKeyDigestMigrationRunsAgainAfterAFailedBuild(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
-	exec := func(sql string) {
-		t.Helper()
-		if _, err := db.Pool.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	exec(`ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_idempotency_key_key UNIQUE (idempotency_key)`)
-	exec(`UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'ledger_entries_key_digest'::regclass`)
-	exec(`DELETE FROM goose_db_version WHERE version_id = 12`)
+	mustExec(t, db, `ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_idempotency_key_key UNIQUE (idempotency_key)`)
+	mustExec(t, db, `UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'ledger_entries_key_digest'::regclass`)
+	mustExec(t, db, `DELETE FROM goose_db_version WHERE version_id = 12`)
 
 	applied, err := pg.Migrate(ctx, db.URL)
 	if err != nil {
@@ -43,10 +37,8 @@ SELECT (SELECT indisvalid AND indisunique FROM pg_index WHERE indexrelid = 'ledg
 	if !valid || textConstraint {
 		t.Fatalf("digest index valid and unique: %v, text constraint left: %v; want true, false", valid, textConstraint)
 	}
-	exec(`INSERT INTO ledger_entries (seq, id, market, kind, phase, currency, idempotency_key, request_hash, occurred_at, recorded_at, hash)
-		VALUES (1, gen_random_uuid(), 'M1', 'test', 'posted', 'VND', 'k1', '\x00', now(), now(), '\x00')`)
-	_, err = db.Pool.Exec(ctx, `INSERT INTO ledger_entries (seq, id, market, kind, phase, currency, idempotency_key, request_hash, occurred_at, recorded_at, hash)
-		VALUES (2, gen_random_uuid(), 'M1', 'test', 'posted', 'VND', 'k1', '\x00', now(), now(), '\x00')`)
+	mustExec(t, db, insertEntry(1, "k1"))
+	_, err = db.Pool.Exec(ctx, insertEntry(2, "k1"))
 	if pg.Code(err) != pg.CodeUniqueViolation {
 		t.Fatalf("a reused key after the migration ran again: %v; want a unique violation", err)
 	}
@@ -67,9 +59,7 @@ func TestKeyDigestMigrationKeepsAValidIndex(t *testing.T) {
 		return oid
 	}
 	before := oid()
-	if _, err := db.Pool.Exec(ctx, `DELETE FROM goose_db_version WHERE version_id = 12`); err != nil {
-		t.Fatal(err)
-	}
+	mustExec(t, db, `DELETE FROM goose_db_version WHERE version_id = 12`)
 	if _, err := pg.Migrate(ctx, db.URL); err != nil {
 		t.Fatalf("migrate again: %v", err)
 	}

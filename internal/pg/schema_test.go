@@ -2,11 +2,26 @@ package pg_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/internal/pg/pgtest"
 )
+
+// mustExec runs sql on db and fails the test if it fails.
+func mustExec(t *testing.T, db *pgtest.DB, sql string) {
+	t.Helper()
+	if _, err := db.Pool.Exec(context.Background(), sql); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// insertEntry is SQL for a posted entry of market M1, with no postings.
+func insertEntry(seq int, key string) string {
+	return fmt.Sprintf(`INSERT INTO ledger_entries (seq, id, market, kind, phase, currency, idempotency_key, request_hash, occurred_at, recorded_at, hash)
+		VALUES (%d, gen_random_uuid(), 'M1', 'test', 'posted', 'VND', '%s', '\x00', now(), now(), '\x00')`, seq, key)
+}
 
 // The database itself must refuse what the Go code never writes: changed or
 // deleted journal rows and unbalanced entries.
@@ -14,17 +29,10 @@ func TestSchemaRefusesBadJournalWrites(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := pgtest.New(t)
-	mustExec := func(sql string) {
-		t.Helper()
-		if _, err := db.Pool.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", sql, err)
-		}
-	}
-	mustExec(`INSERT INTO ledger_accounts (code, type, currency, market) VALUES
+	mustExec(t, db, `INSERT INTO ledger_accounts (code, type, currency, market) VALUES
 		('a', 'asset', 'VND', 'M1'), ('b', 'liability', 'VND', 'M1'), ('c', 'liability', 'VND', 'M2'), ('d', 'liability', 'USD', 'M1')`)
-	mustExec(`INSERT INTO ledger_entries (seq, id, market, kind, phase, currency, idempotency_key, request_hash, occurred_at, recorded_at, hash)
-		VALUES (1, gen_random_uuid(), 'M1', 'test', 'posted', 'VND', 'k1', '\x00', now(), now(), '\x00')`)
-	mustExec(`INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
+	mustExec(t, db, insertEntry(1, "k1"))
+	mustExec(t, db, `INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
 		SELECT 1, 0, id, 'D', false, 100 FROM ledger_accounts WHERE code = 'a'
 		UNION ALL SELECT 1, 1, id, 'C', false, 100 FROM ledger_accounts WHERE code = 'b'`)
 
@@ -62,8 +70,7 @@ func TestSchemaRefusesBadJournalWrites(t *testing.T) {
 			SELECT 2, 0, id, 'D', false, 100 FROM ledger_accounts WHERE code = 'a'
 			UNION ALL SELECT 2, 1, id, 'C', false, 100 FROM ledger_accounts WHERE code = 'b'`, pg.CodeCheckViolation},
 		// Keys are unique by their digest (00012), which implies by their text.
-		{"reused idempotency key", `INSERT INTO ledger_entries (seq, id, market, kind, phase, currency, idempotency_key, request_hash, occurred_at, recorded_at, hash)
-			VALUES (2, gen_random_uuid(), 'M1', 'test', 'posted', 'VND', 'k1', '\x00', now(), now(), '\x00')`, pg.CodeUniqueViolation},
+		{"reused idempotency key", insertEntry(2, "k1"), pg.CodeUniqueViolation},
 		{"delete account", `DELETE FROM ledger_accounts WHERE code = 'a'`, "42501"},
 		{"truncate accounts", `TRUNCATE ledger_accounts CASCADE`, "42501"},
 		{"renumber account", `UPDATE ledger_accounts SET id = DEFAULT WHERE code = 'a'`, "42501"},
