@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/choledger/choledger/internal/coalesce"
 	"github.com/choledger/choledger/ledger"
 )
 
@@ -61,6 +62,13 @@ func (p Principal) InMarket(market string) bool {
 	return len(p.Markets) == 0 || slices.Contains(p.Markets, market)
 }
 
+// clone copies p, so that calls that authenticated with one credential at
+// the same moment never share its markets.
+func (p Principal) clone() Principal {
+	p.Markets = slices.Clone(p.Markets)
+	return p
+}
+
 // Scope namespaces the principal's idempotency keys, so that one client's
 // key never answers for another's request. A merchant's and a bank's keys
 // survive the rotation of their credentials; operators share one scope.
@@ -84,8 +92,9 @@ type Credential struct {
 
 // Store keeps credentials.
 type Store struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool   *pgxpool.Pool
+	now    func() time.Time
+	reader *coalesce.Reader[string, storedCredential] // Authenticate's reads
 }
 
 // NewStore returns the credential store; now is the clock (nil: time.Now).
@@ -93,7 +102,9 @@ func NewStore(pool *pgxpool.Pool, now func() time.Time) *Store {
 	if now == nil {
 		now = time.Now
 	}
-	return &Store{pool: pool, now: now}
+	s := &Store{pool: pool, now: now}
+	s.reader = coalesce.New(s.readCredentials)
+	return s
 }
 
 const secretPrefix = "chl_"
@@ -225,28 +236,63 @@ func scanCredential(row pgx.Row, hash *[]byte) (Credential, error) {
 }
 
 // Authenticate returns the principal a bearer secret stands for. Revocation
-// and expiry take effect at once: every call reads the credential's row.
+// and expiry take effect at once: every call reads the credential's row, by
+// a query that starts after the call arrived (calls arriving together share
+// one, internal/coalesce).
 func (s *Store) Authenticate(ctx context.Context, secret string) (Principal, error) {
 	id, random, ok := parseSecret(secret)
 	if !ok {
 		return Principal{}, ErrUnauthenticated
 	}
-	var stored []byte
-	c, err := scanCredential(s.pool.QueryRow(ctx, `SELECT `+credentialColumns+`, secret_hash FROM credentials WHERE id = $1`, id), &stored)
-	if errors.Is(err, pgx.ErrNoRows) {
+	c, found, err := s.reader.Get(ctx, id)
+	if err != nil {
+		return Principal{}, err
+	}
+	if !found {
 		return Principal{}, ErrUnauthenticated
 	}
-	if err != nil {
-		return Principal{}, fmt.Errorf("read credential: %w", err)
-	}
 	hash := sha256.Sum256(random)
-	if subtle.ConstantTimeCompare(hash[:], stored) != 1 {
+	if subtle.ConstantTimeCompare(hash[:], c.secretHash) != 1 {
 		return Principal{}, ErrUnauthenticated
 	}
 	if !c.RevokedAt.IsZero() || (!c.ExpiresAt.IsZero() && !s.now().Before(c.ExpiresAt)) {
 		return Principal{}, ErrUnauthenticated
 	}
-	return c.Principal, nil
+	return c.Principal.clone(), nil
+}
+
+// A storedCredential is a credential with the hash of its secret.
+type storedCredential struct {
+	Credential
+	secretHash []byte
+}
+
+// readCredentials reads the credentials with ids, which parseSecret has
+// checked are uuids, in one query.
+func (s *Store) readCredentials(ctx context.Context, ids []string) (map[string]storedCredential, error) {
+	query, arg := `SELECT `+credentialColumns+`, secret_hash FROM credentials WHERE id = ANY($1::text[]::uuid[])`, any(ids)
+	if len(ids) == 1 {
+		// One credential as a plain equality, which PostgreSQL plans once
+		// per session; an array is planned again at every execution.
+		query, arg = `SELECT `+credentialColumns+`, secret_hash FROM credentials WHERE id = $1`, ids[0]
+	}
+	rows, err := s.pool.Query(ctx, query, arg)
+	if err != nil {
+		return nil, fmt.Errorf("read credentials: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]storedCredential, len(ids))
+	for rows.Next() {
+		var c storedCredential
+		if c.Credential, err = scanCredential(rows, &c.secretHash); err != nil {
+			return nil, fmt.Errorf("read credentials: %w", err)
+		}
+		out[c.CredentialID] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read credentials: %w", err)
+	}
+	return out, nil
 }
 
 // List returns a page of credentials in id order.

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/choledger/choledger/internal/coalesce"
 	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/ledger"
 )
@@ -21,11 +22,14 @@ import (
 type Store struct {
 	pool   *pgxpool.Pool
 	ledger *ledger.Ledger
+	reader *coalesce.Reader[string, Merchant] // GetMerchant's reads
 }
 
 // NewStore returns a store over pool, opening accounts in l.
 func NewStore(pool *pgxpool.Pool, l *ledger.Ledger) *Store {
-	return &Store{pool: pool, ledger: l}
+	s := &Store{pool: pool, ledger: l}
+	s.reader = coalesce.New(s.readMerchants)
+	return s
 }
 
 // querier is a pool or a transaction.
@@ -426,7 +430,9 @@ RETURNING code`
 	return out, nil
 }
 
-// GetMerchant returns the merchant with code, personal data in full.
+// GetMerchant returns the merchant with code, personal data in full. Reads
+// of single merchants made at the same moment go to PostgreSQL as one query
+// (internal/coalesce), each as fresh as a read of its own.
 func (s *Store) GetMerchant(ctx context.Context, code string) (Merchant, error) {
 	code, verr := merchantCode("code", code)
 	if verr != nil {
@@ -436,11 +442,16 @@ func (s *Store) GetMerchant(ctx context.Context, code string) (Merchant, error) 
 	if m, ok := memo.get(code); ok {
 		return m, nil
 	}
-	m, err := getMerchant(ctx, s.pool, "code", code, "")
-	if err == nil {
-		memo.put(m)
+	m, found, err := s.reader.Get(ctx, code)
+	if err != nil {
+		return Merchant{}, err
 	}
-	return m, err
+	if !found {
+		return Merchant{}, errorf(ErrMerchantNotFound, "code", "no merchant %s", code)
+	}
+	memo.put(m)
+	// Calls that asked for the same merchant in one query share its value.
+	return m.clone(), nil
 }
 
 // GetMerchants returns the merchants with the given codes, by code, in one
@@ -459,26 +470,42 @@ func (s *Store) GetMerchants(ctx context.Context, codes []string) (map[string]Me
 	if len(missing) == 0 {
 		return out, nil
 	}
-	query, arg := `SELECT `+merchantColumns+` FROM merchants m WHERE m.code = ANY($1)`, any(missing)
-	if len(missing) == 1 {
+	read, err := s.readMerchants(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for code, m := range read {
+		out[code] = m
+		memo.put(m)
+	}
+	return out, nil
+}
+
+// readMerchants reads the merchants with codes in one query.
+func (s *Store) readMerchants(ctx context.Context, codes []string) (map[string]Merchant, error) {
+	query, arg := `SELECT `+merchantColumns+` FROM merchants m WHERE m.code = ANY($1)`, any(codes)
+	if len(codes) == 1 {
 		// One merchant as a plain equality, which PostgreSQL plans once per
 		// session; an array is planned again at every execution.
-		query, arg = `SELECT `+merchantColumns+` FROM merchants m WHERE m.code = $1`, missing[0]
+		query, arg = `SELECT `+merchantColumns+` FROM merchants m WHERE m.code = $1`, codes[0]
 	}
 	rows, err := s.pool.Query(ctx, query, arg)
 	if err != nil {
 		return nil, fmt.Errorf("read merchants: %w", err)
 	}
 	defer rows.Close()
+	out := make(map[string]Merchant, len(codes))
 	for rows.Next() {
 		m, err := scanMerchant(rows)
 		if err != nil {
 			return nil, fmt.Errorf("read merchants: %w", err)
 		}
 		out[m.Code] = m
-		memo.put(m)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read merchants: %w", err)
+	}
+	return out, nil
 }
 
 // MerchantFilter selects merchants for ListMerchants; zero fields select

@@ -90,6 +90,54 @@ func TestCreateAndReadBack(t *testing.T) {
 	}
 }
 
+// Reads of single merchants made at the same moment share queries
+// (internal/coalesce): each call must still get its own merchant, as it is
+// now, and a code without a merchant its own NotFound.
+func TestConcurrentReads(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newStore(t)
+	market(t, s, "M1")
+	var want []merchant.Merchant
+	for i := range 20 {
+		m := newMerchant(fmt.Sprintf("M1-%02d", i), "M1", fmt.Sprintf("S-%02d", i))
+		m.DisplayName = fmt.Sprintf("Quầy %d", i)
+		m.Fees.BasisPoints[merchant.ChannelVietQR] = 10 + i
+		want = append(want, create(t, s, m))
+	}
+	suspended, err := s.Suspend(ctx, "M1-07", "unpaid rent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want[7] = suspended
+
+	errs := make(chan error, 20*21)
+	var wg sync.WaitGroup
+	for range 20 {
+		for i := range 21 {
+			wg.Go(func() {
+				if i == 20 {
+					if _, err := s.GetMerchant(ctx, "M1-99"); !errors.Is(err, merchant.ErrMerchantNotFound) {
+						errs <- fmt.Errorf("M1-99: %v, want ErrMerchantNotFound", err)
+					}
+					return
+				}
+				got, err := s.GetMerchant(ctx, want[i].Code)
+				if err != nil || !reflect.DeepEqual(got, want[i]) {
+					errs <- fmt.Errorf("%s: got %+v, %v\nwant %+v", want[i].Code, got, err, want[i])
+					return
+				}
+				got.Fees.BasisPoints[merchant.ChannelVietQR] = -1 // must change this call's copy only
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
 // Merchants racing for one stall: the database lets exactly one have it,
 // and every other is told who holds it.
 func TestStallRace(t *testing.T) {
