@@ -229,3 +229,70 @@ func TestSameKeyAcrossLedgers(t *testing.T) {
 	}
 	checkInvariants(t, db)
 }
+
+// A write that only the database refuses, in a round of others, fails
+// alone: the round is rolled back and its writes are committed one by one.
+// Every connection goes back to the pool out of its transaction, whether
+// its round wrote, was refused, or only answered replays, so the pool keeps
+// reusing them.
+func TestRoundsEndTheirTransactions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, db := newLedger(t, ledger.Options{Committers: 1})
+	open(t, l, "clearing:M", ledger.Asset, "M", 0)
+	open(t, l, "payable:M", ledger.Liability, "M", 0)
+	// A rule the committer does not know, so only the database refuses.
+	if _, err := db.Pool.Exec(ctx, `ALTER TABLE ledger_entries ADD CONSTRAINT refuse_poison CHECK (kind <> 'poison')`); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 40
+	reqs := make([]ledger.EntryRequest, n)
+	var want int64
+	for i := range reqs {
+		reqs[i] = transfer(fmt.Sprintf("k%d", i), "M", "clearing:M", "payable:M", int64(1000+i))
+		if i == 17 {
+			reqs[i].Kind = "poison"
+		} else {
+			want += int64(1000 + i)
+		}
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range reqs {
+		wg.Go(func() { _, errs[i] = l.Post(ctx, reqs[i]) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (i == 17) != (err != nil) || (i == 17 && !errors.Is(err, ledger.ErrRefused)) {
+			t.Errorf("write %d: %v", i, err)
+		}
+	}
+	if got := totals(t, l, "payable:M"); got != (ledger.Totals{CreditsPosted: want}) {
+		t.Errorf("payable:M totals %+v, want %d posted", got, want)
+	}
+
+	before := db.Pool.Stat().NewConnsCount()
+	for range 3 {
+		for i, r := range reqs {
+			res, err := l.Post(ctx, r)
+			if (i == 17) != (err != nil) || (i != 17 && !res.Replayed) {
+				t.Fatalf("write %d again: %+v, %v", i, res, err)
+			}
+		}
+	}
+	if _, err := l.Post(ctx, transfer("after", "M", "clearing:M", "payable:M", 5)); err != nil {
+		t.Fatal(err)
+	}
+	if grew := db.Pool.Stat().NewConnsCount() - before; grew > 5 {
+		t.Errorf("the pool opened %d connections over 121 rounds one after another: rounds are leaving theirs in a transaction", grew)
+	}
+	var inTx int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&inTx); err != nil {
+		t.Fatal(err)
+	}
+	if inTx != 0 {
+		t.Errorf("%d sessions idle in a transaction", inTx)
+	}
+	checkInvariants(t, db)
+}
