@@ -120,7 +120,9 @@ func parseSecret(s string) (id string, random []byte, ok bool) {
 	if !found || len(rest) < 34 || rest[32] != '_' {
 		return "", nil, false
 	}
-	h := rest[:32]
+	// Lower-case, as PostgreSQL writes a uuid: the id is also the key its
+	// row is found by in a shared read (readCredentials).
+	h := strings.ToLower(rest[:32])
 	if _, err := hex.DecodeString(h); err != nil {
 		return "", nil, false
 	}

@@ -51,18 +51,21 @@ func TestConcurrentAuthentication(t *testing.T) {
 	for round := range 20 {
 		for _, c := range creds {
 			wg.Go(func() {
-				secret := c.secret
-				if round%7 == 6 { // the right credential id, another random part
-					secret = secret[:len(secret)-4] + strings.Repeat("A", 4)
+				secret, wrong := c.secret, false
+				switch round % 7 {
+				case 5: // the id in capitals: the same credential
+					secret = "chl_" + strings.ToUpper(secret[4:36]) + secret[36:]
+				case 6: // the right credential id, another random part
+					secret, wrong = secret[:len(secret)-4]+strings.Repeat("A", 4), true
 				}
 				p, err := s.Authenticate(ctx, secret)
 				switch {
-				case c.revoked || secret != c.secret:
+				case c.revoked || wrong:
 					if !errors.Is(err, access.ErrUnauthenticated) {
-						errs <- fmt.Errorf("%s (revoked %v, right secret %v): got %+v, %v", c.cred.Name, c.revoked, secret == c.secret, p, err)
+						errs <- fmt.Errorf("%s (revoked %v, wrong secret %v): got %+v, %v", c.cred.Name, c.revoked, wrong, p, err)
 					}
 				case err != nil:
-					errs <- fmt.Errorf("%s: %v", c.cred.Name, err)
+					errs <- fmt.Errorf("%s, secret %s: %v", c.cred.Name, secret[:36], err)
 				case p.CredentialID != c.cred.CredentialID || p.Name != c.cred.Name || p.Provider != c.cred.Provider || !slices.Equal(p.Markets, c.cred.Markets):
 					errs <- fmt.Errorf("%s authenticated as %+v", c.cred.Name, p)
 				}
