@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -250,4 +251,38 @@ func boolInt(b bool) int64 {
 		return 1
 	}
 	return 0
+}
+
+// Ids in capitals name the same payment and entries as in lower case, the
+// form the service answers with: reading, confirming, and retrying the
+// confirmation in the other case.
+func TestIDsInCapitals(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	rec := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "caps-1", Merchant: "TN-TEST-0001", Channel: pb.Channel_CHANNEL_VIETQR,
+		Amount: "80000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL})
+	id := rec.Payment.Id
+	upper := strings.ToUpper(id)
+	if upper == id {
+		t.Fatalf("id %s has no letters", id)
+	}
+
+	got, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: upper})
+	if err != nil || got.Payment.Id != id {
+		t.Fatalf("GetPayment(%s): %v, %v", upper, got, err)
+	}
+	conf, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "caps-conf", PaymentId: upper, ProviderRef: "FT26331000001"})
+	if err != nil || conf.Replayed || conf.Payment.Id != id || conf.Payment.Status != pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED {
+		t.Fatalf("ConfirmPayment(%s): %v, %v", upper, conf, err)
+	}
+	again, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "caps-conf", PaymentId: id, ProviderRef: "FT26331000001"})
+	if err != nil || !again.Replayed || again.Payment.Id != id {
+		t.Fatalf("the same confirmation in lower case: %v, %v", again, err)
+	}
+	entry, err := e.client.GetEntry(ctx, &pb.GetEntryRequest{Id: strings.ToUpper(conf.Payment.EntryIds[1])})
+	if err != nil || entry.Entry.Id != conf.Payment.EntryIds[1] {
+		t.Fatalf("GetEntry in capitals: %v, %v", entry, err)
+	}
 }

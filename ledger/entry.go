@@ -347,9 +347,11 @@ func (r *CloseRequest) validate(now time.Time) *Error {
 	if err := checkKey("idempotency_key", r.IdempotencyKey); err != nil {
 		return err
 	}
-	if !ValidUUID(r.PendingID) {
+	id, ok := CanonicalUUID(r.PendingID)
+	if !ok {
 		return invalid("pending_entry_id", "must be a UUID, got %q", r.PendingID)
 	}
+	r.PendingID = id
 	if r.Void && len(r.Postings) > 0 {
 		return invalid("postings", "a void posts nothing; leave postings empty")
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"strings"
 	"time"
 )
 
@@ -30,6 +31,19 @@ func formatUUID(u [16]byte) string {
 	b[23] = '-'
 	hex.Encode(b[24:], u[10:])
 	return string(b[:])
+}
+
+// CanonicalUUID returns s in the lower-case form PostgreSQL writes a uuid
+// in, and whether s is a UUID (ValidUUID). Ids read back from the database
+// are compared as strings, as map keys and in request hashes, so an id a
+// caller gives in capitals must be made canonical before it is used: else
+// the row it names is found and then not recognised. s that is no UUID
+// comes back as it is, for the error that names it.
+func CanonicalUUID(s string) (string, bool) {
+	if !ValidUUID(s) {
+		return s, false
+	}
+	return strings.ToLower(s), true
 }
 
 // ValidUUID accepts the canonical lower- or upper-case 8-4-4-4-12 form.

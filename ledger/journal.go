@@ -163,7 +163,8 @@ func pendingState(closedPhase string) PendingState {
 
 // GetEntry returns the entry with id.
 func (l *Ledger) GetEntry(ctx context.Context, id string) (Entry, error) {
-	if !ValidUUID(id) {
+	id, ok := CanonicalUUID(id)
+	if !ok {
 		return Entry{}, invalid("id", "must be a UUID, got %q", id)
 	}
 	entries, err := loadEntries(ctx, l.pool, `e.id = $1`, id)

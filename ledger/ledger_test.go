@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,8 +136,13 @@ func TestTwoPhase(t *testing.T) {
 		t.Fatalf("payable pending totals %+v", got)
 	}
 
-	if _, err := l.ClosePending(ctx, ledger.CloseRequest{IdempotencyKey: "c1", PendingID: full.ID, Kind: "confirm"}); err != nil {
+	// An id in capitals names the same entry, and a retry in lower case is
+	// the same request.
+	if _, err := l.ClosePending(ctx, ledger.CloseRequest{IdempotencyKey: "c1", PendingID: strings.ToUpper(full.ID), Kind: "confirm"}); err != nil {
 		t.Fatalf("post full: %v", err)
+	}
+	if res, err := l.ClosePending(ctx, ledger.CloseRequest{IdempotencyKey: "c1", PendingID: full.ID, Kind: "confirm"}); err != nil || !res.Replayed {
+		t.Fatalf("post full again, id in lower case: %+v, %v", res, err)
 	}
 	_, err := l.ClosePending(ctx, ledger.CloseRequest{IdempotencyKey: "c1b", PendingID: full.ID, Kind: "confirm"})
 	if !errors.Is(err, ledger.ErrPendingClosed) {

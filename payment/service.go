@@ -340,8 +340,12 @@ func (s *Service) validate(r RecordRequest) (*plan, error) {
 	if err := checkRef("bill_number", r.BillNumber); err != nil {
 		return nil, err
 	}
-	if r.RequestID != "" && !ledger.ValidUUID(r.RequestID) {
-		return nil, invalid("payment_request_id", "must be a UUID, got %q", r.RequestID)
+	if r.RequestID != "" {
+		id, ok := ledger.CanonicalUUID(r.RequestID)
+		if !ok {
+			return nil, invalid("payment_request_id", "must be a UUID, got %q", r.RequestID)
+		}
+		r.RequestID = id
 	}
 	if !r.OccurredAt.IsZero() && r.OccurredAt.After(s.opts.Now().Add(ledger.MaxFutureSkew)) {
 		return nil, invalid("occur_time", "is ahead of the ledger's clock by more than %s", ledger.MaxFutureSkew)

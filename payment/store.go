@@ -78,6 +78,7 @@ func (s *Service) paymentsByID(ctx context.Context, ids []string) (map[string]Pa
 // Get returns the payment with id (from the call's memo, if it has one
 // that holds it).
 func (s *Service) Get(ctx context.Context, id string) (Payment, error) {
+	id, _ = ledger.CanonicalUUID(id) // the memo keeps payments by their ids as stored
 	memo := memoOf(ctx)
 	if p, ok := memo.get(id); ok {
 		return p, nil
@@ -91,7 +92,8 @@ func (s *Service) Get(ctx context.Context, id string) (Payment, error) {
 
 // read reads the payment with id from the database.
 func (s *Service) read(ctx context.Context, id string) (Payment, error) {
-	if !ledger.ValidUUID(id) {
+	id, ok := ledger.CanonicalUUID(id)
+	if !ok {
 		return Payment{}, invalid("id", "must be a UUID, got %q", id)
 	}
 	found, err := s.paymentsByID(ctx, []string{id})

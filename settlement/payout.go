@@ -404,7 +404,8 @@ func (r PayoutResult) check(i int) error {
 // the error names it; sending the same request again finishes the rest.
 // It returns the batch and the lines of the request, in its order.
 func (s *Service) CompletePayoutBatch(ctx context.Context, batchID string, results []PayoutResult) (PayoutBatch, []PayoutLine, error) {
-	if !ledger.ValidUUID(batchID) {
+	batchID, ok := ledger.CanonicalUUID(batchID)
+	if !ok {
 		return PayoutBatch{}, nil, invalid("batch_id", "must be a payout batch id (a UUID), got %q", batchID)
 	}
 	if len(results) == 0 || len(results) > MaxPayoutResults {
@@ -535,7 +536,8 @@ func sameOutcome(l PayoutLine, r PayoutResult, field string) error {
 // PayoutBatch returns a batch and a page of its lines, by market then
 // merchant.
 func (s *Service) PayoutBatch(ctx context.Context, id string, pageSize int, pageToken string) (PayoutBatch, []PayoutLine, string, error) {
-	if !ledger.ValidUUID(id) {
+	id, ok := ledger.CanonicalUUID(id)
+	if !ok {
 		return PayoutBatch{}, nil, "", invalid("id", "must be a payout batch id (a UUID), got %q", id)
 	}
 	size, err := ledger.PageSize(pageSize)
@@ -578,7 +580,8 @@ func decodeLineToken(token string) ([2]string, error) {
 
 // PayoutBatchScope returns who may see and complete a payout batch.
 func (s *Service) PayoutBatchScope(ctx context.Context, id string) (BatchScope, error) {
-	if !ledger.ValidUUID(id) {
+	id, ok := ledger.CanonicalUUID(id)
+	if !ok {
 		return BatchScope{}, invalid("id", "must be a payout batch id (a UUID), got %q", id)
 	}
 	var sc BatchScope

@@ -482,7 +482,8 @@ func (s *Service) reportByKey(ctx context.Context, q querier, digest string, ch 
 }
 
 func (s *Service) report(ctx context.Context, id string) (ReconciliationReport, error) {
-	if !ledger.ValidUUID(id) {
+	id, ok := ledger.CanonicalUUID(id)
+	if !ok {
 		return ReconciliationReport{}, invalid("id", "must be a reconciliation report id (a UUID), got %q", id)
 	}
 	r, err := scanReport(s.pool.QueryRow(ctx, `SELECT `+reportColumns+` FROM reconciliation_reports WHERE id = $1`, id))
@@ -702,7 +703,8 @@ func decodeReportToken(s string) (time.Time, string, error) {
 
 // ReconciliationScope returns who may see a reconciliation report.
 func (s *Service) ReconciliationScope(ctx context.Context, id string) (ReportScope, error) {
-	if !ledger.ValidUUID(id) {
+	id, ok := ledger.CanonicalUUID(id)
+	if !ok {
 		return ReportScope{}, invalid("id", "must be a reconciliation report id (a UUID), got %q", id)
 	}
 	var scope ReportScope
