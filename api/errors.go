@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/choledger/choledger/access"
+	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
 	"github.com/choledger/choledger/payment"
@@ -85,6 +86,10 @@ func toStatus(ctx context.Context, err error) error {
 			}
 			return st.Err()
 		}
+	}
+	if pg.Unavailable(err) {
+		slog.WarnContext(ctx, "database unavailable", "err", err)
+		return status.Error(codes.Unavailable, "the database cannot be reached now; retry, with the same idempotency key for a write")
 	}
 	slog.ErrorContext(ctx, "internal error", "err", err)
 	return status.Error(codes.Internal, "internal error; it has been logged")

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -122,6 +125,30 @@ func Code(err error) string {
 		return pgErr.Code
 	}
 	return ""
+}
+
+// Unavailable reports whether err says that the database could not be
+// reached or dropped the connection (a restart, a failover, a network cut,
+// a backend terminated, too many connections) rather than refusing a
+// statement: the same work may succeed when tried again. Whether a write
+// sent on a connection that was cut was committed is unknown; only an
+// idempotent retry settles it.
+func Unavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", "53300": // admin or crash shutdown, starting up, too many connections
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection exceptions
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.Is(err, pgconn.ErrConnClosed) || pgconn.SafeToRetry(err) ||
+		errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // Constraint returns the name of the constraint err violated, if any.

@@ -1,0 +1,63 @@
+package pg_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/choledger/choledger/internal/pg"
+	"github.com/choledger/choledger/internal/pg/pgtest"
+)
+
+// Unavailable tells a database out of reach from a statement it refused:
+// the first is answered "retry", the second must not be.
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+
+	conn, err := pgx.Connect(ctx, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var pid int
+	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	_, refused := conn.Exec(ctx, `SELECT 1/0`)
+	if _, err := db.Pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	_, cut := conn.Exec(ctx, `SELECT 1`)    // the server's goodbye, or the closed socket
+	_, closed := conn.Exec(ctx, `SELECT 1`) // a connection already known closed
+	_, refusedTwice := db.Pool.Exec(ctx, `SELECT 'x'::int`)
+	cfg, err := pgx.ParseConfig(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Host = t.TempDir() // a socket directory no server listens in
+	_, unreachable := pgx.ConnectConfig(ctx, cfg)
+
+	for _, c := range []struct {
+		what string
+		err  error
+		want bool
+	}{
+		{"division by zero", refused, false},
+		{"a bad cast", refusedTwice, false},
+		{"the backend terminated", cut, true},
+		{"the connection closed", closed, true},
+		{"no server", unreachable, true},
+		{"no error", nil, false},
+		{"the caller gave up", context.Canceled, false},
+	} {
+		if (c.err == nil) != (c.what == "no error") {
+			t.Fatalf("%s: got error %v", c.what, c.err)
+		}
+		if got := pg.Unavailable(c.err); got != c.want {
+			t.Errorf("%s (%v): Unavailable says %v", c.what, c.err, got)
+		}
+	}
+}
