@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/ledger"
 )
 
@@ -139,14 +140,23 @@ func (a *Audit) write(batch []Event) {
 			cred[i] = &id
 		}
 	}
+	// While the database cannot be reached (a restart, a failover), the
+	// batch is tried again, for up to half a minute; events recorded
+	// meanwhile wait in the queue, and once it is full, so do the calls.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err := a.pool.Exec(ctx, `
+	var err error
+	for attempt := 1; ; attempt++ {
+		_, err = a.pool.Exec(ctx, `
 INSERT INTO audit_events (at, credential_id, role, method, target, code, message)
 SELECT at, credential_id::uuid, role, method, target, code, message
   FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
        AS t(at, credential_id, role, method, target, code, message)`,
-		at, cred, role, method, target, code, msg)
+			at, cred, role, method, target, code, msg)
+		if err == nil || !pg.Unavailable(err) || pg.Backoff(ctx, attempt) != nil {
+			break
+		}
+	}
 	if err != nil {
 		// The trail must not silently lose events: say so loudly, with the
 		// events, so they survive in the logs.
