@@ -136,7 +136,9 @@ func classifyCommitError(err error) error {
 	case pg.CodeCheckViolation, pg.CodeUniqueViolation:
 		return errorf(ErrRefused, "", "refused by the database (%s): %v", pg.Constraint(err), err)
 	}
-	return &Error{Kind: ErrUnavailable, Msg: fmt.Sprintf("the write was not recorded (%v); retry with the same idempotency key", err)}
+	// A connection cut while COMMIT was on its way leaves the outcome
+	// unknown: say so, and how to settle it.
+	return &Error{Kind: ErrUnavailable, Msg: fmt.Sprintf("the write may not have been recorded (%v); send it again with the same idempotency key, which records it once", err)}
 }
 
 // accountState is an account read under the ledger head and its totals as
