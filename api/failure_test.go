@@ -73,7 +73,24 @@ SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
 		mu      sync.Mutex
 		ids     = map[string]string{} // payment id by idempotency key
 		payable = map[string]int64{}  // what the answers say each merchant is owed
+		stall   int                   // payments recorded by a stall, then confirmed
+		single  int                   // RecordPayment and ConfirmPayment calls answered
 	)
+	answered := func(key, amount string, p *pb.Payment, calls int) error {
+		if p.Status != pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED || p.Amount != amount {
+			return fmt.Errorf("%s answered %v", key, p)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		ids[key] = p.Id
+		payable[p.Merchant] += num(p.ConfirmedAmount) - num(p.Fee)
+		single += calls
+		return nil
+	}
+	bank := func(key, m, amount string) *pb.RecordPaymentRequest {
+		return &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: m, Channel: pb.Channel_CHANNEL_VIETQR,
+			Amount: amount, Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-" + key}
+	}
 	var wg sync.WaitGroup
 	errc := make(chan error, writers)
 	for w := range writers {
@@ -82,9 +99,10 @@ SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
 				key := fmt.Sprintf("w%d-%d", w, i)
 				m := merchants[(w+i)%2]
 				amount := strconv.Itoa(10000 + 1000*i)
-				var p *pb.Payment
 				var err error
-				if i%3 == 0 { // a stall's payment, which the bank then confirms
+				switch {
+				case i%3 == 0: // a stall's payment, which the bank then confirms
+					var p *pb.Payment
 					p, err = until(key, func() (*pb.Payment, error) {
 						r, err := e.payments.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: m, Channel: pb.Channel_CHANNEL_VIETQR,
 							Amount: amount, Source: pb.PaymentSource_PAYMENT_SOURCE_STALL})
@@ -97,25 +115,30 @@ SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
 							return r.GetPayment(), err
 						})
 					}
-				} else { // the bank's own notification
+					if err == nil {
+						mu.Lock()
+						stall++
+						mu.Unlock()
+						err = answered(key, amount, p, 2)
+					}
+				case i%3 == 1 && w%2 == 0: // a bank's batch: items answered Unavailable are sent again
+					err = recordAll(ctx, e.payments, []*pb.RecordPaymentRequest{
+						bank(key+"-a", m, amount), bank(key+"-b", m, amount), bank(key+"-c", m, amount), bank(key+"-d", m, amount),
+					}, &unavailable, func(r *pb.RecordPaymentRequest, p *pb.Payment) error { return answered(r.IdempotencyKey, amount, p, 0) })
+				default: // the bank's own notification
+					var p *pb.Payment
 					p, err = until(key, func() (*pb.Payment, error) {
-						r, err := e.payments.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: m, Channel: pb.Channel_CHANNEL_VIETQR,
-							Amount: amount, Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-" + key})
+						r, err := e.payments.RecordPayment(ctx, bank(key, m, amount))
 						return r.GetPayment(), err
 					})
+					if err == nil {
+						err = answered(key, amount, p, 1)
+					}
 				}
 				if err != nil {
 					errc <- err
 					return
 				}
-				if p.Status != pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED || p.Amount != amount {
-					errc <- fmt.Errorf("%s answered %v", key, p)
-					return
-				}
-				mu.Lock()
-				ids[key] = p.Id
-				payable[m] += num(p.ConfirmedAmount) - num(p.Fee)
-				mu.Unlock()
 			}
 		})
 	}
@@ -146,10 +169,9 @@ SELECT (SELECT count(*) FROM payments), (SELECT count(*) FROM payments WHERE sta
        (SELECT count(*) FROM ledger_entries WHERE market = $1)`, testMarket).Scan(&payments, &confirmed, &entries); err != nil {
 		t.Fatal(err)
 	}
-	stall := writers * ((each + 2) / 3)
-	if len(distinct) != writers*each || payments != writers*each || confirmed != payments || entries != writers*each+stall {
+	if len(distinct) != len(ids) || payments != len(ids) || confirmed != payments || entries != len(ids)+stall {
 		t.Fatalf("%d keys answered with %d payments; the table holds %d (%d confirmed) and the market's journal %d entries, want %d",
-			len(ids), len(distinct), payments, confirmed, entries, writers*each+stall)
+			len(ids), len(distinct), payments, confirmed, entries, len(ids)+stall)
 	}
 	for _, m := range merchants {
 		resp, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + m + ":payable"})
@@ -164,17 +186,53 @@ SELECT (SELECT count(*) FROM payments), (SELECT count(*) FROM payments WHERE sta
 
 	// The audit trail kept every answered write: its batches are tried
 	// again while the database cannot be reached.
-	answered := writers*each + stall
 	var audited int
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE code = 'OK' AND method LIKE '%Payment'`).Scan(&audited); err != nil {
+		if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE code = 'OK' AND method ~ '/(Record|Confirm)Payment$'`).Scan(&audited); err != nil {
 			t.Fatal(err)
 		}
-		if audited >= answered || time.Now().After(deadline) {
+		if audited >= single || time.Now().After(deadline) {
 			break
 		}
 	}
-	if audited != answered {
-		t.Errorf("the audit trail holds %d answered writes, want %d", audited, answered)
+	if audited != single {
+		t.Errorf("the audit trail holds %d answered RecordPayment and ConfirmPayment calls, want %d", audited, single)
 	}
+}
+
+// recordAll sends a bulk RecordPayments until each of its items is
+// answered, sending again only the items answered Unavailable (the whole
+// call when the call itself was), and hands each item's payment to done.
+func recordAll(ctx context.Context, c pb.PaymentServiceClient, items []*pb.RecordPaymentRequest, unavailable *atomic.Int64,
+	done func(*pb.RecordPaymentRequest, *pb.Payment) error) error {
+	for attempt := 1; len(items) > 0; attempt++ {
+		if attempt > 200 {
+			return fmt.Errorf("%d items of a batch still unanswered", len(items))
+		}
+		resp, err := c.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: items})
+		if status.Code(err) == codes.Unavailable {
+			unavailable.Add(1)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("batch %s: %v", items[0].IdempotencyKey, err)
+		}
+		var again []*pb.RecordPaymentRequest
+		for i, r := range resp.Results {
+			switch {
+			case r.Error == nil:
+				if err := done(items[i], r.Payment); err != nil {
+					return err
+				}
+			case codes.Code(r.Error.Code) == codes.Unavailable:
+				unavailable.Add(1)
+				again = append(again, items[i])
+			default:
+				return fmt.Errorf("%s in a batch: %v", items[i].IdempotencyKey, r.Error)
+			}
+		}
+		items = again
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }
