@@ -72,6 +72,16 @@ func recv(t *testing.T, out <-chan answer) answer {
 	}
 }
 
+// wantRows receives n answers, each its key's row.
+func wantRows(t *testing.T, out <-chan answer, n int) {
+	t.Helper()
+	for range n {
+		if a := recv(t, out); a.err != nil || !a.found || a.value != "row "+a.key {
+			t.Fatalf("got %+v", a)
+		}
+	}
+}
+
 func get(r *Reader[string, string], ctx context.Context, key string, out chan<- answer) {
 	v, found, err := r.Get(ctx, key)
 	out <- answer{key, v, found, err}
@@ -171,11 +181,7 @@ func TestQueriesHoldAtMostMaxKeys(t *testing.T) {
 	if !slices.Equal(sizes, []int{4, 4, 2}) {
 		t.Fatalf("queries of %v keys, want 4, 4, 2", sizes)
 	}
-	for range 11 {
-		if a := recv(t, out); a.err != nil || a.value != "row "+a.key {
-			t.Fatalf("got %+v", a)
-		}
-	}
+	wantRows(t, out, 11)
 }
 
 func TestMaxReadsInFlight(t *testing.T) {
@@ -196,11 +202,7 @@ func TestMaxReadsInFlight(t *testing.T) {
 	for range 3 {
 		src.release <- struct{}{}
 	}
-	for range 3 {
-		if a := recv(t, out); a.err != nil || a.value != "row "+a.key {
-			t.Fatalf("got %+v", a)
-		}
-	}
+	wantRows(t, out, 3)
 }
 
 // A failed query fails every call in it; a caller that gives up returns at
