@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 )
@@ -30,27 +32,8 @@ func TestWritesSurviveLostConnections(t *testing.T) {
 	e.setUpMarket(t)
 	merchants := []string{"TN-TEST-0001", "TN-TEST-0002"}
 
-	var cuts, unavailable atomic.Int64
-	stop := make(chan struct{})
-	cutterDone := make(chan struct{})
-	go func() {
-		defer close(cutterDone)
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(40 * time.Millisecond):
-			}
-			var n int64
-			// Its own connection may have been cut too; the next try gets another.
-			if e.db.Pool.QueryRow(ctx, `
-SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
-  FROM pg_stat_activity
- WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`).Scan(&n) == nil {
-				cuts.Add(n)
-			}
-		}
-	}()
+	var unavailable atomic.Int64
+	stopCutting := cutConnections(e, 40*time.Millisecond)
 
 	// until sends a write until it is answered; only Unavailable may be
 	// answered meanwhile.
@@ -143,18 +126,14 @@ SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
 		})
 	}
 	wg.Wait()
-	close(stop)
-	<-cutterDone
-	// The checks below read through fresh connections: the pool still holds
-	// some the last cut closed.
-	e.db.Pool.Reset()
+	cuts := stopCutting()
 	close(errc)
 	for err := range errc {
 		t.Fatal(err)
 	}
-	t.Logf("%d connections cut; %d writes answered Unavailable and sent again", cuts.Load(), unavailable.Load())
+	t.Logf("%d connections cut; %d writes answered Unavailable and sent again", cuts, unavailable.Load())
 	if unavailable.Load() == 0 {
-		t.Fatalf("no write met a cut connection (%d cuts): the test tested nothing", cuts.Load())
+		t.Fatalf("no write met a cut connection (%d cuts): the test tested nothing", cuts)
 	}
 
 	// Each key recorded one payment, confirmed once; nothing else was
@@ -235,4 +214,145 @@ func recordAll(ctx context.Context, c pb.PaymentServiceClient, items []*pb.Recor
 		time.Sleep(time.Millisecond)
 	}
 	return nil
+}
+
+// cutConnections terminates every backend of e's database every interval,
+// until the function it returns is called; that returns how many it cut,
+// and leaves the pool with fresh connections for the test's own checks
+// (it still holds some that the last cut closed).
+func cutConnections(e *env, every time.Duration) func() int64 {
+	var cuts atomic.Int64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(every):
+			}
+			var n int64
+			// Its own connection may have been cut too; the next try gets another.
+			if e.db.Pool.QueryRow(context.Background(), `
+SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
+  FROM pg_stat_activity
+ WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'`).Scan(&n) == nil {
+				cuts.Add(n)
+			}
+		}
+	}()
+	return func() int64 {
+		close(stop)
+		<-done
+		e.db.Pool.Reset()
+		return cuts.Load()
+	}
+}
+
+// cutOnce makes the first statement of kind op ("INSERT", "UPDATE") on table
+// that runs after it terminate its own backend, inside its transaction:
+// the connection is lost at a known point, once (a sequence counts, which a
+// rollback does not undo).
+func cutOnce(t *testing.T, e *env, table, op string) {
+	t.Helper()
+	name := "cut_" + table + "_" + strings.ToLower(op)
+	for _, sql := range []string{
+		`CREATE SEQUENCE ` + name,
+		`CREATE FUNCTION ` + name + `() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF nextval('` + name + `') = 1 THEN
+        PERFORM pg_terminate_backend(pg_backend_pid());
+        PERFORM pg_sleep(5); -- the signal ends the backend here
+    END IF;
+    RETURN NULL;
+END $$`,
+		`CREATE TRIGGER ` + name + ` AFTER ` + op + ` ON ` + table + ` FOR EACH STATEMENT EXECUTE FUNCTION ` + name + `()`,
+	} {
+		if _, err := e.db.Pool.Exec(context.Background(), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// untilAnswered sends a request until it is answered, and returns how
+// often it was answered Unavailable before; any other error fails t.
+func untilAnswered(t *testing.T, what string, send func() error) int {
+	t.Helper()
+	for unavailable := 0; unavailable < 10; unavailable++ {
+		err := send()
+		if err == nil {
+			return unavailable
+		}
+		if status.Code(err) != codes.Unavailable {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	t.Fatalf("%s: still Unavailable after 10 tries", what)
+	return 0
+}
+
+// A payout batch whose making, and then whose completion, lose their
+// connection at several points of their work: each is answered
+// Unavailable, and sent again as it was, makes one batch and pays each
+// merchant once.
+func TestPayoutsSurviveLostConnections(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	owed := map[string]int64{}
+	for i := 1; i <= 6; i++ {
+		owed[fmt.Sprintf("PO-F-%02d", i)] = int64(i) * 10000
+	}
+	f := newPayoutFixture(t, "PO-F", owed, 210000)
+	e := f.e
+
+	// Making a batch is cut writing its lines, then again opening it, after
+	// its payouts are in the ledger.
+	cutOnce(t, e, "payout_lines", "INSERT")
+	cutOnce(t, e, "payout_batches", "UPDATE")
+	create := &pb.CreatePayoutBatchRequest{IdempotencyKey: "cut-1", Bank: "vcb", Market: f.market, CutOff: timestamppb.Now(), PageSize: 100}
+	var batch *pb.CreatePayoutBatchResponse
+	if n := untilAnswered(t, "make the batch", func() (err error) {
+		batch, err = e.settle.CreatePayoutBatch(ctx, create)
+		return err
+	}); n != 2 || len(batch.Lines) != len(owed) {
+		t.Fatalf("making the batch: %d Unavailable answers (want 2), then %d lines (want %d)", n, len(batch.Lines), len(owed))
+	}
+
+	// Completing it is cut posting the payouts, and marking its lines.
+	cutOnce(t, e, "ledger_entries", "INSERT")
+	cutOnce(t, e, "payout_lines", "UPDATE")
+	var results []*pb.PayoutResult
+	for _, l := range batch.Lines {
+		results = append(results, &pb.PayoutResult{Merchant: l.Merchant, Status: linePaid, BankRef: "OUT-" + l.Merchant})
+	}
+	complete := &pb.CompletePayoutBatchRequest{BatchId: batch.Batch.Id, Results: results}
+	// The ledger's committer may take a cut round's writes again one by one
+	// before answering, so the caller need not see every cut.
+	untilAnswered(t, "complete the batch", func() error {
+		_, err := e.settle.CompletePayoutBatch(ctx, complete)
+		return err
+	})
+	for _, cut := range []string{"cut_payout_lines_insert", "cut_payout_batches_update", "cut_ledger_entries_insert", "cut_payout_lines_update"} {
+		var fired bool
+		if err := e.db.Pool.QueryRow(ctx, `SELECT is_called FROM `+cut).Scan(&fired); err != nil || !fired {
+			t.Errorf("%s never cut a connection (%v)", cut, err)
+		}
+	}
+
+	var batches, paid int
+	if err := e.db.Pool.QueryRow(ctx, `
+SELECT (SELECT count(*) FROM payout_batches),
+       (SELECT count(*) FROM ledger_entries WHERE kind = 'payout' AND phase = 'post_pending')`).Scan(&batches, &paid); err != nil {
+		t.Fatal(err)
+	}
+	if batches != 1 || paid != len(owed) {
+		t.Errorf("%d batches and %d payouts posted; want 1 and %d", batches, paid, len(owed))
+	}
+	for code := range owed {
+		if bal := f.payable(t, code); bal.DebitsPending != "0" || bal.Posted != "0" {
+			t.Errorf("%s after its payout: %v, want nothing owed", code, bal)
+		}
+	}
+	e.checkInvariants(t)
+	e.checkRollups(t)
 }
