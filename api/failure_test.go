@@ -356,3 +356,48 @@ SELECT (SELECT count(*) FROM payout_batches),
 	e.checkInvariants(t)
 	e.checkRollups(t)
 }
+
+// A statement import and a merchant's creation, each cut once half-way: the
+// first answer is Unavailable, the same request sent again does the work
+// once, as if nothing had happened.
+func TestImportsAndMerchantsSurviveLostConnections(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	f := e.reconFixture(t)
+	req := &pb.ImportStatementRequest{Format: pb.StatementFormat_STATEMENT_FORMAT_CSV, Content: reconCSV(f.lines),
+		Channel: chVietQR, PeriodStart: timestamppb.New(f.start), PeriodEnd: timestamppb.New(f.end)}
+	cutOnce(t, e, "reconciliation_items", "INSERT")
+	var imported *pb.ImportStatementResponse
+	if n := untilAnswered(t, "import the statement", func() (err error) {
+		imported, err = f.bank.ImportStatement(ctx, req)
+		return err
+	}); n != 1 || imported.Replayed {
+		t.Fatalf("import: %d Unavailable answers (want 1), then replayed %v", n, imported.Replayed)
+	}
+	if rows, want := e.reconRows(t), fmt.Sprintf("1,%d,", len(f.matched)+3); !strings.HasPrefix(rows, want) {
+		t.Errorf("after the import: reports, items, entries, payments = %s; want %s...", rows, want)
+	}
+
+	cutOnce(t, e, "merchant_stalls", "INSERT")
+	m := &pb.Merchant{Code: "TN-TEST-0099", Market: testMarket, Stalls: []string{"Z-099"}, DisplayName: "Sạp cắt", OwnerName: "Chủ sạp",
+		Phone: "0912345678", Channels: []pb.Channel{pb.Channel_CHANNEL_VIETQR}}
+	if n := untilAnswered(t, "create the merchant", func() error {
+		_, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: m})
+		return err
+	}); n != 1 {
+		t.Fatalf("create the merchant: %d Unavailable answers, want 1", n)
+	}
+	if _, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:TN-TEST-0099:payable"}); err != nil {
+		t.Errorf("the merchant's payable: %v", err)
+	}
+	var merchants, stalls int
+	if err := e.db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM merchants WHERE code = $1), (SELECT count(*) FROM merchant_stalls WHERE merchant = $1)`,
+		m.Code).Scan(&merchants, &stalls); err != nil {
+		t.Fatal(err)
+	}
+	if merchants != 1 || stalls != 1 {
+		t.Errorf("%d merchants and %d stalls, want 1 and 1", merchants, stalls)
+	}
+	e.checkInvariants(t)
+}
