@@ -142,7 +142,9 @@ func (a *Audit) write(batch []Event) {
 	}
 	// While the database cannot be reached (a restart, a failover), the
 	// batch is tried again, for up to half a minute; events recorded
-	// meanwhile wait in the queue, and once it is full, so do the calls.
+	// meanwhile wait in the queue, and once it is full, so do the calls. A
+	// batch whose insert committed just before its connection was cut is
+	// then written twice: the trail prefers a repeated event to a lost one.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var err error
