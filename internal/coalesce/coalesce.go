@@ -16,6 +16,8 @@ package coalesce
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -120,9 +122,7 @@ func (r *Reader[K, V]) serve(batch []*request[K, V]) {
 			keys = append(keys, req.key)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-	rows, err := r.read(ctx, keys)
-	cancel()
+	rows, err := r.readSafely(keys)
 	for _, req := range batch {
 		if err != nil {
 			req.err = err
@@ -131,4 +131,19 @@ func (r *Reader[K, V]) serve(batch []*request[K, V]) {
 		}
 		close(req.done)
 	}
+}
+
+// readSafely runs the query, under its own deadline. A panic in it becomes
+// every caller's error, as a panic in a call's own handler would be that
+// call's: the query runs on a goroutine of its own, where a panic would
+// otherwise end the process, and the Reader would stop.
+func (r *Reader[K, V]) readSafely(keys []K) (rows map[K]V, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			rows, err = nil, fmt.Errorf("read of %d keys panicked: %v\n%s", len(keys), p, debug.Stack())
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	return r.read(ctx, keys)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -260,5 +261,23 @@ func TestQueryTimeout(t *testing.T) {
 	}
 	if left := time.Until(deadline); left > time.Minute || left < 50*time.Second {
 		t.Fatalf("the query's deadline was %v away, want the reader's minute", left)
+	}
+}
+
+// A query that panics fails the calls in it, and the Reader goes on.
+func TestPanickingQuery(t *testing.T) {
+	calls := 0
+	r := newReader(func(ctx context.Context, keys []string) (map[string]string, error) {
+		calls++
+		if calls == 1 {
+			panic("bad row")
+		}
+		return map[string]string{keys[0]: "row " + keys[0]}, nil
+	}, 1, 10, time.Second)
+	if _, _, err := r.Get(context.Background(), "a"); err == nil || !strings.Contains(err.Error(), "bad row") {
+		t.Fatalf("a query that panicked answered %v", err)
+	}
+	if v, found, err := r.Get(context.Background(), "b"); err != nil || !found || v != "row b" {
+		t.Fatalf("the next query: %q, %v, %v", v, found, err)
 	}
 }
