@@ -470,6 +470,19 @@ func (s *Store) GetMerchants(ctx context.Context, codes []string) (map[string]Me
 	if len(missing) == 0 {
 		return out, nil
 	}
+	if len(missing) == 1 {
+		// A call's one merchant (a stall payment recorded by an operator),
+		// shared with the calls reading theirs at the same moment.
+		m, found, err := s.reader.Get(ctx, missing[0])
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out[m.Code] = m.clone()
+			memo.put(m)
+		}
+		return out, nil
+	}
 	read, err := s.readMerchants(ctx, missing)
 	if err != nil {
 		return nil, err
