@@ -35,20 +35,13 @@ func TestWritesSurviveLostConnections(t *testing.T) {
 	var unavailable atomic.Int64
 	stopCutting := cutConnections(e, 40*time.Millisecond)
 
-	// until sends a write until it is answered; only Unavailable may be
-	// answered meanwhile.
-	until := func(what string, send func() (*pb.Payment, error)) (*pb.Payment, error) {
-		for attempt := 1; ; attempt++ {
-			p, err := send()
-			if err == nil {
-				return p, nil
-			}
-			if status.Code(err) != codes.Unavailable || attempt == 200 {
-				return nil, fmt.Errorf("%s, attempt %d: %v", what, attempt, err)
-			}
-			unavailable.Add(1)
-			time.Sleep(time.Millisecond)
-		}
+	until := func(what string, send func() (*pb.Payment, error)) (p *pb.Payment, err error) {
+		n, err := resend(what, func() (err error) {
+			p, err = send()
+			return err
+		})
+		unavailable.Add(int64(n))
+		return p, err
 	}
 
 	const writers, each = 8, 24
@@ -274,21 +267,30 @@ END $$`,
 	}
 }
 
-// untilAnswered sends a request until it is answered, and returns how
-// often it was answered Unavailable before; any other error fails t.
-func untilAnswered(t *testing.T, what string, send func() error) int {
-	t.Helper()
-	for unavailable := 0; unavailable < 10; unavailable++ {
+// resend sends a request until it is answered, and returns how often it
+// was answered Unavailable first. Any other error, or a 200th Unavailable,
+// ends it.
+func resend(what string, send func() error) (int, error) {
+	for unavailable := 0; ; unavailable++ {
 		err := send()
 		if err == nil {
-			return unavailable
+			return unavailable, nil
 		}
-		if status.Code(err) != codes.Unavailable {
-			t.Fatalf("%s: %v", what, err)
+		if status.Code(err) != codes.Unavailable || unavailable == 200 {
+			return unavailable, fmt.Errorf("%s, after %d Unavailable answers: %v", what, unavailable, err)
 		}
+		time.Sleep(time.Millisecond)
 	}
-	t.Fatalf("%s: still Unavailable after 10 tries", what)
-	return 0
+}
+
+// untilAnswered is resend, failing t on an error.
+func untilAnswered(t *testing.T, what string, send func() error) int {
+	t.Helper()
+	n, err := resend(what, send)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // A payout batch whose making, and then whose completion, lose their
