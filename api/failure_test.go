@@ -367,8 +367,7 @@ func TestImportsAndMerchantsSurviveLostConnections(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, ledgerOptions())
 	f := e.reconFixture(t)
-	req := &pb.ImportStatementRequest{Format: pb.StatementFormat_STATEMENT_FORMAT_CSV, Content: reconCSV(f.lines),
-		Channel: chVietQR, PeriodStart: timestamppb.New(f.start), PeriodEnd: timestamppb.New(f.end)}
+	req := f.importRequest()
 	cutOnce(t, e, "reconciliation_items", "INSERT")
 	var imported *pb.ImportStatementResponse
 	if n := untilAnswered(t, "import the statement", func() (err error) {

@@ -104,6 +104,13 @@ type reconFixture struct {
 	matched map[string]string
 }
 
+// importRequest is the fixture's whole statement, as a CSV import for its
+// period.
+func (f *reconFixture) importRequest() *pb.ImportStatementRequest {
+	return &pb.ImportStatementRequest{Format: pb.StatementFormat_STATEMENT_FORMAT_CSV, Content: reconCSV(f.lines),
+		Channel: chVietQR, PeriodStart: timestamppb.New(f.start), PeriodEnd: timestamppb.New(f.end)}
+}
+
 const (
 	bankPayment  = pb.PaymentSource_PAYMENT_SOURCE_BANK
 	stallPayment = pb.PaymentSource_PAYMENT_SOURCE_STALL
@@ -418,8 +425,7 @@ func TestImportStatementReplays(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, ledgerOptions())
 	f := e.reconFixture(t)
-	req := &pb.ImportStatementRequest{Format: pb.StatementFormat_STATEMENT_FORMAT_CSV, Content: reconCSV(f.lines),
-		Channel: chVietQR, PeriodStart: timestamppb.New(f.start), PeriodEnd: timestamppb.New(f.end)}
+	req := f.importRequest()
 	first, err := f.bank.ImportStatement(ctx, req)
 	if err != nil {
 		t.Fatal(err)
