@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/choledger/choledger/internal/pg"
 )
 
 // expireBatch bounds how many expired entries one sweep voids.
@@ -19,7 +21,14 @@ func (l *Ledger) expiryLoop() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			if _, err := l.ExpireDue(ctx); err != nil && !errors.Is(err, ErrUnavailable) {
+			// A sweep that fails is the next tick's to do; a database out of
+			// reach (a restart, a failover) is worth a warning, not an error
+			// at every tick.
+			switch _, err := l.ExpireDue(ctx); {
+			case err == nil:
+			case errors.Is(err, ErrUnavailable) || pg.Unavailable(err):
+				l.log.Warn("expire pending entries: the database is out of reach; the next sweep tries again", "err", err)
+			default:
 				l.log.Error("expire pending entries", "err", err)
 			}
 			cancel()
