@@ -442,16 +442,24 @@ func (s *Store) GetMerchant(ctx context.Context, code string) (Merchant, error) 
 	if m, ok := memo.get(code); ok {
 		return m, nil
 	}
-	m, found, err := s.reader.Get(ctx, code)
-	if err != nil {
-		return Merchant{}, err
+	m, found, err := s.sharedRead(ctx, memo, code)
+	if err == nil && !found {
+		err = errorf(ErrMerchantNotFound, "code", "no merchant %s", code)
 	}
-	if !found {
-		return Merchant{}, errorf(ErrMerchantNotFound, "code", "no merchant %s", code)
+	return m, err
+}
+
+// sharedRead reads one merchant through the reads shared with the calls
+// asking for theirs at the same moment, and remembers it in the call's
+// memo.
+func (s *Store) sharedRead(ctx context.Context, memo *memo, code string) (Merchant, bool, error) {
+	m, found, err := s.reader.Get(ctx, code)
+	if err != nil || !found {
+		return Merchant{}, false, err
 	}
 	memo.put(m)
 	// Calls that asked for the same merchant in one query share its value.
-	return m.clone(), nil
+	return m.clone(), true, nil
 }
 
 // GetMerchants returns the merchants with the given codes, by code, in one
@@ -471,15 +479,13 @@ func (s *Store) GetMerchants(ctx context.Context, codes []string) (map[string]Me
 		return out, nil
 	}
 	if len(missing) == 1 {
-		// A call's one merchant (a stall payment recorded by an operator),
-		// shared with the calls reading theirs at the same moment.
-		m, found, err := s.reader.Get(ctx, missing[0])
+		// A call's one merchant (a stall payment recorded by an operator).
+		m, found, err := s.sharedRead(ctx, memo, missing[0])
 		if err != nil {
 			return nil, err
 		}
 		if found {
-			out[m.Code] = m.clone()
-			memo.put(m)
+			out[m.Code] = m
 		}
 		return out, nil
 	}
