@@ -61,16 +61,18 @@ func paymentToProto(p payment.Payment) *pb.Payment {
 	return out
 }
 
-// optionalAmount parses an amount a request may leave empty.
-func optionalAmount(field, s string) (decimal.Decimal, error) {
+// optionalAmount parses an amount a request may leave empty: nil when it
+// does. An amount given as "0" is given, and refused by the flow, never
+// taken for an empty one.
+func optionalAmount(field, s string) (*decimal.Decimal, error) {
 	if s == "" {
-		return decimal.Decimal{}, nil
+		return nil, nil
 	}
 	d, err := ledger.ParseDecimal(s)
 	if err != nil {
-		return d, fieldError(field, err)
+		return nil, fieldError(field, err)
 	}
-	return d, nil
+	return &d, nil
 }
 
 func recordFromProto(ctx context.Context, field string, r *pb.RecordPaymentRequest) (payment.RecordRequest, error) {

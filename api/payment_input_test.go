@@ -49,6 +49,30 @@ func TestPaymentWritesRefuseBadInput(t *testing.T) {
 	pending := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "fx-pending", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "20000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
 	confirmed := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "fx-confirmed", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "30000",
 		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-FX-1"}).Payment
+	// A stall's payment carrying the bank's reference, waiting for the bank.
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "fx-stall-ref", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "20000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "FT-FX-STALL"})
+	// One confirmed for part of it, one rejected, each under its key.
+	part := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "fx-part", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "20000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	if _, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "fx-confirm", PaymentId: part.Id, Amount: "5000"}); err != nil {
+		t.Fatal(err)
+	}
+	rejected := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "fx-rejected", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "20000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "FT-FX-REJ"}).Payment
+	if _, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "fx-reject", PaymentId: rejected.Id, Reason: "declined"}); err != nil {
+		t.Fatal(err)
+	}
+	// A payment of a payment request, and a second request.
+	var requests []string
+	for _, k := range []string{"fx-req-1", "fx-req-2"} {
+		pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: k, Merchant: a, Amount: "30000"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		requests = append(requests, pr.PaymentRequest.Id)
+	}
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "fx-of-request", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "30000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: requests[0]})
 	before := e.journalSize(t)
 
 	rec := func(edit func(r *pb.RecordPaymentRequest)) func() error {
@@ -89,6 +113,18 @@ func TestPaymentWritesRefuseBadInput(t *testing.T) {
 		{"record: occurs in the future", rec(func(r *pb.RecordPaymentRequest) { r.OccurTime = timestamppb.New(time.Now().Add(time.Hour)) }), codes.InvalidArgument, "occur_time"},
 		{"record: reference already recorded by the bank", rec(func(r *pb.RecordPaymentRequest) { r.ProviderRef = "FT-FX-1" }), codes.AlreadyExists, "provider_ref"},
 		{"record: key reused for another payment", rec(func(r *pb.RecordPaymentRequest) { r.IdempotencyKey = "fx-pending"; r.Amount = "20001" }), codes.AlreadyExists, "idempotency_key"},
+		{"record: key reused for another payment request", rec(func(r *pb.RecordPaymentRequest) {
+			r.IdempotencyKey, r.Amount, r.PaymentRequestId = "fx-of-request", "30000", requests[1]
+		}), codes.AlreadyExists, "payment_request_id"},
+		{"record: key reused without the payment request", rec(func(r *pb.RecordPaymentRequest) { r.IdempotencyKey, r.Amount = "fx-of-request", "30000" }),
+			codes.AlreadyExists, "payment_request_id"},
+		{"record: bank reports another merchant's reference", rec(func(r *pb.RecordPaymentRequest) {
+			*r = *bankNotice("k", "TN-TEST-0003", "20000", "FT-FX-STALL")
+		}), codes.AlreadyExists, "provider_ref"},
+		{"record: bank repeats a reference with another amount", rec(func(r *pb.RecordPaymentRequest) { *r = *bankNotice("k", a, "30001", "FT-FX-1") }),
+			codes.FailedPrecondition, "amount"},
+		{"record: bank reports the reference of a rejected payment", rec(func(r *pb.RecordPaymentRequest) { *r = *bankNotice("k", a, "20000", "FT-FX-REJ") }),
+			codes.FailedPrecondition, "rejected"},
 		{"bulk: empty", func() error { _, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{}); return err }, codes.InvalidArgument, "payments"},
 		{"bulk: too many", func() error {
 			items := make([]*pb.RecordPaymentRequest, 1001)
@@ -130,6 +166,22 @@ func TestPaymentWritesRefuseBadInput(t *testing.T) {
 			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "c", PaymentId: pending.Id, Amount: "20001"})
 			return err
 		}, codes.InvalidArgument, "amount"},
+		{"confirm: zero", func() error {
+			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "c", PaymentId: pending.Id, Amount: "0"})
+			return err
+		}, codes.InvalidArgument, "amount"},
+		{"confirm: key reused with another amount", func() error {
+			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "fx-confirm", PaymentId: part.Id})
+			return err
+		}, codes.AlreadyExists, "idempotency_key"},
+		{"confirm: key reused with another reference", func() error {
+			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "fx-confirm", PaymentId: part.Id, Amount: "5000", ProviderRef: "FT-OTHER"})
+			return err
+		}, codes.AlreadyExists, "idempotency_key"},
+		{"reject: key reused with another reason", func() error {
+			_, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "fx-reject", PaymentId: rejected.Id, Reason: "insufficient funds"})
+			return err
+		}, codes.AlreadyExists, "idempotency_key"},
 		{"confirm: fractional", func() error {
 			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "c", PaymentId: pending.Id, Amount: "100.5"})
 			return err
@@ -162,6 +214,10 @@ func TestPaymentWritesRefuseBadInput(t *testing.T) {
 			_, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "f", PaymentId: confirmed.Id, Amount: "30001"})
 			return err
 		}, codes.FailedPrecondition, "amount"},
+		{"refund: zero", func() error {
+			_, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "f", PaymentId: confirmed.Id, Amount: "0"})
+			return err
+		}, codes.InvalidArgument, "amount"},
 		{"refund: fractional", func() error {
 			_, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "f", PaymentId: confirmed.Id, Amount: "10.5"})
 			return err
@@ -284,6 +340,45 @@ func TestPaymentRaces(t *testing.T) {
 	var n int
 	if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM payments WHERE provider_ref = 'FT-RACE'`).Scan(&n); err != nil || n != 1 {
 		t.Errorf("payments with reference FT-RACE: %d, %v", n, err)
+	}
+	e.checkInvariants(t)
+}
+
+// Two partial refunds that together empty a payment, sent at once: each
+// computes the fee it returns from the payment as it was, and the one that
+// commits second must return the rest of the fee, not its rounded-down
+// share, or the merchant's fee is kept on a fully refunded payment.
+func TestConcurrentRefundsReturnTheWholeFee(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	e.record(t, bankNotice("float", a, "50000000", "FT-FLOAT")) // money to give back
+	// MoMo at 150 basis points: 100,000 đồng pays a fee of 1,500, and
+	// refunds of 50,001 and 49,999 return 750 and 749 as shares.
+	ids := make([]string, 12)
+	for i := range ids {
+		ids[i] = e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("momo-", i), Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "100000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: fmt.Sprint("MOMO-", i)}).Payment.Id
+	}
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		for j, amount := range []string{"50001", "49999"} {
+			wg.Go(func() {
+				if _, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: fmt.Sprint("refund-", i, "-", j), PaymentId: id, Amount: amount}); err != nil {
+					t.Errorf("refund of %s from %s: %v", amount, id, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	for _, id := range ids {
+		got, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantPayment(t, got.Payment, pb.PaymentStatus_PAYMENT_STATUS_REFUNDED, "100000", "1500", "100000", "1500")
 	}
 	e.checkInvariants(t)
 }

@@ -15,7 +15,7 @@ import (
 type ConfirmRequest struct {
 	Key         string
 	PaymentID   string
-	Amount      decimal.Decimal // zero confirms the recorded amount
+	Amount      *decimal.Decimal // nil confirms the recorded amount
 	ProviderRef string
 }
 
@@ -32,18 +32,28 @@ func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Payment, bool,
 		return Payment{}, false, ledger.RenameField(err, "id", "payment_id")
 	}
 	ledgerKey := keyConfirm + r.Key
+	amount := p.Amount
+	if r.Amount != nil {
+		if amount, err = wholeDong("amount", *r.Amount, 1, p.Amount); err != nil {
+			return Payment{}, false, err
+		}
+	}
 	if p.Status != StatusPending {
-		// A retry finds the payment confirmed by its own key: the answer.
-		if replay, ok, err := s.replay(ctx, ledgerKey, p.ID); ok || err != nil {
+		// A retry finds the payment confirmed by its own key: the answer,
+		// if it asks for what the key confirmed.
+		same := func(e ledger.Entry) error {
+			if e.Metadata["amount"] != strconv.FormatInt(amount, 10) {
+				return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q confirmed payment %s for %s đồng, got %d", r.Key, p.ID, e.Metadata["amount"], amount)
+			}
+			if r.ProviderRef != "" && r.ProviderRef != p.ProviderRef {
+				return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q confirmed payment %s with reference %q, got %q", r.Key, p.ID, p.ProviderRef, r.ProviderRef)
+			}
+			return nil
+		}
+		if replay, ok, err := s.replay(ctx, ledgerKey, p.ID, same); ok || err != nil {
 			return replay, ok, err
 		}
 		return Payment{}, false, fail(ErrWrongState, "payment_id", "payment %s is %s, only a pending payment can be confirmed", p.ID, p.Status)
-	}
-	amount := p.Amount
-	if !r.Amount.IsZero() {
-		if amount, err = wholeDong("amount", r.Amount, 1, p.Amount); err != nil {
-			return Payment{}, false, err
-		}
 	}
 	if r.ProviderRef != "" && p.ProviderRef != "" && r.ProviderRef != p.ProviderRef {
 		return Payment{}, false, fail(ErrAmountMismatch, "provider_ref", "payment %s carries reference %s, got %s", p.ID, p.ProviderRef, r.ProviderRef)
@@ -103,7 +113,13 @@ func (s *Service) Reject(ctx context.Context, r RejectRequest) (Payment, bool, e
 	}
 	ledgerKey := keyReject + r.Key
 	if p.Status != StatusPending {
-		if replay, ok, err := s.replay(ctx, ledgerKey, p.ID); ok || err != nil {
+		same := func(e ledger.Entry) error {
+			if e.Metadata["reason"] != r.Reason {
+				return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q rejected payment %s with reason %q, got %q", r.Key, p.ID, e.Metadata["reason"], r.Reason)
+			}
+			return nil
+		}
+		if replay, ok, err := s.replay(ctx, ledgerKey, p.ID, same); ok || err != nil {
 			return replay, ok, err
 		}
 		return Payment{}, false, fail(ErrWrongState, "payment_id", "payment %s is %s, only a pending payment can be rejected", p.ID, p.Status)
@@ -130,7 +146,7 @@ func (s *Service) Reject(ctx context.Context, r RejectRequest) (Payment, bool, e
 type RefundRequest struct {
 	Key       string
 	PaymentID string
-	Amount    decimal.Decimal // zero refunds all that remains
+	Amount    *decimal.Decimal // nil refunds all that remains
 	Reason    string
 }
 
@@ -157,24 +173,59 @@ func (s *Service) Refund(ctx context.Context, r RefundRequest) (Payment, Refund,
 		if e.Metadata["payment_id"] != p.ID {
 			return Payment{}, Refund{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already refunded payment %s", r.Key, e.Metadata["payment_id"])
 		}
-		if !r.Amount.IsZero() && r.Amount.String() != e.Metadata["amount"] {
+		if r.Amount != nil && r.Amount.String() != e.Metadata["amount"] {
 			return Payment{}, Refund{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already refunded %s đồng, got %s", r.Key, e.Metadata["amount"], r.Amount)
 		}
 		return p, refundOf(e), true, nil
 	}
-	if p.Status != StatusConfirmed && p.Status != StatusPartiallyRefunded {
-		return Payment{}, Refund{}, false, fail(ErrWrongState, "payment_id", "payment %s is %s, only a confirmed payment can be refunded", p.ID, p.Status)
+	if r.Amount != nil && (!r.Amount.IsInteger() || !r.Amount.IsPositive()) {
+		return Payment{}, Refund{}, false, invalid("amount", "must be a positive whole number of đồng, got %q", r.Amount.String())
 	}
-	amount := p.Refundable()
-	if !r.Amount.IsZero() {
-		if !r.Amount.IsInteger() || !r.Amount.IsPositive() {
-			return Payment{}, Refund{}, false, invalid("amount", "must be a positive whole number of đồng, got %q", r.Amount.String())
+	// The fee a refund returns depends on what earlier refunds returned (the
+	// last đồng returns the rest of the fee), so a refund that a concurrent
+	// one overtook is computed again from the payment as that one left it;
+	// the payments table refuses a fully refunded payment whose fee is not
+	// fully returned.
+	var res ledger.Result
+	for attempt := 1; ; attempt++ {
+		if p.Status != StatusConfirmed && p.Status != StatusPartiallyRefunded {
+			return Payment{}, Refund{}, false, fail(ErrWrongState, "payment_id", "payment %s is %s, only a confirmed payment can be refunded", p.ID, p.Status)
 		}
-		if r.Amount.GreaterThan(decimal.NewFromInt(amount)) {
-			return Payment{}, Refund{}, false, fail(ErrRefundTooLarge, "amount", "payment %s has %d đồng left to refund, asked for %s", p.ID, amount, r.Amount)
+		amount := p.Refundable()
+		if r.Amount != nil {
+			if r.Amount.GreaterThan(decimal.NewFromInt(amount)) {
+				return Payment{}, Refund{}, false, fail(ErrRefundTooLarge, "amount", "payment %s has %d đồng left to refund, asked for %s", p.ID, amount, r.Amount)
+			}
+			amount = r.Amount.IntPart()
 		}
-		amount = r.Amount.IntPart()
+		res, err = s.ledger.Post(ctx, refundEntry(ledgerKey, p, amount, r.Reason))
+		switch {
+		case errors.Is(err, ledger.ErrExceedsCredits):
+			return Payment{}, Refund{}, false, fail(ErrInsufficientFund, "amount", "merchant %s does not hold the %d đồng this refund takes back: %v", p.Merchant, amount-refundFee(p, amount), err)
+		case errors.Is(err, ledger.ErrRefused) && attempt < 5:
+			// Another refund of the same payment committed first.
+			if p, err = s.read(ctx, p.ID); err != nil {
+				return Payment{}, Refund{}, false, err
+			}
+			continue
+		case errors.Is(err, ledger.ErrRefused):
+			return Payment{}, Refund{}, false, fail(ErrRefundTooLarge, "amount", "payment %s no longer has %d đồng left to refund", p.ID, amount)
+		case err != nil:
+			return Payment{}, Refund{}, false, err
+		}
+		break
 	}
+	if res.Replayed {
+		p, err = s.read(ctx, p.ID)
+		return p, refundOf(res.Entry), true, err
+	}
+	return refunded(p, &res.Entry), refundOf(res.Entry), false, nil
+}
+
+// refundEntry returns amount of payment p to the payer: Dr merchant
+// payable (the refund less the fee it returns), Dr market fees (the fee
+// returned), Cr provider clearing (the refund).
+func refundEntry(ledgerKey string, p Payment, amount int64, reason string) ledger.EntryRequest {
 	feeBack := refundFee(p, amount)
 	postings := []ledger.PostingInput{}
 	if amount-feeBack > 0 {
@@ -191,27 +242,12 @@ func (s *Service) Refund(ctx context.Context, r RefundRequest) (Payment, Refund,
 		"amount":       strconv.FormatInt(amount, 10),
 		"fee_returned": strconv.FormatInt(feeBack, 10),
 	}
-	if r.Reason != "" {
-		md["reason"] = r.Reason
+	if reason != "" {
+		md["reason"] = reason
 	}
-	res, err := s.ledger.Post(ctx, ledger.EntryRequest{
+	return ledger.EntryRequest{
 		IdempotencyKey: ledgerKey, Market: p.Market, Kind: KindRefund, Currency: p.Currency, Postings: postings, Metadata: md,
-	})
-	switch {
-	case errors.Is(err, ledger.ErrExceedsCredits):
-		return Payment{}, Refund{}, false, fail(ErrInsufficientFund, "amount", "merchant %s does not hold the %d đồng this refund takes back: %v", p.Merchant, amount-feeBack, err)
-	case errors.Is(err, ledger.ErrRefused):
-		// Another refund of the same payment committed first and left less
-		// than this one asks for.
-		return Payment{}, Refund{}, false, fail(ErrRefundTooLarge, "amount", "payment %s no longer has %d đồng left to refund", p.ID, amount)
-	case err != nil:
-		return Payment{}, Refund{}, false, err
 	}
-	if res.Replayed {
-		p, err = s.read(ctx, p.ID)
-		return p, refundOf(res.Entry), true, err
-	}
-	return refunded(p, &res.Entry), refundOf(res.Entry), false, nil
 }
 
 func refundOf(e ledger.Entry) Refund {
@@ -221,7 +257,7 @@ func refundOf(e ledger.Entry) Refund {
 // replay answers a request whose ledger key was already used: with the
 // payment as it is now when the key recorded a write on the same payment,
 // with a conflict otherwise.
-func (s *Service) replay(ctx context.Context, ledgerKey, paymentID string) (Payment, bool, error) {
+func (s *Service) replay(ctx context.Context, ledgerKey, paymentID string, same func(ledger.Entry) error) (Payment, bool, error) {
 	used, err := s.ledger.EntriesByKeys(ctx, []string{ledgerKey})
 	if err != nil {
 		return Payment{}, false, err
@@ -232,6 +268,9 @@ func (s *Service) replay(ctx context.Context, ledgerKey, paymentID string) (Paym
 	}
 	if e.Metadata["payment_id"] != paymentID {
 		return Payment{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q was already used for payment %s", e.IdempotencyKey, e.Metadata["payment_id"])
+	}
+	if err := same(e); err != nil {
+		return Payment{}, false, err
 	}
 	p, err := s.read(ctx, paymentID)
 	return p, err == nil, err

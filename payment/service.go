@@ -458,10 +458,10 @@ func (s *Service) decide(ctx context.Context, p *plan, byRef map[refKey]Payment)
 		if err != nil {
 			return err
 		}
-		if match != nil && match.Status != StatusPending {
-			// The provider's reference is already recorded: the bank sent
-			// the same notification again.
-			return errDuplicate{match.ID}
+		if match != nil {
+			if err := recordedReference(p, match); err != nil {
+				return err
+			}
 		}
 		p.match = match
 	}
@@ -529,6 +529,33 @@ func (s *Service) planConfirm(p *plan) error {
 	return nil
 }
 
+// recordedReference decides what a bank notification gets when a payment
+// already carries its provider reference. The notification confirms the
+// payment when it is its merchant's and still pending (nil, so the caller
+// plans the confirmation); it repeats the one that recorded or confirmed
+// the payment when merchant and amount agree (errDuplicate: the recorded
+// payment, as a replay). Anything else is refused: the reference of
+// another merchant's payment is never used for this one (naming nothing of
+// the other payment), a different amount is not a repeat, and a payment
+// that expired or was rejected was never paid, so acknowledging the
+// notification would tell the bank the money was recorded when it was not.
+func recordedReference(p *plan, match *Payment) error {
+	r := p.req
+	switch {
+	case match.Merchant != r.Merchant:
+		return fail(ledger.ErrDuplicateExternalRef, "provider_ref", "%s reference %s is already recorded for another merchant", r.Channel, r.ProviderRef)
+	case match.Status == StatusPending:
+		return nil
+	case match.Status == StatusExpired || match.Status == StatusRejected:
+		return fail(ErrWrongState, "provider_ref", "%s reference %s belongs to payment %s, which was %s before the bank confirmed it",
+			r.Channel, r.ProviderRef, match.ID, match.Status)
+	case p.amount != match.ConfirmedAmount:
+		return fail(ErrAmountMismatch, "amount", "%s reference %s is already recorded by payment %s for %d đồng, got %d",
+			r.Channel, r.ProviderRef, match.ID, match.ConfirmedAmount, p.amount)
+	}
+	return errDuplicate{match.ID}
+}
+
 // errDuplicate marks a bank notification whose reference is recorded: the
 // caller answers with the recorded payment as a replay.
 type errDuplicate struct{ id string }
@@ -541,9 +568,16 @@ func (e errDuplicate) Error() string { return "duplicate of payment " + e.id }
 func (s *Service) explainRecordError(ctx context.Context, p *plan, err error, o *Outcome) error {
 	if p.req.ProviderRef != "" && (errors.Is(err, ledger.ErrDuplicateExternalRef) || errors.Is(err, ledger.ErrPendingClosed) || errors.Is(err, ledger.ErrRefused)) {
 		if existing, ferr := s.paymentByRef(ctx, p.req.Channel, p.req.ProviderRef); ferr == nil && existing != nil {
-			if p.req.Source == SourceBank {
+			if p.req.Source == SourceBank && existing.Status != StatusPending {
+				var dup errDuplicate
+				if err := recordedReference(p, existing); !errors.As(err, &dup) {
+					return err
+				}
 				o.Payment, o.Replayed = *existing, true
 				return nil
+			}
+			if existing.Merchant != p.req.Merchant {
+				return fail(ledger.ErrDuplicateExternalRef, "provider_ref", "%s reference %s is already recorded for another merchant", p.req.Channel, p.req.ProviderRef)
 			}
 			return fail(ledger.ErrDuplicateExternalRef, "provider_ref", "%s reference %s is already recorded by payment %s", p.req.Channel, p.req.ProviderRef, existing.ID)
 		}
@@ -552,6 +586,30 @@ func (s *Service) explainRecordError(ctx context.Context, p *plan, err error, o 
 		return fail(ErrWrongState, "", "payment %s expired before the bank confirmed it", p.match.ID)
 	}
 	return err
+}
+
+// requestOf and billOf are the payment request a retry names, as the entry
+// would store it: a retry may name the request by its id, by its bill
+// number, or both, as long as what it names is what the key recorded.
+func requestOf(r RecordRequest, md map[string]string) string {
+	switch {
+	case r.RequestID != "":
+		id, _ := ledger.CanonicalUUID(r.RequestID)
+		return id
+	case r.BillNumber != "":
+		return md["request_id"] // the bill number is compared instead
+	}
+	return ""
+}
+
+func billOf(r RecordRequest, md map[string]string) string {
+	switch {
+	case r.BillNumber != "":
+		return r.BillNumber
+	case r.RequestID != "":
+		return md["bill_number"] // the id is compared instead
+	}
+	return ""
 }
 
 // sameRecord checks that a request reusing an idempotency key asks for what
@@ -563,6 +621,8 @@ func sameRecord(e ledger.Entry, p *plan) error {
 		{"channel", md["channel"], string(p.req.Channel)},
 		{"amount", md["amount"], strconv.FormatInt(p.amount, 10)},
 		{"provider_ref", md["provider_ref"], p.req.ProviderRef},
+		{"payment_request_id", md["request_id"], requestOf(p.req, md)},
+		{"bill_number", md["bill_number"], billOf(p.req, md)},
 	} {
 		if f.stored != f.got {
 			return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already recorded payment %s with %s %q, got %q", p.req.Key, md["payment_id"], f.field, f.stored, f.got)

@@ -439,7 +439,7 @@ func TestMigrationBackfillsRollups(t *testing.T) {
 	part := record("s2", "TS-OLD-02", merchant.ChannelVietQR, 80000, payment.SourceStall)
 	record("s3", "TS-OLD-02", merchant.ChannelVietQR, 30000, payment.SourceStall) // expires
 	rejected := record("s5", "TS-OLD-01", merchant.ChannelVietQR, 7000, payment.SourceStall)
-	for _, c := range []payment.ConfirmRequest{{Key: "c1", PaymentID: full.ID}, {Key: "c2", PaymentID: part.ID, Amount: decimalOf(50000)}} {
+	for _, c := range []payment.ConfirmRequest{{Key: "c1", PaymentID: full.ID}, {Key: "c2", PaymentID: part.ID, Amount: ptr(decimalOf(50000))}} {
 		if _, _, err := payments.Confirm(ctx, c); err != nil {
 			t.Fatal(err)
 		}
@@ -447,7 +447,7 @@ func TestMigrationBackfillsRollups(t *testing.T) {
 	if _, _, err := payments.Reject(ctx, payment.RejectRequest{Key: "r1", PaymentID: rejected.ID}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, _, err := payments.Refund(ctx, payment.RefundRequest{Key: "f1", PaymentID: direct.ID, Amount: decimalOf(20000)}); err != nil {
+	if _, _, _, err := payments.Refund(ctx, payment.RefundRequest{Key: "f1", PaymentID: direct.ID, Amount: ptr(decimalOf(20000))}); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(25 * time.Hour)
@@ -486,3 +486,4 @@ func TestMigrationBackfillsRollups(t *testing.T) {
 }
 
 func decimalOf(v int64) decimal.Decimal { return decimal.NewFromInt(v) }
+func ptr[T any](v T) *T { return &v }

@@ -790,9 +790,10 @@ func (h *history) reject(ctx context.Context, p *hpay) {
 }
 
 func (h *history) refund(ctx context.Context, p *hpay) {
-	var amount decimal.Decimal // zero: all of it
+	var amount *decimal.Decimal // nil: all of it
 	if p.refund < p.amount {
-		amount = decimal.NewFromInt(p.refund)
+		a := decimal.NewFromInt(p.refund)
+		amount = &a
 	}
 	_, _, replayed, err := h.payments.Refund(ctx, payment.RefundRequest{Key: p.key("r"), PaymentID: p.id, Amount: amount, Reason: "the customer brought the goods back"})
 	if err == nil && replayed {
