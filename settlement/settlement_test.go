@@ -486,4 +486,4 @@ func TestMigrationBackfillsRollups(t *testing.T) {
 }
 
 func decimalOf(v int64) decimal.Decimal { return decimal.NewFromInt(v) }
-func ptr[T any](v T) *T { return &v }
+func ptr[T any](v T) *T                 { return &v }
