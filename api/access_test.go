@@ -218,6 +218,9 @@ func (f accessFixture) calls() []call {
 		{pb.SettlementService_RecordProviderSettlement_FullMethodName, func(who string) proto.Message {
 			return &pb.RecordProviderSettlementRequest{IdempotencyKey: "m-" + who, Channel: pb.Channel_CHANNEL_VIETQR, Market: testMarket, Amount: "1000", Bank: "vcb", BankRef: "VCB-" + who}
 		}, []string{"admin", "bankNapas"}},
+		{pb.SettlementService_ReclassifySuspense_FullMethodName, func(who string) proto.Message {
+			return &pb.ReclassifySuspenseRequest{IdempotencyKey: "m-" + who, Market: testMarket, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "1000", Reason: "late notification FT-M"}
+		}, []string{"admin", "bankNapas"}},
 		{pb.SettlementService_CreatePayoutBatch_FullMethodName, func(who string) proto.Message {
 			return &pb.CreatePayoutBatchRequest{IdempotencyKey: "m-" + who, Bank: "vcb", Market: testMarket, CutOff: timestamppb.Now()}
 		}, []string{"admin", "bankNapas", "bankMomo"}},

@@ -54,6 +54,7 @@ var codeOf = []struct {
 	{payment.ErrRefundTooLarge, codes.FailedPrecondition},
 	{payment.ErrInsufficientFund, codes.FailedPrecondition},
 	{settlement.ErrExceedsOwed, codes.FailedPrecondition},
+	{settlement.ErrExceedsSuspense, codes.FailedPrecondition},
 	{settlement.ErrPayoutResolved, codes.FailedPrecondition},
 	{settlement.ErrBatchNotFound, codes.NotFound},
 	{settlement.ErrReportNotFound, codes.NotFound},

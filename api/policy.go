@@ -73,6 +73,7 @@ var policy = map[string]rule{
 	pb.SettlementService_GetMerchantSettlement_FullMethodName:     {scopedReaders, false},
 	pb.SettlementService_GetMarketSettlement_FullMethodName:       {bankReaders, false},
 	pb.SettlementService_RecordProviderSettlement_FullMethodName:  {bankOnly, true},
+	pb.SettlementService_ReclassifySuspense_FullMethodName:        {bankOnly, true},
 	pb.SettlementService_CreatePayoutBatch_FullMethodName:         {bankOnly, true},
 	pb.SettlementService_GetPayoutBatch_FullMethodName:            {bankReaders, false},
 	pb.SettlementService_CompletePayoutBatch_FullMethodName:       {bankOnly, true},
@@ -173,6 +174,12 @@ func (b *binder) bind(ctx context.Context, p access.Principal, req any) (string,
 	case *pb.GetMarketSettlementRequest:
 		return r.GetMarket(), b.market(p, r.GetMarket())
 	case *pb.RecordProviderSettlementRequest:
+		if p.Role == access.RoleBank && (providerOf(r.GetChannel()) != p.Provider || !p.InMarket(r.GetMarket())) {
+			return r.GetMarket(), errDenied
+		}
+		return r.GetMarket(), nil
+	case *pb.ReclassifySuspenseRequest:
+		// The bank of the provider the money is matched to.
 		if p.Role == access.RoleBank && (providerOf(r.GetChannel()) != p.Provider || !p.InMarket(r.GetMarket())) {
 			return r.GetMarket(), errDenied
 		}

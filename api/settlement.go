@@ -132,6 +132,7 @@ func (s *SettlementServer) GetMarketSettlement(ctx context.Context, req *pb.GetM
 			Refunds:         amountString(p.Refunds),
 			SettlementCount: p.SettlementCount,
 			Settled:         amountString(p.Settled),
+			Reclassified:    amountString(p.Reclassified),
 			Adjustments:     amountString(p.Adjustments),
 			ClosingOwed:     amountString(p.Closing),
 			Pending:         amountString(p.Pending),
@@ -163,6 +164,7 @@ func (s *SettlementServer) RecordProviderSettlement(ctx context.Context, req *pb
 	}
 	ps, replayed, err := s.Settlement.RecordProviderSettlement(ctx, settlement.ProviderSettlementRequest{
 		Key: key, Channel: ch, Market: req.GetMarket(), Amount: amount, Bank: req.GetBank(), BankRef: req.GetBankRef(),
+		AllowUnmatched: req.GetAllowUnmatched(),
 	})
 	if err != nil {
 		return nil, toStatus(ctx, err)
@@ -179,5 +181,42 @@ func (s *SettlementServer) RecordProviderSettlement(ctx context.Context, req *pb
 		ClearingAccount:   ps.ClearingAccount,
 		SettlementAccount: ps.SettlementAccount,
 		RecordTime:        timestamppb.New(ps.RecordedAt),
+		Settled:           amountString(ps.Settled),
+		Unmatched:         amountString(ps.Unmatched),
+		SuspenseAccount:   ps.SuspenseAccount,
+	}}, nil
+}
+
+func (s *SettlementServer) ReclassifySuspense(ctx context.Context, req *pb.ReclassifySuspenseRequest) (*pb.ReclassifySuspenseResponse, error) {
+	key, err := clientKey(ctx, req.GetIdempotencyKey())
+	if err != nil {
+		return nil, err
+	}
+	ch, ok := channelFromProto(req.GetChannel())
+	if !ok {
+		return nil, fieldError("channel", errors.New("must be a known channel, e.g. CHANNEL_VIETQR (NAPAS)"))
+	}
+	amount, err := ledger.ParseDecimal(req.GetAmount())
+	if err != nil {
+		return nil, fieldError("amount", err)
+	}
+	rc, replayed, err := s.Settlement.ReclassifySuspense(ctx, settlement.SuspenseReclassificationRequest{
+		Key: key, Market: req.GetMarket(), Channel: ch, Amount: amount, Reason: req.GetReason(),
+	})
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &pb.ReclassifySuspenseResponse{Replayed: replayed, Reclassification: &pb.SuspenseReclassification{
+		EntryId:           rc.EntryID,
+		Market:            rc.Market,
+		Channel:           channelToProto(rc.Channel),
+		Provider:          rc.Provider,
+		Amount:            amountString(rc.Amount),
+		Reason:            rc.Reason,
+		SuspenseAccount:   rc.SuspenseAccount,
+		ClearingAccount:   rc.ClearingAccount,
+		RemainingSuspense: amountString(rc.RemainingSuspense),
+		RemainingOwed:     amountString(rc.RemainingOwed),
+		RecordTime:        timestamppb.New(rc.RecordedAt),
 	}}, nil
 }

@@ -58,7 +58,8 @@ func (e *env) settleSnapshot(t *testing.T) string {
 	err := e.db.Pool.QueryRow(context.Background(), `SELECT concat_ws(',',
 		(SELECT count(*) FROM ledger_entries), (SELECT count(*) FROM ledger_accounts), (SELECT count(*) FROM provider_settlements),
 		(SELECT count(*) FROM ledger_daily_totals), (SELECT COALESCE(sum(debits_posted + credits_posted + debits_pending + credits_pending), 0) FROM ledger_daily_totals),
-		(SELECT count(*) FROM settlement_daily_totals), (SELECT count(*) FROM payment_daily_totals))`).Scan(&s)
+		(SELECT count(*) FROM settlement_daily_totals), (SELECT count(*) FROM payment_daily_totals),
+		(SELECT count(*) FROM suspense_reclassifications))`).Scan(&s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -699,6 +700,14 @@ func TestSettlementBadInput(t *testing.T) {
 			return err
 		}
 	}
+	reclassify := func(edit func(r *pb.ReclassifySuspenseRequest)) func() error {
+		return func() error {
+			r := &pb.ReclassifySuspenseRequest{IdempotencyKey: "rc-new", Market: testMarket, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "1000", Reason: "FT-9 notified late"}
+			edit(r)
+			_, err := e.settle.ReclassifySuspense(ctx, r)
+			return err
+		}
+	}
 	at := func(t time.Time) *pb.AsOf { return &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.New(t)}} }
 	cases := []struct {
 		name  string
@@ -767,6 +776,20 @@ func TestSettlementBadInput(t *testing.T) {
 		{"settle: a provider that owes nothing", settle(func(r *pb.RecordProviderSettlementRequest) { r.Channel = pb.Channel_CHANNEL_ZALOPAY }), codes.FailedPrecondition, "amount"},
 		{"settle: bank reference recorded", settle(func(r *pb.RecordProviderSettlementRequest) { r.BankRef = "VCB-1" }), codes.AlreadyExists, "bank_ref"},
 		{"settle: key reused for another amount", settle(func(r *pb.RecordProviderSettlementRequest) { r.IdempotencyKey = "ps-1" }), codes.AlreadyExists, "idempotency_key"},
+		{"settle: more than owed, unmatched not allowed", settle(func(r *pb.RecordProviderSettlementRequest) { r.Amount = "50001" }), codes.FailedPrecondition, "allow_unmatched"},
+		{"settle: key reused allowing unmatched money", settle(func(r *pb.RecordProviderSettlementRequest) {
+			r.IdempotencyKey, r.Amount, r.BankRef, r.AllowUnmatched = "ps-1", "100000", "VCB-1", true
+		}), codes.AlreadyExists, "allow_unmatched"},
+
+		{"reclassify: missing key", reclassify(func(r *pb.ReclassifySuspenseRequest) { r.IdempotencyKey = "" }), codes.InvalidArgument, "idempotency_key"},
+		{"reclassify: no market", reclassify(func(r *pb.ReclassifySuspenseRequest) { r.Market = "" }), codes.InvalidArgument, "market"},
+		{"reclassify: unknown market", reclassify(func(r *pb.ReclassifySuspenseRequest) { r.Market = "TN-NOWHERE" }), codes.NotFound, "market"},
+		{"reclassify: no channel", reclassify(func(r *pb.ReclassifySuspenseRequest) { r.Channel = pb.Channel_CHANNEL_UNSPECIFIED }), codes.InvalidArgument, "channel"},
+		{"reclassify: zero amount", reclassify(func(r *pb.ReclassifySuspenseRequest) { r.Amount = "0" }), codes.InvalidArgument, "amount"},
+		{"reclassify: fractional đồng", reclassify(func(r *pb.ReclassifySuspenseRequest) { r.Amount = "10.5" }), codes.InvalidArgument, "amount"},
+		{"reclassify: no reason", reclassify(func(r *pb.ReclassifySuspenseRequest) { r.Reason = " " }), codes.InvalidArgument, "reason"},
+		{"reclassify: reason too long", reclassify(func(r *pb.ReclassifySuspenseRequest) { r.Reason = strings.Repeat("lý do ", 40) }), codes.InvalidArgument, "reason"},
+		{"reclassify: more than suspense holds", reclassify(func(r *pb.ReclassifySuspenseRequest) {}), codes.FailedPrecondition, "suspense"},
 	}
 	before := e.settleSnapshot(t)
 	for _, tc := range cases {
@@ -910,4 +933,143 @@ func TestProviderSettlement(t *testing.T) {
 	}
 	e.checkInvariants(t)
 	e.checkRollups(t)
+}
+
+// A provider credit above what the provider owes, with unmatched money
+// allowed: the excess waits in the market's suspense account, and once the
+// payment it was for is confirmed it is reclassified to the provider. Each
+// step replays under its key and refuses the key reused for something
+// else; the balances, the market report's provider figures, the rollups
+// and the invariants agree throughout.
+func TestUnmatchedProviderMoney(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	e.record(t, bankNotice("paid", a, "100000", "FT-PAID"))
+	late := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "50000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	clearing, suspense := clearingOf(pb.Channel_CHANNEL_VIETQR, testMarket), "market:"+testMarket+":suspense"
+	balance := func(code string) int64 {
+		t.Helper()
+		b, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: code})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return num(b.Balance.Posted)
+	}
+
+	// NAPAS pays 150,000 while the ledger knows of 100,000 confirmed.
+	credit := &pb.RecordProviderSettlementRequest{IdempotencyKey: "credit", Channel: pb.Channel_CHANNEL_VIETQR, Market: testMarket,
+		Amount: "150000", Bank: "vcb", BankRef: "VCB-150", AllowUnmatched: true}
+	got, err := e.settle.RecordProviderSettlement(ctx, credit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := got.Settlement
+	if ps.Amount != "150000" || ps.Settled != "100000" || ps.Unmatched != "50000" || ps.RemainingOwed != "0" || ps.SuspenseAccount != suspense {
+		t.Fatalf("settlement: %v; want 150000 = 100000 settled + 50000 unmatched, nothing left owed", ps)
+	}
+	if again, err := e.settle.RecordProviderSettlement(ctx, credit); err != nil || !again.Replayed || again.Settlement.EntryId != ps.EntryId || again.Settlement.Unmatched != "50000" {
+		t.Fatalf("replay: %v, %v", again, err)
+	}
+	if c, s := balance(clearing), balance(suspense); c != 0 || s != 50000 {
+		t.Fatalf("after the credit NAPAS owes %d and suspense holds %d; want 0 and 50000", c, s)
+	}
+
+	match := &pb.ReclassifySuspenseRequest{IdempotencyKey: "match", Market: testMarket, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "50000",
+		Reason: "VCB-150 paid the stall payment " + late.Id}
+	// Not yet: NAPAS owes nothing until the payment is confirmed.
+	if _, err := e.settle.ReclassifySuspense(ctx, match); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("reclassifying before the payment is confirmed: %v, want FailedPrecondition", err)
+	}
+	if _, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "confirm", PaymentId: late.Id}); err != nil {
+		t.Fatal(err)
+	}
+	over := proto.Clone(match).(*pb.ReclassifySuspenseRequest)
+	over.IdempotencyKey, over.Amount = "over", "50001"
+	if _, err := e.settle.ReclassifySuspense(ctx, over); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "suspense") {
+		t.Fatalf("reclassifying more than suspense holds: %v, want FailedPrecondition", err)
+	}
+	rc, err := e.settle.ReclassifySuspense(ctx, match)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rc.Reclassification
+	if rc.Replayed || r.Amount != "50000" || r.RemainingSuspense != "0" || r.RemainingOwed != "0" || r.ClearingAccount != clearing || r.Provider != "napas" {
+		t.Fatalf("reclassification: %v", rc)
+	}
+	if again, err := e.settle.ReclassifySuspense(ctx, match); err != nil || !again.Replayed || again.Reclassification.EntryId != r.EntryId {
+		t.Fatalf("replay: %v, %v", again, err)
+	}
+	other := proto.Clone(match).(*pb.ReclassifySuspenseRequest)
+	other.Reason = "something else"
+	if _, err := e.settle.ReclassifySuspense(ctx, other); status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), "reason") {
+		t.Fatalf("the key reused with another reason: %v, want AlreadyExists naming reason", err)
+	}
+	if c, s, b := balance(clearing), balance(suspense), balance("bank:vcb:market:"+testMarket+":settlement"); c != 0 || s != 0 || b != 150000 {
+		t.Fatalf("NAPAS owes %d, suspense holds %d, VCB holds %d; want 0, 0, 150000", c, s, b)
+	}
+
+	report, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: testMarket, StartDay: today()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range report.Providers {
+		if p.Provider != "napas" {
+			continue
+		}
+		if p.Payments != "150000" || p.Settled != "100000" || p.Reclassified != "50000" || p.Adjustments != "0" || p.ClosingOwed != "0" {
+			t.Errorf("NAPAS in the market report: %v", p)
+		}
+	}
+	e.checkRollups(t)
+	e.checkInvariants(t)
+}
+
+// Reclassifications racing for what suspense holds: exactly as many as it
+// holds go through, the rest are refused, and suspense never goes below
+// zero.
+func TestReclassificationsRace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	// NAPAS pays 30,000 for payments the ledger has not heard of yet; then
+	// the bank's notifications of 90,000 arrive.
+	if _, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "credit", Channel: pb.Channel_CHANNEL_VIETQR,
+		Market: testMarket, Amount: "30000", Bank: "vcb", BankRef: "VCB-30", AllowUnmatched: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.record(t, bankNotice("paid", a, "90000", "FT-90"))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done := 0
+	for i := range 16 {
+		wg.Go(func() {
+			_, err := e.settle.ReclassifySuspense(ctx, &pb.ReclassifySuspenseRequest{IdempotencyKey: fmt.Sprint("race-", i), Market: testMarket,
+				Channel: pb.Channel_CHANNEL_VIETQR, Amount: "5000", Reason: "VCB-30 matched to FT-90"})
+			mu.Lock()
+			defer mu.Unlock()
+			switch status.Code(err) {
+			case codes.OK:
+				done++
+			case codes.FailedPrecondition:
+			default:
+				t.Errorf("reclassification %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	b, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "market:" + testMarket + ":suspense"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done != 6 || b.Balance.Posted != "0" {
+		t.Errorf("%d reclassifications of 5,000 out of 30,000 went through, suspense holds %s; want 6 and 0", done, b.Balance.Posted)
+	}
+	e.checkRollups(t)
+	e.checkInvariants(t)
 }

@@ -79,11 +79,18 @@ SELECT format('merchant %s, %s: rollups %s/%s/%s/%s/%s/%s, payments %s/%s/%s/%s/
    AND (COALESCE(r.n, 0), COALESCE(r.gross, 0), COALESCE(r.fees, 0), COALESCE(r.rn, 0), COALESCE(r.refunded, 0), COALESCE(r.fr, 0))
        <> (COALESCE(p.n, 0), COALESCE(p.gross, 0), COALESCE(p.fees, 0), COALESCE(x.rn, 0), COALESCE(p.refunded, 0), COALESCE(p.fr, 0))`, headOnly},
 	{"provider settlements are exactly the provider_settlement entries", `
-WITH e AS (SELECT id, market, (metadata->>'amount')::bigint AS amount
+WITH e AS (SELECT id, market, (metadata->>'amount')::bigint AS amount, COALESCE((metadata->>'unmatched')::bigint, 0) AS unmatched
              FROM ledger_entries WHERE kind = 'provider_settlement' AND seq <= $1)
-SELECT format('entry %s: in the journal %s (amount %s), in provider_settlements %s (amount %s)',
-              COALESCE(e.id, s.entry_id), e.id IS NOT NULL, e.amount, s.entry_id IS NOT NULL, s.amount)
+SELECT format('entry %s: in the journal %s (amount %s, unmatched %s), in provider_settlements %s (amount %s, unmatched %s)',
+              COALESCE(e.id, s.entry_id), e.id IS NOT NULL, e.amount, e.unmatched, s.entry_id IS NOT NULL, s.amount, s.unmatched)
   FROM e FULL JOIN provider_settlements s ON s.entry_id = e.id
+ WHERE e.id IS NULL OR s.entry_id IS NULL OR e.amount <> s.amount OR e.unmatched <> s.unmatched OR e.market <> s.market`, headOnly},
+	{"reclassifications are exactly the suspense_reclassification entries", `
+WITH e AS (SELECT id, market, (metadata->>'amount')::bigint AS amount
+             FROM ledger_entries WHERE kind = 'suspense_reclassification' AND seq <= $1)
+SELECT format('entry %s: in the journal %s (amount %s), in suspense_reclassifications %s (amount %s)',
+              COALESCE(e.id, s.entry_id), e.id IS NOT NULL, e.amount, s.entry_id IS NOT NULL, s.amount)
+  FROM e FULL JOIN suspense_reclassifications s ON s.entry_id = e.id
  WHERE e.id IS NULL OR s.entry_id IS NULL OR e.amount <> s.amount OR e.market <> s.market`, headOnly},
 }
 

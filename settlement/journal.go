@@ -38,7 +38,7 @@ SELECT p.account_id, e.kind, (e.recorded_at AT TIME ZONE 'Asia/Ho_Chi_Minh')::da
        COALESCE(sum(p.amount) FILTER (WHERE p.direction = 'D'), 0)::bigint,
        COALESCE(sum(p.amount) FILTER (WHERE p.direction = 'C'), 0)::bigint
   FROM ledger_entries e JOIN ledger_postings p ON p.entry_seq = e.seq
- WHERE e.kind IN ('payout', 'provider_settlement') AND NOT p.pending
+ WHERE e.kind IN ('payout', 'provider_settlement', 'suspense_reclassification') AND NOT p.pending
    AND e.seq > $1 AND e.seq <= $2 AND ($3 = '' OR e.market = $3) AND ($4::bigint[] IS NULL OR p.account_id = ANY($4))
  GROUP BY 1, 2, 3`
 

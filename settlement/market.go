@@ -46,9 +46,10 @@ type MerchantLine struct {
 
 // ProviderClearing is what a provider owes a market: the balance of its
 // clearing account (an asset: debited the gross of every payment by the
-// provider's channels, credited refunds and the provider's settlements), so
+// provider's channels, credited refunds, the provider's settlements and
+// the money matched to it from the market's suspense account), so
 //
-//	Opening + Payments - Refunds - Settled + Adjustments = Closing.
+//	Opening + Payments - Refunds - Settled - Reclassified + Adjustments = Closing.
 type ProviderClearing struct {
 	Provider        string
 	Channels        []merchant.Channel
@@ -60,6 +61,8 @@ type ProviderClearing struct {
 	Refunds         int64
 	SettlementCount int64
 	Settled         int64
+	// Reclassified is what ReclassifySuspense matched to the provider.
+	Reclassified int64
 	// Adjustments are movements by other entries; zero unless an operator
 	// posted one.
 	Adjustments int64
@@ -73,8 +76,8 @@ type ProviderClearing struct {
 // Equation writes the provider's arithmetic out with the figures.
 func (p ProviderClearing) Equation() string {
 	f := func(v int64) string { return ledger.FormatAmount(Currency, v) }
-	return fmt.Sprintf("opening %s + payments %s - refunds %s - settled %s + adjustments %s = closing %s",
-		f(p.Opening), f(p.Payments), f(p.Refunds), f(p.Settled), f(p.Adjustments), f(p.Closing))
+	return fmt.Sprintf("opening %s + payments %s - refunds %s - settled %s - reclassified %s + adjustments %s = closing %s",
+		f(p.Opening), f(p.Payments), f(p.Refunds), f(p.Settled), f(p.Reclassified), f(p.Adjustments), f(p.Closing))
 }
 
 // MarketSettlement is a market's settlement for a period.
@@ -266,13 +269,14 @@ SELECT id, code FROM ledger_accounts WHERE market = $1 AND code LIKE 'merchant:%
 	}
 	r := reader{tx: tx, w: w}
 	open, moves, pays := map[int64]movement{}, map[int64]map[Day]*movement{}, map[string]channelSet{}
-	payouts, settled := map[int64]map[Day]*kindMove{}, map[int64]map[Day]*kindMove{}
+	payouts, settled, reclassified := map[int64]map[Day]*kindMove{}, map[int64]map[Day]*kindMove{}, map[int64]map[Day]*kindMove{}
 	market := map[Day]*figures{} // the market's days; the payables' are added below
 	r.openings(ids, open)
 	r.movements(ids, mk.Code, moves)
 	r.marketPayments(mk.Code, pays, market)
 	r.kindMoves(payableIDs, KindPayout, mk.Code, payouts)
 	r.kindMoves(clearing, KindProviderSettlement, mk.Code, settled)
+	r.kindMoves(clearing, KindSuspenseReclassification, mk.Code, reclassified)
 	if err := r.read(ctx); err != nil {
 		return MarketSettlement{}, err
 	}
@@ -314,7 +318,10 @@ SELECT id, code FROM ledger_accounts WHERE market = $1 AND code LIKE 'merchant:%
 				p.Refunds += c.Refunds
 			}
 		}
-		p.Adjustments = p.Closing - p.Opening - (p.Payments - p.Refunds - p.Settled)
+		for _, k := range reclassified[id] {
+			p.Reclassified += k.credits
+		}
+		p.Adjustments = p.Closing - p.Opening - (p.Payments - p.Refunds - p.Settled - p.Reclassified)
 		out.Providers = append(out.Providers, *p)
 	}
 

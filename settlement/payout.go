@@ -747,7 +747,7 @@ func projectPayouts(entries []*ledger.Entry, b *pgx.Batch) {
 }
 
 // reservedKinds are written by this package only.
-var reservedKinds = []string{KindProviderSettlement, KindPayout, KindPayoutFailed}
+var reservedKinds = []string{KindProviderSettlement, KindPayout, KindPayoutFailed, KindSuspenseReclassification}
 
 // Reserved reports whether kind is written only by this package, so that
 // provider settlements and payouts stay the projections of real ones.

@@ -28,6 +28,9 @@ type ProviderSettlementRequest struct {
 	// BankRef is the bank's reference of the credit; one bank reference is
 	// recorded once.
 	BankRef string
+	// AllowUnmatched holds the part of the credit above what the provider
+	// owes in the market's suspense account instead of refusing the credit.
+	AllowUnmatched bool
 }
 
 // ProviderSettlement is a recorded provider settlement.
@@ -38,10 +41,13 @@ type ProviderSettlement struct {
 	Provider          string
 	Bank              string
 	BankRef           string
-	Amount            int64
+	Amount            int64 // the whole credit: Settled + Unmatched
+	Settled           int64 // set against what the provider owed
+	Unmatched         int64 // held in SuspenseAccount
 	RemainingOwed     int64 // the provider's clearing balance right after
 	ClearingAccount   string
 	SettlementAccount string
+	SuspenseAccount   string
 	RecordedAt        time.Time
 }
 
@@ -96,9 +102,15 @@ func (r ProviderSettlementRequest) validate() (int64, error) {
 // bank: Dr bank:B:market:M:settlement / Cr the provider's clearing account
 // of the market, posted. The same key with the same request returns the
 // recorded settlement (replayed); with another request it is refused naming
-// the field. A bank reference is recorded once. It refuses to settle more
-// than the provider owes (its posted clearing balance), and the database
-// refuses it too if a concurrent write got there first.
+// the field. A bank reference is recorded once.
+//
+// It never settles more than the provider owes (its posted clearing
+// balance). A credit above that is refused, unless the request allows
+// unmatched money: then the excess is credited to the market's suspense
+// account, in the same entry, until ReclassifySuspense matches it. The
+// database checks the split against the clearing balance as the entry's
+// round leaves it; a concurrent write that lowered the balance makes the
+// split be computed again.
 //
 // The settlement bank's account for the market is opened on first use with
 // the flag "credits must not exceed debits": money can leave it (payouts)
@@ -127,14 +139,6 @@ func (s *Service) RecordProviderSettlement(ctx context.Context, r ProviderSettle
 		return ProviderSettlement{}, false, ledger.RenameField(err, "code", "market")
 	}
 	clearing := merchant.ClearingAccount(r.Channel, mk.Code)
-	acct, err := s.ledger.GetAccount(ctx, clearing)
-	if err != nil {
-		return ProviderSettlement{}, false, ledger.RenameField(err, "code", "channel")
-	}
-	if owed := acct.Totals.Posted(acct.Type); amount > owed {
-		return ProviderSettlement{}, false, fail(ErrExceedsOwed, "amount", "%s owes market %s %s đồng for %s payments; cannot settle %d",
-			r.Channel.Provider(), mk.Code, ledger.FormatAmount(Currency, owed), r.Channel, amount)
-	}
 	settlement := merchant.SettlementAccount(r.Bank, mk.Code)
 	if _, _, err := s.ledger.CreateAccount(ctx, ledger.AccountSpec{
 		Code: settlement, Type: ledger.Asset, Currency: Currency, Market: mk.Code, Flags: ledger.FlagCreditsMustNotExceedDebits,
@@ -144,37 +148,75 @@ func (s *Service) RecordProviderSettlement(ctx context.Context, r ProviderSettle
 		}
 		return ProviderSettlement{}, false, fmt.Errorf("open account %s: %w", settlement, err)
 	}
-	res, err := s.ledger.Post(ctx, ledger.EntryRequest{
+	// A split refused because the clearing balance fell meanwhile is
+	// computed again; a few tries are plenty, since each follows a write
+	// that committed.
+	for attempt := 1; ; attempt++ {
+		acct, err := s.ledger.GetAccount(ctx, clearing)
+		if err != nil {
+			return ProviderSettlement{}, false, ledger.RenameField(err, "code", "channel")
+		}
+		owed := acct.Totals.Posted(acct.Type)
+		settled := amount
+		if amount > owed {
+			if !r.AllowUnmatched {
+				return ProviderSettlement{}, false, fail(ErrExceedsOwed, "amount", "%s owes market %s %s đồng for %s payments; cannot settle %d (allow_unmatched holds the excess in the market's suspense account)",
+					r.Channel.Provider(), mk.Code, ledger.FormatAmount(Currency, owed), r.Channel, amount)
+			}
+			settled = max(owed, 0)
+		}
+		res, err := s.ledger.Post(ctx, settlementEntry(ledgerKey, r, mk.Code, amount, settled))
+		switch {
+		case errors.Is(err, ledger.ErrDuplicateExternalRef):
+			return ProviderSettlement{}, false, fail(ledger.ErrDuplicateExternalRef, "bank_ref", "bank %s reference %s is already recorded: %v", r.Bank, r.BankRef, err)
+		case errors.Is(err, ledger.ErrRefused) && strings.Contains(err.Error(), "provider_settlements_within_owed"):
+			// Another write lowered the clearing balance after it was read.
+			if r.AllowUnmatched && attempt < 5 {
+				continue
+			}
+			return ProviderSettlement{}, false, fail(ErrExceedsOwed, "amount", "%s no longer owes market %s %d đồng for %s payments", r.Channel.Provider(), mk.Code, settled, r.Channel)
+		case err != nil:
+			return ProviderSettlement{}, false, err
+		}
+		ps, err := s.providerSettlement(ctx, res.Entry.ID)
+		return ps, res.Replayed, err
+	}
+}
+
+// settlementEntry is the entry of a provider's credit of amount, settled
+// of it against the clearing account and the rest held in suspense.
+func settlementEntry(ledgerKey string, r ProviderSettlementRequest, market string, amount, settled int64) ledger.EntryRequest {
+	postings := []ledger.PostingInput{
+		{AccountCode: merchant.SettlementAccount(r.Bank, market), Direction: ledger.Debit, Amount: decimal.NewFromInt(amount)},
+	}
+	if settled > 0 {
+		postings = append(postings, ledger.PostingInput{AccountCode: merchant.ClearingAccount(r.Channel, market), Direction: ledger.Credit, Amount: decimal.NewFromInt(settled)})
+	}
+	md := map[string]string{
+		"channel":  string(r.Channel),
+		"provider": r.Channel.Provider(),
+		"bank":     r.Bank,
+		"bank_ref": r.BankRef,
+		"amount":   strconv.FormatInt(amount, 10),
+	}
+	if r.AllowUnmatched {
+		md["allow_unmatched"] = "true"
+	}
+	if unmatched := amount - settled; unmatched > 0 {
+		postings = append(postings, ledger.PostingInput{AccountCode: merchant.SuspenseAccount(market), Direction: ledger.Credit, Amount: decimal.NewFromInt(unmatched)})
+		md["unmatched"] = strconv.FormatInt(unmatched, 10)
+	}
+	return ledger.EntryRequest{
 		IdempotencyKey: ledgerKey,
-		Market:         mk.Code,
+		Market:         market,
 		Kind:           KindProviderSettlement,
 		Currency:       Currency,
-		Postings: []ledger.PostingInput{
-			{AccountCode: settlement, Direction: ledger.Debit, Amount: decimal.NewFromInt(amount)},
-			{AccountCode: clearing, Direction: ledger.Credit, Amount: decimal.NewFromInt(amount)},
-		},
+		Postings:       postings,
 		// Unique in the ledger: a bank's credit is recorded once, whoever
 		// reports it and under whatever key.
 		ExternalRef: "bank:" + r.Bank + ":" + r.BankRef,
-		Metadata: map[string]string{
-			"channel":  string(r.Channel),
-			"provider": r.Channel.Provider(),
-			"bank":     r.Bank,
-			"bank_ref": r.BankRef,
-			"amount":   strconv.FormatInt(amount, 10),
-		},
-	})
-	switch {
-	case errors.Is(err, ledger.ErrDuplicateExternalRef):
-		return ProviderSettlement{}, false, fail(ledger.ErrDuplicateExternalRef, "bank_ref", "bank %s reference %s is already recorded: %v", r.Bank, r.BankRef, err)
-	case errors.Is(err, ledger.ErrRefused) && strings.Contains(err.Error(), "provider_settlements_within_owed"):
-		// Another write lowered the clearing balance after the check above.
-		return ProviderSettlement{}, false, fail(ErrExceedsOwed, "amount", "%s no longer owes market %s %d đồng for %s payments", r.Channel.Provider(), mk.Code, amount, r.Channel)
-	case err != nil:
-		return ProviderSettlement{}, false, err
+		Metadata:    md,
 	}
-	ps, err := s.providerSettlement(ctx, res.Entry.ID)
-	return ps, res.Replayed, err
 }
 
 // sameSettlement checks that a request reusing a key asks for what the key
@@ -190,6 +232,7 @@ func sameSettlement(e ledger.Entry, r ProviderSettlementRequest, amount int64) e
 		{"amount", md["amount"], strconv.FormatInt(amount, 10)},
 		{"bank", md["bank"], r.Bank},
 		{"bank_ref", md["bank_ref"], r.BankRef},
+		{"allow_unmatched", strconv.FormatBool(md["allow_unmatched"] == "true"), strconv.FormatBool(r.AllowUnmatched)},
 	} {
 		if f.stored != f.got {
 			return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already recorded settlement %s with %s %q, got %q", r.Key, e.ID, f.field, f.stored, f.got)
@@ -202,9 +245,9 @@ func (s *Service) providerSettlement(ctx context.Context, entryID string) (Provi
 	var ps ProviderSettlement
 	var channel string
 	err := s.pool.QueryRow(ctx, `
-SELECT entry_id::text, market, channel, provider, bank, bank_ref, amount, remaining_owed, recorded_at
+SELECT entry_id::text, market, channel, provider, bank, bank_ref, amount, unmatched, remaining_owed, recorded_at
   FROM provider_settlements WHERE entry_id = $1`, entryID).Scan(
-		&ps.EntryID, &ps.Market, &channel, &ps.Provider, &ps.Bank, &ps.BankRef, &ps.Amount, &ps.RemainingOwed, &ps.RecordedAt)
+		&ps.EntryID, &ps.Market, &channel, &ps.Provider, &ps.Bank, &ps.BankRef, &ps.Amount, &ps.Unmatched, &ps.RemainingOwed, &ps.RecordedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return ProviderSettlement{}, fmt.Errorf("provider settlement entry %s has no row: is settlement.Projector registered with the ledger?", entryID)
 	}
@@ -215,5 +258,7 @@ SELECT entry_id::text, market, channel, provider, bank, bank_ref, amount, remain
 	ps.RecordedAt = ps.RecordedAt.UTC()
 	ps.ClearingAccount = merchant.ClearingAccount(ps.Channel, ps.Market)
 	ps.SettlementAccount = merchant.SettlementAccount(ps.Bank, ps.Market)
+	ps.SuspenseAccount = merchant.SuspenseAccount(ps.Market)
+	ps.Settled = ps.Amount - ps.Unmatched
 	return ps, nil
 }

@@ -25,7 +25,7 @@ const (
 
 // settlementKinds are the kinds whose posted movements settlement_daily_totals
 // keeps apart.
-var settlementKinds = []string{KindPayout, KindProviderSettlement}
+var settlementKinds = []string{KindPayout, KindProviderSettlement, KindSuspenseReclassification}
 
 // Rollups keeps ledger_daily_totals and settlement_daily_totals: every
 // account's movements per business day, in the same transaction as the
@@ -233,9 +233,17 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::int[], 
 	// this entry. An unknown clearing account yields NULL and fails the
 	// insert.
 	projectProviderSettlement = `
-INSERT INTO provider_settlements (entry_id, market, channel, provider, bank, bank_ref, amount, remaining_owed, recorded_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7,
-        (SELECT a.debits_posted - a.credits_posted FROM ledger_accounts a WHERE a.code = $8) - $9, $10)`
+INSERT INTO provider_settlements (entry_id, market, channel, provider, bank, bank_ref, amount, unmatched, remaining_owed, recorded_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+        (SELECT a.debits_posted - a.credits_posted FROM ledger_accounts a WHERE a.code = $9) - $10, $11)`
+
+	// The same for a reclassification, and for the suspense account (a
+	// liability, so its balance is credits less debits).
+	projectReclassification = `
+INSERT INTO suspense_reclassifications (entry_id, market, channel, provider, amount, reason, remaining_suspense, remaining_owed, recorded_at)
+VALUES ($1, $2, $3, $4, $5, $6,
+        (SELECT a.credits_posted - a.debits_posted FROM ledger_accounts a WHERE a.code = $7) + $8,
+        (SELECT a.debits_posted - a.credits_posted FROM ledger_accounts a WHERE a.code = $9) - $10, $11)`
 )
 
 // Project implements ledger.Projector.
@@ -249,7 +257,13 @@ func (Projector) Project(entries []*ledger.Entry, b *pgx.Batch) {
 			ch := merchant.Channel(md["channel"])
 			clearing := merchant.ClearingAccount(ch, e.Market)
 			b.Queue(projectProviderSettlement, e.ID, e.Market, string(ch), ch.Provider(), md["bank"], md["bank_ref"],
-				mdInt(md, "amount"), clearing, postedAfter(entries[i+1:], clearing), e.RecordedAt)
+				mdInt(md, "amount"), mdInt(md, "unmatched"), clearing, postedAfter(entries[i+1:], clearing), e.RecordedAt)
+			continue
+		case e.Kind == KindSuspenseReclassification && e.Phase == ledger.PhasePosted:
+			ch := merchant.Channel(md["channel"])
+			suspense, clearing := merchant.SuspenseAccount(e.Market), merchant.ClearingAccount(ch, e.Market)
+			b.Queue(projectReclassification, e.ID, e.Market, string(ch), ch.Provider(), mdInt(md, "amount"), md["reason"],
+				suspense, postedAfter(entries[i+1:], suspense), clearing, postedAfter(entries[i+1:], clearing), e.RecordedAt)
 			continue
 		case md["payment_id"] == "":
 			continue // not written by the payment flows

@@ -1039,9 +1039,10 @@ func (x *MerchantSettlementLine) GetTotals() *SettlementTotals {
 
 // ProviderClearing is what a provider owes a market: the balance of its
 // clearing account, debited the gross of every payment by its channels and
-// credited refunds and the provider's settlements:
+// credited refunds, the provider's settlements and the money matched to it
+// from the market's suspense account:
 //
-//	opening_owed + payments - refunds - settled + adjustments = closing_owed.
+//	opening_owed + payments - refunds - settled - reclassified + adjustments = closing_owed.
 type ProviderClearing struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Provider        string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
@@ -1059,8 +1060,11 @@ type ProviderClearing struct {
 	// What the provider still owes at the end of the period.
 	ClosingOwed string `protobuf:"bytes,12,opt,name=closing_owed,json=closingOwed,proto3" json:"closing_owed,omitempty"`
 	// Gross of stall-recorded payments the bank has not confirmed yet.
-	Pending       string `protobuf:"bytes,13,opt,name=pending,proto3" json:"pending,omitempty"`
-	Equation      string `protobuf:"bytes,14,opt,name=equation,proto3" json:"equation,omitempty"`
+	Pending  string `protobuf:"bytes,13,opt,name=pending,proto3" json:"pending,omitempty"`
+	Equation string `protobuf:"bytes,14,opt,name=equation,proto3" json:"equation,omitempty"`
+	// Matched to the provider from the market's suspense account with
+	// ReclassifySuspense during the period.
+	Reclassified  string `protobuf:"bytes,15,opt,name=reclassified,proto3" json:"reclassified,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1193,6 +1197,13 @@ func (x *ProviderClearing) GetEquation() string {
 	return ""
 }
 
+func (x *ProviderClearing) GetReclassified() string {
+	if x != nil {
+		return x.Reclassified
+	}
+	return ""
+}
+
 type GetMarketSettlementResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Market   string                 `protobuf:"bytes,1,opt,name=market,proto3" json:"market,omitempty"`
@@ -1313,14 +1324,20 @@ type RecordProviderSettlementRequest struct {
 	// their wallet's provider.
 	Channel Channel `protobuf:"varint,2,opt,name=channel,proto3,enum=choledger.v1.Channel" json:"channel,omitempty"`
 	Market  string  `protobuf:"bytes,3,opt,name=market,proto3" json:"market,omitempty"`
-	// Whole đồng; at most what the provider owes the market.
+	// Whole đồng: the whole credit. At most what the provider owes the
+	// market, unless allow_unmatched.
 	Amount string `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
 	// The settlement bank's code, 2-16 of [a-z0-9], e.g. "vcb".
 	Bank string `protobuf:"bytes,5,opt,name=bank,proto3" json:"bank,omitempty"`
 	// The bank's reference of the credit; each is recorded once.
-	BankRef       string `protobuf:"bytes,6,opt,name=bank_ref,json=bankRef,proto3" json:"bank_ref,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	BankRef string `protobuf:"bytes,6,opt,name=bank_ref,json=bankRef,proto3" json:"bank_ref,omitempty"`
+	// When the credit is more than the provider owes (payments the ledger
+	// has not recorded yet, such as a confirmation still to come), record
+	// the excess in the market's suspense account instead of refusing the
+	// credit. Part of the request: a key's replay must send the same.
+	AllowUnmatched bool `protobuf:"varint,7,opt,name=allow_unmatched,json=allowUnmatched,proto3" json:"allow_unmatched,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RecordProviderSettlementRequest) Reset() {
@@ -1395,6 +1412,13 @@ func (x *RecordProviderSettlementRequest) GetBankRef() string {
 	return ""
 }
 
+func (x *RecordProviderSettlementRequest) GetAllowUnmatched() bool {
+	if x != nil {
+		return x.AllowUnmatched
+	}
+	return false
+}
+
 // ProviderSettlement is a recorded provider settlement.
 type ProviderSettlement struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -1404,14 +1428,21 @@ type ProviderSettlement struct {
 	Provider string                 `protobuf:"bytes,4,opt,name=provider,proto3" json:"provider,omitempty"`
 	Bank     string                 `protobuf:"bytes,5,opt,name=bank,proto3" json:"bank,omitempty"`
 	BankRef  string                 `protobuf:"bytes,6,opt,name=bank_ref,json=bankRef,proto3" json:"bank_ref,omitempty"`
-	Amount   string                 `protobuf:"bytes,7,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The whole credit: settled plus unmatched.
+	Amount string `protobuf:"bytes,7,opt,name=amount,proto3" json:"amount,omitempty"`
 	// What the provider still owed the market right after this settlement.
 	RemainingOwed     string                 `protobuf:"bytes,8,opt,name=remaining_owed,json=remainingOwed,proto3" json:"remaining_owed,omitempty"`
 	ClearingAccount   string                 `protobuf:"bytes,9,opt,name=clearing_account,json=clearingAccount,proto3" json:"clearing_account,omitempty"`
 	SettlementAccount string                 `protobuf:"bytes,10,opt,name=settlement_account,json=settlementAccount,proto3" json:"settlement_account,omitempty"`
 	RecordTime        *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=record_time,json=recordTime,proto3" json:"record_time,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The part of the credit set against what the provider owed.
+	Settled string `protobuf:"bytes,12,opt,name=settled,proto3" json:"settled,omitempty"`
+	// The part above what the provider owed, held in suspense_account ("0"
+	// unless the request allowed it).
+	Unmatched       string `protobuf:"bytes,13,opt,name=unmatched,proto3" json:"unmatched,omitempty"`
+	SuspenseAccount string `protobuf:"bytes,14,opt,name=suspense_account,json=suspenseAccount,proto3" json:"suspense_account,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ProviderSettlement) Reset() {
@@ -1521,6 +1552,27 @@ func (x *ProviderSettlement) GetRecordTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ProviderSettlement) GetSettled() string {
+	if x != nil {
+		return x.Settled
+	}
+	return ""
+}
+
+func (x *ProviderSettlement) GetUnmatched() string {
+	if x != nil {
+		return x.Unmatched
+	}
+	return ""
+}
+
+func (x *ProviderSettlement) GetSuspenseAccount() string {
+	if x != nil {
+		return x.SuspenseAccount
+	}
+	return ""
+}
+
 type RecordProviderSettlementResponse struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Settlement *ProviderSettlement    `protobuf:"bytes,1,opt,name=settlement,proto3" json:"settlement,omitempty"`
@@ -1574,6 +1626,269 @@ func (x *RecordProviderSettlementResponse) GetReplayed() bool {
 	return false
 }
 
+type ReclassifySuspenseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required, 1-128 printable ASCII characters.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	Market         string `protobuf:"bytes,2,opt,name=market,proto3" json:"market,omitempty"`
+	// The channel whose provider the money came from.
+	Channel Channel `protobuf:"varint,3,opt,name=channel,proto3,enum=choledger.v1.Channel" json:"channel,omitempty"`
+	// Whole đồng; at most what the market's suspense account holds and what
+	// the provider owes the market.
+	Amount string `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
+	// Why the money is the provider's, for the auditors: 1-200 characters,
+	// e.g. the bank references it matches.
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReclassifySuspenseRequest) Reset() {
+	*x = ReclassifySuspenseRequest{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReclassifySuspenseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReclassifySuspenseRequest) ProtoMessage() {}
+
+func (x *ReclassifySuspenseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReclassifySuspenseRequest.ProtoReflect.Descriptor instead.
+func (*ReclassifySuspenseRequest) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ReclassifySuspenseRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *ReclassifySuspenseRequest) GetMarket() string {
+	if x != nil {
+		return x.Market
+	}
+	return ""
+}
+
+func (x *ReclassifySuspenseRequest) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
+}
+
+func (x *ReclassifySuspenseRequest) GetAmount() string {
+	if x != nil {
+		return x.Amount
+	}
+	return ""
+}
+
+func (x *ReclassifySuspenseRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// SuspenseReclassification is money moved from a market's suspense account
+// to a provider's clearing account.
+type SuspenseReclassification struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	EntryId         string                 `protobuf:"bytes,1,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	Market          string                 `protobuf:"bytes,2,opt,name=market,proto3" json:"market,omitempty"`
+	Channel         Channel                `protobuf:"varint,3,opt,name=channel,proto3,enum=choledger.v1.Channel" json:"channel,omitempty"`
+	Provider        string                 `protobuf:"bytes,4,opt,name=provider,proto3" json:"provider,omitempty"`
+	Amount          string                 `protobuf:"bytes,5,opt,name=amount,proto3" json:"amount,omitempty"`
+	Reason          string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	SuspenseAccount string                 `protobuf:"bytes,7,opt,name=suspense_account,json=suspenseAccount,proto3" json:"suspense_account,omitempty"`
+	ClearingAccount string                 `protobuf:"bytes,8,opt,name=clearing_account,json=clearingAccount,proto3" json:"clearing_account,omitempty"`
+	// What the suspense account still held right after.
+	RemainingSuspense string `protobuf:"bytes,9,opt,name=remaining_suspense,json=remainingSuspense,proto3" json:"remaining_suspense,omitempty"`
+	// What the provider still owed the market right after.
+	RemainingOwed string                 `protobuf:"bytes,10,opt,name=remaining_owed,json=remainingOwed,proto3" json:"remaining_owed,omitempty"`
+	RecordTime    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=record_time,json=recordTime,proto3" json:"record_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspenseReclassification) Reset() {
+	*x = SuspenseReclassification{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspenseReclassification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspenseReclassification) ProtoMessage() {}
+
+func (x *SuspenseReclassification) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspenseReclassification.ProtoReflect.Descriptor instead.
+func (*SuspenseReclassification) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SuspenseReclassification) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+func (x *SuspenseReclassification) GetMarket() string {
+	if x != nil {
+		return x.Market
+	}
+	return ""
+}
+
+func (x *SuspenseReclassification) GetChannel() Channel {
+	if x != nil {
+		return x.Channel
+	}
+	return Channel_CHANNEL_UNSPECIFIED
+}
+
+func (x *SuspenseReclassification) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *SuspenseReclassification) GetAmount() string {
+	if x != nil {
+		return x.Amount
+	}
+	return ""
+}
+
+func (x *SuspenseReclassification) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SuspenseReclassification) GetSuspenseAccount() string {
+	if x != nil {
+		return x.SuspenseAccount
+	}
+	return ""
+}
+
+func (x *SuspenseReclassification) GetClearingAccount() string {
+	if x != nil {
+		return x.ClearingAccount
+	}
+	return ""
+}
+
+func (x *SuspenseReclassification) GetRemainingSuspense() string {
+	if x != nil {
+		return x.RemainingSuspense
+	}
+	return ""
+}
+
+func (x *SuspenseReclassification) GetRemainingOwed() string {
+	if x != nil {
+		return x.RemainingOwed
+	}
+	return ""
+}
+
+func (x *SuspenseReclassification) GetRecordTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordTime
+	}
+	return nil
+}
+
+type ReclassifySuspenseResponse struct {
+	state            protoimpl.MessageState    `protogen:"open.v1"`
+	Reclassification *SuspenseReclassification `protobuf:"bytes,1,opt,name=reclassification,proto3" json:"reclassification,omitempty"`
+	// True when the key had recorded this reclassification already.
+	Replayed      bool `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReclassifySuspenseResponse) Reset() {
+	*x = ReclassifySuspenseResponse{}
+	mi := &file_choledger_v1_settlement_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReclassifySuspenseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReclassifySuspenseResponse) ProtoMessage() {}
+
+func (x *ReclassifySuspenseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_choledger_v1_settlement_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReclassifySuspenseResponse.ProtoReflect.Descriptor instead.
+func (*ReclassifySuspenseResponse) Descriptor() ([]byte, []int) {
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReclassifySuspenseResponse) GetReclassification() *SuspenseReclassification {
+	if x != nil {
+		return x.Reclassification
+	}
+	return nil
+}
+
+func (x *ReclassifySuspenseResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
 type CreatePayoutBatchRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required, 1-128 printable ASCII characters.
@@ -1596,7 +1911,7 @@ type CreatePayoutBatchRequest struct {
 
 func (x *CreatePayoutBatchRequest) Reset() {
 	*x = CreatePayoutBatchRequest{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[13]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1923,7 @@ func (x *CreatePayoutBatchRequest) String() string {
 func (*CreatePayoutBatchRequest) ProtoMessage() {}
 
 func (x *CreatePayoutBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[13]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1936,7 @@ func (x *CreatePayoutBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePayoutBatchRequest.ProtoReflect.Descriptor instead.
 func (*CreatePayoutBatchRequest) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{13}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreatePayoutBatchRequest) GetIdempotencyKey() string {
@@ -1685,7 +2000,7 @@ type PayoutLine struct {
 
 func (x *PayoutLine) Reset() {
 	*x = PayoutLine{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[14]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +2012,7 @@ func (x *PayoutLine) String() string {
 func (*PayoutLine) ProtoMessage() {}
 
 func (x *PayoutLine) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[14]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +2025,7 @@ func (x *PayoutLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayoutLine.ProtoReflect.Descriptor instead.
 func (*PayoutLine) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{14}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *PayoutLine) GetMerchant() string {
@@ -1815,7 +2130,7 @@ type PayoutBatch struct {
 
 func (x *PayoutBatch) Reset() {
 	*x = PayoutBatch{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[15]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1827,7 +2142,7 @@ func (x *PayoutBatch) String() string {
 func (*PayoutBatch) ProtoMessage() {}
 
 func (x *PayoutBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[15]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1840,7 +2155,7 @@ func (x *PayoutBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayoutBatch.ProtoReflect.Descriptor instead.
 func (*PayoutBatch) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{15}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PayoutBatch) GetId() string {
@@ -1983,7 +2298,7 @@ type CreatePayoutBatchResponse struct {
 
 func (x *CreatePayoutBatchResponse) Reset() {
 	*x = CreatePayoutBatchResponse{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[16]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2310,7 @@ func (x *CreatePayoutBatchResponse) String() string {
 func (*CreatePayoutBatchResponse) ProtoMessage() {}
 
 func (x *CreatePayoutBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[16]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2323,7 @@ func (x *CreatePayoutBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePayoutBatchResponse.ProtoReflect.Descriptor instead.
 func (*CreatePayoutBatchResponse) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{16}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CreatePayoutBatchResponse) GetBatch() *PayoutBatch {
@@ -2051,7 +2366,7 @@ type GetPayoutBatchRequest struct {
 
 func (x *GetPayoutBatchRequest) Reset() {
 	*x = GetPayoutBatchRequest{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[17]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2063,7 +2378,7 @@ func (x *GetPayoutBatchRequest) String() string {
 func (*GetPayoutBatchRequest) ProtoMessage() {}
 
 func (x *GetPayoutBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[17]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2076,7 +2391,7 @@ func (x *GetPayoutBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPayoutBatchRequest.ProtoReflect.Descriptor instead.
 func (*GetPayoutBatchRequest) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{17}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetPayoutBatchRequest) GetId() string {
@@ -2111,7 +2426,7 @@ type GetPayoutBatchResponse struct {
 
 func (x *GetPayoutBatchResponse) Reset() {
 	*x = GetPayoutBatchResponse{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[18]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2438,7 @@ func (x *GetPayoutBatchResponse) String() string {
 func (*GetPayoutBatchResponse) ProtoMessage() {}
 
 func (x *GetPayoutBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[18]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2451,7 @@ func (x *GetPayoutBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPayoutBatchResponse.ProtoReflect.Descriptor instead.
 func (*GetPayoutBatchResponse) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{18}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetPayoutBatchResponse) GetBatch() *PayoutBatch {
@@ -2177,7 +2492,7 @@ type PayoutResult struct {
 
 func (x *PayoutResult) Reset() {
 	*x = PayoutResult{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[19]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2504,7 @@ func (x *PayoutResult) String() string {
 func (*PayoutResult) ProtoMessage() {}
 
 func (x *PayoutResult) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[19]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2517,7 @@ func (x *PayoutResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PayoutResult.ProtoReflect.Descriptor instead.
 func (*PayoutResult) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{19}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PayoutResult) GetMerchant() string {
@@ -2244,7 +2559,7 @@ type CompletePayoutBatchRequest struct {
 
 func (x *CompletePayoutBatchRequest) Reset() {
 	*x = CompletePayoutBatchRequest{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[20]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2256,7 +2571,7 @@ func (x *CompletePayoutBatchRequest) String() string {
 func (*CompletePayoutBatchRequest) ProtoMessage() {}
 
 func (x *CompletePayoutBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[20]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2269,7 +2584,7 @@ func (x *CompletePayoutBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompletePayoutBatchRequest.ProtoReflect.Descriptor instead.
 func (*CompletePayoutBatchRequest) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{20}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CompletePayoutBatchRequest) GetBatchId() string {
@@ -2297,7 +2612,7 @@ type CompletePayoutBatchResponse struct {
 
 func (x *CompletePayoutBatchResponse) Reset() {
 	*x = CompletePayoutBatchResponse{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[21]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2309,7 +2624,7 @@ func (x *CompletePayoutBatchResponse) String() string {
 func (*CompletePayoutBatchResponse) ProtoMessage() {}
 
 func (x *CompletePayoutBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[21]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2322,7 +2637,7 @@ func (x *CompletePayoutBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompletePayoutBatchResponse.ProtoReflect.Descriptor instead.
 func (*CompletePayoutBatchResponse) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{21}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CompletePayoutBatchResponse) GetBatch() *PayoutBatch {
@@ -2360,7 +2675,7 @@ type ImportStatementRequest struct {
 
 func (x *ImportStatementRequest) Reset() {
 	*x = ImportStatementRequest{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[22]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2687,7 @@ func (x *ImportStatementRequest) String() string {
 func (*ImportStatementRequest) ProtoMessage() {}
 
 func (x *ImportStatementRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[22]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2700,7 @@ func (x *ImportStatementRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportStatementRequest.ProtoReflect.Descriptor instead.
 func (*ImportStatementRequest) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{22}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ImportStatementRequest) GetFormat() StatementFormat {
@@ -2450,7 +2765,7 @@ type ReconciliationItem struct {
 
 func (x *ReconciliationItem) Reset() {
 	*x = ReconciliationItem{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[23]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +2777,7 @@ func (x *ReconciliationItem) String() string {
 func (*ReconciliationItem) ProtoMessage() {}
 
 func (x *ReconciliationItem) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[23]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +2790,7 @@ func (x *ReconciliationItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationItem.ProtoReflect.Descriptor instead.
 func (*ReconciliationItem) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{23}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReconciliationItem) GetKind() ReconciliationItemKind {
@@ -2561,7 +2876,7 @@ type ReconciliationReport struct {
 
 func (x *ReconciliationReport) Reset() {
 	*x = ReconciliationReport{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[24]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2573,7 +2888,7 @@ func (x *ReconciliationReport) String() string {
 func (*ReconciliationReport) ProtoMessage() {}
 
 func (x *ReconciliationReport) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[24]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2586,7 +2901,7 @@ func (x *ReconciliationReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconciliationReport.ProtoReflect.Descriptor instead.
 func (*ReconciliationReport) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{24}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReconciliationReport) GetId() string {
@@ -2714,7 +3029,7 @@ type ImportStatementResponse struct {
 
 func (x *ImportStatementResponse) Reset() {
 	*x = ImportStatementResponse{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[25]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2726,7 +3041,7 @@ func (x *ImportStatementResponse) String() string {
 func (*ImportStatementResponse) ProtoMessage() {}
 
 func (x *ImportStatementResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[25]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2739,7 +3054,7 @@ func (x *ImportStatementResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImportStatementResponse.ProtoReflect.Descriptor instead.
 func (*ImportStatementResponse) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{25}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ImportStatementResponse) GetReport() *ReconciliationReport {
@@ -2777,7 +3092,7 @@ type GetReconciliationReportRequest struct {
 
 func (x *GetReconciliationReportRequest) Reset() {
 	*x = GetReconciliationReportRequest{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[26]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2789,7 +3104,7 @@ func (x *GetReconciliationReportRequest) String() string {
 func (*GetReconciliationReportRequest) ProtoMessage() {}
 
 func (x *GetReconciliationReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[26]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2802,7 +3117,7 @@ func (x *GetReconciliationReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReconciliationReportRequest.ProtoReflect.Descriptor instead.
 func (*GetReconciliationReportRequest) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{26}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetReconciliationReportRequest) GetId() string {
@@ -2844,7 +3159,7 @@ type GetReconciliationReportResponse struct {
 
 func (x *GetReconciliationReportResponse) Reset() {
 	*x = GetReconciliationReportResponse{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[27]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2856,7 +3171,7 @@ func (x *GetReconciliationReportResponse) String() string {
 func (*GetReconciliationReportResponse) ProtoMessage() {}
 
 func (x *GetReconciliationReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[27]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2869,7 +3184,7 @@ func (x *GetReconciliationReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetReconciliationReportResponse.ProtoReflect.Descriptor instead.
 func (*GetReconciliationReportResponse) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{27}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetReconciliationReportResponse) GetReport() *ReconciliationReport {
@@ -2907,7 +3222,7 @@ type ListReconciliationReportsRequest struct {
 
 func (x *ListReconciliationReportsRequest) Reset() {
 	*x = ListReconciliationReportsRequest{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[28]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2919,7 +3234,7 @@ func (x *ListReconciliationReportsRequest) String() string {
 func (*ListReconciliationReportsRequest) ProtoMessage() {}
 
 func (x *ListReconciliationReportsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[28]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2932,7 +3247,7 @@ func (x *ListReconciliationReportsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListReconciliationReportsRequest.ProtoReflect.Descriptor instead.
 func (*ListReconciliationReportsRequest) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{28}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListReconciliationReportsRequest) GetChannel() Channel {
@@ -2973,7 +3288,7 @@ type ListReconciliationReportsResponse struct {
 
 func (x *ListReconciliationReportsResponse) Reset() {
 	*x = ListReconciliationReportsResponse{}
-	mi := &file_choledger_v1_settlement_proto_msgTypes[29]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2985,7 +3300,7 @@ func (x *ListReconciliationReportsResponse) String() string {
 func (*ListReconciliationReportsResponse) ProtoMessage() {}
 
 func (x *ListReconciliationReportsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_choledger_v1_settlement_proto_msgTypes[29]
+	mi := &file_choledger_v1_settlement_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2998,7 +3313,7 @@ func (x *ListReconciliationReportsResponse) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use ListReconciliationReportsResponse.ProtoReflect.Descriptor instead.
 func (*ListReconciliationReportsResponse) Descriptor() ([]byte, []int) {
-	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{29}
+	return file_choledger_v1_settlement_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListReconciliationReportsResponse) GetReports() []*ReconciliationReport {
@@ -3079,7 +3394,7 @@ const file_choledger_v1_settlement_proto_rawDesc = "" +
 	"\border_by\x18\a \x01(\x0e2%.choledger.v1.MerchantSettlementOrderR\aorderBy\"l\n" +
 	"\x16MerchantSettlementLine\x12\x1a\n" +
 	"\bmerchant\x18\x01 \x01(\tR\bmerchant\x126\n" +
-	"\x06totals\x18\x02 \x01(\v2\x1e.choledger.v1.SettlementTotalsR\x06totals\"\xed\x03\n" +
+	"\x06totals\x18\x02 \x01(\v2\x1e.choledger.v1.SettlementTotalsR\x06totals\"\x91\x04\n" +
 	"\x10ProviderClearing\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x121\n" +
 	"\bchannels\x18\x02 \x03(\x0e2\x15.choledger.v1.ChannelR\bchannels\x12)\n" +
@@ -3095,7 +3410,8 @@ const file_choledger_v1_settlement_proto_rawDesc = "" +
 	"\vadjustments\x18\v \x01(\tR\vadjustments\x12!\n" +
 	"\fclosing_owed\x18\f \x01(\tR\vclosingOwed\x12\x18\n" +
 	"\apending\x18\r \x01(\tR\apending\x12\x1a\n" +
-	"\bequation\x18\x0e \x01(\tR\bequation\"\xbb\x03\n" +
+	"\bequation\x18\x0e \x01(\tR\bequation\x12\"\n" +
+	"\freclassified\x18\x0f \x01(\tR\freclassified\"\xbb\x03\n" +
 	"\x1bGetMarketSettlementResponse\x12\x16\n" +
 	"\x06market\x18\x01 \x01(\tR\x06market\x12\x1a\n" +
 	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x126\n" +
@@ -3106,14 +3422,15 @@ const file_choledger_v1_settlement_proto_rawDesc = "" +
 	"\tmerchants\x18\a \x03(\v2$.choledger.v1.MerchantSettlementLineR\tmerchants\x12&\n" +
 	"\x0fnext_page_token\x18\b \x01(\tR\rnextPageToken\x12\x1d\n" +
 	"\n" +
-	"total_size\x18\t \x01(\x05R\ttotalSize\"\xda\x01\n" +
+	"total_size\x18\t \x01(\x05R\ttotalSize\"\x83\x02\n" +
 	"\x1fRecordProviderSettlementRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12/\n" +
 	"\achannel\x18\x02 \x01(\x0e2\x15.choledger.v1.ChannelR\achannel\x12\x16\n" +
 	"\x06market\x18\x03 \x01(\tR\x06market\x12\x16\n" +
 	"\x06amount\x18\x04 \x01(\tR\x06amount\x12\x12\n" +
 	"\x04bank\x18\x05 \x01(\tR\x04bank\x12\x19\n" +
-	"\bbank_ref\x18\x06 \x01(\tR\abankRef\"\x99\x03\n" +
+	"\bbank_ref\x18\x06 \x01(\tR\abankRef\x12'\n" +
+	"\x0fallow_unmatched\x18\a \x01(\bR\x0eallowUnmatched\"\xfc\x03\n" +
 	"\x12ProviderSettlement\x12\x19\n" +
 	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x16\n" +
 	"\x06market\x18\x02 \x01(\tR\x06market\x12/\n" +
@@ -3127,11 +3444,37 @@ const file_choledger_v1_settlement_proto_rawDesc = "" +
 	"\x12settlement_account\x18\n" +
 	" \x01(\tR\x11settlementAccount\x12;\n" +
 	"\vrecord_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"recordTime\"\x80\x01\n" +
+	"recordTime\x12\x18\n" +
+	"\asettled\x18\f \x01(\tR\asettled\x12\x1c\n" +
+	"\tunmatched\x18\r \x01(\tR\tunmatched\x12)\n" +
+	"\x10suspense_account\x18\x0e \x01(\tR\x0fsuspenseAccount\"\x80\x01\n" +
 	" RecordProviderSettlementResponse\x12@\n" +
 	"\n" +
 	"settlement\x18\x01 \x01(\v2 .choledger.v1.ProviderSettlementR\n" +
 	"settlement\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xbd\x01\n" +
+	"\x19ReclassifySuspenseRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x16\n" +
+	"\x06market\x18\x02 \x01(\tR\x06market\x12/\n" +
+	"\achannel\x18\x03 \x01(\x0e2\x15.choledger.v1.ChannelR\achannel\x12\x16\n" +
+	"\x06amount\x18\x04 \x01(\tR\x06amount\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"\xb3\x03\n" +
+	"\x18SuspenseReclassification\x12\x19\n" +
+	"\bentry_id\x18\x01 \x01(\tR\aentryId\x12\x16\n" +
+	"\x06market\x18\x02 \x01(\tR\x06market\x12/\n" +
+	"\achannel\x18\x03 \x01(\x0e2\x15.choledger.v1.ChannelR\achannel\x12\x1a\n" +
+	"\bprovider\x18\x04 \x01(\tR\bprovider\x12\x16\n" +
+	"\x06amount\x18\x05 \x01(\tR\x06amount\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12)\n" +
+	"\x10suspense_account\x18\a \x01(\tR\x0fsuspenseAccount\x12)\n" +
+	"\x10clearing_account\x18\b \x01(\tR\x0fclearingAccount\x12-\n" +
+	"\x12remaining_suspense\x18\t \x01(\tR\x11remainingSuspense\x12%\n" +
+	"\x0eremaining_owed\x18\n" +
+	" \x01(\tR\rremainingOwed\x12;\n" +
+	"\vrecord_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordTime\"\x8c\x01\n" +
+	"\x1aReclassifySuspenseResponse\x12R\n" +
+	"\x10reclassification\x18\x01 \x01(\v2&.choledger.v1.SuspenseReclassificationR\x10reclassification\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\"\xc1\x01\n" +
 	"\x18CreatePayoutBatchRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x12\n" +
@@ -3292,11 +3635,12 @@ const file_choledger_v1_settlement_proto_rawDesc = "" +
 	" RECONCILIATION_ITEM_KIND_MATCHED\x10\x01\x12,\n" +
 	"(RECONCILIATION_ITEM_KIND_AMOUNT_MISMATCH\x10\x02\x12.\n" +
 	"*RECONCILIATION_ITEM_KIND_MISSING_IN_LEDGER\x10\x03\x121\n" +
-	"-RECONCILIATION_ITEM_KIND_MISSING_IN_STATEMENT\x10\x042\xf1\a\n" +
+	"-RECONCILIATION_ITEM_KIND_MISSING_IN_STATEMENT\x10\x042\xda\b\n" +
 	"\x11SettlementService\x12p\n" +
 	"\x15GetMerchantSettlement\x12*.choledger.v1.GetMerchantSettlementRequest\x1a+.choledger.v1.GetMerchantSettlementResponse\x12j\n" +
 	"\x13GetMarketSettlement\x12(.choledger.v1.GetMarketSettlementRequest\x1a).choledger.v1.GetMarketSettlementResponse\x12y\n" +
-	"\x18RecordProviderSettlement\x12-.choledger.v1.RecordProviderSettlementRequest\x1a..choledger.v1.RecordProviderSettlementResponse\x12d\n" +
+	"\x18RecordProviderSettlement\x12-.choledger.v1.RecordProviderSettlementRequest\x1a..choledger.v1.RecordProviderSettlementResponse\x12g\n" +
+	"\x12ReclassifySuspense\x12'.choledger.v1.ReclassifySuspenseRequest\x1a(.choledger.v1.ReclassifySuspenseResponse\x12d\n" +
 	"\x11CreatePayoutBatch\x12&.choledger.v1.CreatePayoutBatchRequest\x1a'.choledger.v1.CreatePayoutBatchResponse\x12[\n" +
 	"\x0eGetPayoutBatch\x12#.choledger.v1.GetPayoutBatchRequest\x1a$.choledger.v1.GetPayoutBatchResponse\x12j\n" +
 	"\x13CompletePayoutBatch\x12(.choledger.v1.CompletePayoutBatchRequest\x1a).choledger.v1.CompletePayoutBatchResponse\x12^\n" +
@@ -3317,7 +3661,7 @@ func file_choledger_v1_settlement_proto_rawDescGZIP() []byte {
 }
 
 var file_choledger_v1_settlement_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_choledger_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_choledger_v1_settlement_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_choledger_v1_settlement_proto_goTypes = []any{
 	(MerchantSettlementOrder)(0),              // 0: choledger.v1.MerchantSettlementOrder
 	(PayoutBatchStatus)(0),                    // 1: choledger.v1.PayoutBatchStatus
@@ -3337,107 +3681,116 @@ var file_choledger_v1_settlement_proto_goTypes = []any{
 	(*RecordProviderSettlementRequest)(nil),   // 15: choledger.v1.RecordProviderSettlementRequest
 	(*ProviderSettlement)(nil),                // 16: choledger.v1.ProviderSettlement
 	(*RecordProviderSettlementResponse)(nil),  // 17: choledger.v1.RecordProviderSettlementResponse
-	(*CreatePayoutBatchRequest)(nil),          // 18: choledger.v1.CreatePayoutBatchRequest
-	(*PayoutLine)(nil),                        // 19: choledger.v1.PayoutLine
-	(*PayoutBatch)(nil),                       // 20: choledger.v1.PayoutBatch
-	(*CreatePayoutBatchResponse)(nil),         // 21: choledger.v1.CreatePayoutBatchResponse
-	(*GetPayoutBatchRequest)(nil),             // 22: choledger.v1.GetPayoutBatchRequest
-	(*GetPayoutBatchResponse)(nil),            // 23: choledger.v1.GetPayoutBatchResponse
-	(*PayoutResult)(nil),                      // 24: choledger.v1.PayoutResult
-	(*CompletePayoutBatchRequest)(nil),        // 25: choledger.v1.CompletePayoutBatchRequest
-	(*CompletePayoutBatchResponse)(nil),       // 26: choledger.v1.CompletePayoutBatchResponse
-	(*ImportStatementRequest)(nil),            // 27: choledger.v1.ImportStatementRequest
-	(*ReconciliationItem)(nil),                // 28: choledger.v1.ReconciliationItem
-	(*ReconciliationReport)(nil),              // 29: choledger.v1.ReconciliationReport
-	(*ImportStatementResponse)(nil),           // 30: choledger.v1.ImportStatementResponse
-	(*GetReconciliationReportRequest)(nil),    // 31: choledger.v1.GetReconciliationReportRequest
-	(*GetReconciliationReportResponse)(nil),   // 32: choledger.v1.GetReconciliationReportResponse
-	(*ListReconciliationReportsRequest)(nil),  // 33: choledger.v1.ListReconciliationReportsRequest
-	(*ListReconciliationReportsResponse)(nil), // 34: choledger.v1.ListReconciliationReportsResponse
-	(*timestamppb.Timestamp)(nil),             // 35: google.protobuf.Timestamp
-	(Channel)(0),                              // 36: choledger.v1.Channel
-	(*AsOf)(nil),                              // 37: choledger.v1.AsOf
-	(*PayoutAccount)(nil),                     // 38: choledger.v1.PayoutAccount
+	(*ReclassifySuspenseRequest)(nil),         // 18: choledger.v1.ReclassifySuspenseRequest
+	(*SuspenseReclassification)(nil),          // 19: choledger.v1.SuspenseReclassification
+	(*ReclassifySuspenseResponse)(nil),        // 20: choledger.v1.ReclassifySuspenseResponse
+	(*CreatePayoutBatchRequest)(nil),          // 21: choledger.v1.CreatePayoutBatchRequest
+	(*PayoutLine)(nil),                        // 22: choledger.v1.PayoutLine
+	(*PayoutBatch)(nil),                       // 23: choledger.v1.PayoutBatch
+	(*CreatePayoutBatchResponse)(nil),         // 24: choledger.v1.CreatePayoutBatchResponse
+	(*GetPayoutBatchRequest)(nil),             // 25: choledger.v1.GetPayoutBatchRequest
+	(*GetPayoutBatchResponse)(nil),            // 26: choledger.v1.GetPayoutBatchResponse
+	(*PayoutResult)(nil),                      // 27: choledger.v1.PayoutResult
+	(*CompletePayoutBatchRequest)(nil),        // 28: choledger.v1.CompletePayoutBatchRequest
+	(*CompletePayoutBatchResponse)(nil),       // 29: choledger.v1.CompletePayoutBatchResponse
+	(*ImportStatementRequest)(nil),            // 30: choledger.v1.ImportStatementRequest
+	(*ReconciliationItem)(nil),                // 31: choledger.v1.ReconciliationItem
+	(*ReconciliationReport)(nil),              // 32: choledger.v1.ReconciliationReport
+	(*ImportStatementResponse)(nil),           // 33: choledger.v1.ImportStatementResponse
+	(*GetReconciliationReportRequest)(nil),    // 34: choledger.v1.GetReconciliationReportRequest
+	(*GetReconciliationReportResponse)(nil),   // 35: choledger.v1.GetReconciliationReportResponse
+	(*ListReconciliationReportsRequest)(nil),  // 36: choledger.v1.ListReconciliationReportsRequest
+	(*ListReconciliationReportsResponse)(nil), // 37: choledger.v1.ListReconciliationReportsResponse
+	(*timestamppb.Timestamp)(nil),             // 38: google.protobuf.Timestamp
+	(Channel)(0),                              // 39: choledger.v1.Channel
+	(*AsOf)(nil),                              // 40: choledger.v1.AsOf
+	(*PayoutAccount)(nil),                     // 41: choledger.v1.PayoutAccount
 }
 var file_choledger_v1_settlement_proto_depIdxs = []int32{
-	35, // 0: choledger.v1.SettlementPeriod.start_time:type_name -> google.protobuf.Timestamp
-	35, // 1: choledger.v1.SettlementPeriod.end_time:type_name -> google.protobuf.Timestamp
-	36, // 2: choledger.v1.ChannelSettlement.channel:type_name -> choledger.v1.Channel
+	38, // 0: choledger.v1.SettlementPeriod.start_time:type_name -> google.protobuf.Timestamp
+	38, // 1: choledger.v1.SettlementPeriod.end_time:type_name -> google.protobuf.Timestamp
+	39, // 2: choledger.v1.ChannelSettlement.channel:type_name -> choledger.v1.Channel
 	6,  // 3: choledger.v1.SettlementTotals.channels:type_name -> choledger.v1.ChannelSettlement
 	7,  // 4: choledger.v1.SettlementDay.totals:type_name -> choledger.v1.SettlementTotals
-	37, // 5: choledger.v1.GetMerchantSettlementRequest.as_of:type_name -> choledger.v1.AsOf
+	40, // 5: choledger.v1.GetMerchantSettlementRequest.as_of:type_name -> choledger.v1.AsOf
 	5,  // 6: choledger.v1.GetMerchantSettlementResponse.period:type_name -> choledger.v1.SettlementPeriod
 	7,  // 7: choledger.v1.GetMerchantSettlementResponse.totals:type_name -> choledger.v1.SettlementTotals
 	8,  // 8: choledger.v1.GetMerchantSettlementResponse.days:type_name -> choledger.v1.SettlementDay
-	37, // 9: choledger.v1.GetMarketSettlementRequest.as_of:type_name -> choledger.v1.AsOf
+	40, // 9: choledger.v1.GetMarketSettlementRequest.as_of:type_name -> choledger.v1.AsOf
 	0,  // 10: choledger.v1.GetMarketSettlementRequest.order_by:type_name -> choledger.v1.MerchantSettlementOrder
 	7,  // 11: choledger.v1.MerchantSettlementLine.totals:type_name -> choledger.v1.SettlementTotals
-	36, // 12: choledger.v1.ProviderClearing.channels:type_name -> choledger.v1.Channel
+	39, // 12: choledger.v1.ProviderClearing.channels:type_name -> choledger.v1.Channel
 	5,  // 13: choledger.v1.GetMarketSettlementResponse.period:type_name -> choledger.v1.SettlementPeriod
 	7,  // 14: choledger.v1.GetMarketSettlementResponse.totals:type_name -> choledger.v1.SettlementTotals
 	8,  // 15: choledger.v1.GetMarketSettlementResponse.days:type_name -> choledger.v1.SettlementDay
 	13, // 16: choledger.v1.GetMarketSettlementResponse.providers:type_name -> choledger.v1.ProviderClearing
 	12, // 17: choledger.v1.GetMarketSettlementResponse.merchants:type_name -> choledger.v1.MerchantSettlementLine
-	36, // 18: choledger.v1.RecordProviderSettlementRequest.channel:type_name -> choledger.v1.Channel
-	36, // 19: choledger.v1.ProviderSettlement.channel:type_name -> choledger.v1.Channel
-	35, // 20: choledger.v1.ProviderSettlement.record_time:type_name -> google.protobuf.Timestamp
+	39, // 18: choledger.v1.RecordProviderSettlementRequest.channel:type_name -> choledger.v1.Channel
+	39, // 19: choledger.v1.ProviderSettlement.channel:type_name -> choledger.v1.Channel
+	38, // 20: choledger.v1.ProviderSettlement.record_time:type_name -> google.protobuf.Timestamp
 	16, // 21: choledger.v1.RecordProviderSettlementResponse.settlement:type_name -> choledger.v1.ProviderSettlement
-	35, // 22: choledger.v1.CreatePayoutBatchRequest.cut_off:type_name -> google.protobuf.Timestamp
-	2,  // 23: choledger.v1.PayoutLine.status:type_name -> choledger.v1.PayoutLineStatus
-	38, // 24: choledger.v1.PayoutLine.payout_account:type_name -> choledger.v1.PayoutAccount
-	35, // 25: choledger.v1.PayoutLine.resolve_time:type_name -> google.protobuf.Timestamp
-	35, // 26: choledger.v1.PayoutBatch.cut_off:type_name -> google.protobuf.Timestamp
-	1,  // 27: choledger.v1.PayoutBatch.status:type_name -> choledger.v1.PayoutBatchStatus
-	35, // 28: choledger.v1.PayoutBatch.create_time:type_name -> google.protobuf.Timestamp
-	35, // 29: choledger.v1.PayoutBatch.complete_time:type_name -> google.protobuf.Timestamp
-	20, // 30: choledger.v1.CreatePayoutBatchResponse.batch:type_name -> choledger.v1.PayoutBatch
-	19, // 31: choledger.v1.CreatePayoutBatchResponse.lines:type_name -> choledger.v1.PayoutLine
-	20, // 32: choledger.v1.GetPayoutBatchResponse.batch:type_name -> choledger.v1.PayoutBatch
-	19, // 33: choledger.v1.GetPayoutBatchResponse.lines:type_name -> choledger.v1.PayoutLine
-	2,  // 34: choledger.v1.PayoutResult.status:type_name -> choledger.v1.PayoutLineStatus
-	24, // 35: choledger.v1.CompletePayoutBatchRequest.results:type_name -> choledger.v1.PayoutResult
-	20, // 36: choledger.v1.CompletePayoutBatchResponse.batch:type_name -> choledger.v1.PayoutBatch
-	19, // 37: choledger.v1.CompletePayoutBatchResponse.lines:type_name -> choledger.v1.PayoutLine
-	3,  // 38: choledger.v1.ImportStatementRequest.format:type_name -> choledger.v1.StatementFormat
-	36, // 39: choledger.v1.ImportStatementRequest.channel:type_name -> choledger.v1.Channel
-	35, // 40: choledger.v1.ImportStatementRequest.period_start:type_name -> google.protobuf.Timestamp
-	35, // 41: choledger.v1.ImportStatementRequest.period_end:type_name -> google.protobuf.Timestamp
-	4,  // 42: choledger.v1.ReconciliationItem.kind:type_name -> choledger.v1.ReconciliationItemKind
-	35, // 43: choledger.v1.ReconciliationItem.booked_time:type_name -> google.protobuf.Timestamp
-	3,  // 44: choledger.v1.ReconciliationReport.format:type_name -> choledger.v1.StatementFormat
-	36, // 45: choledger.v1.ReconciliationReport.channel:type_name -> choledger.v1.Channel
-	35, // 46: choledger.v1.ReconciliationReport.period_start:type_name -> google.protobuf.Timestamp
-	35, // 47: choledger.v1.ReconciliationReport.period_end:type_name -> google.protobuf.Timestamp
-	35, // 48: choledger.v1.ReconciliationReport.create_time:type_name -> google.protobuf.Timestamp
-	29, // 49: choledger.v1.ImportStatementResponse.report:type_name -> choledger.v1.ReconciliationReport
-	28, // 50: choledger.v1.ImportStatementResponse.breaks:type_name -> choledger.v1.ReconciliationItem
-	29, // 51: choledger.v1.GetReconciliationReportResponse.report:type_name -> choledger.v1.ReconciliationReport
-	28, // 52: choledger.v1.GetReconciliationReportResponse.items:type_name -> choledger.v1.ReconciliationItem
-	36, // 53: choledger.v1.ListReconciliationReportsRequest.channel:type_name -> choledger.v1.Channel
-	29, // 54: choledger.v1.ListReconciliationReportsResponse.reports:type_name -> choledger.v1.ReconciliationReport
-	9,  // 55: choledger.v1.SettlementService.GetMerchantSettlement:input_type -> choledger.v1.GetMerchantSettlementRequest
-	11, // 56: choledger.v1.SettlementService.GetMarketSettlement:input_type -> choledger.v1.GetMarketSettlementRequest
-	15, // 57: choledger.v1.SettlementService.RecordProviderSettlement:input_type -> choledger.v1.RecordProviderSettlementRequest
-	18, // 58: choledger.v1.SettlementService.CreatePayoutBatch:input_type -> choledger.v1.CreatePayoutBatchRequest
-	22, // 59: choledger.v1.SettlementService.GetPayoutBatch:input_type -> choledger.v1.GetPayoutBatchRequest
-	25, // 60: choledger.v1.SettlementService.CompletePayoutBatch:input_type -> choledger.v1.CompletePayoutBatchRequest
-	27, // 61: choledger.v1.SettlementService.ImportStatement:input_type -> choledger.v1.ImportStatementRequest
-	31, // 62: choledger.v1.SettlementService.GetReconciliationReport:input_type -> choledger.v1.GetReconciliationReportRequest
-	33, // 63: choledger.v1.SettlementService.ListReconciliationReports:input_type -> choledger.v1.ListReconciliationReportsRequest
-	10, // 64: choledger.v1.SettlementService.GetMerchantSettlement:output_type -> choledger.v1.GetMerchantSettlementResponse
-	14, // 65: choledger.v1.SettlementService.GetMarketSettlement:output_type -> choledger.v1.GetMarketSettlementResponse
-	17, // 66: choledger.v1.SettlementService.RecordProviderSettlement:output_type -> choledger.v1.RecordProviderSettlementResponse
-	21, // 67: choledger.v1.SettlementService.CreatePayoutBatch:output_type -> choledger.v1.CreatePayoutBatchResponse
-	23, // 68: choledger.v1.SettlementService.GetPayoutBatch:output_type -> choledger.v1.GetPayoutBatchResponse
-	26, // 69: choledger.v1.SettlementService.CompletePayoutBatch:output_type -> choledger.v1.CompletePayoutBatchResponse
-	30, // 70: choledger.v1.SettlementService.ImportStatement:output_type -> choledger.v1.ImportStatementResponse
-	32, // 71: choledger.v1.SettlementService.GetReconciliationReport:output_type -> choledger.v1.GetReconciliationReportResponse
-	34, // 72: choledger.v1.SettlementService.ListReconciliationReports:output_type -> choledger.v1.ListReconciliationReportsResponse
-	64, // [64:73] is the sub-list for method output_type
-	55, // [55:64] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	39, // 22: choledger.v1.ReclassifySuspenseRequest.channel:type_name -> choledger.v1.Channel
+	39, // 23: choledger.v1.SuspenseReclassification.channel:type_name -> choledger.v1.Channel
+	38, // 24: choledger.v1.SuspenseReclassification.record_time:type_name -> google.protobuf.Timestamp
+	19, // 25: choledger.v1.ReclassifySuspenseResponse.reclassification:type_name -> choledger.v1.SuspenseReclassification
+	38, // 26: choledger.v1.CreatePayoutBatchRequest.cut_off:type_name -> google.protobuf.Timestamp
+	2,  // 27: choledger.v1.PayoutLine.status:type_name -> choledger.v1.PayoutLineStatus
+	41, // 28: choledger.v1.PayoutLine.payout_account:type_name -> choledger.v1.PayoutAccount
+	38, // 29: choledger.v1.PayoutLine.resolve_time:type_name -> google.protobuf.Timestamp
+	38, // 30: choledger.v1.PayoutBatch.cut_off:type_name -> google.protobuf.Timestamp
+	1,  // 31: choledger.v1.PayoutBatch.status:type_name -> choledger.v1.PayoutBatchStatus
+	38, // 32: choledger.v1.PayoutBatch.create_time:type_name -> google.protobuf.Timestamp
+	38, // 33: choledger.v1.PayoutBatch.complete_time:type_name -> google.protobuf.Timestamp
+	23, // 34: choledger.v1.CreatePayoutBatchResponse.batch:type_name -> choledger.v1.PayoutBatch
+	22, // 35: choledger.v1.CreatePayoutBatchResponse.lines:type_name -> choledger.v1.PayoutLine
+	23, // 36: choledger.v1.GetPayoutBatchResponse.batch:type_name -> choledger.v1.PayoutBatch
+	22, // 37: choledger.v1.GetPayoutBatchResponse.lines:type_name -> choledger.v1.PayoutLine
+	2,  // 38: choledger.v1.PayoutResult.status:type_name -> choledger.v1.PayoutLineStatus
+	27, // 39: choledger.v1.CompletePayoutBatchRequest.results:type_name -> choledger.v1.PayoutResult
+	23, // 40: choledger.v1.CompletePayoutBatchResponse.batch:type_name -> choledger.v1.PayoutBatch
+	22, // 41: choledger.v1.CompletePayoutBatchResponse.lines:type_name -> choledger.v1.PayoutLine
+	3,  // 42: choledger.v1.ImportStatementRequest.format:type_name -> choledger.v1.StatementFormat
+	39, // 43: choledger.v1.ImportStatementRequest.channel:type_name -> choledger.v1.Channel
+	38, // 44: choledger.v1.ImportStatementRequest.period_start:type_name -> google.protobuf.Timestamp
+	38, // 45: choledger.v1.ImportStatementRequest.period_end:type_name -> google.protobuf.Timestamp
+	4,  // 46: choledger.v1.ReconciliationItem.kind:type_name -> choledger.v1.ReconciliationItemKind
+	38, // 47: choledger.v1.ReconciliationItem.booked_time:type_name -> google.protobuf.Timestamp
+	3,  // 48: choledger.v1.ReconciliationReport.format:type_name -> choledger.v1.StatementFormat
+	39, // 49: choledger.v1.ReconciliationReport.channel:type_name -> choledger.v1.Channel
+	38, // 50: choledger.v1.ReconciliationReport.period_start:type_name -> google.protobuf.Timestamp
+	38, // 51: choledger.v1.ReconciliationReport.period_end:type_name -> google.protobuf.Timestamp
+	38, // 52: choledger.v1.ReconciliationReport.create_time:type_name -> google.protobuf.Timestamp
+	32, // 53: choledger.v1.ImportStatementResponse.report:type_name -> choledger.v1.ReconciliationReport
+	31, // 54: choledger.v1.ImportStatementResponse.breaks:type_name -> choledger.v1.ReconciliationItem
+	32, // 55: choledger.v1.GetReconciliationReportResponse.report:type_name -> choledger.v1.ReconciliationReport
+	31, // 56: choledger.v1.GetReconciliationReportResponse.items:type_name -> choledger.v1.ReconciliationItem
+	39, // 57: choledger.v1.ListReconciliationReportsRequest.channel:type_name -> choledger.v1.Channel
+	32, // 58: choledger.v1.ListReconciliationReportsResponse.reports:type_name -> choledger.v1.ReconciliationReport
+	9,  // 59: choledger.v1.SettlementService.GetMerchantSettlement:input_type -> choledger.v1.GetMerchantSettlementRequest
+	11, // 60: choledger.v1.SettlementService.GetMarketSettlement:input_type -> choledger.v1.GetMarketSettlementRequest
+	15, // 61: choledger.v1.SettlementService.RecordProviderSettlement:input_type -> choledger.v1.RecordProviderSettlementRequest
+	18, // 62: choledger.v1.SettlementService.ReclassifySuspense:input_type -> choledger.v1.ReclassifySuspenseRequest
+	21, // 63: choledger.v1.SettlementService.CreatePayoutBatch:input_type -> choledger.v1.CreatePayoutBatchRequest
+	25, // 64: choledger.v1.SettlementService.GetPayoutBatch:input_type -> choledger.v1.GetPayoutBatchRequest
+	28, // 65: choledger.v1.SettlementService.CompletePayoutBatch:input_type -> choledger.v1.CompletePayoutBatchRequest
+	30, // 66: choledger.v1.SettlementService.ImportStatement:input_type -> choledger.v1.ImportStatementRequest
+	34, // 67: choledger.v1.SettlementService.GetReconciliationReport:input_type -> choledger.v1.GetReconciliationReportRequest
+	36, // 68: choledger.v1.SettlementService.ListReconciliationReports:input_type -> choledger.v1.ListReconciliationReportsRequest
+	10, // 69: choledger.v1.SettlementService.GetMerchantSettlement:output_type -> choledger.v1.GetMerchantSettlementResponse
+	14, // 70: choledger.v1.SettlementService.GetMarketSettlement:output_type -> choledger.v1.GetMarketSettlementResponse
+	17, // 71: choledger.v1.SettlementService.RecordProviderSettlement:output_type -> choledger.v1.RecordProviderSettlementResponse
+	20, // 72: choledger.v1.SettlementService.ReclassifySuspense:output_type -> choledger.v1.ReclassifySuspenseResponse
+	24, // 73: choledger.v1.SettlementService.CreatePayoutBatch:output_type -> choledger.v1.CreatePayoutBatchResponse
+	26, // 74: choledger.v1.SettlementService.GetPayoutBatch:output_type -> choledger.v1.GetPayoutBatchResponse
+	29, // 75: choledger.v1.SettlementService.CompletePayoutBatch:output_type -> choledger.v1.CompletePayoutBatchResponse
+	33, // 76: choledger.v1.SettlementService.ImportStatement:output_type -> choledger.v1.ImportStatementResponse
+	35, // 77: choledger.v1.SettlementService.GetReconciliationReport:output_type -> choledger.v1.GetReconciliationReportResponse
+	37, // 78: choledger.v1.SettlementService.ListReconciliationReports:output_type -> choledger.v1.ListReconciliationReportsResponse
+	69, // [69:79] is the sub-list for method output_type
+	59, // [59:69] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_choledger_v1_settlement_proto_init() }
@@ -3453,7 +3806,7 @@ func file_choledger_v1_settlement_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_choledger_v1_settlement_proto_rawDesc), len(file_choledger_v1_settlement_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   30,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	SettlementService_GetMerchantSettlement_FullMethodName     = "/choledger.v1.SettlementService/GetMerchantSettlement"
 	SettlementService_GetMarketSettlement_FullMethodName       = "/choledger.v1.SettlementService/GetMarketSettlement"
 	SettlementService_RecordProviderSettlement_FullMethodName  = "/choledger.v1.SettlementService/RecordProviderSettlement"
+	SettlementService_ReclassifySuspense_FullMethodName        = "/choledger.v1.SettlementService/ReclassifySuspense"
 	SettlementService_CreatePayoutBatch_FullMethodName         = "/choledger.v1.SettlementService/CreatePayoutBatch"
 	SettlementService_GetPayoutBatch_FullMethodName            = "/choledger.v1.SettlementService/GetPayoutBatch"
 	SettlementService_CompletePayoutBatch_FullMethodName       = "/choledger.v1.SettlementService/CompletePayoutBatch"
@@ -55,8 +56,16 @@ type SettlementServiceClient interface {
 	GetMarketSettlement(ctx context.Context, in *GetMarketSettlementRequest, opts ...grpc.CallOption) (*GetMarketSettlementResponse, error)
 	// RecordProviderSettlement records money a provider paid to a settlement
 	// bank for a market: Dr bank:B:market:M:settlement / Cr the provider's
-	// clearing account. It never settles more than the provider owes.
+	// clearing account. It never settles more than the provider owes: a
+	// credit above that is refused, or, with allow_unmatched, its excess is
+	// held in the market's suspense account (Cr market:M:suspense) until
+	// ReclassifySuspense matches it.
 	RecordProviderSettlement(ctx context.Context, in *RecordProviderSettlementRequest, opts ...grpc.CallOption) (*RecordProviderSettlementResponse, error)
+	// ReclassifySuspense matches money held in a market's suspense account to
+	// a provider, once the payments it paid for are recorded: Dr
+	// market:M:suspense / Cr the provider's clearing account. It moves at most
+	// what suspense holds and at most what the provider owes.
+	ReclassifySuspense(ctx context.Context, in *ReclassifySuspenseRequest, opts ...grpc.CallOption) (*ReclassifySuspenseResponse, error)
 	// CreatePayoutBatch freezes what is due to each merchant of a market (or
 	// of every market the caller covers) at a cut-off: confirmed money
 	// recorded up to the cut-off that is still payable and not in another
@@ -119,6 +128,16 @@ func (c *settlementServiceClient) RecordProviderSettlement(ctx context.Context, 
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RecordProviderSettlementResponse)
 	err := c.cc.Invoke(ctx, SettlementService_RecordProviderSettlement_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *settlementServiceClient) ReclassifySuspense(ctx context.Context, in *ReclassifySuspenseRequest, opts ...grpc.CallOption) (*ReclassifySuspenseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReclassifySuspenseResponse)
+	err := c.cc.Invoke(ctx, SettlementService_ReclassifySuspense_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -210,8 +229,16 @@ type SettlementServiceServer interface {
 	GetMarketSettlement(context.Context, *GetMarketSettlementRequest) (*GetMarketSettlementResponse, error)
 	// RecordProviderSettlement records money a provider paid to a settlement
 	// bank for a market: Dr bank:B:market:M:settlement / Cr the provider's
-	// clearing account. It never settles more than the provider owes.
+	// clearing account. It never settles more than the provider owes: a
+	// credit above that is refused, or, with allow_unmatched, its excess is
+	// held in the market's suspense account (Cr market:M:suspense) until
+	// ReclassifySuspense matches it.
 	RecordProviderSettlement(context.Context, *RecordProviderSettlementRequest) (*RecordProviderSettlementResponse, error)
+	// ReclassifySuspense matches money held in a market's suspense account to
+	// a provider, once the payments it paid for are recorded: Dr
+	// market:M:suspense / Cr the provider's clearing account. It moves at most
+	// what suspense holds and at most what the provider owes.
+	ReclassifySuspense(context.Context, *ReclassifySuspenseRequest) (*ReclassifySuspenseResponse, error)
 	// CreatePayoutBatch freezes what is due to each merchant of a market (or
 	// of every market the caller covers) at a cut-off: confirmed money
 	// recorded up to the cut-off that is still payable and not in another
@@ -258,6 +285,9 @@ func (UnimplementedSettlementServiceServer) GetMarketSettlement(context.Context,
 }
 func (UnimplementedSettlementServiceServer) RecordProviderSettlement(context.Context, *RecordProviderSettlementRequest) (*RecordProviderSettlementResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RecordProviderSettlement not implemented")
+}
+func (UnimplementedSettlementServiceServer) ReclassifySuspense(context.Context, *ReclassifySuspenseRequest) (*ReclassifySuspenseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReclassifySuspense not implemented")
 }
 func (UnimplementedSettlementServiceServer) CreatePayoutBatch(context.Context, *CreatePayoutBatchRequest) (*CreatePayoutBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreatePayoutBatch not implemented")
@@ -348,6 +378,24 @@ func _SettlementService_RecordProviderSettlement_Handler(srv interface{}, ctx co
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SettlementServiceServer).RecordProviderSettlement(ctx, req.(*RecordProviderSettlementRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SettlementService_ReclassifySuspense_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReclassifySuspenseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SettlementServiceServer).ReclassifySuspense(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SettlementService_ReclassifySuspense_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SettlementServiceServer).ReclassifySuspense(ctx, req.(*ReclassifySuspenseRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -478,6 +526,10 @@ var SettlementService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecordProviderSettlement",
 			Handler:    _SettlementService_RecordProviderSettlement_Handler,
+		},
+		{
+			MethodName: "ReclassifySuspense",
+			Handler:    _SettlementService_ReclassifySuspense_Handler,
 		},
 		{
 			MethodName: "CreatePayoutBatch",
