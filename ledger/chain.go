@@ -76,11 +76,16 @@ type Verification struct {
 	LastSeq        int64
 	LastHash       []byte
 	// Broken is the first entry whose stored hash is not the hash of its
-	// recorded content chained to its predecessor; nil when all hold.
+	// recorded content chained to its predecessor or, at the end of an open
+	// range, where the journal and the market's chain head disagree; nil
+	// when all hold.
 	Broken *BrokenLink
 }
 
-// BrokenLink names the first entry where the chain does not hold.
+// BrokenLink names the first entry where the chain does not hold. Where the
+// journal ends short of its chain head, it names the sequence the head
+// does, with no entry id (the entry is gone), the head's hash as stored and
+// the hash the journal ends with as computed.
 type BrokenLink struct {
 	EntryID      string
 	Seq          int64
@@ -95,7 +100,9 @@ const verifyPage = 2000
 // VerifyJournal recomputes the hash chain of market over sequences
 // [fromSeq, toSeq] (0 is open) and reports the first broken link. The first
 // entry of the range is chained to the stored hash of the entry before it,
-// so a range can be checked without reading all history.
+// so a range can be checked without reading all history. An open range
+// also checks that the journal ends where the market's chain head says,
+// which is what shows newest entries deleted.
 func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSeq int64) (Verification, error) {
 	if !ValidMarket(market) {
 		return Verification{}, invalid("market", "must be 1-64 of [A-Za-z0-9_.-], got %q", market)
@@ -110,12 +117,20 @@ func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSe
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // read-only
 
-	prev := genesisHash
-	err = tx.QueryRow(ctx, `SELECT hash FROM ledger_entries WHERE market = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1`, market, fromSeq).Scan(&prev)
+	// end is the newest entry of the chain read so far: the predecessor of
+	// the range, then each entry verified.
+	var end struct {
+		seq  int64
+		id   string
+		hash []byte
+	}
+	end.hash = genesisHash
+	err = tx.QueryRow(ctx, `SELECT seq, id::text, hash FROM ledger_entries WHERE market = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1`, market, fromSeq).Scan(&end.seq, &end.id, &end.hash)
 	if err != nil && err != pgx.ErrNoRows {
 		return v, fmt.Errorf("read predecessor: %w", err)
 	}
-	if toSeq == 0 {
+	openEnded := toSeq == 0
+	if openEnded {
 		toSeq = 1<<63 - 1
 	}
 	after := fromSeq - 1
@@ -126,7 +141,7 @@ func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSe
 		}
 		for i := range entries {
 			e := &entries[i]
-			computed := chainHash(prev, e)
+			computed := chainHash(end.hash, e)
 			v.EntriesChecked++
 			if !bytes.Equal(computed, e.Hash) {
 				v.Broken = &BrokenLink{
@@ -135,15 +150,50 @@ func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSe
 				}
 				return v, nil
 			}
-			prev = e.Hash
+			end.seq, end.id, end.hash = e.Seq, e.ID, e.Hash
 			v.LastSeq = e.Seq
 			v.LastHash = e.Hash
 			after = e.Seq
 		}
 		if len(entries) < verifyPage {
-			return v, nil
+			break
 		}
 	}
+	if !openEnded {
+		return v, nil
+	}
+
+	// Every commit moves the chain head with the entries it writes, so the
+	// newest entry must be the one the head names. A market without a head
+	// has never had an account, nor can it have entries.
+	headSeq, headHash := int64(0), genesisHash
+	err = tx.QueryRow(ctx, `SELECT last_seq, hash FROM ledger_chain_heads WHERE market = $1`, market).Scan(&headSeq, &headHash)
+	if err != nil && err != pgx.ErrNoRows {
+		return v, fmt.Errorf("read chain head: %w", err)
+	}
+	if headSeq == end.seq && bytes.Equal(headHash, end.hash) {
+		return v, nil
+	}
+	ends := fmt.Sprintf("ends at seq %d (hash %s)", end.seq, HexHash(end.hash))
+	if end.seq == 0 {
+		ends = "has no entries"
+	}
+	b := &BrokenLink{Seq: headSeq, StoredHash: headHash, ComputedHash: end.hash}
+	switch {
+	case headSeq > end.seq:
+		b.Reason = fmt.Sprintf("the chain head names seq %d (hash %s), but the market's journal %s: entries at its end were deleted",
+			headSeq, HexHash(headHash), ends)
+	case headSeq < end.seq:
+		b.EntryID, b.Seq = end.id, end.seq
+		b.Reason = fmt.Sprintf("the market's journal %s, past its chain head at seq %d (hash %s): entries were added behind the ledger's back",
+			ends, headSeq, HexHash(headHash))
+	default:
+		b.EntryID = end.id
+		b.Reason = fmt.Sprintf("the chain head names seq %d with hash %s, but that entry's hash is %s: the entry was replaced or the head changed",
+			headSeq, HexHash(headHash), HexHash(end.hash))
+	}
+	v.Broken = b
+	return v, nil
 }
 
 // HexHash renders a hash for people.

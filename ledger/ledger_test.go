@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -219,4 +220,126 @@ func indexOf(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+// tamper runs sql the way someone with the database's superuser password
+// could: with the append-only triggers disabled.
+func tamper(t *testing.T, db *pgtest.DB, sql string, args ...any) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET session_replication_role = replica`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, sql, args...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `SET session_replication_role = origin`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// verifiedJournal opens two accounts of market M1 and records five entries
+// of 1000 to 5000 on them, the fourth of them pending; it checks that
+// VerifyJournal finds them intact.
+func verifiedJournal(t *testing.T) (*ledger.Ledger, *pgtest.DB, []ledger.Entry) {
+	t.Helper()
+	ctx := context.Background()
+	l, db := newLedger(t, ledger.Options{})
+	open(t, l, "cash", ledger.Asset, "M1", 0)
+	open(t, l, "payable", ledger.Liability, "M1", 0)
+	var out []ledger.Entry
+	for i := range 5 {
+		r := transfer(fmt.Sprint("k", i), "M1", "cash", "payable", int64(1000*(i+1)))
+		r.Pending = i == 3
+		r.Metadata = map[string]string{"stall": fmt.Sprint(i)}
+		res, err := l.Post(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, res.Entry)
+	}
+	v, err := l.VerifyJournal(ctx, "M1", 0, 0)
+	if err != nil || v.Broken != nil || v.EntriesChecked != 5 || v.LastSeq != out[4].Seq {
+		t.Fatalf("before tampering: %+v, %v", v, err)
+	}
+	return l, db, out
+}
+
+// Changes behind the service's back that the entry's own hash does not
+// show are found by VerifyJournal too, at the entry they touch.
+func TestVerifyJournalFindsTampering(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		victim int
+		sql    []string
+		reason string // part of the broken link's reason
+	}{
+		{"newest entry deleted", 4, []string{
+			`DELETE FROM ledger_postings WHERE entry_seq = $1`,
+			`DELETE FROM ledger_entries WHERE seq = $1`,
+		}, "entries at its end were deleted"},
+		{"chain head moved back", 4, []string{
+			`UPDATE ledger_chain_heads SET last_seq = $1 - 1 WHERE market = 'M1'`,
+		}, "past its chain head"},
+		{"chain head's hash changed", 4, []string{
+			`UPDATE ledger_chain_heads SET hash = sha256(hash) WHERE last_seq = $1`,
+		}, "the entry was replaced or the head changed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l, db, entries := verifiedJournal(t)
+			victim := entries[tc.victim]
+			for _, sql := range tc.sql {
+				tamper(t, db, sql, victim.Seq)
+			}
+			v, err := l.VerifyJournal(ctx, "M1", 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Broken == nil || v.Broken.Seq != victim.Seq || !strings.Contains(v.Broken.Reason, tc.reason) {
+				t.Fatalf("got %+v (broken %+v), want the broken link at seq %d, the reason saying %q", v, v.Broken, victim.Seq, tc.reason)
+			}
+			t.Logf("broken link: %s", v.Broken.Reason)
+			// The entries before it still verify, as a range.
+			if tc.victim > 0 {
+				v, err := l.VerifyJournal(ctx, "M1", 0, entries[tc.victim-1].Seq)
+				if err != nil || v.Broken != nil || v.EntriesChecked != int64(tc.victim) {
+					t.Fatalf("entries before the tampered one: %+v, %v", v, err)
+				}
+			}
+		})
+	}
+}
+
+// A journal that ends at its chain head verifies, down to the chain of a
+// market without entries and a range past the newest entry.
+func TestVerifyJournalEndsAtChainHead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _, entries := verifiedJournal(t)
+	open(t, l, "cash2", ledger.Asset, "M2", 0)
+	for _, tc := range []struct {
+		name     string
+		market   string
+		from, to int64
+		checked  int64
+	}{
+		{"market without entries", "M2", 0, 0, 0},
+		{"market without accounts", "M3", 0, 0, 0},
+		{"range past the newest entry", "M1", entries[4].Seq + 1, 0, 0},
+		{"newest entry alone", "M1", entries[4].Seq, 0, 1},
+		{"closed range", "M1", entries[1].Seq, entries[3].Seq, 3},
+	} {
+		v, err := l.VerifyJournal(ctx, tc.market, tc.from, tc.to)
+		if err != nil || v.Broken != nil || v.EntriesChecked != tc.checked {
+			t.Errorf("%s: got %+v, %v; want intact, %d entries checked", tc.name, v, err, tc.checked)
+		}
+	}
 }
