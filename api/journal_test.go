@@ -58,6 +58,7 @@ func TestVerifyJournalFindsTamperedEntry(t *testing.T) {
 		{"metadata", 3, `UPDATE ledger_entries SET metadata = '{"stall": "99"}' WHERE seq = $1`},
 		{"occur time", 0, `UPDATE ledger_entries SET occurred_at = occurred_at - interval '1 day' WHERE seq = $1`},
 		{"last entry", 9, `UPDATE ledger_entries SET kind = 'refund' WHERE seq = $1`},
+		{"posting pending flag", 5, `UPDATE ledger_postings SET pending = true WHERE entry_seq = $1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -89,7 +90,7 @@ func TestVerifyJournalFindsTamperedEntry(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v.Ok || v.FirstBroken.GetEntryId() != victim.Id || v.FirstBroken.Sequence != victim.Sequence {
+			if v.Ok || v.FirstBroken.GetEntryId() != victim.Id || v.FirstBroken.Sequence != victim.Sequence || v.FirstBroken.Reason == "" {
 				t.Fatalf("got %v, want the first broken link at entry %s (seq %d)", v, victim.Id, victim.Sequence)
 			}
 			// Only that entry: the entries after it still chain to its stored

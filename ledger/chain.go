@@ -85,7 +85,8 @@ type Verification struct {
 // BrokenLink names the first entry where the chain does not hold. Where the
 // journal ends short of its chain head, it names the sequence the head
 // does, with no entry id (the entry is gone), the head's hash as stored and
-// the hash the journal ends with as computed.
+// the hash the journal ends with as computed. Where the stored rows are
+// wrong in what the hash does not cover, ComputedHash is empty.
 type BrokenLink struct {
 	EntryID      string
 	Seq          int64
@@ -141,8 +142,12 @@ func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSe
 		}
 		for i := range entries {
 			e := &entries[i]
-			computed := chainHash(end.hash, e)
 			v.EntriesChecked++
+			if e.flaw != "" {
+				v.Broken = &BrokenLink{EntryID: e.ID, Seq: e.Seq, StoredHash: e.Hash, Reason: e.flaw}
+				return v, nil
+			}
+			computed := chainHash(end.hash, e)
 			if !bytes.Equal(computed, e.Hash) {
 				v.Broken = &BrokenLink{
 					EntryID: e.ID, Seq: e.Seq, StoredHash: e.Hash, ComputedHash: computed,

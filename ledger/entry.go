@@ -92,6 +92,10 @@ type Entry struct {
 	Hash           []byte
 
 	pendingSeq int64
+	// flaw says how the stored rows differ from anything the ledger
+	// writes, in what the hash does not cover; "" when they do not.
+	// VerifyJournal reports it.
+	flaw string
 }
 
 // PostingInput is a posting as a client asks for it, before its amount is

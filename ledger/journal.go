@@ -32,7 +32,7 @@ SELECT e.seq, e.id, e.market, e.kind, e.phase, e.currency, COALESCE(e.pending_se
  WHERE `
 
 const selectPostings = `
-SELECT p.entry_seq, a.code, p.direction, p.amount
+SELECT p.entry_seq, a.code, p.direction, p.amount, p.pending
   FROM ledger_postings p
   JOIN ledger_accounts a ON a.id = p.account_id
  WHERE p.entry_seq = ANY($1)
@@ -75,7 +75,7 @@ func queueEntriesByID(b *pgx.Batch, ids []string, into *[]Entry) {
 }
 
 const selectPostingsOfIDs = `
-SELECT p.entry_seq, a.code, p.direction, p.amount
+SELECT p.entry_seq, a.code, p.direction, p.amount, p.pending
   FROM ledger_postings p
   JOIN ledger_accounts a ON a.id = p.account_id
  WHERE p.entry_seq IN (SELECT seq FROM ledger_entries WHERE id = ANY($1::text[]::uuid[]))
@@ -119,8 +119,10 @@ func scanEntries(rows pgx.Rows) ([]Entry, error) {
 }
 
 // attachPostings reads rows of postings (entry_seq, account code,
-// direction, amount, in order) onto their entries, and closes them.
-// Postings of other entries are skipped.
+// direction, amount, pending, in order) onto their entries, and closes
+// them. Postings of other entries are skipped. Whether a posting moves the
+// pending totals follows from its entry's phase, and the hash covers only
+// that; a stored flag that disagrees is the entry's flaw.
 func attachPostings(rows pgx.Rows, entries []Entry) error {
 	defer rows.Close()
 	index := make(map[int64]*Entry, len(entries))
@@ -129,11 +131,12 @@ func attachPostings(rows pgx.Rows, entries []Entry) error {
 	}
 	for rows.Next() {
 		var (
-			seq int64
-			p   Posting
-			dir string
+			seq     int64
+			p       Posting
+			dir     string
+			pending bool
 		)
-		if err := rows.Scan(&seq, &p.AccountCode, &dir, &p.Amount); err != nil {
+		if err := rows.Scan(&seq, &p.AccountCode, &dir, &p.Amount, &pending); err != nil {
 			return fmt.Errorf("read postings: %w", err)
 		}
 		e := index[seq]
@@ -143,6 +146,10 @@ func attachPostings(rows pgx.Rows, entries []Entry) error {
 			continue
 		}
 		p.Direction = Direction(dir[0])
+		if pending != (e.Phase == PhasePending) && e.flaw == "" {
+			e.flaw = fmt.Sprintf("postings[%d] (%s on %s) is stored with pending %t, but the postings of a %s entry have pending %t: the flag was changed, and with it the balances as of any later sequence",
+				len(e.Postings), p.Direction, p.AccountCode, pending, e.Phase, !pending)
+		}
 		e.Postings = append(e.Postings, p)
 	}
 	if err := rows.Err(); err != nil {

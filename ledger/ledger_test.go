@@ -291,6 +291,12 @@ func TestVerifyJournalFindsTampering(t *testing.T) {
 		{"chain head's hash changed", 4, []string{
 			`UPDATE ledger_chain_heads SET hash = sha256(hash) WHERE last_seq = $1`,
 		}, "the entry was replaced or the head changed"},
+		{"posted entry's postings made pending", 1, []string{
+			`UPDATE ledger_postings SET pending = true WHERE entry_seq = $1`,
+		}, "postings[0] (debit on cash) is stored with pending true, but the postings of a posted entry have pending false"},
+		{"pending entry's posting made posted", 3, []string{
+			`UPDATE ledger_postings SET pending = false WHERE entry_seq = $1 AND idx = 1`,
+		}, "postings[1] (credit on payable) is stored with pending false"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -303,8 +309,12 @@ func TestVerifyJournalFindsTampering(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v.Broken == nil || v.Broken.Seq != victim.Seq || !strings.Contains(v.Broken.Reason, tc.reason) {
-				t.Fatalf("got %+v (broken %+v), want the broken link at seq %d, the reason saying %q", v, v.Broken, victim.Seq, tc.reason)
+			wantID := victim.ID
+			if strings.HasPrefix(tc.sql[0], "DELETE") {
+				wantID = "" // gone
+			}
+			if v.Broken == nil || v.Broken.Seq != victim.Seq || v.Broken.EntryID != wantID || !strings.Contains(v.Broken.Reason, tc.reason) {
+				t.Fatalf("got %+v (broken %+v), want the broken link at seq %d, entry %q, the reason saying %q", v, v.Broken, victim.Seq, wantID, tc.reason)
 			}
 			t.Logf("broken link: %s", v.Broken.Reason)
 			// The entries before it still verify, as a range.
