@@ -56,6 +56,7 @@ func TestVerifyJournalFindsTamperedEntry(t *testing.T) {
 	}{
 		{"posting amount", 6, `UPDATE ledger_postings SET amount = amount + 1000 WHERE entry_seq = $1`},
 		{"metadata", 3, `UPDATE ledger_entries SET metadata = '{"stall": "99"}' WHERE seq = $1`},
+		{"metadata not a string", 4, `UPDATE ledger_entries SET metadata = '{"stall": 99}' WHERE seq = $1`},
 		{"occur time", 0, `UPDATE ledger_entries SET occurred_at = occurred_at - interval '1 day' WHERE seq = $1`},
 		{"last entry", 9, `UPDATE ledger_entries SET kind = 'refund' WHERE seq = $1`},
 		{"posting pending flag", 5, `UPDATE ledger_postings SET pending = true WHERE entry_seq = $1`},

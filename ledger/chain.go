@@ -136,7 +136,7 @@ func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSe
 	}
 	after := fromSeq - 1
 	for {
-		entries, err := loadEntries(ctx, tx, `e.market = $1 AND e.seq > $2 AND e.seq <= $3 ORDER BY e.seq LIMIT `+fmt.Sprint(verifyPage), market, after, toSeq)
+		entries, err := readEntries(ctx, tx, true, `e.market = $1 AND e.seq > $2 AND e.seq <= $3 ORDER BY e.seq LIMIT `+fmt.Sprint(verifyPage), market, after, toSeq)
 		if err != nil {
 			return v, err
 		}

@@ -41,11 +41,18 @@ SELECT p.entry_seq, a.code, p.direction, p.amount, p.pending
 // loadEntries reads the entries matching where (a condition on e, with its
 // ORDER BY and LIMIT) and their postings.
 func loadEntries(ctx context.Context, q querier, where string, args ...any) ([]Entry, error) {
+	return readEntries(ctx, q, false, where, args...)
+}
+
+// readEntries is loadEntries; with lenient, an entry whose metadata cannot
+// be read is returned with that as its flaw instead of failing the read,
+// for VerifyJournal to name.
+func readEntries(ctx context.Context, q querier, lenient bool, where string, args ...any) ([]Entry, error) {
 	rows, err := q.Query(ctx, selectEntries+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read entries: %w", err)
 	}
-	entries, err := scanEntries(rows)
+	entries, err := scanEntries(rows, lenient)
 	if err != nil || len(entries) == 0 {
 		return entries, err
 	}
@@ -66,7 +73,7 @@ func loadEntries(ctx context.Context, q querier, where string, args ...any) ([]E
 func queueEntriesByID(b *pgx.Batch, ids []string, into *[]Entry) {
 	b.Queue(selectEntries+`e.id = ANY($1::text[]::uuid[]) ORDER BY e.seq`, ids).Query(func(rows pgx.Rows) error {
 		var err error
-		*into, err = scanEntries(rows)
+		*into, err = scanEntries(rows, false)
 		return err
 	})
 	b.Queue(selectPostingsOfIDs, ids).Query(func(rows pgx.Rows) error {
@@ -81,8 +88,10 @@ SELECT p.entry_seq, a.code, p.direction, p.amount, p.pending
  WHERE p.entry_seq IN (SELECT seq FROM ledger_entries WHERE id = ANY($1::text[]::uuid[]))
  ORDER BY p.entry_seq, p.idx`
 
-// scanEntries reads rows of selectEntries, and closes them.
-func scanEntries(rows pgx.Rows) ([]Entry, error) {
+// scanEntries reads rows of selectEntries, and closes them. Metadata that
+// is not an object of strings, which the ledger never writes, fails the
+// read, or with lenient is the entry's flaw.
+func scanEntries(rows pgx.Rows, lenient bool) ([]Entry, error) {
 	defer rows.Close()
 	var entries []Entry
 	for rows.Next() {
@@ -108,7 +117,11 @@ func scanEntries(rows pgx.Rows) ([]Entry, error) {
 			e.PendingState = pendingState(closedPhase)
 		}
 		if err := json.Unmarshal(metadata, &e.Metadata); err != nil {
-			return nil, fmt.Errorf("entry %s metadata: %w", e.ID, err)
+			if !lenient {
+				return nil, fmt.Errorf("entry %s metadata: %w", e.ID, err)
+			}
+			e.Metadata = nil
+			e.flaw = fmt.Sprintf("metadata %.200s is not an object of strings, as the ledger writes it (%v): the entry was changed", string(metadata), err)
 		}
 		entries = append(entries, e)
 	}

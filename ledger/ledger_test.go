@@ -291,6 +291,12 @@ func TestVerifyJournalFindsTampering(t *testing.T) {
 		{"chain head's hash changed", 4, []string{
 			`UPDATE ledger_chain_heads SET hash = sha256(hash) WHERE last_seq = $1`,
 		}, "the entry was replaced or the head changed"},
+		{"metadata not a string", 2, []string{
+			`UPDATE ledger_entries SET metadata = '{"stall": 99}' WHERE seq = $1`,
+		}, `metadata {"stall": 99} is not an object of strings`},
+		{"metadata not an object", 4, []string{
+			`UPDATE ledger_entries SET metadata = '["2"]' WHERE seq = $1`,
+		}, `metadata ["2"] is not an object of strings`},
 		{"posted entry's postings made pending", 1, []string{
 			`UPDATE ledger_postings SET pending = true WHERE entry_seq = $1`,
 		}, "postings[0] (debit on cash) is stored with pending true, but the postings of a posted entry have pending false"},
