@@ -306,7 +306,7 @@ func (s *Store) List(ctx context.Context, role Role, pageSize int, pageToken str
 	after := "00000000-0000-0000-0000-000000000000"
 	if pageToken != "" {
 		b, err := base64.RawURLEncoding.DecodeString(pageToken)
-		if err != nil || len(b) != 36 {
+		if err != nil || !ledger.ValidUUID(string(b)) {
 			return nil, "", invalid("page_token", "is not a token this service issued")
 		}
 		after = string(b)
@@ -339,7 +339,8 @@ func (s *Store) List(ctx context.Context, role Role, pageSize int, pageToken str
 // Revoke makes a credential unusable from now on. Revoking a revoked
 // credential keeps its first revocation time.
 func (s *Store) Revoke(ctx context.Context, id string) (Credential, error) {
-	if _, _, ok := parseSecret(secretPrefix + strings.ReplaceAll(id, "-", "") + "_" + base64.RawURLEncoding.EncodeToString(make([]byte, 32))); !ok || len(id) != 36 {
+	id, ok := ledger.CanonicalUUID(id)
+	if !ok {
 		return Credential{}, invalid("id", "must be a credential id (UUID), got %q", id)
 	}
 	c, err := scanCredential(s.pool.QueryRow(ctx, `

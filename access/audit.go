@@ -184,8 +184,12 @@ func ListEvents(ctx context.Context, pool *pgxpool.Pool, credentialID string, de
 			return nil, "", invalid("page_token", "is not a token this service issued")
 		}
 	}
-	if credentialID != "" && len(credentialID) != 36 {
-		return nil, "", invalid("credential_id", "must be a credential id (UUID), got %q", credentialID)
+	if credentialID != "" {
+		id, ok := ledger.CanonicalUUID(credentialID)
+		if !ok {
+			return nil, "", invalid("credential_id", "must be a credential id (UUID), got %q", credentialID)
+		}
+		credentialID = id
 	}
 	rows, err := pool.Query(ctx, `
 SELECT id, at, COALESCE(credential_id::text, ''), role, method, target, code, message FROM audit_events

@@ -2,10 +2,12 @@ package api_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -482,6 +484,66 @@ func TestRevocationIsImmediate(t *testing.T) {
 	}
 	if _, err := client.ListMarkets(ctx, &pb.ListMarketsRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("after revocation: %v", err)
+	}
+}
+
+// Malformed ids and page tokens of the admin RPCs are the caller's mistake:
+// InvalidArgument naming the field, never the database's complaint about a
+// uuid as Internal. Ids in capitals are the same ids.
+func TestAdminMalformedIDs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	admin := pb.NewAdminServiceClient(e.conn)
+	const notHex = "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"
+
+	cases := []struct {
+		name  string
+		call  func() error
+		field string // the message must name it
+	}{
+		{"audit events of a malformed credential id", func() error {
+			_, err := admin.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{CredentialId: notHex})
+			return err
+		}, "credential_id"},
+		{"credentials after a forged page token", func() error {
+			token := base64.RawURLEncoding.EncodeToString([]byte(notHex))
+			_, err := admin.ListCredentials(ctx, &pb.ListCredentialsRequest{PageToken: token})
+			return err
+		}, "page_token"},
+		{"revoke an id with its dashes out of place", func() error {
+			_, err := admin.RevokeCredential(ctx, &pb.RevokeCredentialRequest{Id: "0123456789abcdef0123456789abcdef----"})
+			return err
+		}, "id"},
+		{"revoke an id of letters", func() error {
+			_, err := admin.RevokeCredential(ctx, &pb.RevokeCredentialRequest{Id: notHex})
+			return err
+		}, "id"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := status.Convert(tc.call())
+			if st.Code() != codes.InvalidArgument {
+				t.Fatalf("got %v %q, want InvalidArgument", st.Code(), st.Message())
+			}
+			if !strings.HasPrefix(st.Message(), tc.field+": ") {
+				t.Fatalf("message %q does not name %q", st.Message(), tc.field)
+			}
+		})
+	}
+
+	c, secret := e.issue(t, access.IssueRequest{Name: "auditor", Role: access.RoleAuditor})
+	upper := strings.ToUpper(c.CredentialID)
+	if _, err := pb.NewAdminServiceClient(e.dial(t, secret)).IssueCredential(ctx, &pb.IssueCredentialRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("an auditor issuing a credential: %v", err)
+	}
+	events, err := admin.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{CredentialId: upper})
+	if err != nil || len(events.AuditEvents) != 1 || events.AuditEvents[0].CredentialId != c.CredentialID {
+		t.Fatalf("audit events of %s: %v, %v", upper, events, err)
+	}
+	revoked, err := admin.RevokeCredential(ctx, &pb.RevokeCredentialRequest{Id: upper})
+	if err != nil || revoked.Credential.Id != c.CredentialID || revoked.Credential.RevokeTime == nil {
+		t.Fatalf("revoking %s: %v, %v", upper, revoked, err)
 	}
 }
 
