@@ -236,7 +236,9 @@ func (f accessFixture) calls() []call {
 		{pb.AdminService_IssueCredential_FullMethodName, same(&pb.IssueCredentialRequest{Credential: &pb.Credential{Name: "new", Role: pb.Role_ROLE_AUDITOR}}), []string{"admin"}},
 		{pb.AdminService_ListCredentials_FullMethodName, same(&pb.ListCredentialsRequest{}), []string{"admin"}},
 		{pb.AdminService_RevokeCredential_FullMethodName, same(&pb.RevokeCredentialRequest{Id: f.spareCredential}), []string{"admin"}},
-		{pb.AdminService_ListAuditEvents_FullMethodName, same(&pb.ListAuditEventsRequest{}), []string{"admin", "auditor", "auditorOther"}},
+		// Not auditorOther: an audit event names no market, so the trail
+		// cannot be cut to a binding and is read by unbound readers only.
+		{pb.AdminService_ListAuditEvents_FullMethodName, same(&pb.ListAuditEventsRequest{}), []string{"admin", "auditor"}},
 	}
 }
 
@@ -484,6 +486,51 @@ func TestRevocationIsImmediate(t *testing.T) {
 	}
 	if _, err := client.ListMarkets(ctx, &pb.ListMarketsRequest{}); status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("after revocation: %v", err)
+	}
+}
+
+// The audit trail holds every market's calls: what they named and their
+// messages, a balance among them. An auditor bound to a market, which may
+// not read another market, may not list the trail either, even its own
+// events; an unbound auditor lists it all.
+func TestBoundAuditorCannotListAuditTrail(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1", "M2")
+	e.postTransfers(t, "M2", 1)
+	// An overdraft of M2's payable is refused with its available balance,
+	// and the refusal is kept in the trail.
+	_, err := e.client.PostEntry(ctx, &pb.PostEntryRequest{
+		IdempotencyKey: "overdraft-m2", Market: "M2", Kind: "adjust", Currency: "VND",
+		Postings: []*pb.PostingInput{posting("payable:M2", debit, "999999"), posting("cash:M2", credit, "999999")},
+	})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("overdraft: %v", err)
+	}
+	_, unboundSecret := e.issue(t, access.IssueRequest{Name: "auditor", Role: access.RoleAuditor})
+	bound, boundSecret := e.issue(t, access.IssueRequest{Name: "auditor of M1", Role: access.RoleAuditor, Markets: []string{"M1"}})
+	if _, err := pb.NewLedgerServiceClient(e.dial(t, boundSecret)).GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: "M2"}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("the auditor of M1 reading M2's trial balance: %v", err)
+	}
+
+	all, err := pb.NewAdminServiceClient(e.dial(t, unboundSecret)).ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(all.AuditEvents, func(ev *pb.AuditEvent) bool { return strings.Contains(ev.Message, "payable:M2") }) {
+		t.Fatalf("the trail does not hold the refused overdraft of M2: %v", all.AuditEvents)
+	}
+	boundAdmin := pb.NewAdminServiceClient(e.dial(t, boundSecret))
+	for name, req := range map[string]*pb.ListAuditEventsRequest{
+		"the trail":         {PageSize: 1000},
+		"its own events":    {CredentialId: bound.CredentialID},
+		"denied calls only": {DeniedOnly: true},
+	} {
+		resp, err := boundAdmin.ListAuditEvents(ctx, req)
+		if st := status.Convert(err); st.Code() != codes.PermissionDenied || st.Message() != "this credential may not do that" {
+			t.Errorf("the auditor of M1 listing %s: %d events, %v; want PermissionDenied naming nothing", name, len(resp.GetAuditEvents()), err)
+		}
 	}
 }
 

@@ -218,6 +218,16 @@ func (b *binder) bind(ctx context.Context, p access.Principal, req any) (string,
 		}
 		return r.GetMarket(), b.market(p, r.GetMarket())
 
+	// The audit trail: an event names no market, and what it names (a
+	// merchant, payment, account or market) and its message (a balance)
+	// may be any market's, so it cannot be cut to a binding: only unbound
+	// readers list it.
+	case *pb.ListAuditEventsRequest:
+		if !unbound(p) {
+			return r.GetCredentialId(), errDenied
+		}
+		return r.GetCredentialId(), nil
+
 	case *pb.RevokeCredentialRequest:
 		return r.GetId(), nil
 	case *pb.IssueCredentialRequest:

@@ -40,6 +40,8 @@ type AdminServiceClient interface {
 	// RevokeCredential makes a credential unusable at once.
 	RevokeCredential(ctx context.Context, in *RevokeCredentialRequest, opts ...grpc.CallOption) (*RevokeCredentialResponse, error)
 	// ListAuditEvents lists recorded writes and denied calls, newest first.
+	// For admins and auditors bound to no market: events name no market, so
+	// an auditor bound to markets is refused (PERMISSION_DENIED).
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
 
@@ -106,6 +108,8 @@ type AdminServiceServer interface {
 	// RevokeCredential makes a credential unusable at once.
 	RevokeCredential(context.Context, *RevokeCredentialRequest) (*RevokeCredentialResponse, error)
 	// ListAuditEvents lists recorded writes and denied calls, newest first.
+	// For admins and auditors bound to no market: events name no market, so
+	// an auditor bound to markets is refused (PERMISSION_DENIED).
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
