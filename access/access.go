@@ -70,14 +70,35 @@ func (p Principal) clone() Principal {
 }
 
 // Scope namespaces the principal's idempotency keys, so that one client's
-// key never answers for another's request. A merchant's and a bank's keys
-// survive the rotation of their credentials; operators share one scope.
+// key never answers for another's request, and names the creator of a
+// payout batch, which only its creator's scope sees. A merchant's and a
+// bank's keys survive the rotation of their credentials; operators share
+// one scope.
+//
+// A bank bound to markets is a client apart from its provider's other
+// credentials: two integrations of one provider, each for its own markets,
+// may send the same keys, and neither must be answered with the other's
+// writes. Its scope adds its binding, as a digest of its markets (sorted,
+// each once, joined by commas, which no market code holds), so that the
+// scope stays short however many markets it has: a scoped key must fit in
+// ledger.MaxKey. An unbound bank's scope is its provider alone.
+//
+// Nothing changes a credential's markets once it is issued, so its scope
+// is fixed. A new credential of the same provider and markets carries on
+// the keys and payout batches of the one it replaces; one with other
+// markets starts afresh: keys sent with the old one are neither replayed
+// nor refused, and the batches the old one made are not its own.
 func (p Principal) Scope() string {
 	switch p.Role {
 	case RoleMerchant:
 		return "merchant:" + p.Merchant
 	case RoleBank:
-		return "bank:" + p.Provider
+		if len(p.Markets) == 0 {
+			return "bank:" + p.Provider
+		}
+		markets := slices.Compact(slices.Sorted(slices.Values(p.Markets)))
+		sum := sha256.Sum256([]byte(strings.Join(markets, ",")))
+		return "bank:" + p.Provider + "@" + hex.EncodeToString(sum[:16])
 	}
 	return string(p.Role)
 }

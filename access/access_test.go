@@ -11,6 +11,7 @@ import (
 
 	"github.com/choledger/choledger/access"
 	"github.com/choledger/choledger/internal/pg/pgtest"
+	"github.com/choledger/choledger/ledger"
 )
 
 // Calls that authenticate at the same moment share the credential reads
@@ -76,5 +77,58 @@ func TestConcurrentAuthentication(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// A scope is one client's: banks of one provider bound to different markets
+// are different clients, whatever the order their markets were listed in,
+// and an unbound bank's scope is its provider's. However many markets a
+// bank has, its scope leaves room for a client's key of 128 characters.
+func TestScope(t *testing.T) {
+	t.Parallel()
+	bank := func(markets ...string) access.Principal {
+		return access.Principal{Role: access.RoleBank, Provider: "napas", Markets: markets}
+	}
+	for _, tc := range []struct {
+		name string
+		p    access.Principal
+		want string
+	}{
+		{"merchant", access.Principal{Role: access.RoleMerchant, Merchant: "TN-TEST-0001"}, "merchant:TN-TEST-0001"},
+		{"unbound bank", bank(), "bank:napas"},
+		{"admin", access.Principal{Role: access.RoleAdmin}, "admin"},
+	} {
+		if got := tc.p.Scope(); got != tc.want {
+			t.Errorf("%s: scope %q, want %q", tc.name, got, tc.want)
+		}
+	}
+
+	same := [][]string{{"M1", "M2"}, {"M2", "M1"}, {"M1", "M2", "M1"}}
+	for _, markets := range same[1:] {
+		if a, b := bank(same[0]...).Scope(), bank(markets...).Scope(); a != b {
+			t.Errorf("markets %v and %v: scopes %q and %q, want one", same[0], markets, a, b)
+		}
+	}
+	scopes := map[string][]string{}
+	for _, markets := range [][]string{nil, {"M1"}, {"M2"}, {"M1", "M2"}, {"M1M2"}} {
+		s := bank(markets...).Scope()
+		if other, taken := scopes[s]; taken {
+			t.Errorf("markets %v and %v share scope %q", other, markets, s)
+		}
+		if !strings.HasPrefix(s, "bank:napas") {
+			t.Errorf("markets %v: scope %q is not napas's", markets, s)
+		}
+		scopes[s] = markets
+	}
+	if s := (access.Principal{Role: access.RoleBank, Provider: "momo", Markets: []string{"M1"}}).Scope(); s == bank("M1").Scope() {
+		t.Errorf("momo and napas of M1 share scope %q", s)
+	}
+
+	many := make([]string, 100)
+	for i := range many {
+		many[i] = fmt.Sprintf("TN-%061d", i)
+	}
+	if s := bank(many...).Scope(); len(s)+1+128 > ledger.MaxKey {
+		t.Errorf("a bank of 100 markets has a scope of %d characters, leaving no room for a key of 128", len(s))
 	}
 }

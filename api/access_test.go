@@ -471,6 +471,80 @@ func TestCrossTenant(t *testing.T) {
 	}
 }
 
+// Two credentials of one provider bound to different markets are two
+// clients: the same idempotency key sent by each records each one's own
+// payment and payout batch, and neither learns of the other's. A new
+// credential of the same provider and markets carries on the keys and
+// batches of the one it replaces; a credential of other markets, or of
+// none, does not.
+func TestBankKeysAndBatchesAreScopedByMarkets(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-OTHER", Name: "Chợ Khác", Province: "Thái Nguyên"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: &pb.Merchant{
+		Code: "TN-OTHER-0001", Market: "TN-OTHER", Stalls: []string{"C-001"}, DisplayName: "Hàng cá", OwnerName: "Lê Văn Cá",
+		Phone: "0911111111", Channels: []pb.Channel{pb.Channel_CHANNEL_VIETQR}, FeePlan: &pb.FeePlan{MinFee: "0"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	bank := func(name string, markets ...string) *grpc.ClientConn {
+		_, secret := e.issue(t, access.IssueRequest{Name: name, Role: access.RoleBank, Provider: "napas", Markets: markets})
+		return e.dial(t, secret)
+	}
+	here, there := bank("VietQR bank of TN-TEST", testMarket), bank("VietQR bank of TN-OTHER", "TN-OTHER")
+	hereAgain := bank("VietQR bank of TN-TEST, rotated", testMarket)
+	both, unbound := bank("VietQR bank of both", "TN-OTHER", testMarket), bank("VietQR bank")
+
+	notification := func(merchant, ref string) *pb.RecordPaymentRequest {
+		return &pb.RecordPaymentRequest{IdempotencyKey: "notif-1", Merchant: merchant, Channel: pb.Channel_CHANNEL_VIETQR,
+			Amount: "150000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: ref}
+	}
+	mine, err := pb.NewPaymentServiceClient(here).RecordPayment(ctx, notification("TN-TEST-0001", "FT-HERE-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, err := pb.NewPaymentServiceClient(there).RecordPayment(ctx, notification("TN-OTHER-0001", "FT-THERE-1"))
+	if err != nil {
+		t.Fatalf("the bank of TN-OTHER sending the key the bank of TN-TEST sent: %v", err)
+	}
+	if theirs.Replayed || theirs.Payment.Id == mine.Payment.Id || theirs.Payment.Merchant != "TN-OTHER-0001" {
+		t.Fatalf("the bank of TN-OTHER got %v (replayed %v), want its own payment", theirs.Payment, theirs.Replayed)
+	}
+	again, err := pb.NewPaymentServiceClient(hereAgain).RecordPayment(ctx, notification("TN-TEST-0001", "FT-HERE-1"))
+	if err != nil || !again.Replayed || again.Payment.Id != mine.Payment.Id {
+		t.Fatalf("the rotated bank of TN-TEST sending its predecessor's notification again: %v, %v", again, err)
+	}
+
+	batchOf := func(conn *grpc.ClientConn) *pb.CreatePayoutBatchResponse {
+		resp, err := pb.NewSettlementServiceClient(conn).CreatePayoutBatch(ctx, &pb.CreatePayoutBatchRequest{
+			IdempotencyKey: "payout-1", Bank: "vcb", CutOff: timestamppb.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	myBatch, theirBatch := batchOf(here).Batch, batchOf(there)
+	if theirBatch.Replayed || theirBatch.Batch.Id == myBatch.Id {
+		t.Fatalf("the bank of TN-OTHER sending the key of the batch of the bank of TN-TEST got that batch, %s", myBatch.Id)
+	}
+	for name, c := range map[string]struct {
+		conn *grpc.ClientConn
+		sees bool
+	}{
+		"the bank of TN-TEST": {here, true}, "its rotation": {hereAgain, true},
+		"the bank of both markets": {both, false}, "the unbound bank": {unbound, false}, "the bank of TN-OTHER": {there, false},
+	} {
+		_, err := pb.NewSettlementServiceClient(c.conn).GetPayoutBatch(ctx, &pb.GetPayoutBatchRequest{Id: myBatch.Id})
+		if got := status.Code(err); c.sees && got != codes.OK || !c.sees && got != codes.PermissionDenied {
+			t.Errorf("%s reading the batch of the bank of TN-TEST: %v", name, err)
+		}
+	}
+}
+
 // Revoking a credential takes effect on the next call.
 func TestRevocationIsImmediate(t *testing.T) {
 	t.Parallel()
