@@ -726,6 +726,10 @@ func TestSettlementBadInput(t *testing.T) {
 		{"merchant: end before start", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.EndDay = today.AddDays(-1).String() }), codes.InvalidArgument, "end_day"},
 		{"merchant: period too long", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.StartDay = today.AddDays(-400).String(); r.EndDay = day }), codes.InvalidArgument, "end_day"},
 		{"merchant: end day in the future", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.EndDay = today.AddDays(3).String() }), codes.InvalidArgument, "end_day"},
+		{"merchant: start day in the future", merchantReq(func(r *pb.GetMerchantSettlementRequest) { r.StartDay = today.AddDays(1).String() }), codes.InvalidArgument, "start_day"},
+		{"merchant: start and end days in the future", merchantReq(func(r *pb.GetMerchantSettlementRequest) {
+			r.StartDay, r.EndDay = today.AddDays(1).String(), today.AddDays(3).String()
+		}), codes.InvalidArgument, "start_day"},
 		{"merchant: as of a negative sequence", merchantReq(func(r *pb.GetMerchantSettlementRequest) {
 			r.AsOf = &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: -1}}
 		}), codes.InvalidArgument, "as_of.sequence"},
@@ -742,6 +746,8 @@ func TestSettlementBadInput(t *testing.T) {
 		{"market: unknown", marketReq(func(r *pb.GetMarketSettlementRequest) { r.Market = "TN-NOWHERE" }), codes.NotFound, "market"},
 		{"market: no start day", marketReq(func(r *pb.GetMarketSettlementRequest) { r.StartDay = "" }), codes.InvalidArgument, "start_day"},
 		{"market: end before start", marketReq(func(r *pb.GetMarketSettlementRequest) { r.EndDay = "2001-01-01" }), codes.InvalidArgument, "end_day"},
+		{"market: start day in the future", marketReq(func(r *pb.GetMarketSettlementRequest) { r.StartDay = today.AddDays(1).String() }), codes.InvalidArgument, "start_day"},
+		{"market: end day in the future", marketReq(func(r *pb.GetMarketSettlementRequest) { r.EndDay = today.AddDays(1).String() }), codes.InvalidArgument, "end_day"},
 		{"market: as of before the period", marketReq(func(r *pb.GetMarketSettlementRequest) { r.AsOf = at(today.Start().Add(-time.Second)) }), codes.InvalidArgument, "as_of"},
 		{"market: negative page size", marketReq(func(r *pb.GetMarketSettlementRequest) { r.PageSize = -1 }), codes.InvalidArgument, "page_size"},
 		{"market: forged page token", marketReq(func(r *pb.GetMarketSettlementRequest) { r.PageToken = "bm90IGEgdG9rZW4" }), codes.InvalidArgument, "page_token"},

@@ -81,7 +81,13 @@ func (s *Service) period(start, end string) (Day, Day, error) {
 	if n := daysBetween(from, to); n > MaxPeriodDays {
 		return Day{}, Day{}, invalid("end_day", "a period is at most %d days, got %d", MaxPeriodDays, n)
 	}
-	if today := DayOf(s.now()); to.After(today) {
+	// A start_day that has not begun is its own fault, even when end_day,
+	// unset, took its value.
+	today := DayOf(s.now())
+	if from.After(today) {
+		return Day{}, Day{}, invalid("start_day", "%s has not begun: today is %s in Asia/Ho_Chi_Minh", from, today)
+	}
+	if to.After(today) {
 		return Day{}, Day{}, invalid("end_day", "%s has not begun: today is %s in Asia/Ho_Chi_Minh", to, today)
 	}
 	return from, to, nil
