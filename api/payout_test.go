@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -425,6 +426,77 @@ func TestPayoutBatchLifecycle(t *testing.T) {
 	if rep.Totals.PayoutCount != 1 || rep.Totals.Payouts != "100000" || rep.Totals.ClosingBalance != "40000" {
 		t.Errorf("PO-A-01's settlement: %v", rep.Totals)
 	}
+}
+
+// What a batch pays is what was owed at the cut-off, never more than the
+// merchant holds now. Money moving after the cut-off changes that only as
+// far as it takes money that was owed: a payment taken and refunded in full
+// after the cut-off takes nothing, however large; a payout reserved by the
+// cut-off and paid since took its money, so a payment after the cut-off
+// does not stand in for it; a line of an earlier batch that failed since
+// is owed again.
+func TestPayoutDueAtCutOffAfterMovesSince(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	// Fees are zero, so payable = gross. Batch 0 reserves PO-D-04 and
+	// PO-D-05 before the cut-off; the others are paid before it.
+	f := newPayoutFixture(t, "PO-D", map[string]int64{"PO-D-01": 0, "PO-D-02": 0, "PO-D-03": 0, "PO-D-04": 40000, "PO-D-05": 25000}, 65000)
+	e := f.e
+	b0 := f.create(t, "batch-0", time.Now())
+	pay := func(key, merchant, amount string) *pb.Payment {
+		return e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: merchant, Channel: pb.Channel_CHANNEL_VIETQR,
+			Amount: amount, Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-" + key}).Payment
+	}
+	pay("before-01", "PO-D-01", "100000")
+	pay("before-02", "PO-D-02", "100000")
+	pay("before-03", "PO-D-03", "30000")
+	if _, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "ps-2", Channel: pb.Channel_CHANNEL_VIETQR,
+		Market: f.market, Amount: "230000", Bank: "vcb", BankRef: "VCB-IN-2"}); err != nil {
+		t.Fatal(err)
+	}
+	cutOff := time.Now()
+	time.Sleep(2 * time.Millisecond)
+
+	// After the cut-off: PO-D-01 takes a payment (waits for the next
+	// batch); PO-D-02 and PO-D-03 each take one refunded in full; batch 0
+	// pays PO-D-04, which then takes a payment, and fails PO-D-05.
+	pay("after-01", "PO-D-01", "50000")
+	for _, m := range []string{"PO-D-02", "PO-D-03"} {
+		p := pay("after-"+m, m, "50000")
+		if _, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "refund-" + m, PaymentId: p.Id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.settle.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: b0.Batch.Id, Results: []*pb.PayoutResult{
+		{Merchant: "PO-D-04", Status: linePaid, BankRef: "VCB-OUT-04"},
+		{Merchant: "PO-D-05", Status: lineFailed, FailureReason: "sai số tài khoản"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	pay("after-04", "PO-D-04", "20000")
+
+	b1 := f.create(t, "batch-1", cutOff)
+	want := map[string]string{
+		"PO-D-01": "100000",
+		"PO-D-02": "100000",
+		"PO-D-03": "30000",
+		// PO-D-04: nothing; its 20,000 was confirmed after the cut-off.
+		"PO-D-05": "25000",
+	}
+	got := map[string]string{}
+	for _, l := range b1.Lines {
+		got[l.Merchant] = l.Amount
+		if l.Status != lineOpen {
+			t.Errorf("line %v, want open", l)
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("batch lines %v, want %v", got, want)
+	}
+	if b1.Batch.Total != "255000" {
+		t.Errorf("batch %v, want a total of 255000", b1.Batch)
+	}
+	e.checkInvariants(t)
 }
 
 // A bank's transfer reference is recorded once: a second line paid with

@@ -139,13 +139,21 @@ func (r PayoutBatchRequest) validate(now time.Time) error {
 }
 
 // CreatePayoutBatch freezes what is due to each merchant at r.CutOff and
-// reserves it; see PayoutBatchRequest. A merchant is due the confirmed
-// money recorded on its payable up to the cut-off that is still there:
+// reserves it; see PayoutBatchRequest. A merchant is due what it was owed
+// at the cut-off, but never more than its payable holds now:
 //
-//	due = posted credits - posted debits - pending debits (now)
-//	      - credits posted after the cut-off
+//	owed at the cut-off = posted credits - posted debits at the cut-off
+//	                      - payouts reserved by the cut-off and paid since
+//	available now       = posted credits - posted debits - pending debits
+//	due                 = the smaller of the two
 //
-// which is never more than the payable holds. Merchants owed money are
+// So money confirmed after the cut-off waits for the next batch, a refund
+// since lowers what is due only as far as it takes money that was owed
+// (a payment after the cut-off refunded in full takes nothing), and a
+// line of another batch that failed since is owed again. A payout
+// reserved by the cut-off is posted by an entry after it, but that money
+// was on its way out at the cut-off: counting it as owed would let money
+// confirmed after the cut-off into this batch. Merchants owed money are
 // skipped, with the reason, when they have no payout account, are
 // suspended, are in another open batch, or when the bank has not received
 // enough from the providers for their market (its settlement account may
@@ -219,13 +227,22 @@ type dueLine struct {
 }
 
 // dueAtCutOff lists every merchant with money due at cutSeq, in market and
-// merchant order, with what decides whether it can be paid.
+// merchant order, with what decides whether it can be paid. The postings
+// after cutSeq (pending ones move no posted total) turn today's posted
+// balance into the cut-off's; a debit among them that closes an entry
+// pending at the cut-off (a payout paid since) stays subtracted.
 const dueAtCutOff = `
 WITH owed AS (
     SELECT m.code, m.market, m.status, m.payout_bank_bin, m.payout_account_number, m.payout_holder_name,
-           a.credits_posted - a.debits_posted - a.debits_pending - COALESCE((
-               SELECT sum(p.amount) FROM ledger_postings p
-                WHERE p.account_id = a.id AND p.entry_seq > $2 AND p.direction = 'C' AND NOT p.pending), 0) AS due
+           LEAST(a.credits_posted - a.debits_posted - a.debits_pending,
+                 a.credits_posted - a.debits_posted - COALESCE((
+                     SELECT sum(CASE
+                                WHEN p.direction = 'C' THEN p.amount
+                                WHEN EXISTS (SELECT 1 FROM ledger_entries c
+                                              WHERE c.seq = p.entry_seq AND c.pending_seq <= $2) THEN 0
+                                ELSE -p.amount END)
+                       FROM ledger_postings p
+                      WHERE p.account_id = a.id AND p.entry_seq > $2 AND NOT p.pending), 0)) AS due
       FROM merchants m
       JOIN ledger_accounts a ON a.code = 'merchant:' || m.code || ':payable'
      WHERE $1::text[] IS NULL OR m.market = ANY($1))
