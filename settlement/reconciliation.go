@@ -160,7 +160,9 @@ func (s *Service) ImportStatement(ctx context.Context, r StatementImport) (Impor
 	if err != nil {
 		return ImportResult{}, err
 	}
-	items := itemsOf(reconcile.Match(st.Lines, payments, ReconcileWindow), payments, st.PeriodStart, st.PeriodEnd)
+	// A CSV's ref is the provider's reference (docs/reconciliation.md); a
+	// camt entry's may be the bank's own.
+	items := itemsOf(reconcile.Match(st.Lines, payments, ReconcileWindow, st.Format == statement.FormatCSV), payments, st.PeriodStart, st.PeriodEnd)
 	now := s.now().UTC().Truncate(time.Microsecond)
 	rep := ReconciliationReport{
 		ID:          ledger.NewID(now),

@@ -32,7 +32,7 @@ func TestItemsOfLeavesEdgePaymentsToTheNeighbour(t *testing.T) {
 		{Number: 2, Ref: "R2", Amount: 100, Credit: true, BookedAt: start.Add(time.Hour)},
 		{Number: 4, Ref: "R3", Amount: 100, Credit: false, BookedAt: start.Add(time.Hour)},
 	}
-	items := itemsOf(reconcile.Match(lines, payments, w), payments, start, end)
+	items := itemsOf(reconcile.Match(lines, payments, w, true), payments, start, end)
 	var got []string
 	for _, it := range items {
 		got = append(got, string(it.Kind)+":"+it.StatementRef+":"+it.PaymentID)

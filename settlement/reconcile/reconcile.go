@@ -83,7 +83,15 @@ func (r Report) Breaks() []Item {
 // the same amount booked closest to it within window, earliest line first,
 // so the result does not depend on input order. Debit lines (refunds,
 // reversals) are not payments and are left out of the match.
-func Match(lines []statement.Line, payments []Payment, window time.Duration) Report {
+//
+// providerRefs says each line's reference is the provider's own, as a
+// CSV's ref column is. Then a line never takes, on amount and time, a
+// payment with another provider reference: the provider gives each of its
+// transfers one reference, so the two are different transfers, and
+// pairing them would hide both breaks. Without it (camt, whose reference
+// may be the bank's own AcctSvcrRef or NtryRef, or the payer's EndToEndId)
+// a reference that differs says nothing.
+func Match(lines []statement.Line, payments []Payment, window time.Duration, providerRefs bool) Report {
 	var r Report
 	byRef := make(map[string]int, len(payments))
 	for i, p := range payments {
@@ -117,6 +125,9 @@ func Match(lines []statement.Line, payments []Payment, window time.Duration) Rep
 		for j, p := range payments {
 			if used[j] || p.Amount != l.Amount {
 				continue
+			}
+			if providerRefs && p.ProviderRef != "" && p.ProviderRef != l.Ref {
+				continue // another transfer of the provider's
 			}
 			gap := p.BookedAt.Sub(l.BookedAt)
 			if gap < 0 {

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ func TestMatch(t *testing.T) {
 		{ID: "p3", Amount: 30000, BookedAt: at(3)},
 		{ID: "p4", ProviderRef: "FT4", Amount: 20000, BookedAt: at(5)},
 	}
-	r := Match(lines, payments, 10*time.Minute)
+	r := Match(lines, payments, 10*time.Minute, true)
 	want := map[Kind]int{Matched: 2, AmountMismatch: 1, MissingInLedger: 2, MissingInStatement: 1}
 	for k, n := range want {
 		if got := r.Count(k); got != n {
@@ -54,8 +55,8 @@ func TestMatchIsOrderIndependent(t *testing.T) {
 		{Number: 3, Ref: "B", Amount: 10000, Credit: true, BookedAt: t0.Add(time.Minute)},
 	}
 	payments := []Payment{{ID: "x", Amount: 10000, BookedAt: t0.Add(time.Minute)}, {ID: "y", Amount: 10000, BookedAt: t0}}
-	a := Match(lines, payments, time.Hour)
-	b := Match([]statement.Line{lines[1], lines[0]}, []Payment{payments[1], payments[0]}, time.Hour)
+	a := Match(lines, payments, time.Hour, true)
+	b := Match([]statement.Line{lines[1], lines[0]}, []Payment{payments[1], payments[0]}, time.Hour, true)
 	pair := func(r Report) map[int]string {
 		m := map[int]string{}
 		for _, it := range r.Items {
@@ -67,5 +68,46 @@ func TestMatchIsOrderIndependent(t *testing.T) {
 	}
 	if pa, pb := pair(a), pair(b); pa[2] != pb[2] || pa[3] != pb[3] || pa[2] != "y" || pa[3] != "x" {
 		t.Fatalf("pairs depend on order: %v vs %v", pa, pb)
+	}
+}
+
+// A line whose reference is the provider's never takes, on amount and
+// time, a payment the provider gave another reference: they are two
+// transfers, and pairing them would hide both breaks. A camt line's
+// reference may be the bank's own, which says nothing of the payment's.
+func TestMatchByTimeSkipsAnotherProviderReference(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)
+	line := statement.Line{Number: 2, Ref: "FT9", Amount: 50000, Credit: true, BookedAt: t0}
+	other := Payment{ID: "p-other", ProviderRef: "FT1", Amount: 50000, BookedAt: t0.Add(time.Minute)}
+	unreferenced := Payment{ID: "p-none", Amount: 50000, BookedAt: t0.Add(5 * time.Minute)}
+	for _, tc := range []struct {
+		name         string
+		payments     []Payment
+		providerRefs bool
+		want         []string // kind:line ref:payment id
+	}{
+		{"provider references, only another", []Payment{other}, true,
+			[]string{"missing_in_ledger:FT9:", "missing_in_statement::p-other"}},
+		{"provider references, one without a reference further off", []Payment{other, unreferenced}, true,
+			[]string{"matched:FT9:p-none", "missing_in_statement::p-other"}},
+		{"bank references, only another", []Payment{other}, false,
+			[]string{"matched:FT9:p-other"}},
+		{"bank references, the closest", []Payment{other, unreferenced}, false,
+			[]string{"matched:FT9:p-other", "missing_in_statement::p-none"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Match([]statement.Line{line}, tc.payments, 10*time.Minute, tc.providerRefs)
+			var got []string
+			for _, it := range r.Items {
+				ref := ""
+				if it.Line != nil {
+					ref = it.Line.Ref
+				}
+				got = append(got, string(it.Kind)+":"+ref+":"+it.PaymentID)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -31,7 +31,7 @@
 // surrounding spaces), in any order:
 //
 //	column       required  content
-//	ref          yes       the provider's or bank's transaction reference:
+//	ref          yes       the provider's transaction reference:
 //	                       1 to 64 printable ASCII characters (space to ~),
 //	                       no leading or trailing space; unique within the
 //	                       file (a repeated ref is refused, naming both lines)
