@@ -362,13 +362,13 @@ func checkMarketSettlement(req *pb.GetMarketSettlementRequest, resp *pb.GetMarke
 	var payments, refunds int64
 	for _, p := range resp.GetProviders() {
 		pw := where + " provider " + p.GetProvider()
-		var f struct{ opening, payments, refunds, settled, adjustments, closing int64 }
+		var f struct{ opening, payments, refunds, settled, reclassified, adjustments, closing int64 }
 		bad := false
 		for _, x := range []struct {
 			dst *int64
 			s   string
 		}{{&f.opening, p.GetOpeningOwed()}, {&f.payments, p.GetPayments()}, {&f.refunds, p.GetRefunds()},
-			{&f.settled, p.GetSettled()}, {&f.adjustments, p.GetAdjustments()}, {&f.closing, p.GetClosingOwed()}} {
+			{&f.settled, p.GetSettled()}, {&f.reclassified, p.GetReclassified()}, {&f.adjustments, p.GetAdjustments()}, {&f.closing, p.GetClosingOwed()}} {
 			v, err := dong(x.s)
 			if err != nil {
 				out, bad = append(out, fmt.Sprintf("%s: %v", pw, err)), true
@@ -378,15 +378,15 @@ func checkMarketSettlement(req *pb.GetMarketSettlementRequest, resp *pb.GetMarke
 		if bad {
 			continue
 		}
-		if got := f.opening + f.payments - f.refunds - f.settled + f.adjustments; got != f.closing {
-			out = append(out, fmt.Sprintf("%s: opening %d + payments %d - refunds %d - settled %d + adjustments %d = %d, not closing %d",
-				pw, f.opening, f.payments, f.refunds, f.settled, f.adjustments, got, f.closing))
+		if got := f.opening + f.payments - f.refunds - f.settled - f.reclassified + f.adjustments; got != f.closing {
+			out = append(out, fmt.Sprintf("%s: opening %d + payments %d - refunds %d - settled %d - reclassified %d + adjustments %d = %d, not closing %d",
+				pw, f.opening, f.payments, f.refunds, f.settled, f.reclassified, f.adjustments, got, f.closing))
 		}
 		if f.adjustments != 0 {
 			out = append(out, fmt.Sprintf("%s: adjustments %d: the clearing account moved by something other than payments, refunds and settlements", pw, f.adjustments))
 		}
 		out = append(out, checkEquation(pw, p.GetEquation(), map[string]int64{
-			"opening": f.opening, "payments": f.payments, "refunds": f.refunds, "settled": f.settled, "closing": f.closing,
+			"opening": f.opening, "payments": f.payments, "refunds": f.refunds, "settled": f.settled, "reclassified": f.reclassified, "closing": f.closing,
 		})...)
 		payments += f.payments
 		refunds += f.refunds

@@ -135,9 +135,9 @@ func TestCheckMarketSettlement(t *testing.T) {
 	resp.Merchants[0].Totals.Channels = nil
 	pays, refunds := mustInt(m.Totals.Payments), mustInt(m.Totals.Refunds)
 	resp.Providers = []*pb.ProviderClearing{
-		{Provider: "napas", OpeningOwed: "0", Payments: strconv.FormatInt(pays, 10), Refunds: strconv.FormatInt(refunds, 10), Settled: "1000", Adjustments: "0",
+		{Provider: "napas", OpeningOwed: "0", Payments: strconv.FormatInt(pays, 10), Refunds: strconv.FormatInt(refunds, 10), Settled: "1000", Reclassified: "0", Adjustments: "0",
 			ClosingOwed: strconv.FormatInt(pays-refunds-1000, 10),
-			Equation:    fmt.Sprintf("opening 0 + payments %d - refunds %d - settled 1000 + adjustments 0 = closing %d", pays, refunds, pays-refunds-1000)},
+			Equation:    fmt.Sprintf("opening 0 + payments %d - refunds %d - settled 1000 - reclassified 0 + adjustments 0 = closing %d", pays, refunds, pays-refunds-1000)},
 	}
 	req := &pb.GetMarketSettlementRequest{Market: mk, StartDay: plan.Start, EndDay: plan.End}
 	if problems := checkMarketSettlement(req, resp, plan); len(problems) > 0 {
