@@ -23,32 +23,32 @@ var camtNamespace = regexp.MustCompile(`^urn:iso:std:iso:20022:tech:xsd:camt\.(0
 // of proportion to the file.
 const maxXMLDepth = 64
 
-// camt elements, kept to what a Line needs. Elements that decide money
-// (Amt, CdtDbtInd, Sts, BookgDt) are slices so a repeated one is refused
-// instead of the decoder silently keeping the last.
+// camt elements, kept to what a Line needs. Every element read is a slice,
+// even those the schema allows once, so a repeated one is refused instead
+// of the decoder silently keeping the last.
 type camtReport struct {
 	Stmts   []camtAccountReport `xml:"Stmt"`
 	Ntfctns []camtAccountReport `xml:"Ntfctn"`
 }
 
 type camtAccountReport struct {
-	ID      string      `xml:"Id"`
-	FrToDt  *camtPeriod `xml:"FrToDt"`
-	Entries []camtEntry `xml:"Ntry"`
+	ID      []string     `xml:"Id"`
+	FrToDt  []camtPeriod `xml:"FrToDt"`
+	Entries []camtEntry  `xml:"Ntry"`
 }
 
 type camtPeriod struct {
-	FrDtTm string `xml:"FrDtTm"`
-	ToDtTm string `xml:"ToDtTm"`
+	FrDtTm []string `xml:"FrDtTm"`
+	ToDtTm []string `xml:"ToDtTm"`
 }
 
 type camtEntry struct {
-	NtryRef      string             `xml:"NtryRef"`
+	NtryRef      []string           `xml:"NtryRef"`
 	Amt          []camtAmount       `xml:"Amt"`
 	CdtDbtInd    []string           `xml:"CdtDbtInd"`
 	Sts          []camtStatus       `xml:"Sts"`
 	BookgDt      []camtDate         `xml:"BookgDt"`
-	AcctSvcrRef  string             `xml:"AcctSvcrRef"`
+	AcctSvcrRef  []string           `xml:"AcctSvcrRef"`
 	NtryDtls     []camtEntryDetails `xml:"NtryDtls"`
 	AddtlNtryInf string             `xml:"AddtlNtryInf"`
 }
@@ -75,11 +75,13 @@ type camtEntryDetails struct {
 }
 
 type camtTx struct {
-	Refs struct {
-		AcctSvcrRef string `xml:"AcctSvcrRef"`
-		EndToEndID  string `xml:"EndToEndId"`
-	} `xml:"Refs"`
-	Ustrd []string `xml:"RmtInf>Ustrd"`
+	Refs  []camtRefs `xml:"Refs"`
+	Ustrd []string   `xml:"RmtInf>Ustrd"`
+}
+
+type camtRefs struct {
+	AcctSvcrRef []string `xml:"AcctSvcrRef"`
+	EndToEndID  []string `xml:"EndToEndId"`
 }
 
 // ParseCamt reads an ISO 20022 camt.053 or camt.054 document, telling which
@@ -111,7 +113,12 @@ func ParseCamt(r io.Reader, opts Options) (Statement, error) {
 	ar := reports[0]
 
 	st := Statement{Format: format, Digest: digest}
-	st.ID = strings.TrimSpace(ar.ID)
+	if len(ar.ID) > 1 {
+		return Statement{}, fileErr(container+"/Id", "expected exactly one, got %d", len(ar.ID))
+	}
+	if len(ar.ID) == 1 {
+		st.ID = strings.TrimSpace(ar.ID[0])
+	}
 	if st.ID == "" {
 		return Statement{}, fileErr(container+"/Id", "is required")
 	}
@@ -120,8 +127,11 @@ func ParseCamt(r io.Reader, opts Options) (Statement, error) {
 	}
 
 	start, end := cfg.start, cfg.end
-	if !cfg.periodGiven && ar.FrToDt != nil {
-		if start, end, err = camtPeriodBounds(container, ar.FrToDt); err != nil {
+	if !cfg.periodGiven && len(ar.FrToDt) > 1 {
+		return Statement{}, fileErr(container+"/FrToDt", "expected at most one, got %d", len(ar.FrToDt))
+	}
+	if !cfg.periodGiven && len(ar.FrToDt) == 1 {
+		if start, end, err = camtPeriodBounds(container, ar.FrToDt[0]); err != nil {
 			return Statement{}, err
 		}
 	}
@@ -152,6 +162,18 @@ func ParseCamt(r io.Reader, opts Options) (Statement, error) {
 
 func entryErr(n int, field, format string, args ...any) *Error {
 	return &Error{Line: n, Field: field, Reason: fmt.Sprintf(format, args...), unit: "entry"}
+}
+
+// optional is the text of an element the schema allows at most once, ""
+// when absent; ok is false when it is repeated.
+func optional(vs []string) (v string, ok bool) {
+	switch len(vs) {
+	case 0:
+		return "", true
+	case 1:
+		return vs[0], true
+	}
+	return "", false
 }
 
 // camtLine reads one entry; keep is false for entries that are not booked,
@@ -215,20 +237,36 @@ func camtLine(n int, e camtEntry, cfg config, start, end time.Time) (l Line, kee
 	for _, d := range e.NtryDtls {
 		txs = append(txs, d.TxDtls...)
 	}
-	type candidate struct{ field, value string }
+	type candidate struct {
+		field  string
+		values []string
+	}
 	var refs []candidate
 	if len(txs) == 1 {
-		refs = append(refs, candidate{"NtryDtls/TxDtls/Refs/AcctSvcrRef", txs[0].Refs.AcctSvcrRef})
-		if e2e := strings.TrimSpace(txs[0].Refs.EndToEndID); e2e != "NOTPROVIDED" {
-			refs = append(refs, candidate{"NtryDtls/TxDtls/Refs/EndToEndId", e2e})
+		const field = "NtryDtls/TxDtls/Refs"
+		if len(txs[0].Refs) > 1 {
+			return l, false, entryErr(n, field, "expected at most one, got %d", len(txs[0].Refs))
+		}
+		if len(txs[0].Refs) == 1 {
+			r := txs[0].Refs[0]
+			refs = append(refs, candidate{field + "/AcctSvcrRef", r.AcctSvcrRef}, candidate{field + "/EndToEndId", r.EndToEndID})
 		}
 	}
 	refs = append(refs, candidate{"AcctSvcrRef", e.AcctSvcrRef}, candidate{"NtryRef", e.NtryRef})
+	// Every candidate is checked, not only up to the one used: a repeated
+	// reference is a malformed entry whichever of them is taken.
 	refField := ""
 	for _, c := range refs {
-		if v := strings.TrimSpace(c.value); v != "" {
+		v, ok := optional(c.values)
+		if !ok {
+			return l, false, entryErr(n, c.field, "expected at most one, got %d", len(c.values))
+		}
+		v = strings.TrimSpace(v)
+		if strings.HasSuffix(c.field, "/EndToEndId") && v == "NOTPROVIDED" {
+			continue
+		}
+		if v != "" && l.Ref == "" {
 			l.Ref, refField = v, c.field
-			break
 		}
 	}
 	if l.Ref == "" {
@@ -283,9 +321,15 @@ func parseISODateTime(s string) (time.Time, bool) {
 // camtPeriodBounds turns FrToDt into [start, end). ToDtTm is the last
 // instant covered (banks write 23:59:59), so the exclusive end is the next
 // whole second after it.
-func camtPeriodBounds(container string, p *camtPeriod) (time.Time, time.Time, error) {
+func camtPeriodBounds(container string, p camtPeriod) (time.Time, time.Time, error) {
 	field := container + "/FrToDt"
-	from, to := strings.TrimSpace(p.FrDtTm), strings.TrimSpace(p.ToDtTm)
+	if len(p.FrDtTm) != 1 {
+		return time.Time{}, time.Time{}, fileErr(field+"/FrDtTm", "expected exactly one, got %d", len(p.FrDtTm))
+	}
+	if len(p.ToDtTm) != 1 {
+		return time.Time{}, time.Time{}, fileErr(field+"/ToDtTm", "expected exactly one, got %d", len(p.ToDtTm))
+	}
+	from, to := strings.TrimSpace(p.FrDtTm[0]), strings.TrimSpace(p.ToDtTm[0])
 	start, ok := parseISODateTime(from)
 	if !ok {
 		return start, start, fileErr(field+"/FrDtTm", "must be an ISO date-time: got %s", quote(from))

@@ -113,6 +113,12 @@
 //   - Channel and Merchant are left empty: camt has no standard place for
 //     them.
 //
+// An element read here that the schema allows once (Id, FrToDt and its
+// FrDtTm and ToDtTm; of a booked entry Amt, CdtDbtInd, Sts, BookgDt,
+// NtryRef, AcctSvcrRef, and TxDtls/Refs with its AcctSvcrRef and
+// EndToEndId) is refused when repeated, naming it and the entry: reading
+// one of several would be a guess.
+//
 // Unlike a CSV, a camt document with no booked entries is accepted with no
 // lines: a bank reports a day without transactions that way, and the
 // closing tags show the file is complete.

@@ -457,6 +457,17 @@ func TestParseCamtMalformed(t *testing.T) {
 		{"two statements", strings.Replace(camtDoc(ns053, good), "</Stmt>", "</Stmt><Stmt><Id>S2</Id></Stmt>", 1), Options{}, 0, "Stmt", "holds 2"},
 		{"no statement id", strings.Replace(camtDoc(ns053, good), "<Id>S1</Id>", "", 1), Options{}, 0, "Stmt/Id", "is required"},
 		{"bad period", strings.Replace(camtDoc(ns053, good), "2026-03-10T23:59:59+07:00", "tomorrow", 1), Options{}, 0, "Stmt/FrToDt/ToDtTm", "ISO date-time"},
+		// Elements the schema allows once: encoding/xml would keep the last
+		// of several, reading the statement on a guess.
+		{"two statement ids", strings.Replace(camtDoc(ns053, good), "<Id>S1</Id>", "<Id>S1</Id><Id>S2</Id>", 1), Options{}, 0, "Stmt/Id", "exactly one, got 2"},
+		{"two periods", strings.Replace(camtDoc(ns053, good), "<Acct>", "<FrToDt><FrDtTm>2026-03-01T00:00:00+07:00</FrDtTm><ToDtTm>2026-03-31T23:59:59+07:00</ToDtTm></FrToDt><Acct>", 1), Options{}, 0, "Stmt/FrToDt", "at most one, got 2"},
+		{"two period starts", strings.Replace(camtDoc(ns053, good), "<FrDtTm>", "<FrDtTm>2026-03-01T00:00:00+07:00</FrDtTm><FrDtTm>", 1), Options{}, 0, "Stmt/FrToDt/FrDtTm", "exactly one, got 2"},
+		{"two period ends", strings.Replace(camtDoc(ns053, good), "</ToDtTm>", "</ToDtTm><ToDtTm>2026-03-31T23:59:59+07:00</ToDtTm>", 1), Options{}, 0, "Stmt/FrToDt/ToDtTm", "exactly one, got 2"},
+		{"two entry references", camtDoc(ns053, good+strings.Replace(entry("N2", "1", "CRDT", "2026-03-10T08:00:00+07:00"), "</NtryRef>", "</NtryRef><NtryRef>N9</NtryRef>", 1)), Options{}, 2, "NtryRef", "entry 2: NtryRef: expected at most one, got 2"},
+		{"two entry servicer references", camtDoc(ns053, strings.Replace(good, "</Ntry>", "<AcctSvcrRef>A1</AcctSvcrRef><AcctSvcrRef>A2</AcctSvcrRef></Ntry>", 1)), Options{}, 1, "AcctSvcrRef", "at most one, got 2"},
+		{"two transaction Refs", camtDoc(ns053, good+strings.Replace(entry("N2", "1", "CRDT", "2026-03-10T08:00:00+07:00"), "</Ntry>", "<NtryDtls><TxDtls><Refs><AcctSvcrRef>A1</AcctSvcrRef></Refs><Refs><AcctSvcrRef>A2</AcctSvcrRef></Refs></TxDtls></NtryDtls></Ntry>", 1)), Options{}, 2, "NtryDtls/TxDtls/Refs", "entry 2: NtryDtls/TxDtls/Refs: expected at most one, got 2"},
+		{"two transaction servicer references", camtDoc(ns053, strings.Replace(good, "</Ntry>", "<NtryDtls><TxDtls><Refs><AcctSvcrRef>A1</AcctSvcrRef><AcctSvcrRef>A2</AcctSvcrRef></Refs></TxDtls></NtryDtls></Ntry>", 1)), Options{}, 1, "NtryDtls/TxDtls/Refs/AcctSvcrRef", "at most one, got 2"},
+		{"two end-to-end ids", camtDoc(ns053, strings.Replace(good, "</Ntry>", "<NtryDtls><TxDtls><Refs><EndToEndId>E1</EndToEndId><EndToEndId>E2</EndToEndId></Refs></TxDtls></NtryDtls></Ntry>", 1)), Options{}, 1, "NtryDtls/TxDtls/Refs/EndToEndId", "at most one, got 2"},
 		{"fractional VND", camtDoc(ns053, good+entry("N2", "1500.50", "CRDT", "2026-03-10T08:00:00+07:00")), Options{}, 2, "Amt", `entry 2: Amt: VND has no minor unit: got "1500.50"`},
 		{"negative amount", camtDoc(ns053, entry("N1", "-5", "CRDT", "2026-03-10T08:00:00+07:00")), Options{}, 1, "Amt", "plain positive decimal"},
 		{"zero amount", camtDoc(ns053, entry("N1", "0", "CRDT", "2026-03-10T08:00:00+07:00")), Options{}, 1, "Amt", "positive"},
