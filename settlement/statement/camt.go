@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -356,7 +357,7 @@ func decodeCamt(data []byte) (Format, camtReport, error) {
 		return nil, fmt.Errorf("only UTF-8 is accepted")
 	}
 	st := &strictTokens{raw: raw}
-	dec := xml.NewTokenDecoder(st)
+	dec := xml.NewTokenDecoder(&namespaceTokens{dec: xml.NewTokenDecoder(st)})
 	fail := func(err error) (Format, camtReport, error) { return "", rep, xmlErr(err, raw) }
 
 	root, err := nextElement(dec)
@@ -385,9 +386,10 @@ func decodeCamt(data []byte) (Format, camtReport, error) {
 	if child == nil {
 		return "", rep, fileErr("Document", "is empty, expected %s", want)
 	}
-	if child.Name.Local != want || child.Name.Space != root.Name.Space {
+	if child.Name.Local != want {
 		// The namespace and the content must agree, or we would not know
-		// which of the two the sender meant.
+		// which of the two the sender meant. (A child in another namespace
+		// than the root's is refused by namespaceTokens.)
 		return "", rep, fileErr("Document", "namespace is %s but the document holds %s, expected %s", format, quote(child.Name.Local), want)
 	}
 	if err := dec.DecodeElement(&rep, child); err != nil {
@@ -458,6 +460,50 @@ func (s *strictTokens) Token() (xml.Token, error) {
 		}
 	case xml.EndElement:
 		s.depth--
+	}
+	return tok, err
+}
+
+// namespaceTokens refuses an element outside the document's namespace (the
+// root's). encoding/xml matches a struct field on the local name alone, so
+// <Ntry xmlns="urn:other"> would be read as an entry; but it is not camt's
+// Ntry, and no camt schema allows a foreign element there. The exception is
+// the content of SplmtryData/Envlp, which ISO 20022 leaves to any schema
+// and which is never read.
+//
+// It reads names already resolved from dec and hands them on without their
+// xmlns declarations, so the decoder reading from it has no prefix left to
+// resolve a second time.
+type namespaceTokens struct {
+	dec   *xml.Decoder
+	space string // the root's namespace
+	depth int
+	envlp int // depth of the Envlp whose content is passed unchecked; 0 outside one
+}
+
+func (n *namespaceTokens) Token() (xml.Token, error) {
+	tok, err := n.dec.Token()
+	switch t := tok.(type) {
+	case xml.StartElement:
+		n.depth++
+		switch {
+		case n.depth == 1:
+			n.space = t.Name.Space
+		case n.envlp != 0:
+		case t.Name.Space != n.space:
+			return nil, fmt.Errorf("element %s in namespace %s: only the document's namespace is read, and only SplmtryData/Envlp may hold another", quote(t.Name.Local), quote(t.Name.Space))
+		case t.Name.Local == "Envlp":
+			n.envlp = n.depth
+		}
+		t.Attr = slices.DeleteFunc(slices.Clone(t.Attr), func(a xml.Attr) bool {
+			return a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns")
+		})
+		return t, err
+	case xml.EndElement:
+		if n.depth == n.envlp {
+			n.envlp = 0
+		}
+		n.depth--
 	}
 	return tok, err
 }

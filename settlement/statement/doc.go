@@ -82,7 +82,11 @@
 //
 // ParseCamt accepts camt.053.001.02 to .13 (Document/BkToCstmrStmt/Stmt)
 // and camt.054.001.02 to .13 (Document/BkToCstmrDbtCdtNtfctn/Ntfctn); the
-// namespace and the root child must agree. The document must be UTF-8 and
+// namespace and the root child must agree. Every element must be in that
+// namespace, except the content of SplmtryData/Envlp, which ISO 20022
+// leaves to any schema and which is not read: an element of another
+// namespace named like a camt one (<Ntry xmlns="urn:other">) is not camt's
+// and is refused, not read by its name. The document must be UTF-8 and
 // hold exactly one Stmt or Ntfctn: one Statement is one account's report.
 // Statement.ID is its Id. Its FrToDt, when present, is the period lines
 // are checked against unless Options gives one; ToDtTm is taken as the

@@ -413,6 +413,18 @@ func TestParseCamtVersions(t *testing.T) {
 	}
 }
 
+// SplmtryData/Envlp is where ISO 20022 lets a bank put elements of its
+// own schema; they are not read, and may be named like camt's.
+func TestParseCamtSupplementaryData(t *testing.T) {
+	doc := camtDoc(ns053, strings.Replace(entry("N1", "1500", "CRDT", "2026-03-10T08:00:00+07:00"), "</Ntry>",
+		`<NtryDtls><TxDtls><SplmtryData><Envlp><b:Ext xmlns:b="urn:bank"><b:Ntry><b:Amt>9</b:Amt></b:Ntry></b:Ext></Envlp></SplmtryData></TxDtls></NtryDtls></Ntry>`, 1))
+	st, err := ParseCamt(strings.NewReader(doc), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertLines(t, st.Lines, []Line{{Number: 1, Ref: "N1", Amount: 1500, Credit: true, Currency: "VND", BookedAt: utc("2026-03-10T01:00:00Z")}})
+}
+
 func TestParseCamtBatchEntry(t *testing.T) {
 	// Two transactions in one entry: their own references do not describe
 	// the entry's total, so the entry's reference is used.
@@ -486,6 +498,14 @@ func TestParseCamtMalformed(t *testing.T) {
 		{"duplicate reference", camtDoc(ns053, good+entry("N2", "1", "CRDT", "2026-03-10T08:00:00+07:00")+entry("N1", "1", "DBIT", "2026-03-10T09:00:00+07:00")), Options{}, 3, "ref", `duplicate reference "N1", also in entry 1`},
 		{"oversized input", camtDoc(ns053, good), Options{MaxBytes: 100}, 0, "size", "larger than 100 bytes"},
 		{"too many entries", camtDoc(ns053, good+entry("N2", "1", "CRDT", "2026-03-10T08:00:00+07:00")), Options{MaxLines: 1}, 2, "Ntry", "more than 1 entries"},
+		// Only the document's namespace is camt: an element named like a
+		// camt one in another namespace is not it, and no camt schema
+		// allows one there.
+		{"entry in another namespace", camtDoc(ns053, good+strings.Replace(entry("N2", "1", "CRDT", "2026-03-10T08:00:00+07:00"), "<Ntry>", `<Ntry xmlns="urn:other">`, 1)), Options{}, 0, "xml", `"Ntry" in namespace "urn:other"`},
+		{"entry in no namespace", camtDoc(ns053, strings.Replace(good, "<Ntry>", `<Ntry xmlns="">`, 1)), Options{}, 0, "xml", `"Ntry" in namespace ""`},
+		{"entry of another version", camtDoc(ns053, strings.Replace(good, "<Ntry>", `<Ntry xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">`, 1)), Options{}, 0, "xml", "camt.053.001.02"},
+		{"amount in another namespace", camtDoc(ns053, strings.Replace(good, `<Amt Ccy="VND">150000</Amt>`, `<o:Amt xmlns:o="urn:other" Ccy="VND">150000</o:Amt>`, 1)), Options{}, 0, "xml", `"Amt" in namespace "urn:other"`},
+		{"unbound prefix", camtDoc(ns053, strings.Replace(good, "<NtryRef>N1</NtryRef>", "<o:NtryRef>N1</o:NtryRef>", 1)), Options{}, 0, "xml", `"NtryRef"`},
 		{"deep nesting", camtDoc(ns053, strings.Repeat("<a>", 100)+strings.Repeat("</a>", 100)), Options{}, 0, "xml", "nested deeper"},
 	}
 	for _, tt := range tests {
