@@ -318,7 +318,7 @@ func (s *Service) statementPayments(ctx context.Context, ch merchant.Channel, ma
 	// external reference of the entry that brought it (payment.ExternalRef).
 	refs := make([]string, 0, len(st.Lines))
 	for _, l := range st.Lines {
-		if l.Credit {
+		if l.Credit && !l.Reversal {
 			refs = append(refs, payment.ExternalRef(ch, l.Ref))
 		}
 	}

@@ -32,7 +32,8 @@ const (
 	Matched Kind = "matched"
 	// AmountMismatch: matched by reference, but the amounts differ.
 	AmountMismatch Kind = "amount_mismatch"
-	// MissingInLedger: the statement has it, the ledger does not.
+	// MissingInLedger: the statement has it, the ledger does not: a
+	// payment, or a debit reversal taking one back.
 	MissingInLedger Kind = "missing_in_ledger"
 	// MissingInStatement: the ledger has it, the statement does not.
 	MissingInStatement Kind = "missing_in_statement"
@@ -81,8 +82,13 @@ func (r Report) Breaks() []Item {
 // provider reference (a reference match with another amount is a mismatch,
 // not a new pair); then each remaining line takes the remaining payment of
 // the same amount booked closest to it within window, earliest line first,
-// so the result does not depend on input order. Debit lines (refunds,
-// reversals) are not payments and are left out of the match.
+// so the result does not depend on input order. Debit lines (refunds) and
+// credit reversals (money back from a failed debit, such as a bounced
+// refund) are not payments and are left out of the match. A debit
+// reversal takes back an earlier credit, a payment the ledger counts as
+// received; the ledger records no such movement, so the line is
+// MissingInLedger, paired with no payment: its reference may be the
+// bank's, and pairing on amount and time would be a guess.
 //
 // providerRefs says each line's reference is the provider's own, as a
 // CSV's ref column is. Then a line never takes, on amount and time, a
@@ -103,7 +109,11 @@ func Match(lines []statement.Line, payments []Payment, window time.Duration, pro
 	var rest []int // lines with no reference match, by index
 	for i := range lines {
 		l := &lines[i]
-		if !l.Credit {
+		if l.Reversal && !l.Credit {
+			r.Items = append(r.Items, Item{Kind: MissingInLedger, Line: l})
+			continue
+		}
+		if !l.Credit || l.Reversal {
 			continue
 		}
 		j, ok := byRef[l.Ref]

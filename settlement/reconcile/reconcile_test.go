@@ -1,7 +1,9 @@
 package reconcile
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,5 +111,62 @@ func TestMatchByTimeSkipsAnotherProviderReference(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// camtDay is a camt.053 of 2026-03-10 (Vietnam time) holding entries.
+func camtDay(t *testing.T, entries string) []statement.Line {
+	t.Helper()
+	doc := `<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"><BkToCstmrStmt><GrpHdr><MsgId>M1</MsgId><CreDtTm>2026-03-11T01:00:00+07:00</CreDtTm></GrpHdr>
+<Stmt><Id>S1</Id>
+<FrToDt><FrDtTm>2026-03-10T00:00:00+07:00</FrDtTm><ToDtTm>2026-03-10T23:59:59+07:00</ToDtTm></FrToDt>
+<Acct><Id><Othr><Id>0001234567890</Id></Othr></Id></Acct>
+` + entries + `
+</Stmt></BkToCstmrStmt></Document>`
+	st, err := statement.ParseCamt(strings.NewReader(doc), statement.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Lines
+}
+
+// A camt credit with RvslInd is the reversal of an earlier debit, such as
+// a refund that bounced back: money in, but no customer's payment, so it
+// never takes a payment of the same amount and time. Here the one payment
+// is not on the statement, and must be reported so.
+func TestMatchSkipsCreditReversal(t *testing.T) {
+	lines := camtDay(t, `<Ntry><NtryRef>RFD-0001</NtryRef><Amt Ccy="VND">150000</Amt><CdtDbtInd>CRDT</CdtDbtInd><RvslInd>true</RvslInd>
+<Sts><Cd>BOOK</Cd></Sts><BookgDt><DtTm>2026-03-10T12:05:00+07:00</DtTm></BookgDt>
+<AddtlNtryInf>Hoan tra giao dich hoan tien RFD-0001 that bai</AddtlNtryInf></Ntry>`)
+	payments := []Payment{{ID: "p1", Amount: 150000, BookedAt: time.Date(2026, 3, 10, 5, 0, 0, 0, time.UTC)}}
+	r := Match(lines, payments, 15*time.Minute, false)
+	if len(r.Items) != 1 || r.Count(MissingInStatement) != 1 {
+		t.Errorf("lines %+v\nitems %+v; want only p1 missing in the statement", lines, r.Items)
+	}
+}
+
+// A camt debit with RvslInd takes back an earlier credit: a payment the
+// ledger counts as received was not kept. The ledger records no such
+// movement, so the line is a break, missing in the ledger; it is not a
+// payment, so it pairs with none.
+func TestMatchReportsDebitReversal(t *testing.T) {
+	lines := camtDay(t, `<Ntry><NtryRef>FT-1</NtryRef><Amt Ccy="VND">150000</Amt><CdtDbtInd>CRDT</CdtDbtInd>
+<Sts><Cd>BOOK</Cd></Sts><BookgDt><DtTm>2026-03-10T12:00:00+07:00</DtTm></BookgDt></Ntry>
+<Ntry><NtryRef>RV-1</NtryRef><Amt Ccy="VND">150000</Amt><CdtDbtInd>DBIT</CdtDbtInd><RvslInd>true</RvslInd>
+<Sts><Cd>BOOK</Cd></Sts><BookgDt><DtTm>2026-03-10T12:01:00+07:00</DtTm></BookgDt></Ntry>
+<Ntry><NtryRef>RF-1</NtryRef><Amt Ccy="VND">20000</Amt><CdtDbtInd>DBIT</CdtDbtInd><RvslInd>false</RvslInd>
+<Sts><Cd>BOOK</Cd></Sts><BookgDt><DtTm>2026-03-10T12:02:00+07:00</DtTm></BookgDt></Ntry>`)
+	payments := []Payment{{ID: "p1", ProviderRef: "FT-1", Amount: 150000, BookedAt: time.Date(2026, 3, 10, 5, 0, 0, 0, time.UTC)}}
+	r := Match(lines, payments, 15*time.Minute, false)
+	var got []string
+	for _, it := range r.Items {
+		got = append(got, fmt.Sprintf("%s:%d:%s", it.Kind, it.Line.Number, it.PaymentID))
+	}
+	// The refund (entry 3) is money out the ledger initiated: not matched,
+	// never a break.
+	want := []string{"matched:1:p1", "missing_in_ledger:2:"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }

@@ -47,6 +47,7 @@ type camtEntry struct {
 	NtryRef      []string           `xml:"NtryRef"`
 	Amt          []camtAmount       `xml:"Amt"`
 	CdtDbtInd    []string           `xml:"CdtDbtInd"`
+	RvslInd      []string           `xml:"RvslInd"`
 	Sts          []camtStatus       `xml:"Sts"`
 	BookgDt      []camtDate         `xml:"BookgDt"`
 	AcctSvcrRef  []string           `xml:"AcctSvcrRef"`
@@ -217,6 +218,20 @@ func camtLine(n int, e camtEntry, cfg config, start, end time.Time) (l Line, kee
 	case "DBIT":
 	default:
 		return l, false, entryErr(n, "CdtDbtInd", "must be CRDT or DBIT: got %s", quote(ind))
+	}
+	// RvslInd (an xs:boolean, absent meaning false) turns the direction's
+	// meaning around: a reversed credit is no payment.
+	if len(e.RvslInd) > 1 {
+		return l, false, entryErr(n, "RvslInd", "expected at most one, got %d", len(e.RvslInd))
+	}
+	if len(e.RvslInd) == 1 {
+		switch v := strings.TrimSpace(e.RvslInd[0]); v {
+		case "true", "1":
+			l.Reversal = true
+		case "false", "0":
+		default:
+			return l, false, entryErr(n, "RvslInd", "must be true or false: got %s", quote(v))
+		}
 	}
 
 	if len(e.BookgDt) != 1 {

@@ -101,9 +101,13 @@
 // so a person can find it. Of a booked entry:
 //
 //   - Amt and its Ccy give Amount and Currency, under the CSV amount rules.
-//   - CdtDbtInd gives Credit: CRDT true, DBIT false. A reversal (RvslInd)
-//     is booked with the direction the money actually moved, so it needs no
-//     special case.
+//   - CdtDbtInd gives Credit: CRDT true, DBIT false, the direction the
+//     money moved.
+//   - RvslInd ("true" or "1"; absent, "false" or "0" is none) gives
+//     Reversal: the entry undoes an earlier one of the other direction. A
+//     credit reversal (a refund that bounced back) is money in but no
+//     customer's payment, and a debit reversal takes a payment back, so
+//     the direction alone does not say what the line is.
 //   - BookgDt/DtTm gives BookedAt (without an offset it is Vietnam time);
 //     a date-only BookgDt/Dt means 00:00 Vietnam time that day.
 //   - Ref is the first non-empty of NtryDtls/TxDtls/Refs/AcctSvcrRef,

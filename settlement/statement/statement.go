@@ -35,12 +35,18 @@ type Line struct {
 	Number      int
 	Ref         string    // provider/bank transaction reference: 1-64 printable ASCII
 	Amount      int64     // minor units of Currency, always positive
-	Credit      bool      // true: money in (a payment); false: money out (a refund/reversal)
+	Credit      bool      // true: money in (a payment, unless Reversal); false: money out (a refund, a reversal)
 	Currency    string    // ISO 4217, e.g. "VND"
 	BookedAt    time.Time // UTC
 	Channel     string    // "" when the statement does not say
 	Merchant    string    // "" when the statement does not say
 	Description string    // at most 140 characters
+	// Reversal says the line undoes an earlier one of the other direction
+	// (camt's RvslInd): a credit reversal is money coming back from a
+	// failed debit, such as a refund that bounced, not a customer's
+	// payment; a debit reversal takes back an earlier credit. Always false
+	// for CSV, whose "debit" may be either a refund or a reversal.
+	Reversal bool
 }
 
 // Statement is a provider's or bank's list of booked transactions.

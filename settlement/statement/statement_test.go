@@ -413,6 +413,29 @@ func TestParseCamtVersions(t *testing.T) {
 	}
 }
 
+// RvslInd marks a line as undoing an earlier one of the other direction;
+// the direction stays the one the money moved.
+func TestParseCamtReversal(t *testing.T) {
+	rvsl := func(e, v string) string {
+		return strings.Replace(e, "</CdtDbtInd>", "</CdtDbtInd><RvslInd>"+v+"</RvslInd>", 1)
+	}
+	at := "2026-03-10T08:00:00+07:00"
+	doc := camtDoc(ns053, rvsl(entry("N1", "1", "CRDT", at), "true")+rvsl(entry("N2", "2", "DBIT", at), " 1 ")+
+		rvsl(entry("N3", "3", "CRDT", at), "false")+rvsl(entry("N4", "4", "DBIT", at), "0")+entry("N5", "5", "CRDT", at))
+	st, err := ParseCamt(strings.NewReader(doc), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	booked := utc("2026-03-10T01:00:00Z")
+	assertLines(t, st.Lines, []Line{
+		{Number: 1, Ref: "N1", Amount: 1, Credit: true, Reversal: true, Currency: "VND", BookedAt: booked},
+		{Number: 2, Ref: "N2", Amount: 2, Credit: false, Reversal: true, Currency: "VND", BookedAt: booked},
+		{Number: 3, Ref: "N3", Amount: 3, Credit: true, Currency: "VND", BookedAt: booked},
+		{Number: 4, Ref: "N4", Amount: 4, Credit: false, Currency: "VND", BookedAt: booked},
+		{Number: 5, Ref: "N5", Amount: 5, Credit: true, Currency: "VND", BookedAt: booked},
+	})
+}
+
 // SplmtryData/Envlp is where ISO 20022 lets a bank put elements of its
 // own schema; they are not read, and may be named like camt's.
 func TestParseCamtSupplementaryData(t *testing.T) {
@@ -487,6 +510,8 @@ func TestParseCamtMalformed(t *testing.T) {
 		{"no currency", camtDoc(ns053, strings.Replace(good, ` Ccy="VND"`, ``, 1)), Options{}, 1, "Amt/@Ccy", "is required"},
 		{"two amounts", camtDoc(ns053, strings.Replace(good, `</Amt>`, `</Amt><Amt Ccy="VND">1</Amt>`, 1)), Options{}, 1, "Amt", "exactly one, got 2"},
 		{"bad direction", camtDoc(ns053, entry("N1", "1", "CREDIT", "2026-03-10T08:00:00+07:00")), Options{}, 1, "CdtDbtInd", "CRDT or DBIT"},
+		{"two reversal indicators", camtDoc(ns053, strings.Replace(good, "</CdtDbtInd>", "</CdtDbtInd><RvslInd>false</RvslInd><RvslInd>true</RvslInd>", 1)), Options{}, 1, "RvslInd", "at most one, got 2"},
+		{"reversal indicator not a boolean", camtDoc(ns053, strings.Replace(good, "</CdtDbtInd>", "</CdtDbtInd><RvslInd>yes</RvslInd>", 1)), Options{}, 1, "RvslInd", `true or false: got "yes"`},
 		{"missing status", camtDoc(ns053, strings.Replace(good, "<Sts><Cd>BOOK</Cd></Sts>", "", 1)), Options{}, 1, "Sts", "exactly one"},
 		{"booked without date", camtDoc(ns053, `<Ntry><NtryRef>N1</NtryRef><Amt Ccy="VND">1</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts></Ntry>`), Options{}, 1, "BookgDt", "exactly one"},
 		{"bad booking time", camtDoc(ns053, entry("N1", "1", "CRDT", "10/03/2026")), Options{}, 1, "BookgDt/DtTm", "ISO date-time"},
