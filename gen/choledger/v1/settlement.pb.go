@@ -261,7 +261,9 @@ const (
 	ReconciliationItemKind_RECONCILIATION_ITEM_KIND_MATCHED     ReconciliationItemKind = 1
 	// Matched by reference, but the amounts differ.
 	ReconciliationItemKind_RECONCILIATION_ITEM_KIND_AMOUNT_MISMATCH ReconciliationItemKind = 2
-	// On the statement, not in the ledger.
+	// On the statement, not in the ledger: a payment the ledger never
+	// recorded, or (camt) a debit reversal, a payment the provider took back,
+	// which the ledger still counts as received.
 	ReconciliationItemKind_RECONCILIATION_ITEM_KIND_MISSING_IN_LEDGER ReconciliationItemKind = 3
 	// In the ledger, not on the statement.
 	ReconciliationItemKind_RECONCILIATION_ITEM_KIND_MISSING_IN_STATEMENT ReconciliationItemKind = 4
