@@ -10,6 +10,7 @@ import (
 	"github.com/shopspring/decimal"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
@@ -89,15 +90,31 @@ func (s *MerchantServer) CreateMerchant(ctx context.Context, req *pb.CreateMerch
 	return &pb.CreateMerchantResponse{Merchant: merchantToProto(out)}, nil
 }
 
-// GetMerchant returns personal data in full: it is the call for the
-// merchant itself and for operators (access control will say who may make
-// it).
+// GetMerchant returns personal data in full only to the merchant itself
+// and to admins. Banks and auditors get it masked, as ListMerchants shows
+// it: otherwise reading the listed codes one by one would undo the list's
+// masking. None of them needs more: a payout batch line carries the account
+// to pay, copied when the batch was made.
 func (s *MerchantServer) GetMerchant(ctx context.Context, req *pb.GetMerchantRequest) (*pb.GetMerchantResponse, error) {
 	m, err := s.Merchants.GetMerchant(ctx, req.GetCode())
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
+	if !seesPersonalData(ctx, m) {
+		m = m.Masked()
+	}
 	return &pb.GetMerchantResponse{Merchant: merchantToProto(m)}, nil
+}
+
+// seesPersonalData reports whether the caller may read m's personal data
+// unmasked: an admin, or m's own credential. A call with no principal sees
+// it masked.
+func seesPersonalData(ctx context.Context, m merchant.Merchant) bool {
+	p, ok := principalOf(ctx)
+	if !ok {
+		return false
+	}
+	return p.Role == access.RoleAdmin || (p.Role == access.RoleMerchant && p.Merchant == m.Code)
 }
 
 // ListMerchants masks personal data: a list is for finding merchants, not

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
+	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/internal/pg/pgtest"
 	"github.com/choledger/choledger/ledger"
@@ -268,6 +269,49 @@ func TestListMerchantsMasksAndPages(t *testing.T) {
 	all, err := e.client.ListMerchants(ctx, &pb.ListMerchantsRequest{})
 	if err != nil || len(all.Merchants) != 6 {
 		t.Errorf("all merchants: %d, %v", len(all.GetMerchants()), err)
+	}
+}
+
+// GetMerchant shows personal data in full only to the merchant itself and
+// to admins; a bank or auditor of the market gets it masked, as
+// ListMerchants shows it, so that reading merchants one by one reveals no
+// more than listing them.
+func TestGetMerchantMasksForOthers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	me := &merchantEnv{db: e.db, ledger: e.ledger, conn: e.conn, client: e.merchants}
+	me.market(t, "M1", "Thái Nguyên")
+	me.merchant(t, sampleMerchant("A-1", "M1", "S-1"))
+	listed, err := e.merchants.ListMerchants(ctx, &pb.ListMerchantsRequest{Market: "M1"})
+	if err != nil || len(listed.Merchants) != 1 {
+		t.Fatalf("list: %v, %v", listed, err)
+	}
+	masked, full := listed.Merchants[0], sampleMerchant("A-1", "M1", "S-1")
+	for _, c := range []struct {
+		name string
+		r    access.IssueRequest
+		want *pb.Merchant
+	}{
+		{"admin", access.IssueRequest{Name: "admin", Role: access.RoleAdmin}, full},
+		{"the merchant", access.IssueRequest{Name: "stall A-1", Role: access.RoleMerchant, Merchant: "A-1"}, full},
+		{"auditor", access.IssueRequest{Name: "auditor", Role: access.RoleAuditor}, masked},
+		{"auditor of the market", access.IssueRequest{Name: "auditor M1", Role: access.RoleAuditor, Markets: []string{"M1"}}, masked},
+		{"bank", access.IssueRequest{Name: "napas", Role: access.RoleBank, Provider: "napas"}, masked},
+		{"bank of the market", access.IssueRequest{Name: "momo M1", Role: access.RoleBank, Provider: "momo", Markets: []string{"M1"}}, masked},
+	} {
+		_, secret := e.issue(t, c.r)
+		resp, err := pb.NewMerchantServiceClient(e.dial(t, secret)).GetMerchant(ctx, &pb.GetMerchantRequest{Code: "A-1"})
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		m := resp.Merchant
+		if m.OwnerName != c.want.OwnerName || m.Phone != c.want.Phone ||
+			!proto.Equal(m.PayoutAccount, c.want.PayoutAccount) || m.DisplayName != "Bún chả Cô Lan" {
+			t.Errorf("%s: GetMerchant shows owner %q phone %q payout account %v; want owner %q phone %q payout account %v",
+				c.name, m.OwnerName, m.Phone, m.PayoutAccount, c.want.OwnerName, c.want.Phone, c.want.PayoutAccount)
+		}
 	}
 }
 
