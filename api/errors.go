@@ -44,6 +44,7 @@ var codeOf = []struct {
 	{merchant.ErrMarketClosed, codes.FailedPrecondition},
 	{merchant.ErrBadTransition, codes.FailedPrecondition},
 	{merchant.ErrNoPayoutAccount, codes.FailedPrecondition},
+	{merchant.ErrChannelNotAccepted, codes.FailedPrecondition},
 	{payment.ErrPaymentNotFound, codes.NotFound},
 	{payment.ErrRequestNotFound, codes.NotFound},
 	{payment.ErrMerchantInactive, codes.FailedPrecondition},

@@ -461,6 +461,17 @@ func TestMerchantQR(t *testing.T) {
 		p.Currency != "704" || p.Country != "VN" || p.Amount != "" || p.MerchantName != "RAU SACH NGOC ANH" {
 		t.Errorf("static QR %+v", p)
 	}
+
+	// A merchant that does not take VietQR gets no VietQR to print: the
+	// transfers it brought would be refused.
+	m = sampleMerchant("A-2", "M1", "S-2")
+	m.Channels = []pb.Channel{pb.Channel_CHANNEL_MOMO}
+	m.FeePlan = &pb.FeePlan{MinFee: "0"}
+	e.merchant(t, m)
+	none, err := e.client.GetMerchantQr(ctx, &pb.GetMerchantQrRequest{Code: "A-2"})
+	if st := status.Convert(err); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "VIETQR") {
+		t.Errorf("static QR of a merchant without VIETQR: %v %q, payload %q; want FailedPrecondition naming VIETQR", st.Code(), st.Message(), none.GetPayload())
+	}
 }
 
 // tableFingerprints sums up every table a merchant call may write, so a

@@ -42,6 +42,13 @@ func TestPaymentWritesRefuseBadInput(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: &pb.Merchant{
+		Code: "TN-TEST-0004", Market: testMarket, Stalls: []string{"D-001"}, DisplayName: "Hàng hoa", OwnerName: "Phạm Thị Hoa",
+		Phone: "0366666666", PayoutAccount: &pb.PayoutAccount{BankBin: "970436", AccountNumber: "0011004444444", HolderName: "PHAM THI HOA"},
+		Channels: []pb.Channel{pb.Channel_CHANNEL_MOMO}, FeePlan: &pb.FeePlan{MinFee: "0"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.merchants.SuspendMerchant(ctx, &pb.SuspendMerchantRequest{Code: b, Reason: "audit"}); err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +161,11 @@ func TestPaymentWritesRefuseBadInput(t *testing.T) {
 			_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "r", Merchant: "TN-TEST-0003", Amount: "10000"})
 			return err
 		}, codes.FailedPrecondition, "payout account"},
+		{"request: merchant that does not accept VietQR", func() error {
+			// Its dynamic QR would be paid, and the payment then refused.
+			_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "r", Merchant: "TN-TEST-0004", Amount: "10000"})
+			return err
+		}, codes.FailedPrecondition, "VIETQR"},
 		{"confirm: malformed id", func() error {
 			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "c", PaymentId: "p-1"})
 			return err

@@ -32,6 +32,10 @@ var (
 	// ErrNoPayoutAccount: the merchant has no payout account, so there is
 	// nothing a static QR could pay into.
 	ErrNoPayoutAccount = errors.New("merchant has no payout account")
+	// ErrChannelNotAccepted: the merchant does not accept the channel, so
+	// it gets nothing (such as a VietQR) that would bring it payments
+	// over that channel.
+	ErrChannelNotAccepted = errors.New("merchant does not accept the channel")
 )
 
 func errorf(kind error, field, format string, args ...any) *ledger.Error {

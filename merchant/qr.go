@@ -14,7 +14,9 @@ import (
 // stuck on the stall, into which the buyer types the amount. It pays
 // straight into the payout account, so a merchant without one has none
 // (ErrNoPayoutAccount), and a closed merchant gets none (ErrBadTransition)
-// so that no new QR can send money to a business that no longer trades. A
+// so that no new QR can send money to a business that no longer trades.
+// Nor does a merchant that does not accept VIETQR (ErrChannelNotAccepted):
+// the buyer's transfer would go through, and the payment be refused. A
 // pending or suspended merchant does get one: the stall prints it before
 // opening, and keeps the one it has while suspended.
 func (s *Store) StaticQR(ctx context.Context, code string) (string, error) {
@@ -24,6 +26,9 @@ func (s *Store) StaticQR(ctx context.Context, code string) (string, error) {
 	}
 	if m.Status == StatusClosed {
 		return "", errorf(ErrBadTransition, "code", "merchant %s is closed", m.Code)
+	}
+	if !m.Accepts(ChannelVietQR) {
+		return "", errorf(ErrChannelNotAccepted, "code", "merchant %s does not accept %s", m.Code, ChannelVietQR)
 	}
 	if m.Payout == nil {
 		return "", errorf(ErrNoPayoutAccount, "code", "merchant %s has no payout account for its QR to pay into", m.Code)

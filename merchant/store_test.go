@@ -320,6 +320,12 @@ func TestQR(t *testing.T) {
 	wantErr(t, err, merchant.ErrNoPayoutAccount, "code")
 	_, err = s.StaticQR(ctx, "B-1")
 	wantErr(t, err, merchant.ErrMerchantNotFound, "code")
+
+	momo := newMerchant("A-2", "M1", "S-2")
+	momo.Channels, momo.Fees = []merchant.Channel{merchant.ChannelMoMo}, merchant.FeePlan{}
+	create(t, s, momo)
+	_, err = s.StaticQR(ctx, "A-2")
+	wantErr(t, err, merchant.ErrChannelNotAccepted, "code")
 }
 
 // The schema refuses what the Go code never writes, so no other writer can

@@ -74,6 +74,10 @@ func (s *Service) CreateRequest(ctx context.Context, r NewRequest) (PaymentReque
 	if !m.CanTakePayments() {
 		return PaymentRequest{}, false, fail(ErrMerchantInactive, "merchant", "merchant %s is %s and cannot take payments", m.Code, m.Status)
 	}
+	if !m.Accepts(merchant.ChannelVietQR) {
+		// The payer could pay the QR; the payment would then be refused.
+		return PaymentRequest{}, false, fail(ErrChannelRefused, "merchant", "merchant %s does not accept %s, by which a payment request is paid", m.Code, merchant.ChannelVietQR)
+	}
 	now := s.opts.Now().UTC().Truncate(time.Microsecond)
 	req := PaymentRequest{
 		ID: ledger.NewID(now), Merchant: m.Code, Market: m.Market, Amount: amount, BillNumber: newBillNumber(), Purpose: r.Purpose,
