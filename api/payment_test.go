@@ -286,3 +286,36 @@ func TestIDsInCapitals(t *testing.T) {
 		t.Fatalf("GetEntry in capitals: %v, %v", entry, err)
 	}
 }
+
+// A payment request's QR is printable ASCII whatever purpose the stall
+// typed: the purpose reaches tag 62/08 without diacritics or emoji, while
+// the request stores it as given.
+func TestPaymentRequestQRIsASCII(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const purpose = "Rau cải, phở 🍜"
+	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: "TN-TEST-0001", Amount: "50000", Purpose: purpose})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := pr.PaymentRequest.QrPayload
+	for i := 0; i < len(payload); i++ {
+		if payload[i] < 0x20 || payload[i] > 0x7e {
+			t.Fatalf("QR %q has byte %#x at %d, outside printable ASCII", payload, payload[i], i)
+		}
+	}
+	qr, err := vietqr.Parse(payload)
+	if err != nil || qr.Purpose != "Rau cai, pho" {
+		t.Errorf("QR %q carries purpose %q (%v), want %q", payload, qr.Purpose, err, "Rau cai, pho")
+	}
+	var stored string
+	if err := e.db.Pool.QueryRow(ctx, `SELECT purpose FROM payment_requests WHERE id = $1`, pr.PaymentRequest.Id).Scan(&stored); err != nil || stored != purpose {
+		t.Errorf("request stores purpose %q (%v), want %q as given", stored, err, purpose)
+	}
+	again, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: "TN-TEST-0001", Amount: "50000", Purpose: purpose})
+	if err != nil || !again.Replayed || again.PaymentRequest.QrPayload != payload {
+		t.Errorf("replay: %v, %v", again, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant/vietqr"
 )
 
 func TestFee(t *testing.T) {
@@ -302,6 +303,41 @@ func TestQRName(t *testing.T) {
 	} {
 		if got := qrName(tc.in); got != tc.want {
 			t.Errorf("qrName(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// The purpose goes into tag 62/08, which EMVCo and NAPAS define as
+// printable ASCII: it is folded as the merchant name is, keeping its case,
+// so that no banking app misreads the payload or its lengths.
+func TestDynamicQRPurposeIsASCII(t *testing.T) {
+	t.Parallel()
+	m := Merchant{Code: "A-1", DisplayName: "Bún chả Cô Lan",
+		Payout: &PayoutAccount{BankBIN: "970436", AccountNumber: "0123456789", HolderName: "NGUYEN THI LAN"}}
+	for _, tc := range []struct{ in, want string }{
+		{"Thanh toán rau cải", "Thanh toan rau cai"},
+		{"phở 🍜", "pho"},
+		{"ĐỒ KHÔ  Đức Hạnh", "DO KHO Duc Hanh"},
+		{"Cafe\u0301 sữa", "Cafe sua"},
+		{"🍜", ""},
+		{"", ""},
+	} {
+		qr, err := DynamicQR(m, 150000, "CL23456789AB", tc.in)
+		if err != nil {
+			t.Errorf("purpose %q: %v", tc.in, err)
+			continue
+		}
+		for i := 0; i < len(qr); i++ {
+			if qr[i] < 0x20 || qr[i] > 0x7e {
+				t.Errorf("purpose %q: payload %q has byte %#x at %d, outside printable ASCII", tc.in, qr, qr[i], i)
+				break
+			}
+		}
+		p, err := vietqr.Parse(qr)
+		if err != nil {
+			t.Errorf("purpose %q: parse %q: %v", tc.in, qr, err)
+		} else if p.Purpose != tc.want {
+			t.Errorf("purpose %q is %q in the QR, want %q", tc.in, p.Purpose, tc.want)
 		}
 	}
 }

@@ -44,8 +44,8 @@ func (s *Store) StaticQR(ctx context.Context, code string) (string, error) {
 // DynamicQR returns the VietQR payload of one payment request to m: its
 // amount in whole đồng and its bill number (tag 62/01), by which the bank's
 // notification is matched back to the request, and an optional purpose
-// (tag 62/08) shown to the payer. It reads nothing: whether m may take the
-// payment is the caller's to decide.
+// (tag 62/08) shown to the payer, folded to ASCII by qrText. It reads
+// nothing: whether m may take the payment is the caller's to decide.
 func DynamicQR(m Merchant, amount int64, billNumber, purpose string) (string, error) {
 	if m.Payout == nil {
 		return "", errorf(ErrNoPayoutAccount, "merchant", "merchant %s has no payout account for its QR to pay into", m.Code)
@@ -57,7 +57,7 @@ func DynamicQR(m Merchant, amount int64, billNumber, purpose string) (string, er
 	p.Initiation = vietqr.Dynamic
 	p.Amount = strconv.FormatInt(amount, 10)
 	p.BillNumber = billNumber
-	p.Purpose = purpose
+	p.Purpose = qrText(purpose)
 	payload, err := vietqr.Encode(p)
 	if err != nil {
 		// The merchant's part was validated when stored, so what is wrong
@@ -83,18 +83,35 @@ func qrPayload(m Merchant) vietqr.Payload {
 // MaxQRName is the length of tag 59 (merchant name) of an EMVCo payload.
 const MaxQRName = 25
 
-// qrName is the merchant name printed in a QR: without diacritics and in
-// capitals, as Vietnamese banks show names (and as every banking app can
-// render), cut to MaxQRName characters. Characters with no plain Latin form
-// are left out; an empty result leaves the tag out.
+// qrName is the merchant name printed in a QR: qrText in capitals, as
+// Vietnamese banks show names, cut to MaxQRName characters. An empty result
+// leaves the tag out.
 func qrName(name string) string {
+	out := strings.ToUpper(qrText(name))
+	if len(out) > MaxQRName { // ASCII only: bytes are characters
+		out = strings.TrimRight(out[:MaxQRName], " ")
+	}
+	return out
+}
+
+// qrText is text folded for a QR: without diacritics, as every banking app
+// can render it and as EMVCo's "ans" fields (tag 62's) require, since an app
+// that meets other bytes misreads the payload, and UTF-8 characters and
+// UTF-16 units count lengths differently. Case is kept; characters with no
+// plain Latin form (emoji, other scripts) are left out, and runs of white
+// space become one space, none at either end. The result is printable ASCII
+// and never longer, in characters, than s.
+func qrText(s string) string {
 	var b strings.Builder
 	space := false
-	for _, r := range name {
+	for _, r := range s {
 		if unicode.Is(unicode.Mn, r) { // a combining mark of decomposed text
 			continue
 		}
 		if base, ok := vietnameseBase[unicode.ToLower(r)]; ok {
+			if unicode.IsUpper(r) {
+				base = unicode.ToUpper(base)
+			}
 			r = base
 		}
 		switch {
@@ -108,13 +125,9 @@ func qrName(name string) string {
 			b.WriteByte(' ')
 			space = false
 		}
-		b.WriteRune(unicode.ToUpper(r))
+		b.WriteRune(r)
 	}
-	out := b.String()
-	if len(out) > MaxQRName { // ASCII only by now: bytes are characters
-		out = strings.TrimRight(out[:MaxQRName], " ")
-	}
-	return out
+	return b.String()
 }
 
 // vietnameseBase maps each lower-case Vietnamese letter with a diacritic to

@@ -306,7 +306,7 @@ func TestQR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Initiation != vietqr.Dynamic || p.Amount != "150000" || p.BillNumber != "REQ12345" || p.Purpose != "Thanh toán" || p.Account != "0123456789" {
+	if p.Initiation != vietqr.Dynamic || p.Amount != "150000" || p.BillNumber != "REQ12345" || p.Purpose != "Thanh toan" || p.Account != "0123456789" {
 		t.Errorf("dynamic QR = %+v", p)
 	}
 	if _, err := merchant.DynamicQR(m, 0, "B", ""); !errors.Is(err, ledger.ErrInvalid) {

@@ -23,7 +23,7 @@ type PaymentRequest struct {
 	Market     string
 	Amount     int64
 	BillNumber string
-	Purpose    string
+	Purpose    string // as given; QRPayload carries it folded to ASCII
 	QRPayload  string
 	ExpiresAt  time.Time
 	CreatedAt  time.Time
@@ -79,6 +79,10 @@ func (s *Service) CreateRequest(ctx context.Context, r NewRequest) (PaymentReque
 		return PaymentRequest{}, false, fail(ErrChannelRefused, "merchant", "merchant %s does not accept %s, by which a payment request is paid", m.Code, merchant.ChannelVietQR)
 	}
 	now := s.opts.Now().UTC().Truncate(time.Microsecond)
+	// The request stores the purpose as given, diacritics and all: it is
+	// the merchant's record of what was asked, the idempotency hash is of
+	// it, and a conflict quotes it back. What the payer saw, folded to
+	// ASCII, is in the QR payload stored beside it.
 	req := PaymentRequest{
 		ID: ledger.NewID(now), Merchant: m.Code, Market: m.Market, Amount: amount, BillNumber: newBillNumber(), Purpose: r.Purpose,
 		ExpiresAt: now.Add(s.opts.RequestTTL), CreatedAt: now,

@@ -53,8 +53,10 @@ type Payload struct {
 	Country      string // tag 58: must be CountryVN
 	MerchantName string // tag 59, optional, at most 25 characters
 	MerchantCity string // tag 60, optional, at most 15 characters
-	BillNumber   string // tag 62/01, optional, at most 25 characters
-	Purpose      string // tag 62/08, optional, at most 25 characters
+	// BillNumber and Purpose are "ans" in EMVCo and NAPAS's profile:
+	// printable ASCII only, unlike the name and city.
+	BillNumber string // tag 62/01, optional, at most 25 characters
+	Purpose    string // tag 62/08, optional, at most 25 characters
 
 	// Additional holds tag 62 sub-fields not modelled above (for example
 	// 05, the reference label some wallets use), keyed by two-digit sub-tag,
@@ -116,10 +118,10 @@ func validate(p Payload) error {
 	if err := checkText("60", "MerchantCity", p.MerchantCity, 15, true); err != nil {
 		return err
 	}
-	if err := checkText("62/01", "BillNumber", p.BillNumber, 25, true); err != nil {
+	if err := checkText("62/01", "BillNumber", p.BillNumber, 25, false); err != nil {
 		return err
 	}
-	if err := checkText("62/08", "Purpose", p.Purpose, 25, true); err != nil {
+	if err := checkText("62/08", "Purpose", p.Purpose, 25, false); err != nil {
 		return err
 	}
 	for _, k := range sortedKeys(p.Additional) {

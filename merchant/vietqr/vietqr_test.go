@@ -165,10 +165,10 @@ func TestRoundTrip(t *testing.T) {
 			p: Payload{Initiation: Dynamic, BankBIN: "970422", Account: "9704229200123456789",
 				Service: ServiceCard, Currency: CurrencyVND, Amount: "1234567890123", Country: CountryVN,
 				MerchantName: "Cô Ba bán cá", MerchantCity: "Hà Nội",
-				BillNumber: "HD-2024-0001", Purpose: "mua 2kg cá lóc",
+				BillNumber: "HD-2024-0001", Purpose: "mua 2kg ca loc",
 				Additional: map[string]string{"05": "REF123", "07": "T01", "50": "x"},
 				Extra:      map[string]string{"52": "5411", "80": "abc", "02": "4111"}},
-			contains: []string{"62560112HD-2024-0001", "0506REF123", "0703T01", "0814mua 2kg cá lóc", "5001x8003abc6304",
+			contains: []string{"62560112HD-2024-0001", "0506REF123", "0703T01", "0814mua 2kg ca loc", "5001x8003abc6304",
 				"01021202044111", "520454115303704"},
 		},
 	}
@@ -238,6 +238,10 @@ func TestEncodeRejects(t *testing.T) {
 		{"bill with tab", func(p *Payload) { p.BillNumber = "a\tb" }, "BillNumber"},
 		{"26-char purpose", func(p *Payload) { p.Purpose = strings.Repeat("x", 26) }, "Purpose"},
 		{"purpose with DEL", func(p *Payload) { p.Purpose = "a\x7fb" }, "Purpose"},
+		// 62/01 and 62/08 are "ans" in EMVCo and NAPAS: printable ASCII.
+		{"bill with a diacritic", func(p *Payload) { p.BillNumber = "HĐ1" }, "BillNumber"},
+		{"purpose with diacritics", func(p *Payload) { p.Purpose = "mua cá" }, "Purpose"},
+		{"purpose with an emoji", func(p *Payload) { p.Purpose = "pho 🍜" }, "Purpose"},
 		{"additional shadows bill", func(p *Payload) { p.Additional = map[string]string{"01": "x"} }, "Additional"},
 		{"additional shadows purpose", func(p *Payload) { p.Additional = map[string]string{"08": "x"} }, "Additional"},
 		{"additional bad key", func(p *Payload) { p.Additional = map[string]string{"5": "x"} }, "Additional"},
@@ -317,6 +321,8 @@ func TestParseRejects(t *testing.T) {
 		{"control char in name", withCRC(hdr + acc + "540550000" + tail + "5903a\x01b"), "MerchantName"},
 		{"invalid UTF-8", withCRC(hdr + acc + "540550000" + tail + "5903a\xffb"), "invalid UTF-8"},
 		{"non-ASCII in extra", withCRC(hdr + acc + "540550000" + tail + "8002cá"), "Extra"},
+		{"non-ASCII purpose", withCRC(hdr + acc + "540550000" + tail + "62060802cá"), "Purpose"},
+		{"non-ASCII bill number", withCRC(hdr + acc + "540550000" + tail + "62060102HĐ"), "BillNumber"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
