@@ -153,6 +153,10 @@ func TestPaymentWritesRefuseBadInput(t *testing.T) {
 			_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "r", Merchant: a, Amount: "10000", Purpose: strings.Repeat("x", 26)})
 			return err
 		}, codes.InvalidArgument, "purpose"},
+		{"request: purpose with a tab", func() error {
+			_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "r", Merchant: a, Amount: "10000", Purpose: "rau\tcải"})
+			return err
+		}, codes.InvalidArgument, "purpose:"},
 		{"request: suspended merchant", func() error {
 			_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "r", Merchant: b, Amount: "10000"})
 			return err

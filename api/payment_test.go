@@ -2,11 +2,13 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -317,5 +319,27 @@ func TestPaymentRequestQRIsASCII(t *testing.T) {
 	again, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: "TN-TEST-0001", Amount: "50000", Purpose: purpose})
 	if err != nil || !again.Replayed || again.PaymentRequest.QrPayload != payload {
 		t.Errorf("replay: %v, %v", again, err)
+	}
+}
+
+// A purpose no QR can carry is InvalidArgument naming the purpose field,
+// whether the request's own check or the QR's refuses it.
+func TestPaymentRequestRefusesPurposeNamingIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	for i, purpose := range []string{"rau\tcải", "rau cải\n", "rau\x7fcai", "rau\u0085cai", strings.Repeat("ả", 26)} {
+		_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: fmt.Sprint("req-", i), Merchant: "TN-TEST-0001", Amount: "50000", Purpose: purpose})
+		st := status.Convert(err)
+		field := ""
+		for _, d := range st.Details() {
+			if br, ok := d.(*errdetails.BadRequest); ok && len(br.FieldViolations) == 1 {
+				field = br.FieldViolations[0].Field
+			}
+		}
+		if st.Code() != codes.InvalidArgument || field != "purpose" {
+			t.Errorf("purpose %q: got %v %q with field violation %q; want InvalidArgument on field purpose", purpose, st.Code(), st.Message(), field)
+		}
 	}
 }

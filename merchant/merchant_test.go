@@ -341,3 +341,33 @@ func TestDynamicQRPurposeIsASCII(t *testing.T) {
 		}
 	}
 }
+
+// What DynamicQR refuses of a request names the request's field, never
+// none: the QR cannot carry it, and the caller must say which part to fix.
+func TestDynamicQRNamesRefusedField(t *testing.T) {
+	t.Parallel()
+	m := Merchant{Code: "A-1", DisplayName: "Bún chả Cô Lan",
+		Payout: &PayoutAccount{BankBIN: "970436", AccountNumber: "0123456789", HolderName: "NGUYEN THI LAN"}}
+	for _, tc := range []struct {
+		name          string
+		amount        int64
+		bill, purpose string
+		field         string
+	}{
+		{"tab in purpose", 150000, "CL23456789AB", "rau\tcải", "purpose"},
+		{"newline in purpose", 150000, "CL23456789AB", "rau cải\n", "purpose"},
+		{"C1 control in purpose", 150000, "CL23456789AB", "rau\u0085cai", "purpose"},
+		{"invalid UTF-8 in purpose", 150000, "CL23456789AB", "rau \xffcai", "purpose"},
+		{"26 characters of purpose", 150000, "CL23456789AB", strings.Repeat("ả", 26), "purpose"},
+		{"diacritic in bill number", 150000, "HĐ1", "", "bill_number"},
+		{"26 characters of bill number", 150000, strings.Repeat("1", 26), "", "bill_number"},
+		{"no bill number", 150000, "", "", "bill_number"},
+		{"14 digits of amount", 10_000_000_000_000, "CL23456789AB", "", "amount"},
+	} {
+		qr, err := DynamicQR(m, tc.amount, tc.bill, tc.purpose)
+		var le *ledger.Error
+		if !errors.As(err, &le) || !errors.Is(err, ledger.ErrInvalid) || le.Field != tc.field {
+			t.Errorf("%s: got %q, %v; want ErrInvalid about %s", tc.name, qr, err, tc.field)
+		}
+	}
+}

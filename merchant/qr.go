@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/choledger/choledger/merchant/vietqr"
 )
@@ -44,8 +45,9 @@ func (s *Store) StaticQR(ctx context.Context, code string) (string, error) {
 // DynamicQR returns the VietQR payload of one payment request to m: its
 // amount in whole đồng and its bill number (tag 62/01), by which the bank's
 // notification is matched back to the request, and an optional purpose
-// (tag 62/08) shown to the payer, folded to ASCII by qrText. It reads
-// nothing: whether m may take the payment is the caller's to decide.
+// (tag 62/08) shown to the payer, as QRPurpose folds it. It reads nothing:
+// whether m may take the payment is the caller's to decide. What the
+// payload cannot carry is refused naming amount, bill_number or purpose.
 func DynamicQR(m Merchant, amount int64, billNumber, purpose string) (string, error) {
 	if m.Payout == nil {
 		return "", errorf(ErrNoPayoutAccount, "merchant", "merchant %s has no payout account for its QR to pay into", m.Code)
@@ -53,18 +55,62 @@ func DynamicQR(m Merchant, amount int64, billNumber, purpose string) (string, er
 	if amount <= 0 {
 		return "", invalid("amount", "must be positive, got %d", amount)
 	}
+	if amount > maxQRAmount {
+		return "", invalid("amount", "at most %d đồng (13 digits) in a QR, got %d", int64(maxQRAmount), amount)
+	}
+	if billNumber == "" {
+		return "", invalid("bill_number", "is required: it matches the bank's notification to the request")
+	}
+	if err := vietqr.CheckBillNumber(billNumber); err != nil {
+		return "", invalid("bill_number", "%v", err)
+	}
+	purpose, err := QRPurpose(purpose)
+	if err != nil {
+		return "", err
+	}
 	p := qrPayload(m)
 	p.Initiation = vietqr.Dynamic
 	p.Amount = strconv.FormatInt(amount, 10)
 	p.BillNumber = billNumber
-	p.Purpose = qrText(purpose)
+	p.Purpose = purpose
 	payload, err := vietqr.Encode(p)
 	if err != nil {
-		// The merchant's part was validated when stored, so what is wrong
-		// is the request's: vietqr's message names the tag.
-		return "", invalid("", "%v", err)
+		// The merchant's part was validated when stored and the request's
+		// is checked above; this is a bug.
+		return "", fmt.Errorf("dynamic QR of merchant %s: %w", m.Code, err)
 	}
 	return payload, nil
+}
+
+// maxQRAmount is the largest amount tag 54 holds: 13 digits.
+const maxQRAmount = 9_999_999_999_999
+
+// MaxQRPurpose is the length of a purpose, in characters, as given and as
+// tag 62/08 carries it.
+const MaxQRPurpose = 25
+
+// QRPurpose is purpose as a dynamic QR carries it in tag 62/08: folded to
+// printable ASCII by qrText. A purpose longer than MaxQRPurpose characters,
+// not valid UTF-8, or holding a control character (a tab, a line break) is
+// refused naming the field purpose: folding such a one would hide the
+// client's mistake rather than carry what it meant.
+func QRPurpose(purpose string) (string, error) {
+	if !utf8.ValidString(purpose) {
+		return "", invalid("purpose", "must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(purpose); n > MaxQRPurpose {
+		return "", invalid("purpose", "at most %d characters, got %d", MaxQRPurpose, n)
+	}
+	for _, r := range purpose {
+		if unicode.IsControl(r) {
+			return "", invalid("purpose", "must not contain control character %U", r)
+		}
+	}
+	folded := qrText(purpose)
+	if err := vietqr.CheckPurpose(folded); err != nil {
+		return "", invalid("purpose", "%v", err)
+	}
+	return folded, nil
 }
 
 // qrPayload is the static payload of m, which has a payout account.

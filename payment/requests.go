@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 
@@ -59,8 +58,10 @@ func (s *Service) CreateRequest(ctx context.Context, r NewRequest) (PaymentReque
 	if err != nil {
 		return PaymentRequest{}, false, err
 	}
-	if utf8.RuneCountInString(r.Purpose) > 25 || !utf8.ValidString(r.Purpose) {
-		return PaymentRequest{}, false, invalid("purpose", "at most 25 characters of valid UTF-8")
+	// The purpose is checked as the QR will carry it, so that a purpose no
+	// QR can carry is refused naming it, before anything is read.
+	if _, err := merchant.QRPurpose(r.Purpose); err != nil {
+		return PaymentRequest{}, false, err
 	}
 	hash := sha256.Sum256([]byte(r.Merchant + "\x00" + strconv.FormatInt(amount, 10) + "\x00" + r.Purpose))
 	key := "request:" + r.Key

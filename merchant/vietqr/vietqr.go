@@ -118,10 +118,10 @@ func validate(p Payload) error {
 	if err := checkText("60", "MerchantCity", p.MerchantCity, 15, true); err != nil {
 		return err
 	}
-	if err := checkText("62/01", "BillNumber", p.BillNumber, 25, false); err != nil {
+	if err := CheckBillNumber(p.BillNumber); err != nil {
 		return err
 	}
-	if err := checkText("62/08", "Purpose", p.Purpose, 25, false); err != nil {
+	if err := CheckPurpose(p.Purpose); err != nil {
 		return err
 	}
 	for _, k := range sortedKeys(p.Additional) {
@@ -153,6 +153,14 @@ func validate(p Payload) error {
 	}
 	return nil
 }
+
+// CheckBillNumber returns the error Encode would return for s as the
+// BillNumber, or nil, so that a caller can tell which of its fields a
+// payload cannot carry.
+func CheckBillNumber(s string) error { return checkText("62/01", "BillNumber", s, 25, false) }
+
+// CheckPurpose is CheckBillNumber for the Purpose.
+func CheckPurpose(s string) error { return checkText("62/08", "Purpose", s, 25, false) }
 
 func checkAmount(p Payload) error {
 	a := p.Amount
