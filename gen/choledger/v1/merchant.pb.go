@@ -280,7 +280,7 @@ type PayoutAccount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// NAPAS bank identification number: 6 digits.
 	BankBin string `protobuf:"bytes,1,opt,name=bank_bin,json=bankBin,proto3" json:"bank_bin,omitempty"`
-	// 1-19 digits or letters; masked in lists.
+	// 1-19 digits or letters; masked as owner_name is.
 	AccountNumber string `protobuf:"bytes,2,opt,name=account_number,json=accountNumber,proto3" json:"account_number,omitempty"`
 	HolderName    string `protobuf:"bytes,3,opt,name=holder_name,json=holderName,proto3" json:"holder_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -454,7 +454,8 @@ type Merchant struct {
 	// Stall codes, e.g. "A-012".
 	Stalls      []string `protobuf:"bytes,3,rep,name=stalls,proto3" json:"stalls,omitempty"`
 	DisplayName string   `protobuf:"bytes,4,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
-	// Personal data: masked in lists.
+	// Personal data: masked in lists, and for callers other than admins and
+	// the merchant itself.
 	OwnerName     string                 `protobuf:"bytes,5,opt,name=owner_name,json=ownerName,proto3" json:"owner_name,omitempty"`
 	Phone         string                 `protobuf:"bytes,6,opt,name=phone,proto3" json:"phone,omitempty"`
 	Status        MerchantStatus         `protobuf:"varint,7,opt,name=status,proto3,enum=choledger.v1.MerchantStatus" json:"status,omitempty"`

@@ -51,6 +51,8 @@ type MerchantServiceClient interface {
 	UpdateMarket(ctx context.Context, in *UpdateMarketRequest, opts ...grpc.CallOption) (*UpdateMarketResponse, error)
 	// CreateMerchant registers a merchant and opens its payable account.
 	CreateMerchant(ctx context.Context, in *CreateMerchantRequest, opts ...grpc.CallOption) (*CreateMerchantResponse, error)
+	// GetMerchant returns personal data in full to admins and to the merchant
+	// itself, and masked, as ListMerchants does, to banks and auditors.
 	GetMerchant(ctx context.Context, in *GetMerchantRequest, opts ...grpc.CallOption) (*GetMerchantResponse, error)
 	// ListMerchants returns merchants with personal data masked.
 	ListMerchants(ctx context.Context, in *ListMerchantsRequest, opts ...grpc.CallOption) (*ListMerchantsResponse, error)
@@ -64,7 +66,8 @@ type MerchantServiceClient interface {
 	ReinstateMerchant(ctx context.Context, in *ReinstateMerchantRequest, opts ...grpc.CallOption) (*ReinstateMerchantResponse, error)
 	// CloseMerchant closes a merchant for good.
 	CloseMerchant(ctx context.Context, in *CloseMerchantRequest, opts ...grpc.CallOption) (*CloseMerchantResponse, error)
-	// GetMerchantQr returns the merchant's static VietQR payload.
+	// GetMerchantQr returns the merchant's static VietQR payload;
+	// FailedPrecondition for a merchant that does not accept CHANNEL_VIETQR.
 	GetMerchantQr(ctx context.Context, in *GetMerchantQrRequest, opts ...grpc.CallOption) (*GetMerchantQrResponse, error)
 }
 
@@ -214,6 +217,8 @@ type MerchantServiceServer interface {
 	UpdateMarket(context.Context, *UpdateMarketRequest) (*UpdateMarketResponse, error)
 	// CreateMerchant registers a merchant and opens its payable account.
 	CreateMerchant(context.Context, *CreateMerchantRequest) (*CreateMerchantResponse, error)
+	// GetMerchant returns personal data in full to admins and to the merchant
+	// itself, and masked, as ListMerchants does, to banks and auditors.
 	GetMerchant(context.Context, *GetMerchantRequest) (*GetMerchantResponse, error)
 	// ListMerchants returns merchants with personal data masked.
 	ListMerchants(context.Context, *ListMerchantsRequest) (*ListMerchantsResponse, error)
@@ -227,7 +232,8 @@ type MerchantServiceServer interface {
 	ReinstateMerchant(context.Context, *ReinstateMerchantRequest) (*ReinstateMerchantResponse, error)
 	// CloseMerchant closes a merchant for good.
 	CloseMerchant(context.Context, *CloseMerchantRequest) (*CloseMerchantResponse, error)
-	// GetMerchantQr returns the merchant's static VietQR payload.
+	// GetMerchantQr returns the merchant's static VietQR payload;
+	// FailedPrecondition for a merchant that does not accept CHANNEL_VIETQR.
 	GetMerchantQr(context.Context, *GetMerchantQrRequest) (*GetMerchantQrResponse, error)
 	mustEmbedUnimplementedMerchantServiceServer()
 }

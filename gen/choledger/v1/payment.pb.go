@@ -437,7 +437,9 @@ type CreatePaymentRequestRequest struct {
 	IdempotencyKey string                 `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	Merchant       string                 `protobuf:"bytes,2,opt,name=merchant,proto3" json:"merchant,omitempty"`
 	Amount         string                 `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
-	// Shown to the payer (tag 62, sub-tag 08); at most 25 characters.
+	// Shown to the payer (tag 62, sub-tag 08); at most 25 characters, none a
+	// control character. The QR carries it in printable ASCII: without
+	// diacritics, and without characters that have no Latin form (emoji).
 	Purpose       string `protobuf:"bytes,4,opt,name=purpose,proto3" json:"purpose,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -39,7 +39,8 @@ const (
 type PaymentServiceClient interface {
 	// CreatePaymentRequest asks for a payment of an amount to a merchant and
 	// returns its dynamic VietQR, whose bill number lets the bank's
-	// notification be matched to it.
+	// notification be matched to it. A merchant that does not accept
+	// CHANNEL_VIETQR gets FailedPrecondition.
 	CreatePaymentRequest(ctx context.Context, in *CreatePaymentRequestRequest, opts ...grpc.CallOption) (*CreatePaymentRequestResponse, error)
 	// RecordPayment records a payment. From a stall it is pending until
 	// confirmed; from a bank (with the provider's reference) it is posted, and
@@ -156,7 +157,8 @@ func (c *paymentServiceClient) ListPayments(ctx context.Context, in *ListPayment
 type PaymentServiceServer interface {
 	// CreatePaymentRequest asks for a payment of an amount to a merchant and
 	// returns its dynamic VietQR, whose bill number lets the bank's
-	// notification be matched to it.
+	// notification be matched to it. A merchant that does not accept
+	// CHANNEL_VIETQR gets FailedPrecondition.
 	CreatePaymentRequest(context.Context, *CreatePaymentRequestRequest) (*CreatePaymentRequestResponse, error)
 	// RecordPayment records a payment. From a stall it is pending until
 	// confirmed; from a bank (with the provider's reference) it is posted, and
