@@ -6,6 +6,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/choledger/choledger/ledger"
 )
 
 // config is every setting of ledgerd. Each has a default, can be set by an
@@ -72,7 +74,22 @@ func loadConfig(args []string) (config, error) {
 	if c.DatabaseURL == "" {
 		return c, fmt.Errorf("LEDGER_DATABASE_URL is not set: name the PostgreSQL database (make run starts a local one and sets it)")
 	}
+	if err := c.check(); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// check refuses values that parse but cannot work, so that ledgerd stops at
+// start-up naming the setting rather than failing every call that uses it.
+func (c config) check() error {
+	// The ledger refuses a pending entry whose timeout is outside these
+	// bounds, so a payment timeout outside them would fail every
+	// stall-recorded payment on a field the stall app never sent.
+	if c.PaymentTimeout < time.Second || c.PaymentTimeout > ledger.MaxPendingTimeout {
+		return fmt.Errorf("--payment-timeout (LEDGER_PAYMENT_TIMEOUT): must be between 1s and %s, got %s", ledger.MaxPendingTimeout, c.PaymentTimeout)
+	}
+	return nil
 }
 
 func envOr(name, def string) string {
