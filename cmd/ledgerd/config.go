@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"math"
 	"os"
 	"strconv"
 	"time"
@@ -17,7 +20,7 @@ import (
 type config struct {
 	DatabaseURL     string
 	GRPCAddr        string
-	LogLevel        string
+	LogLevel        slog.Level
 	LogFormat       string
 	DBMaxConns      int
 	MaxBatch        int
@@ -33,20 +36,24 @@ type config struct {
 }
 
 func loadConfig(args []string) (config, error) {
+	var env envReader
 	c := config{
 		DatabaseURL:     os.Getenv("LEDGER_DATABASE_URL"),
-		GRPCAddr:        envOr("LEDGER_GRPC_ADDR", "localhost:50051"),
-		LogLevel:        envOr("LEDGER_LOG_LEVEL", "info"),
-		LogFormat:       envOr("LEDGER_LOG_FORMAT", "json"),
-		DBMaxConns:      envInt("LEDGER_DB_MAX_CONNS", 32),
-		MaxBatch:        envInt("LEDGER_MAX_BATCH", 512),
-		Committers:      envInt("LEDGER_COMMITTERS", 2),
-		ShutdownTimeout: envDuration("LEDGER_SHUTDOWN_TIMEOUT", 30*time.Second),
-		PaymentTimeout:  envDuration("LEDGER_PAYMENT_TIMEOUT", 24*time.Hour),
+		GRPCAddr:        env.str("LEDGER_GRPC_ADDR", "localhost:50051"),
+		LogLevel:        env.level("LEDGER_LOG_LEVEL", slog.LevelInfo),
+		LogFormat:       env.str("LEDGER_LOG_FORMAT", "json"),
+		DBMaxConns:      env.int("LEDGER_DB_MAX_CONNS", 32),
+		MaxBatch:        env.int("LEDGER_MAX_BATCH", 512),
+		Committers:      env.int("LEDGER_COMMITTERS", 2),
+		ShutdownTimeout: env.duration("LEDGER_SHUTDOWN_TIMEOUT", 30*time.Second),
+		PaymentTimeout:  env.duration("LEDGER_PAYMENT_TIMEOUT", 24*time.Hour),
 		TLSCert:         os.Getenv("LEDGER_TLS_CERT"),
 		TLSKey:          os.Getenv("LEDGER_TLS_KEY"),
 		TLSClientCA:     os.Getenv("LEDGER_TLS_CLIENT_CA"),
-		Plaintext:       os.Getenv("LEDGER_PLAINTEXT") == "true",
+		Plaintext:       env.bool("LEDGER_PLAINTEXT", false),
+	}
+	if err := errors.Join(env.errs...); err != nil {
+		return c, err
 	}
 	if f := os.Getenv("LEDGER_DATABASE_URL_FILE"); f != "" && c.DatabaseURL == "" {
 		b, err := os.ReadFile(f)
@@ -57,13 +64,13 @@ func loadConfig(args []string) (config, error) {
 	}
 	fs := flag.NewFlagSet("ledgerd", flag.ContinueOnError)
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address (LEDGER_GRPC_ADDR)")
-	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (LEDGER_LOG_LEVEL)")
+	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (LEDGER_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text (LEDGER_LOG_FORMAT)")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "database pool size (LEDGER_DB_MAX_CONNS)")
 	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most writes per committed transaction (LEDGER_MAX_BATCH)")
 	fs.IntVar(&c.Committers, "committers", c.Committers, "batches in flight at once (LEDGER_COMMITTERS)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may take to finish on shutdown (LEDGER_SHUTDOWN_TIMEOUT)")
-	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", c.PaymentTimeout, "how long a stall-recorded payment waits for the bank before it expires (LEDGER_PAYMENT_TIMEOUT)")
+	fs.DurationVar(&c.PaymentTimeout, "payment-timeout", c.PaymentTimeout, "how long a stall-recorded payment waits for the bank before it expires, 1s to 720h (LEDGER_PAYMENT_TIMEOUT)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate file, PEM (LEDGER_TLS_CERT)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key file, PEM (LEDGER_TLS_KEY)")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "CA file for client certificates; set, it requires mutual TLS (LEDGER_TLS_CLIENT_CA)")
@@ -83,34 +90,101 @@ func loadConfig(args []string) (config, error) {
 // check refuses values that parse but cannot work, so that ledgerd stops at
 // start-up naming the setting rather than failing every call that uses it.
 func (c config) check() error {
+	var errs []error
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("--log-format (LEDGER_LOG_FORMAT): must be json or text, got %q", c.LogFormat))
+	}
+	atLeastOne := []struct {
+		flag, env string
+		value     int
+	}{
+		{"--db-max-conns", "LEDGER_DB_MAX_CONNS", c.DBMaxConns},
+		{"--max-batch", "LEDGER_MAX_BATCH", c.MaxBatch},
+		{"--committers", "LEDGER_COMMITTERS", c.Committers},
+	}
+	for _, s := range atLeastOne {
+		if s.value < 1 {
+			errs = append(errs, fmt.Errorf("%s (%s): must be at least 1, got %d", s.flag, s.env, s.value))
+		}
+	}
+	// The pool takes its size as an int32.
+	if c.DBMaxConns > math.MaxInt32 {
+		errs = append(errs, fmt.Errorf("--db-max-conns (LEDGER_DB_MAX_CONNS): must be at most %d, got %d", math.MaxInt32, c.DBMaxConns))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--shutdown-timeout (LEDGER_SHUTDOWN_TIMEOUT): must be positive, got %s", c.ShutdownTimeout))
+	}
 	// The ledger refuses a pending entry whose timeout is outside these
 	// bounds, so a payment timeout outside them would fail every
 	// stall-recorded payment on a field the stall app never sent.
 	if c.PaymentTimeout < time.Second || c.PaymentTimeout > ledger.MaxPendingTimeout {
-		return fmt.Errorf("--payment-timeout (LEDGER_PAYMENT_TIMEOUT): must be between 1s and %s, got %s", ledger.MaxPendingTimeout, c.PaymentTimeout)
+		errs = append(errs, fmt.Errorf("--payment-timeout (LEDGER_PAYMENT_TIMEOUT): must be between 1s and %s, got %s", ledger.MaxPendingTimeout, c.PaymentTimeout))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-func envOr(name, def string) string {
+// envReader reads settings from the environment. A variable that is unset
+// or empty gets its default; one that is set but does not parse is an error
+// naming it, never the default in its place.
+type envReader struct{ errs []error }
+
+func (e *envReader) str(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
 	}
 	return def
 }
 
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
+func (e *envReader) int(name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
 	}
-	return def
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: must be a whole number, got %q", name, v))
+		return def
+	}
+	return n
 }
 
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return v
+func (e *envReader) duration(name string, def time.Duration) time.Duration {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
 	}
-	return def
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: must be a duration with its unit, such as 30s, 15m or 24h, got %q", name, v))
+		return def
+	}
+	return d
+}
+
+func (e *envReader) bool(name string, def bool) bool {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: must be true or false, got %q", name, v))
+		return def
+	}
+	return b
+}
+
+func (e *envReader) level(name string, def slog.Level) slog.Level {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: must be debug, info, warn or error, got %q", name, v))
+		return def
+	}
+	return l
 }
 
 func trimSpace(b []byte) []byte {

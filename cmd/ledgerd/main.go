@@ -23,6 +23,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/choledger/choledger/access"
 	"github.com/choledger/choledger/api"
@@ -54,6 +55,14 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	// The transport is checked before the database is touched, so a TLS
+	// setting that cannot work stops ledgerd at once.
+	var transport credentials.TransportCredentials
+	if cmd == "serve" {
+		if transport, err = transportCredentials(cfg); err != nil {
+			return err
+		}
+	}
 	applied, err := pg.Migrate(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
@@ -67,15 +76,11 @@ func run(args []string) error {
 	case "demo-credentials":
 		return demoCredentials(ctx, cfg, args)
 	}
-	return serve(ctx, cfg)
+	return serve(ctx, cfg, transport)
 }
 
 func setupLogging(cfg config) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		level = slog.LevelInfo
-	}
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	var h slog.Handler = slog.NewJSONHandler(os.Stderr, opts)
 	if cfg.LogFormat == "text" {
 		h = slog.NewTextHandler(os.Stderr, opts)
@@ -83,17 +88,13 @@ func setupLogging(cfg config) {
 	slog.SetDefault(slog.New(h))
 }
 
-func serve(ctx context.Context, cfg config) error {
+func serve(ctx context.Context, cfg config, transport credentials.TransportCredentials) error {
 	app, err := open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer app.close()
 
-	transport, err := transportCredentials(cfg)
-	if err != nil {
-		return err
-	}
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.GRPCAddr, err)

@@ -19,7 +19,16 @@ import (
 // transportCredentials is TLS, mutual TLS when a client CA is configured,
 // or plaintext when, and only when, explicitly asked for.
 func transportCredentials(cfg config) (credentials.TransportCredentials, error) {
-	if cfg.TLSCert == "" && cfg.TLSKey == "" {
+	switch {
+	case cfg.TLSCert != "" && cfg.TLSKey == "":
+		return nil, errors.New("LEDGER_TLS_CERT (--tls-cert) is set without LEDGER_TLS_KEY (--tls-key): TLS needs both")
+	case cfg.TLSKey != "" && cfg.TLSCert == "":
+		return nil, errors.New("LEDGER_TLS_KEY (--tls-key) is set without LEDGER_TLS_CERT (--tls-cert): TLS needs both")
+	case cfg.TLSClientCA != "" && cfg.TLSCert == "":
+		// Plaintext here would serve with no client authentication at all.
+		return nil, errors.New("LEDGER_TLS_CLIENT_CA (--tls-client-ca) asks for mutual TLS, which needs LEDGER_TLS_CERT and LEDGER_TLS_KEY too")
+	}
+	if cfg.TLSCert == "" {
 		if !cfg.Plaintext {
 			return nil, errors.New("no TLS configured: set LEDGER_TLS_CERT and LEDGER_TLS_KEY, or LEDGER_PLAINTEXT=true for local use")
 		}
