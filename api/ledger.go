@@ -16,6 +16,9 @@ import (
 type LedgerServer struct {
 	pb.UnimplementedLedgerServiceServer
 	Ledger *ledger.Ledger
+	// draining is closed when the server shuts down (Server.Drain), so
+	// that StreamEntries ends instead of holding GracefulStop.
+	draining <-chan struct{}
 }
 
 func (s *LedgerServer) CreateAccount(ctx context.Context, req *pb.CreateAccountRequest) (*pb.CreateAccountResponse, error) {
@@ -216,7 +219,17 @@ func (s *LedgerServer) StreamEntries(req *pb.StreamEntriesRequest, stream pb.Led
 		return fieldError("from_sequence", errors.New("must not be negative"))
 	}
 	after := max(req.GetFromSequence()-1, 0)
+	// A stream, following or long, ends when the server drains, telling the
+	// client where to pick up on another server or after the restart.
+	drained := func() error {
+		return toStatus(ctx, &ledger.Error{Kind: ledger.ErrUnavailable, Msg: fmt.Sprintf("server shutting down; resume from sequence %d", after+1)})
+	}
 	for {
+		select {
+		case <-s.draining:
+			return drained()
+		default:
+		}
 		// Take the wake-up channel before reading, so a commit between the
 		// read and the wait is not missed.
 		committed := s.Ledger.Committed()
@@ -239,6 +252,8 @@ func (s *LedgerServer) StreamEntries(req *pb.StreamEntriesRequest, stream pb.Led
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.draining:
+			return drained()
 		case <-committed:
 		case <-time.After(followPoll):
 		}

@@ -35,6 +35,7 @@ type env struct {
 
 	creds *access.Store
 	addr  string
+	srv   *api.Server
 
 	mu    sync.Mutex
 	clock time.Time
@@ -112,7 +113,7 @@ func newEnvWith(t *testing.T, opts ledger.Options, serverOpts ...grpc.ServerOpti
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.creds, e.addr = creds, lis.Addr().String()
+	e.creds, e.addr, e.srv = creds, lis.Addr().String(), srv
 	conn := e.dial(t, secret)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -41,6 +42,18 @@ type Services struct {
 type Server struct {
 	GRPC   *grpc.Server
 	Health *health.Server
+
+	draining  chan struct{}
+	drainOnce sync.Once
+}
+
+// Drain ends the calls that would never end by themselves, following
+// StreamEntries, each with Unavailable naming the sequence to resume from,
+// and refuses new ones the same way. GracefulStop waits for every call in
+// flight, so shutdown calls Drain after Health.Shutdown and before
+// GracefulStop; calling it again does nothing.
+func (s *Server) Drain() {
+	s.drainOnce.Do(func() { close(s.draining) })
 }
 
 // NewServer registers every service, the standard health service and server
@@ -56,8 +69,9 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 		grpc.ChainStreamInterceptor(recoverStream, logStream, auth.stream),
 	)
 	s := grpc.NewServer(opts...)
+	draining := make(chan struct{})
 	pb.RegisterAdminServiceServer(s, &AdminServer{Credentials: svc.Credentials, Audit: svc.Audit})
-	pb.RegisterLedgerServiceServer(s, &LedgerServer{Ledger: svc.Ledger})
+	pb.RegisterLedgerServiceServer(s, &LedgerServer{Ledger: svc.Ledger, draining: draining})
 	if svc.Merchants != nil {
 		pb.RegisterMerchantServiceServer(s, &MerchantServer{Merchants: svc.Merchants})
 	}
@@ -82,7 +96,7 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 		h.SetServingStatus(pb.SettlementService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(s)
-	return &Server{GRPC: s, Health: h}
+	return &Server{GRPC: s, Health: h, draining: draining}
 }
 
 // recoverUnary turns a panic in a handler into an Internal error for that

@@ -102,7 +102,11 @@ func serve(ctx context.Context, cfg config, transport credentials.TransportCrede
 	srv := api.NewServer(api.Services{
 		Credentials: app.credentials, Audit: app.audit,
 		Ledger: app.ledger, Merchants: app.merchants, Payments: app.payments, Settlement: app.settlement,
-	}, grpc.Creds(transport), grpc.MaxRecvMsgSize(api.MaxRecvMsgBytes))
+	}, grpc.Creds(transport), grpc.MaxRecvMsgSize(api.MaxRecvMsgBytes),
+		// Stop cancels the calls in flight; waiting for their handlers to
+		// return keeps them from writing to the audit trail or the pool
+		// that app.close closes next.
+		grpc.WaitForHandlers(true))
 	served := make(chan error, 1)
 	go func() { served <- srv.GRPC.Serve(lis) }()
 	slog.Info("serving gRPC", "addr", lis.Addr().String(), "security", transport.Info().SecurityProtocol)
@@ -113,11 +117,15 @@ func serve(ctx context.Context, cfg config, transport credentials.TransportCrede
 	case <-ctx.Done():
 	}
 
-	// Shutdown: say NOT_SERVING so balancers drain us, stop taking calls,
-	// let in-flight calls finish (their writes are committed by the ledger's
-	// committers), then stop the committers and close the pool.
+	// Shutdown: say NOT_SERVING so balancers drain us; end the calls that
+	// never end by themselves (following StreamEntries), which GracefulStop
+	// would otherwise wait for until the timeout; stop taking calls and let
+	// those in flight finish (their writes are committed by the ledger's
+	// committers), cancelling what is left at the timeout; then stop the
+	// committers and the audit writer, and close the pool.
 	slog.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	srv.Health.Shutdown()
+	srv.Drain()
 	done := make(chan struct{})
 	go func() {
 		srv.GRPC.GracefulStop()
@@ -171,7 +179,8 @@ func open(ctx context.Context, cfg config) (*app, error) {
 	}, nil
 }
 
-// close finishes the ledger's in-flight batches, then closes the pool.
+// close finishes the ledger's in-flight batches, then writes the audit
+// events still queued, then closes the pool.
 func (a *app) close() {
 	a.closeOnce.Do(func() {
 		a.ledger.Close()

@@ -2,10 +2,19 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"testing"
+	"time"
 
 	"github.com/shopspring/decimal"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
+	"github.com/choledger/choledger/access"
+	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/internal/pg/pgtest"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
@@ -51,5 +60,100 @@ func TestStallPaymentAtPaymentTimeoutBounds(t *testing.T) {
 			t.Errorf("payment timeout %s: status %s, want pending", timeout, p.Status)
 		}
 		app.close()
+	}
+}
+
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+func (bearer) RequireTransportSecurity() bool { return false }
+
+// On SIGTERM serve ends an auditor's following StreamEntries, telling it
+// where to resume, and returns at once instead of waiting out its shutdown
+// timeout for a call that never ends by itself.
+func TestServeShutdownEndsFollowingStream(t *testing.T) {
+	db := pgtest.New(t)
+	isolate(t)
+	t.Setenv("LEDGER_DATABASE_URL", db.URL)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	cfg, err := loadConfig([]string{"--grpc-addr=" + addr, "--plaintext", "--shutdown-timeout=20s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := access.NewStore(db.Pool, nil)
+	_, admin, err := creds.Issue(context.Background(), access.IssueRequest{Name: "operator", Role: access.RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, auditor, err := creds.Issue(context.Background(), access.IssueRequest{Name: "auditor", Role: access.RoleAuditor})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, shutdown := context.WithCancel(context.Background())
+	defer shutdown()
+	served := make(chan error, 1)
+	go func() { served <- serve(ctx, cfg, insecure.NewCredentials()) }()
+
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := func(secret string) pb.LedgerServiceClient {
+		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearer(secret)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return pb.NewLedgerServiceClient(conn)
+	}
+	operator := client(admin)
+	for _, a := range []*pb.CreateAccountRequest{
+		{Code: "cash:M1", Type: pb.AccountType_ACCOUNT_TYPE_ASSET, Currency: "VND", Market: "M1"},
+		{Code: "payable:M1", Type: pb.AccountType_ACCOUNT_TYPE_LIABILITY, Currency: "VND", Market: "M1"},
+	} {
+		if _, err := operator.CreateAccount(cctx, a, grpc.WaitForReady(true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	posted, err := operator.PostEntry(cctx, &pb.PostEntryRequest{
+		IdempotencyKey: "sale-1", Market: "M1", Kind: "sale", Currency: "VND",
+		Postings: []*pb.PostingInput{
+			{AccountCode: "cash:M1", Direction: pb.Direction_DIRECTION_DEBIT, Amount: "10000"},
+			{AccountCode: "payable:M1", Direction: pb.Direction_DIRECTION_CREDIT, Amount: "10000"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := client(auditor).StreamEntries(cctx, &pb.StreamEntriesRequest{Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := stream.Recv(); err != nil || msg.Entry.Id != posted.Entry.Id {
+		t.Fatalf("stream: got %v, %v; want entry %s", msg, err, posted.Entry.Id)
+	}
+
+	start := time.Now()
+	shutdown()
+	_, err = stream.Recv()
+	if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != fmt.Sprintf("server shutting down; resume from sequence %d", posted.Entry.Sequence+1) {
+		t.Errorf("following stream ended with %v; want Unavailable naming the sequence to resume from", err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("serve took %s to shut down", d)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not return")
 	}
 }
