@@ -257,9 +257,9 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		}
 	}
 
-	// 2. External references already recorded, in the ledger or earlier in
-	// this round.
-	inRound := map[string]bool{}
+	// 2. External references already recorded in the ledger. One recorded
+	// by an earlier write of this round is checked when the ops are
+	// decided (step 6): only a write that is accepted takes its reference.
 	for i, o := range ops {
 		ref := o.externalRef()
 		if !pending[i] || ref == "" {
@@ -268,11 +268,7 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		if id, ok := taken[ref]; ok {
 			pending[i] = false
 			outs[i].Err = errorf(ErrDuplicateExternalRef, "external_ref", "%q is already recorded by entry %s", ref, id)
-		} else if inRound[ref] {
-			pending[i] = false
-			outs[i].Err = errorf(ErrDuplicateExternalRef, "external_ref", "%q is already recorded by another write", ref)
 		}
-		inRound[ref] = true
 	}
 
 	// 3. The pending entries that close ops refer to, read above.
@@ -409,12 +405,20 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		}
 	}
 
-	// 6. Decide each op against the state read under the head, in order.
+	// 6. Decide each op against the state read under the head, in order. A
+	// reference is taken by the first write of the round that is accepted
+	// with it; a refused write takes nothing.
 	var fresh []*Entry
 	var owners []int
 	var closedSeqs []int64
+	claimed := map[string]bool{}
 	for i, o := range ops {
 		if !pending[i] {
+			continue
+		}
+		ref := o.externalRef()
+		if ref != "" && claimed[ref] {
+			outs[i].Err = errorf(ErrDuplicateExternalRef, "external_ref", "%q is already recorded by another write", ref)
 			continue
 		}
 		var e *Entry
@@ -430,6 +434,9 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		if err != nil {
 			outs[i].Err = err
 			continue
+		}
+		if ref != "" {
+			claimed[ref] = true
 		}
 		fresh = append(fresh, e)
 		owners = append(owners, i)

@@ -296,3 +296,74 @@ func TestRoundsEndTheirTransactions(t *testing.T) {
 	}
 	checkInvariants(t, db)
 }
+
+// inOneRound returns a ledger with one committer and a function that
+// writes requests in a single round: it holds the ledger head from another
+// transaction while a first write waits for it, queues the requests behind
+// that write, and lets the head go, so the committer takes them all at once.
+func inOneRound(t *testing.T) (*ledger.Ledger, *pgtest.DB, func(reqs []any) []ledger.Outcome) {
+	t.Helper()
+	l, db := newLedger(t, ledger.Options{Committers: 1})
+	open(t, l, "warm:a", ledger.Asset, "W", 0)
+	open(t, l, "warm:b", ledger.Liability, "W", 0)
+	n := 0
+	return l, db, func(reqs []any) []ledger.Outcome {
+		t.Helper()
+		ctx := context.Background()
+		tx, err := db.Pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM ledger_head FOR UPDATE`); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		warm := make(chan error, 1)
+		go func() {
+			_, err := l.Post(ctx, transfer(fmt.Sprint("warm-", n), "W", "warm:a", "warm:b", 1))
+			warm <- err
+		}()
+		time.Sleep(200 * time.Millisecond) // the warm-up write's round waits for the head
+		got := make(chan []ledger.Outcome, 1)
+		go func() { got <- l.Write(ctx, reqs) }()
+		time.Sleep(200 * time.Millisecond) // the requests wait in the queue
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-warm; err != nil {
+			t.Fatalf("warm-up write: %v", err)
+		}
+		return <-got
+	}
+}
+
+// A write the round refuses takes nothing, its external reference
+// included: a later write of the same round with that reference is
+// recorded, as it would be on its own. (A bank told the reference was
+// recorded would never send it again.)
+func TestRefusedWriteLeavesItsReferenceToTheRound(t *testing.T) {
+	t.Parallel()
+	l, db, inRound := inOneRound(t)
+	open(t, l, "clearing:M", ledger.Asset, "M", 0)
+	open(t, l, "payable:M", ledger.Liability, "M", ledger.FlagDebitsMustNotExceedCredits)
+	refused := transfer("refused", "M", "payable:M", "clearing:M", 500) // from an empty payable
+	refused.ExternalRef = "bank:REF-1"
+	first := transfer("first", "M", "clearing:M", "payable:M", 500)
+	first.ExternalRef = "bank:REF-1"
+	second := transfer("second", "M", "clearing:M", "payable:M", 700)
+	second.ExternalRef = "bank:REF-1"
+	out := inRound([]any{refused, first, second})
+	if !errors.Is(out[0].Err, ledger.ErrExceedsCredits) {
+		t.Errorf("the payout from an empty payable: %v; want ErrExceedsCredits", out[0].Err)
+	}
+	if out[1].Err != nil {
+		t.Errorf("the first accepted write with the reference: %v; want it recorded", out[1].Err)
+	}
+	if !errors.Is(out[2].Err, ledger.ErrDuplicateExternalRef) {
+		t.Errorf("the second accepted write with the reference: %v; want ErrDuplicateExternalRef", out[2].Err)
+	}
+	if got := totals(t, l, "payable:M"); got.CreditsPosted != 500 || got.DebitsPosted != 0 {
+		t.Errorf("payable:M credits %d, debits %d posted; want 500 and 0", got.CreditsPosted, got.DebitsPosted)
+	}
+	checkInvariants(t, db)
+}
