@@ -399,6 +399,45 @@ func TestConcurrentRefundsReturnTheWholeFee(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// Small partial refunds, then the rest: each refund returns the fee in
+// proportion to all refunded so far, so the last đồng never owes more fee
+// than itself and the payment ends fully refunded with its whole fee
+// returned, whether the last refund names its amount or not. (The fee of a
+// 10,000 đồng MoMo payment is the plan's 500 đồng minimum; refunds of 19,
+// 19 and 9,961 each returning their own share rounded down would return 0,
+// 0 and 498, leaving 2 đồng of fee on the last 1 đồng.)
+func TestSmallRefundsThenTheRest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	e.record(t, bankNotice("float", a, "5000000", "FT-FLOAT")) // money to give back
+	for _, last := range []string{"1", ""} {
+		p := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "momo-" + last, Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "10000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "MOMO-" + last}).Payment
+		wantPayment(t, p, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "10000", "500", "0", "0")
+		var returned int64
+		for i, amount := range []string{"19", "19", "9961", last} {
+			r, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: fmt.Sprint("refund-", last, "-", i), PaymentId: p.Id, Amount: amount})
+			if err != nil {
+				t.Fatalf("refund %d (%q) of %s: %v", i, amount, p.Id, err)
+			}
+			returned += num(r.FeeReturned)
+			refunded := num(r.Payment.RefundedAmount)
+			if want := 500 * refunded / 10000; i < 3 && returned != want {
+				t.Errorf("after refunding %d: %d of the fee returned, want %d (its share of all refunded, rounded down)", refunded, returned, want)
+			}
+		}
+		got, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: p.Id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantPayment(t, got.Payment, pb.PaymentStatus_PAYMENT_STATUS_REFUNDED, "10000", "500", "10000", "500")
+	}
+	e.checkInvariants(t)
+}
+
 // bankNotice is a bank's VietQR notification of a payment.
 func bankNotice(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
 	return &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: merchant, Channel: pb.Channel_CHANNEL_VIETQR, Amount: amount,

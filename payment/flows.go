@@ -228,8 +228,14 @@ func (s *Service) Refund(ctx context.Context, r RefundRequest) (Payment, Refund,
 func refundEntry(ledgerKey string, p Payment, amount int64, reason string) ledger.EntryRequest {
 	feeBack := refundFee(p, amount)
 	postings := []ledger.PostingInput{}
-	if amount-feeBack > 0 {
-		postings = append(postings, ledger.PostingInput{AccountCode: payableOf(p), Direction: ledger.Debit, Amount: decimal.NewFromInt(amount - feeBack)})
+	switch net := amount - feeBack; {
+	case net > 0:
+		postings = append(postings, ledger.PostingInput{AccountCode: payableOf(p), Direction: ledger.Debit, Amount: decimal.NewFromInt(net)})
+	case net < 0:
+		// More fee than money comes back: only a payment whose earlier
+		// refunds returned less fee than their share (before that rule was
+		// fixed) gets here, and the merchant is owed the difference.
+		postings = append(postings, ledger.PostingInput{AccountCode: payableOf(p), Direction: ledger.Credit, Amount: decimal.NewFromInt(-net)})
 	}
 	if feeBack > 0 {
 		postings = append(postings, ledger.PostingInput{AccountCode: feesOf(p), Direction: ledger.Debit, Amount: decimal.NewFromInt(feeBack)})

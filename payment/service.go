@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"time"
 
@@ -141,14 +142,26 @@ func partialFee(fee, amount, confirmed int64) int64 {
 }
 
 // refundFee is the part of the fee a refund returns: the fee in proportion
-// to the refund, rounded down, and on the refund that returns the last đồng,
-// whatever of the fee is still unreturned. A full refund thus returns the
-// fee exactly, and partial refunds never return more than their share.
+// to everything refunded with it, rounded down, less what earlier refunds
+// returned. A full refund thus returns the fee exactly, and since the fee is
+// never more than the confirmed amount, no refund returns more fee than its
+// own amount. (Rounding each refund's own share down instead would leave the
+// last đồng owing the fractions of every earlier refund, which can be more
+// than that đồng.)
 func refundFee(p Payment, refund int64) int64 {
-	if refund == p.Refundable() {
+	after := p.RefundedAmount + refund
+	if after == p.ConfirmedAmount {
 		return p.Fee - p.FeeRefunded
 	}
-	return p.Fee * refund / p.ConfirmedAmount
+	return mulDiv(p.Fee, after, p.ConfirmedAmount) - p.FeeRefunded
+}
+
+// mulDiv is a×b/c rounded down, for non-negative a ≤ c and b ≤ c, without
+// overflowing where a×b would.
+func mulDiv(a, b, c int64) int64 {
+	hi, lo := bits.Mul64(uint64(a), uint64(b))
+	q, _ := bits.Div64(hi, lo, uint64(c))
+	return int64(q)
 }
 
 // plan is one item of a RecordMany call on its way to the ledger.
