@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -62,10 +63,25 @@ func (a *Audit) Record(e Event) {
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
-	if len(e.Message) > 500 {
-		e.Message = e.Message[:500]
-	}
+	e.Message = truncate(e.Message, maxMessage)
 	a.events <- auditItem{event: e}
+}
+
+// maxMessage bounds an event's message, in bytes.
+const maxMessage = 500
+
+// truncate cuts s to at most max bytes, on a character boundary: half a
+// character is not UTF-8, and PostgreSQL would refuse the event, and every
+// other event of its batch with it. A cut s ends in "…".
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // Sync waits until every event recorded before it is written.

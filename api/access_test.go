@@ -695,3 +695,36 @@ var serviceDescs = []serviceDesc{
 
 // today is the business day, Asia/Ho_Chi_Minh, of now.
 func today() string { return time.Now().In(time.FixedZone("ICT", 7*3600)).Format("2006-01-02") }
+
+// A refusal whose message is too long for the trail (here, echoing a
+// Vietnamese metadata key of 900 bytes) is kept, cut, and so are the
+// events of the other calls written with it.
+func TestAuditTrailKeepsLongMultibyteMessage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1")
+	e.postTransfers(t, "M1", 1)
+	_, err := e.client.PostEntry(ctx, &pb.PostEntryRequest{
+		IdempotencyKey: "long-metadata-key", Market: "M1", Kind: "sale", Currency: "VND",
+		Postings: []*pb.PostingInput{posting("cash:M1", debit, "10"), posting("payable:M1", credit, "10")},
+		Metadata: map[string]string{strings.Repeat("ễ", 300): "x"}, // "ễ" is 3 bytes
+	})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("a metadata key of 300 characters: %v", err)
+	}
+	events, err := pb.NewAdminServiceClient(e.conn).ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written, refused bool
+	for _, ev := range events.AuditEvents {
+		if ev.Method == pb.LedgerService_PostEntry_FullMethodName {
+			written = written || ev.Code == "OK"
+			refused = refused || ev.Code == "InvalidArgument"
+		}
+	}
+	if !written || !refused {
+		t.Errorf("the trail holds the written PostEntry: %v, the refused one: %v; want both (%d events)", written, refused, len(events.AuditEvents))
+	}
+}
