@@ -3,10 +3,13 @@ package access
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -63,25 +66,57 @@ func (a *Audit) Record(e Event) {
 	if e.At.IsZero() {
 		e.At = time.Now()
 	}
-	e.Message = truncate(e.Message, maxMessage)
+	// What a call named is the request's field as sent: any caller may put
+	// in it what PostgreSQL refuses, and would so erase its own denied call,
+	// and every other event of the batch, from the trail.
+	e.Role = Role(storable(string(e.Role), maxName))
+	e.Method = storable(e.Method, maxName)
+	e.Target = storable(e.Target, maxTarget)
+	e.Code = storable(e.Code, maxName)
+	e.Message = storable(e.Message, maxMessage)
 	a.events <- auditItem{event: e}
 }
 
-// maxMessage bounds an event's message, in bytes.
-const maxMessage = 500
+// Bounds of an event's text, in bytes.
+const (
+	maxName    = 200 // role, method, code: the service's own names
+	maxTarget  = 200 // a code, an id, an account: never longer than this
+	maxMessage = 500
+)
 
-// truncate cuts s to at most max bytes, on a character boundary: half a
-// character is not UTF-8, and PostgreSQL would refuse the event, and every
-// other event of its batch with it. A cut s ends in "…".
-func truncate(s string, max int) string {
-	if len(s) <= max {
+// storable makes s fit the trail. PostgreSQL text holds neither a NUL nor
+// bytes that are not UTF-8, and a control character could forge or hide a
+// line where the trail is printed, so these are escaped as Go writes them
+// (\x00, \xff, \u0085). s is then cut to at most max bytes, on a character
+// boundary and never inside an escape: half a character is not UTF-8
+// either. A cut s ends in "…".
+func storable(s string, max int) string {
+	if len(s) <= max && utf8.ValidString(s) && strings.IndexFunc(s, unicode.IsControl) < 0 {
 		return s
 	}
-	cut := max - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	var b strings.Builder
+	fits := 0 // the length of b that leaves room for "…"
+	for i := 0; i < len(s) && b.Len() <= max; {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r < utf8.RuneSelf && unicode.IsControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unicode.IsControl(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+		if b.Len() <= max-len("…") {
+			fits = b.Len()
+		}
 	}
-	return s[:cut] + "…"
+	if b.Len() <= max {
+		return b.String()
+	}
+	return b.String()[:fits] + "…"
 }
 
 // Sync waits until every event recorded before it is written.

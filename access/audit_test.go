@@ -54,3 +54,43 @@ func TestAuditCutsLongMessageOnCharacterBoundary(t *testing.T) {
 		t.Errorf("the long message is stored as %d bytes, valid UTF-8: %v: %q", len(msg), utf8.ValidString(msg), msg)
 	}
 }
+
+// What a call named is the request's field as sent, and any caller can put
+// in it what PostgreSQL text cannot hold: a NUL (valid UTF-8, so gRPC
+// delivers it), bytes that are not UTF-8. Such an event is stored with
+// them escaped, as are control characters, and bounded; the events written
+// with it are stored too.
+func TestAuditStoresUnstorableTextEscaped(t *testing.T) {
+	t.Parallel()
+	denied := func(target, message string) access.Event {
+		return access.Event{Role: access.RoleAuditor, Method: "/m/Read", Target: target, Code: "PermissionDenied", Message: message}
+	}
+	stored := storeEvents(t,
+		access.Event{Role: access.RoleAdmin, Method: "/m/Write", Target: "M1", Code: "OK"},
+		denied("M2\x00", "a NUL"),
+		denied("M2", "not UTF-8: \xff\xfe"),
+		denied("M2\n2024-01-01 admin /m/Write OK", "a line\r\nand a C1 control \u0085"),
+		denied(strings.Repeat("\x00", 1000), strings.Repeat("ễ\x00", 300)),
+	)
+	want := []struct{ target, message string }{
+		{"M1", ""},
+		{`M2\x00`, "a NUL"},
+		{"M2", `not UTF-8: \xff\xfe`},
+		{`M2\x0a2024-01-01 admin /m/Write OK`, `a line\x0d\x0aand a C1 control \u0085`},
+	}
+	if len(stored) != len(want)+1 {
+		t.Fatalf("the trail holds %d of %d events", len(stored), len(want)+1)
+	}
+	for i, w := range want {
+		if stored[i].Target != w.target || stored[i].Message != w.message {
+			t.Errorf("event %d stored as target %q, message %q; want %q, %q", i, stored[i].Target, stored[i].Message, w.target, w.message)
+		}
+	}
+	long := stored[len(want)]
+	if len(long.Target) > 200 || !strings.HasPrefix(long.Target, `\x00\x00`) || !strings.HasSuffix(long.Target, `\x00…`) {
+		t.Errorf("a target of 1000 NULs stored as %d bytes: %q", len(long.Target), long.Target)
+	}
+	if len(long.Message) > 500 || !strings.HasPrefix(long.Message, `ễ\x00ễ`) || !strings.HasSuffix(long.Message, "…") {
+		t.Errorf("a long message of NULs stored as %d bytes: %q", len(long.Message), long.Message)
+	}
+}

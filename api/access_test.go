@@ -728,3 +728,32 @@ func TestAuditTrailKeepsLongMultibyteMessage(t *testing.T) {
 		t.Errorf("the trail holds the written PostEntry: %v, the refused one: %v; want both (%d events)", written, refused, len(events.AuditEvents))
 	}
 }
+
+// A request field naming a market may carry a NUL, which gRPC delivers
+// (it is UTF-8) and PostgreSQL text cannot hold. The denied call that
+// named it is in the trail all the same, as are the calls written with it:
+// no caller can erase its denied calls from the trail.
+func TestAuditTrailKeepsDeniedCallNamingNUL(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1", "M2")
+	e.postTransfers(t, "M1", 1)
+	_, boundSecret := e.issue(t, access.IssueRequest{Name: "auditor of M1", Role: access.RoleAuditor, Markets: []string{"M1"}})
+	_, err := pb.NewLedgerServiceClient(e.dial(t, boundSecret)).GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: "M2\x00"})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("the auditor of M1 reading M2: %v", err)
+	}
+	events, err := pb.NewAdminServiceClient(e.conn).ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written, denied bool
+	for _, ev := range events.AuditEvents {
+		written = written || ev.Method == pb.LedgerService_PostEntry_FullMethodName
+		denied = denied || ev.Code == "PermissionDenied" && ev.Target == `M2\x00`
+	}
+	if !written || !denied {
+		t.Errorf("the trail holds the PostEntry: %v, the denied call naming M2\\x00: %v; want both (%d events)", written, denied, len(events.AuditEvents))
+	}
+}
