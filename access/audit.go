@@ -182,15 +182,6 @@ func (a *Audit) run() {
 }
 
 func (a *Audit) write(batch []Event) {
-	n := len(batch)
-	at, cred, role, method, target, code, msg := make([]time.Time, n), make([]*string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	for i, e := range batch {
-		at[i], role[i], method[i], target[i], code[i], msg[i] = e.At, string(e.Role), e.Method, e.Target, e.Code, e.Message
-		if e.CredentialID != "" {
-			id := e.CredentialID
-			cred[i] = &id
-		}
-	}
 	// While the database cannot be reached (a restart, a failover), the
 	// batch is tried again, for up to half a minute; events recorded
 	// meanwhile wait in the queue, and once it is full, so do the calls. A
@@ -198,23 +189,80 @@ func (a *Audit) write(batch []Event) {
 	// then written twice: the trail prefers a repeated event to a lost one.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var err error
+	err := a.insert(ctx, batch)
+	if refused(ctx, err) {
+		// The database refused an event of the batch: one event it cannot
+		// store must not lose the others.
+		for _, e := range batch {
+			a.writeOne(ctx, e)
+		}
+		return
+	}
+	if err != nil {
+		// The trail must not silently lose events: say so loudly, with the
+		// events, so they survive in the logs.
+		for _, e := range batch {
+			a.lost(e, err)
+		}
+	}
+}
+
+// writeOne stores an event of a batch the database refused. An event it
+// refuses alone is stored as a placeholder, and logged in full.
+func (a *Audit) writeOne(ctx context.Context, e Event) {
+	err := a.insert(ctx, []Event{e})
+	if refused(ctx, err) {
+		a.log.Error("audit event refused by the database; storing a placeholder", "err", err,
+			"credential", e.CredentialID, "role", e.Role, "method", e.Method, "target", e.Target, "code", e.Code, "message", e.Message, "at", e.At)
+		err = a.insert(ctx, []Event{placeholder(e, err)})
+	}
+	if err != nil {
+		a.lost(e, err)
+	}
+}
+
+// refused reports whether err is the database refusing what was inserted,
+// rather than a database out of reach or out of time.
+func refused(ctx context.Context, err error) bool {
+	return err != nil && !pg.Unavailable(err) && ctx.Err() == nil
+}
+
+// placeholder stands for an event the database refused: it keeps what
+// cannot fail to be stored, and its message tells the rest.
+func placeholder(e Event, err error) Event {
+	msg := fmt.Sprintf("event not storable as recorded (%v): credential %q, at %s; message: %s",
+		err, e.CredentialID, e.At.Format(time.RFC3339Nano), e.Message)
+	return Event{
+		At: time.Now(), Role: Role(storable(string(e.Role), maxName)), Method: storable(e.Method, maxName),
+		Target: storable(e.Target, maxTarget), Code: storable(e.Code, maxName), Message: storable(msg, maxMessage),
+	}
+}
+
+func (a *Audit) lost(e Event, err error) {
+	a.log.Error("audit event not stored", "err", err, "credential", e.CredentialID, "method", e.Method, "target", e.Target, "code", e.Code)
+}
+
+// insert writes events in one statement, trying again while the database
+// cannot be reached.
+func (a *Audit) insert(ctx context.Context, events []Event) error {
+	n := len(events)
+	at, cred, role, method, target, code, msg := make([]time.Time, n), make([]*string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, e := range events {
+		at[i], role[i], method[i], target[i], code[i], msg[i] = e.At, string(e.Role), e.Method, e.Target, e.Code, e.Message
+		if e.CredentialID != "" {
+			id := e.CredentialID
+			cred[i] = &id
+		}
+	}
 	for attempt := 1; ; attempt++ {
-		_, err = a.pool.Exec(ctx, `
+		_, err := a.pool.Exec(ctx, `
 INSERT INTO audit_events (at, credential_id, role, method, target, code, message)
 SELECT at, credential_id::uuid, role, method, target, code, message
   FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
        AS t(at, credential_id, role, method, target, code, message)`,
 			at, cred, role, method, target, code, msg)
 		if err == nil || !pg.Unavailable(err) || pg.Backoff(ctx, attempt) != nil {
-			break
-		}
-	}
-	if err != nil {
-		// The trail must not silently lose events: say so loudly, with the
-		// events, so they survive in the logs.
-		for _, e := range batch {
-			a.log.Error("audit event not stored", "err", err, "credential", e.CredentialID, "method", e.Method, "target", e.Target, "code", e.Code)
+			return err
 		}
 	}
 }

@@ -1,8 +1,10 @@
 package access_test
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -15,9 +17,14 @@ import (
 // trail, oldest first.
 func storeEvents(t *testing.T, events ...access.Event) []access.Event {
 	t.Helper()
+	return storeEventsLogging(t, slog.New(slog.DiscardHandler), events...)
+}
+
+func storeEventsLogging(t *testing.T, log *slog.Logger, events ...access.Event) []access.Event {
+	t.Helper()
 	ctx := context.Background()
 	pool := pgtest.New(t).Pool
-	a := access.NewAudit(pool, slog.New(slog.DiscardHandler))
+	a := access.NewAudit(pool, log)
 	defer a.Close()
 	for _, e := range events {
 		a.Record(e)
@@ -92,5 +99,34 @@ func TestAuditStoresUnstorableTextEscaped(t *testing.T) {
 	}
 	if len(long.Message) > 500 || !strings.HasPrefix(long.Message, `ễ\x00ễ`) || !strings.HasSuffix(long.Message, "…") {
 		t.Errorf("a long message of NULs stored as %d bytes: %q", len(long.Message), long.Message)
+	}
+}
+
+// An event the database refuses even with its text made storable (here, a
+// credential id that is no UUID) costs neither the events written with it
+// nor itself: the others are stored, and it is stored as a placeholder
+// that tells what was recorded, and logged.
+func TestAuditStoresRefusedEventAsPlaceholder(t *testing.T) {
+	t.Parallel()
+	var logged bytes.Buffer
+	stored := storeEventsLogging(t, slog.New(slog.NewTextHandler(&logged, nil)),
+		access.Event{Role: access.RoleAdmin, Method: "/m/Write", Target: "before", Code: "OK"},
+		access.Event{CredentialID: "not-a-uuid", Role: access.RoleBank, Method: "/m/Write", Target: "refused", Code: "PermissionDenied", Message: "denied"},
+		access.Event{Role: access.RoleAdmin, Method: "/m/Write", Target: "after", Code: "OK"},
+	)
+	var targets []string
+	for _, e := range stored {
+		targets = append(targets, e.Target)
+	}
+	if want := []string{"before", "refused", "after"}; !slices.Equal(targets, want) {
+		t.Fatalf("the trail holds events naming %q, want %q", targets, want)
+	}
+	p := stored[1]
+	if p.CredentialID != "" || p.Role != access.RoleBank || p.Method != "/m/Write" || p.Code != "PermissionDenied" ||
+		!strings.Contains(p.Message, `credential "not-a-uuid"`) || !strings.Contains(p.Message, "denied") {
+		t.Errorf("the refused event is stored as %+v", p)
+	}
+	if !strings.Contains(logged.String(), "placeholder") || !strings.Contains(logged.String(), "not-a-uuid") {
+		t.Errorf("the refused event is not logged: %s", logged.String())
 	}
 }
