@@ -757,3 +757,43 @@ func TestAuditTrailKeepsDeniedCallNamingNUL(t *testing.T) {
 		t.Errorf("the trail holds the PostEntry: %v, the denied call naming M2\\x00: %v; want both (%d events)", written, denied, len(events.AuditEvents))
 	}
 }
+
+// Banks and auditors see a merchant's phone and payout account masked. A
+// create refused because the admin typed them with separators is in the
+// audit trail, which every unbound auditor lists, with them masked too.
+func TestAuditTrailMasksRefusedMerchantPersonalData(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	for _, m := range []*pb.Merchant{
+		{Code: "TN-TEST-0003", Phone: "0912 345 678", PayoutAccount: &pb.PayoutAccount{BankBin: "970436", AccountNumber: "0011001234568", HolderName: "LE VAN C"}},
+		{Code: "TN-TEST-0004", Phone: "0912345679", PayoutAccount: &pb.PayoutAccount{BankBin: "970436", AccountNumber: "0011-0012-34569", HolderName: "LE VAN D"}},
+	} {
+		m.Market, m.Stalls, m.DisplayName, m.OwnerName = testMarket, []string{"C-" + m.Code[8:]}, "Hàng cá", "Lê Văn C"
+		m.Channels, m.FeePlan = []pb.Channel{pb.Channel_CHANNEL_VIETQR}, &pb.FeePlan{MinFee: "0"}
+		if _, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: m}); status.Code(err) != codes.InvalidArgument {
+			t.Fatalf("create %s: %v", m.Code, err)
+		}
+	}
+	_, secret := e.issue(t, access.IssueRequest{Name: "auditor", Role: access.RoleAuditor})
+	events, err := pb.NewAdminServiceClient(e.dial(t, secret)).ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, ev := range events.AuditEvents {
+		if ev.Method != pb.MerchantService_CreateMerchant_FullMethodName || ev.Code != "InvalidArgument" {
+			continue
+		}
+		refused++
+		for _, personal := range []string{"0912 345 678", "345 678", "0011-0012-34569", "0011-0012"} {
+			if strings.Contains(ev.Message, personal) {
+				t.Errorf("an auditor reads %q in the trail: %q", personal, ev.Message)
+			}
+		}
+	}
+	if refused != 2 {
+		t.Errorf("the trail holds %d refused creates, want 2", refused)
+	}
+}

@@ -493,7 +493,9 @@ func checkPhone(m *Merchant) *ledger.Error {
 		p = "0" + p[3:]
 	}
 	if !phoneRE.MatchString(p) {
-		return invalid("merchant.phone", "must be a Vietnamese mobile number, 0 then 9 digits (03, 05, 07, 08 or 09...) or +84 then 9 digits, got %q", m.Phone)
+		// The message goes to the audit trail, which auditors read: the
+		// phone is shown masked, as they see it everywhere else.
+		return invalid("merchant.phone", "must be a Vietnamese mobile number, 0 then 9 digits (03, 05, 07, 08 or 09...) or +84 then 9 digits, got %q (masked)", maskPhone(strings.TrimSpace(m.Phone)))
 	}
 	m.Phone = p
 	return nil
@@ -508,8 +510,10 @@ func checkPayout(m *Merchant) *ledger.Error {
 	if p.BankBIN, err = code("merchant.payout_account.bank_bin", p.BankBIN, binRE, "exactly 6 digits"); err != nil {
 		return err
 	}
-	if p.AccountNumber, err = code("merchant.payout_account.account_number", p.AccountNumber, accountRE, "1-19 of [0-9A-Za-z]"); err != nil {
-		return err
+	// Masked in the message, as for the phone.
+	if p.AccountNumber = strings.TrimSpace(p.AccountNumber); !accountRE.MatchString(p.AccountNumber) {
+		return invalid("merchant.payout_account.account_number", "must be 1-19 of [0-9A-Za-z], got %q (masked, %d characters)",
+			maskAccount(p.AccountNumber), utf8.RuneCountInString(p.AccountNumber))
 	}
 	if p.HolderName, err = text("merchant.payout_account.holder_name", p.HolderName, 1, 50); err != nil {
 		return err

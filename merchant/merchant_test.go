@@ -150,6 +150,40 @@ func wantField(t *testing.T, err error, kind error, field string) {
 	}
 }
 
+// A refused merchant's message goes to the audit trail, which auditors
+// read, and they see a merchant's personal data masked: the message names
+// the field and the rule, and shows the value at most masked as Masked
+// does.
+func TestValidationMasksPersonalData(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		edit   func(*Merchant)
+		field  string
+		secret string // must not be in the message
+		masked string // must be, if set
+	}{
+		{"phone with spaces", func(m *Merchant) { m.Phone = " 0912 345 678 " }, "merchant.phone", "0912 345 678", `"091******678"`},
+		{"phone too short", func(m *Merchant) { m.Phone = "091234567" }, "merchant.phone", "091234567", `"091***567"`},
+		{"international phone too long", func(m *Merchant) { m.Phone = "+849123456789" }, "merchant.phone", "9123456789", ""},
+		{"account with dashes", func(m *Merchant) { m.Payout.AccountNumber = "0011-0012-34569" }, "merchant.payout_account.account_number", "0011-0012", `"***********4569"`},
+		{"account of 20", func(m *Merchant) { m.Payout.AccountNumber = "12345678901234567890" }, "merchant.payout_account.account_number", "1234567890123456", ""},
+		{"owner too long", func(m *Merchant) { m.Owner = strings.Repeat("Nguyễn ", 20) }, "merchant.owner_name", "Nguyễn", ""},
+		{"owner with a tab", func(m *Merchant) { m.Owner = "Nguyễn\tThị Lan" }, "merchant.owner_name", "Nguyễn", ""},
+		{"holder with a newline", func(m *Merchant) { m.Payout.HolderName = "NGUYEN\nTHI LAN" }, "merchant.payout_account.holder_name", "NGUYEN", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := validMerchant()
+			tc.edit(&m)
+			_, err := m.validate()
+			wantField(t, err, ledger.ErrInvalid, tc.field)
+			if strings.Contains(err.Error(), tc.secret) || !strings.Contains(err.Error(), tc.masked) {
+				t.Errorf("message %q: want no %q and %q", err.Error(), tc.secret, tc.masked)
+			}
+		})
+	}
+}
+
 func TestMarketValidate(t *testing.T) {
 	t.Parallel()
 	got, err := Market{Code: " TN-DAITU ", Name: " Chợ Đại Từ ", Province: "Thái Nguyên"}.validate()
