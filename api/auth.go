@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/choledger/choledger/access"
+	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/merchant"
 	"github.com/choledger/choledger/payment"
 )
@@ -165,9 +166,48 @@ func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerI
 	resp, err := handler(ctx, req)
 	if r.write {
 		p, _ := principalOf(ctx)
-		a.record(ctx, p, info.FullMethod, target, err)
+		if items := bulkItems(req, resp, err); items != nil {
+			for _, it := range items {
+				a.record(ctx, p, info.FullMethod, it.target, it.err)
+			}
+		} else {
+			a.record(ctx, p, info.FullMethod, target, err)
+		}
 	}
 	return resp, err
+}
+
+// itemOutcome is what one item of a bulk write did: what it named, and its
+// error, nil for a write.
+type itemOutcome struct {
+	target string
+	err    error
+}
+
+// bulkItems returns the outcome of each item of a bulk write the handler
+// answered, as its response tells the client, or nil for any other call.
+// Each item is a write of its own, recorded as such: the call's OK says
+// nothing of its items, every one of which may have been refused. A bulk
+// call refused whole (a bad request, a denied item) is one event.
+func bulkItems(req, resp any, err error) []itemOutcome {
+	r, ok := req.(*pb.RecordPaymentsRequest)
+	out, _ := resp.(*pb.RecordPaymentsResponse)
+	results := out.GetResults()
+	if !ok || err != nil || len(results) != len(r.GetPayments()) {
+		return nil
+	}
+	items := make([]itemOutcome, len(results))
+	for i, res := range results {
+		// The payment written, or the merchant the item named.
+		items[i].target = r.GetPayments()[i].GetMerchant()
+		if id := res.GetPayment().GetId(); id != "" {
+			items[i].target = id
+		}
+		if e := res.GetError(); e != nil {
+			items[i].err = status.Error(codes.Code(e.GetCode()), e.GetMessage())
+		}
+	}
+	return items
 }
 
 // stream authorizes a server-streaming call when its request arrives.

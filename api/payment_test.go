@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/merchant/vietqr"
 )
@@ -341,5 +343,61 @@ func TestPaymentRequestRefusesPurposeNamingIt(t *testing.T) {
 		if st.Code() != codes.InvalidArgument || field != "purpose" {
 			t.Errorf("purpose %q: got %v %q with field violation %q; want InvalidArgument on field purpose", purpose, st.Code(), st.Message(), field)
 		}
+	}
+}
+
+// Each item of a bulk RecordPayments is a write of its own, and the audit
+// trail holds one event per item: the payment written, or the merchant the
+// refused item named with its code and message. Only a call refused whole,
+// a bad request or a denied item, is one event of the call.
+func TestRecordPaymentsAuditsEachItem(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	resp, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{
+		{IdempotencyKey: "bulk-1", Merchant: "TN-TEST-0001", Channel: pb.Channel_CHANNEL_VIETQR, Amount: "5000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL},
+		{IdempotencyKey: "bulk-2", Merchant: "TN-TEST-0001", Channel: pb.Channel_CHANNEL_VIETQR, Amount: "5000.5", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL},
+		{IdempotencyKey: "bulk-3", Merchant: "TN-TEST-0002", Channel: pb.Channel_CHANNEL_MOMO, Amount: "5000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := resp.Results; r[0].Error != nil || r[1].Error == nil || r[2].Error == nil {
+		t.Fatalf("results %v: want the first item recorded, the others refused", r)
+	}
+	if _, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("an empty bulk: %v", err)
+	}
+	_, secret := e.issue(t, access.IssueRequest{Name: "stall A", Role: access.RoleMerchant, Merchant: "TN-TEST-0001"})
+	_, err = pb.NewPaymentServiceClient(e.dial(t, secret)).RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{
+		{IdempotencyKey: "own", Merchant: "TN-TEST-0001", Channel: pb.Channel_CHANNEL_VIETQR, Amount: "5000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL},
+		{IdempotencyKey: "other", Merchant: "TN-TEST-0002", Channel: pb.Channel_CHANNEL_VIETQR, Amount: "5000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL},
+	}})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("merchant A recording for B: %v", err)
+	}
+
+	events, err := pb.NewAdminServiceClient(e.conn).ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range events.AuditEvents {
+		if ev.Method == pb.PaymentService_RecordPayments_FullMethodName {
+			got = append(got, fmt.Sprintf("%s %s %q", ev.Target, ev.Code, ev.Message))
+		}
+	}
+	slices.Sort(got)
+	want := []string{
+		fmt.Sprintf("%s OK %q", resp.Results[0].Payment.Id, ""),
+		fmt.Sprintf("TN-TEST-0001 %s %q", codes.Code(resp.Results[1].Error.Code), resp.Results[1].Error.Message),
+		fmt.Sprintf("TN-TEST-0002 %s %q", codes.Code(resp.Results[2].Error.Code), resp.Results[2].Error.Message),
+		fmt.Sprintf("bulk InvalidArgument %q", "payments: must hold 1 to 1000 payments"),
+		fmt.Sprintf("TN-TEST-0002 PermissionDenied %q", "this credential may not do that"),
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("RecordPayments events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
