@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/settlement"
 )
@@ -1075,6 +1076,166 @@ func TestReclassificationsRace(t *testing.T) {
 	}
 	if done != 6 || b.Balance.Posted != "0" {
 		t.Errorf("%d reclassifications of 5,000 out of 30,000 went through, suspense holds %s; want 6 and 0", done, b.Balance.Posted)
+	}
+	e.checkRollups(t)
+	e.checkInvariants(t)
+}
+
+// Copies of one request sent at once, as a client's retry racing its first
+// try does, all get the one entry: a settlement with unmatched money, one
+// without, and a reclassification. The copies that lose the race read
+// balances the winner moved, which must not turn a replay into a refusal.
+func TestSettlementCopiesAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	copies := func(t *testing.T, call func() (string, bool, error)) {
+		t.Helper()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ids, fresh := map[string]bool{}, 0
+		for range 6 {
+			wg.Go(func() {
+				id, replayed, err := call()
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					t.Errorf("a copy of the request: %v", err)
+					return
+				}
+				ids[id] = true
+				if !replayed {
+					fresh++
+				}
+			})
+		}
+		wg.Wait()
+		if len(ids) != 1 || fresh != 1 {
+			t.Errorf("6 copies: %d entries, %d answered as new; want 1 and 1", len(ids), fresh)
+		}
+	}
+	for round := range 4 {
+		// 100,000 owed, 150,000 paid: 50,000 waits in suspense; then
+		// 50,000 owed and paid exactly.
+		for _, c := range []struct {
+			owed, paid string
+			allow      bool
+		}{{"100000", "150000", true}, {"50000", "50000", false}} {
+			e.record(t, bankNotice(fmt.Sprintf("p%d-%t", round, c.allow), a, c.owed, fmt.Sprintf("FT-%d-%t", round, c.allow)))
+			req := &pb.RecordProviderSettlementRequest{IdempotencyKey: fmt.Sprintf("s%d-%t", round, c.allow), Channel: pb.Channel_CHANNEL_VIETQR,
+				Market: testMarket, Amount: c.paid, Bank: "vcb", BankRef: fmt.Sprintf("VCB-%d-%t", round, c.allow), AllowUnmatched: c.allow}
+			copies(t, func() (string, bool, error) {
+				r, err := e.settle.RecordProviderSettlement(ctx, req)
+				return r.GetSettlement().GetEntryId(), r.GetReplayed(), err
+			})
+		}
+		e.record(t, bankNotice(fmt.Sprint("late", round), a, "50000", fmt.Sprint("FT-LATE-", round)))
+		req := &pb.ReclassifySuspenseRequest{IdempotencyKey: fmt.Sprint("r", round), Market: testMarket, Channel: pb.Channel_CHANNEL_VIETQR,
+			Amount: "50000", Reason: fmt.Sprint("FT-LATE-", round)}
+		copies(t, func() (string, bool, error) {
+			r, err := e.settle.ReclassifySuspense(ctx, req)
+			return r.GetReclassification().GetEntryId(), r.GetReplayed(), err
+		})
+	}
+	e.checkRollups(t)
+	e.checkInvariants(t)
+}
+
+// Settlements with unmatched money allowed, while payments keep raising
+// what the provider owes and refunds lowering it: none is refused, none
+// settles more than the provider owes right after it, and what each one
+// held in suspense is what it did not settle.
+func TestUnmatchedSplitAgainstMovingBalance(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	stop := make(chan struct{})
+	var payers sync.WaitGroup
+	for w := range 3 {
+		payers.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				p, err := e.payments.RecordPayment(ctx, bankNotice(fmt.Sprint("pay-", w, "-", i), a, "10000", fmt.Sprint("FT-", w, "-", i)))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if i%3 == 0 {
+					if _, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: fmt.Sprint("refund-", w, "-", i), PaymentId: p.Payment.Id}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		})
+	}
+	var wg sync.WaitGroup
+	for i := range 24 {
+		wg.Go(func() {
+			r, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: fmt.Sprint("s", i), Channel: pb.Channel_CHANNEL_VIETQR,
+				Market: testMarket, Amount: "50000", Bank: "vcb", BankRef: fmt.Sprint("R", i), AllowUnmatched: true})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			s := r.Settlement
+			if num(s.Settled)+num(s.Unmatched) != 50000 || (num(s.Settled) > 0 && num(s.RemainingOwed) < 0) {
+				t.Errorf("settlement %d of 50000: settled %s, held %s in suspense, napas owed %s right after it", i, s.Settled, s.Unmatched, s.RemainingOwed)
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	payers.Wait()
+	e.checkRollups(t)
+	e.checkInvariants(t)
+}
+
+// Suspense is one account per market, but what it holds was paid by
+// someone: a provider is matched only what its own credits left there. A
+// MoMo bank cannot lower MoMo's debt with money NAPAS paid, nor can an
+// operator; NAPAS's money still goes to NAPAS.
+func TestSuspenseMoneyStaysWithItsProvider(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "momo-pay", Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "80000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "MOMO-1"})
+	if _, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "napas-credit", Channel: pb.Channel_CHANNEL_VIETQR,
+		Market: testMarket, Amount: "50000", Bank: "vcb", BankRef: "VCB-NAPAS-1", AllowUnmatched: true}); err != nil {
+		t.Fatal(err)
+	}
+	_, momoSecret := e.issue(t, access.IssueRequest{Name: "MoMo", Role: access.RoleBank, Provider: "momo"})
+	momo := pb.NewSettlementServiceClient(e.dial(t, momoSecret))
+	for who, client := range map[string]pb.SettlementServiceClient{"MoMo's bank": momo, "an operator": e.settle} {
+		_, err := client.ReclassifySuspense(ctx, &pb.ReclassifySuspenseRequest{IdempotencyKey: "grab", Market: testMarket,
+			Channel: pb.Channel_CHANNEL_MOMO, Amount: "50000", Reason: "ours"})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "momo") {
+			t.Errorf("%s reclassifying NAPAS's unmatched money to MoMo: %v; want FailedPrecondition naming momo", who, err)
+		}
+	}
+	if b, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: clearingOf(pb.Channel_CHANNEL_MOMO, testMarket)}); err != nil || b.Balance.Posted != "80000" {
+		t.Fatalf("MoMo owes %v (%v); want 80000", b, err)
+	}
+	e.record(t, bankNotice("late", a, "50000", "FT-LATE"))
+	if _, err := e.settle.ReclassifySuspense(ctx, &pb.ReclassifySuspenseRequest{IdempotencyKey: "match", Market: testMarket + " ",
+		Channel: pb.Channel_CHANNEL_VIETQR, Amount: "50000", Reason: "VCB-NAPAS-1 paid FT-LATE"}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.settle.ReclassifySuspense(ctx, &pb.ReclassifySuspenseRequest{IdempotencyKey: "match", Market: testMarket + " ",
+		Channel: pb.Channel_CHANNEL_VIETQR, Amount: "50000", Reason: "VCB-NAPAS-1 paid FT-LATE"})
+	if err != nil || !again.Replayed {
+		t.Errorf("the same request again, its market code padded as before: %v, %v; want a replay", again, err)
 	}
 	e.checkRollups(t)
 	e.checkInvariants(t)

@@ -101,39 +101,72 @@ func (r ProviderSettlementRequest) validate() (int64, error) {
 // RecordProviderSettlement records a provider's payment to a settlement
 // bank: Dr bank:B:market:M:settlement / Cr the provider's clearing account
 // of the market, posted. The same key with the same request returns the
-// recorded settlement (replayed); with another request it is refused naming
-// the field. A bank reference is recorded once.
+// recorded settlement (replayed), also when both copies arrive at once;
+// with another request it is refused naming the field. A bank reference is
+// recorded once.
 //
 // It never settles more than the provider owes (its posted clearing
 // balance). A credit above that is refused, unless the request allows
 // unmatched money: then the excess is credited to the market's suspense
 // account, in the same entry, until ReclassifySuspense matches it. The
-// database checks the split against the clearing balance as the entry's
-// round leaves it; a concurrent write that lowered the balance makes the
-// split be computed again.
+// split is what the provider owed when the balance was read: payments
+// recorded in the instant before the entry's round are left owed, for a
+// reclassification to match (demanding the balance of the round itself
+// would refuse the split again and again in a busy market). The database
+// checks that the split never settles more than the provider owes as the
+// entry's round leaves it; a concurrent write that lowered the balance
+// (a refund, another settlement) makes the split be computed again.
 //
 // The settlement bank's account for the market is opened on first use with
 // the flag "credits must not exceed debits": money can leave it (payouts)
 // only once a provider has paid it in.
 func (s *Service) RecordProviderSettlement(ctx context.Context, r ProviderSettlementRequest) (ProviderSettlement, bool, error) {
+	r.Market = strings.TrimSpace(r.Market)
 	amount, err := r.validate()
 	if err != nil {
 		return ProviderSettlement{}, false, err
 	}
 	ledgerKey := keyProviderSettlement + r.Key
+	// What the key recorded is the answer, whatever the provider owes now;
+	// a changed request is refused.
+	if ps, ok, err := s.settlementOfKey(ctx, ledgerKey, r, amount); ok || err != nil {
+		return ps, ok, err
+	}
+	ps, replayed, err := s.recordSettlement(ctx, ledgerKey, r, amount)
+	if err != nil {
+		// A copy of the same request sent at once may have recorded it
+		// meanwhile, and moved the balance this one read: its entry is the
+		// answer.
+		if ps, ok, kerr := s.settlementOfKey(ctx, ledgerKey, r, amount); ok || kerr != nil {
+			return ps, ok, kerr
+		}
+	}
+	return ps, replayed, err
+}
+
+// settlementOfKey answers a request with the settlement its key recorded,
+// if it recorded one (ok), or refuses a changed request.
+func (s *Service) settlementOfKey(ctx context.Context, ledgerKey string, r ProviderSettlementRequest, amount int64) (ProviderSettlement, bool, error) {
 	used, err := s.ledger.EntriesByKeys(ctx, []string{ledgerKey})
 	if err != nil {
 		return ProviderSettlement{}, false, err
 	}
-	if e, ok := used[ledgerKey]; ok {
-		// What the key recorded is the answer, whatever the provider owes
-		// now; a changed request is refused.
-		if err := sameSettlement(e, r, amount); err != nil {
-			return ProviderSettlement{}, false, err
-		}
-		ps, err := s.providerSettlement(ctx, e.ID)
-		return ps, err == nil, err
+	e, ok := used[ledgerKey]
+	if !ok {
+		return ProviderSettlement{}, false, nil
 	}
+	if err := sameSettlement(e, r, amount); err != nil {
+		return ProviderSettlement{}, false, err
+	}
+	ps, err := s.providerSettlement(ctx, e.ID)
+	return ps, err == nil, err
+}
+
+// splitAttempts bounds how often a split is computed again after the
+// clearing balance fell under it; each time, another write committed.
+const splitAttempts = 10
+
+func (s *Service) recordSettlement(ctx context.Context, ledgerKey string, r ProviderSettlementRequest, amount int64) (ProviderSettlement, bool, error) {
 	mk, err := s.merchants.GetMarket(ctx, r.Market)
 	if err != nil {
 		return ProviderSettlement{}, false, ledger.RenameField(err, "code", "market")
@@ -148,9 +181,6 @@ func (s *Service) RecordProviderSettlement(ctx context.Context, r ProviderSettle
 		}
 		return ProviderSettlement{}, false, fmt.Errorf("open account %s: %w", settlement, err)
 	}
-	// A split refused because the clearing balance fell meanwhile is
-	// computed again; a few tries are plenty, since each follows a write
-	// that committed.
 	for attempt := 1; ; attempt++ {
 		acct, err := s.ledger.GetAccount(ctx, clearing)
 		if err != nil {
@@ -171,10 +201,14 @@ func (s *Service) RecordProviderSettlement(ctx context.Context, r ProviderSettle
 			return ProviderSettlement{}, false, fail(ledger.ErrDuplicateExternalRef, "bank_ref", "bank %s reference %s is already recorded: %v", r.Bank, r.BankRef, err)
 		case errors.Is(err, ledger.ErrRefused) && strings.Contains(err.Error(), "provider_settlements_within_owed"):
 			// Another write lowered the clearing balance after it was read.
-			if r.AllowUnmatched && attempt < 5 {
-				continue
+			switch {
+			case !r.AllowUnmatched:
+				return ProviderSettlement{}, false, fail(ErrExceedsOwed, "amount", "%s no longer owes market %s %d đồng for %s payments", r.Channel.Provider(), mk.Code, settled, r.Channel)
+			case attempt == splitAttempts:
+				return ProviderSettlement{}, false, fmt.Errorf("%w: what %s owes market %s kept moving while the credit was split; send the request again with the same key",
+					ledger.ErrUnavailable, r.Channel.Provider(), mk.Code)
 			}
-			return ProviderSettlement{}, false, fail(ErrExceedsOwed, "amount", "%s no longer owes market %s %d đồng for %s payments", r.Channel.Provider(), mk.Code, settled, r.Channel)
+			continue
 		case err != nil:
 			return ProviderSettlement{}, false, err
 		}

@@ -239,11 +239,20 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
 
 	// The same for a reclassification, and for the suspense account (a
 	// liability, so its balance is credits less debits).
+	//
+	// provider_remaining is what the provider's own credits left in
+	// suspense after this entry: the rows of earlier entries, of this round
+	// too, are there (each entry's row is its own statement), this one's
+	// is not yet.
 	projectReclassification = `
-INSERT INTO suspense_reclassifications (entry_id, market, channel, provider, amount, reason, remaining_suspense, remaining_owed, recorded_at)
+INSERT INTO suspense_reclassifications (entry_id, market, channel, provider, amount, reason, remaining_suspense, remaining_owed,
+                                        provider_remaining, recorded_at)
 VALUES ($1, $2, $3, $4, $5, $6,
         (SELECT a.credits_posted - a.debits_posted FROM ledger_accounts a WHERE a.code = $7) + $8,
-        (SELECT a.debits_posted - a.credits_posted FROM ledger_accounts a WHERE a.code = $9) - $10, $11)`
+        (SELECT a.debits_posted - a.credits_posted FROM ledger_accounts a WHERE a.code = $9) - $10,
+        COALESCE((SELECT sum(unmatched) FROM provider_settlements WHERE market = $2 AND provider = $4 AND unmatched > 0), 0)::bigint
+          - COALESCE((SELECT sum(amount) FROM suspense_reclassifications WHERE market = $2 AND provider = $4), 0)::bigint - $5::bigint,
+        $11)`
 )
 
 // Project implements ledger.Projector.

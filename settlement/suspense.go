@@ -86,32 +86,65 @@ func (r SuspenseReclassificationRequest) validate() (int64, error) {
 // excess of provider credits recorded with AllowUnmatched) to a provider's
 // clearing account, once the payments it paid for are recorded: Dr
 // market:M:suspense / Cr the provider's clearing account, posted. It moves
-// at most what suspense holds and at most what the provider owes; both are
-// checked here and again by the database against the balances the entry's
-// round leaves, so concurrent writes cannot overdraw either. The same key
-// with the same request returns the recorded reclassification (replayed);
-// with another request it is refused naming the field.
+// at most what suspense holds, at most what that provider's own credits
+// left there (suspense money another provider paid is not this one's), and
+// at most what the provider owes. All three are checked here and again by
+// the database against the balances the entry's round leaves, so
+// concurrent writes cannot overdraw any. The same key with the same
+// request returns the recorded reclassification (replayed), also when both
+// copies arrive at once; with another request it is refused naming the
+// field.
 func (s *Service) ReclassifySuspense(ctx context.Context, r SuspenseReclassificationRequest) (SuspenseReclassification, bool, error) {
+	r.Market = strings.TrimSpace(r.Market)
 	amount, err := r.validate()
 	if err != nil {
 		return SuspenseReclassification{}, false, err
 	}
 	ledgerKey := keySuspenseReclassification + r.Key
+	if rc, ok, err := s.reclassificationOfKey(ctx, ledgerKey, r, amount); ok || err != nil {
+		return rc, ok, err
+	}
+	rc, replayed, err := s.reclassify(ctx, ledgerKey, r, amount)
+	if err != nil {
+		// A copy of the same request sent at once may have recorded it
+		// meanwhile, and moved the balances this one checked.
+		if rc, ok, kerr := s.reclassificationOfKey(ctx, ledgerKey, r, amount); ok || kerr != nil {
+			return rc, ok, kerr
+		}
+	}
+	return rc, replayed, err
+}
+
+// reclassificationOfKey answers a request with the reclassification its
+// key recorded, if it recorded one (ok), or refuses a changed request.
+func (s *Service) reclassificationOfKey(ctx context.Context, ledgerKey string, r SuspenseReclassificationRequest, amount int64) (SuspenseReclassification, bool, error) {
 	used, err := s.ledger.EntriesByKeys(ctx, []string{ledgerKey})
 	if err != nil {
 		return SuspenseReclassification{}, false, err
 	}
-	if e, ok := used[ledgerKey]; ok {
-		if err := sameReclassification(e, r, amount); err != nil {
-			return SuspenseReclassification{}, false, err
-		}
-		rc, err := s.reclassification(ctx, e.ID)
-		return rc, err == nil, err
+	e, ok := used[ledgerKey]
+	if !ok {
+		return SuspenseReclassification{}, false, nil
 	}
+	if err := sameReclassification(e, r, amount); err != nil {
+		return SuspenseReclassification{}, false, err
+	}
+	rc, err := s.reclassification(ctx, e.ID)
+	return rc, err == nil, err
+}
+
+// unmatchedOfProvider is what a provider's credits put into a market's
+// suspense account, less what was reclassified to it since.
+const unmatchedOfProvider = `
+SELECT COALESCE((SELECT sum(unmatched) FROM provider_settlements WHERE market = $1 AND provider = $2 AND unmatched > 0), 0)::bigint
+     - COALESCE((SELECT sum(amount) FROM suspense_reclassifications WHERE market = $1 AND provider = $2), 0)::bigint`
+
+func (s *Service) reclassify(ctx context.Context, ledgerKey string, r SuspenseReclassificationRequest, amount int64) (SuspenseReclassification, bool, error) {
 	mk, err := s.merchants.GetMarket(ctx, r.Market)
 	if err != nil {
 		return SuspenseReclassification{}, false, ledger.RenameField(err, "code", "market")
 	}
+	provider := r.Channel.Provider()
 	suspense, clearing := merchant.SuspenseAccount(mk.Code), merchant.ClearingAccount(r.Channel, mk.Code)
 	held, err := s.ledger.GetAccount(ctx, suspense)
 	if err != nil {
@@ -121,13 +154,21 @@ func (s *Service) ReclassifySuspense(ctx context.Context, r SuspenseReclassifica
 		return SuspenseReclassification{}, false, fail(ErrExceedsSuspense, "amount", "market %s holds %s đồng in suspense; cannot reclassify %d",
 			mk.Code, ledger.FormatAmount(Currency, h), amount)
 	}
+	var own int64
+	if err := s.pool.QueryRow(ctx, unmatchedOfProvider, mk.Code, provider).Scan(&own); err != nil {
+		return SuspenseReclassification{}, false, fmt.Errorf("read what %s left in suspense: %w", provider, err)
+	}
+	if amount > own {
+		return SuspenseReclassification{}, false, fail(ErrExceedsSuspense, "amount", "%s's credits left %s đồng in market %s's suspense; cannot reclassify %d to it",
+			provider, ledger.FormatAmount(Currency, own), mk.Code, amount)
+	}
 	owed, err := s.ledger.GetAccount(ctx, clearing)
 	if err != nil {
 		return SuspenseReclassification{}, false, ledger.RenameField(err, "code", "channel")
 	}
 	if o := owed.Totals.Posted(owed.Type); amount > o {
 		return SuspenseReclassification{}, false, fail(ErrExceedsOwed, "amount", "%s owes market %s %s đồng for %s payments; cannot reclassify %d to it",
-			r.Channel.Provider(), mk.Code, ledger.FormatAmount(Currency, o), r.Channel, amount)
+			provider, mk.Code, ledger.FormatAmount(Currency, o), r.Channel, amount)
 	}
 	res, err := s.ledger.Post(ctx, ledger.EntryRequest{
 		IdempotencyKey: ledgerKey,
@@ -140,7 +181,7 @@ func (s *Service) ReclassifySuspense(ctx context.Context, r SuspenseReclassifica
 		},
 		Metadata: map[string]string{
 			"channel":  string(r.Channel),
-			"provider": r.Channel.Provider(),
+			"provider": provider,
 			"amount":   strconv.FormatInt(amount, 10),
 			"reason":   r.Reason,
 		},
@@ -148,8 +189,10 @@ func (s *Service) ReclassifySuspense(ctx context.Context, r SuspenseReclassifica
 	switch {
 	case errors.Is(err, ledger.ErrRefused) && strings.Contains(err.Error(), "suspense_reclassifications_within_suspense"):
 		return SuspenseReclassification{}, false, fail(ErrExceedsSuspense, "amount", "market %s no longer holds %d đồng in suspense", mk.Code, amount)
+	case errors.Is(err, ledger.ErrRefused) && strings.Contains(err.Error(), "suspense_reclassifications_within_provider"):
+		return SuspenseReclassification{}, false, fail(ErrExceedsSuspense, "amount", "%s's credits no longer leave %d đồng in market %s's suspense", provider, amount, mk.Code)
 	case errors.Is(err, ledger.ErrRefused) && strings.Contains(err.Error(), "suspense_reclassifications_within_owed"):
-		return SuspenseReclassification{}, false, fail(ErrExceedsOwed, "amount", "%s no longer owes market %s %d đồng for %s payments", r.Channel.Provider(), mk.Code, amount, r.Channel)
+		return SuspenseReclassification{}, false, fail(ErrExceedsOwed, "amount", "%s no longer owes market %s %d đồng for %s payments", provider, mk.Code, amount, r.Channel)
 	case err != nil:
 		return SuspenseReclassification{}, false, err
 	}
