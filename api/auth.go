@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -223,7 +224,15 @@ type authorizedStream struct {
 	a      *authorizer
 	method string
 	ctx    context.Context
+	// When the stream's credential was last found still valid.
+	checked time.Time
 }
+
+// recheckEvery bounds how long a stream that stays open (a following
+// StreamEntries) goes on sending after its credential is revoked or
+// expires: before a message is sent, the credential is checked again if it
+// was last checked longer ago than this.
+const recheckEvery = time.Second
 
 func (s *authorizedStream) Context() context.Context {
 	if s.ctx != nil {
@@ -240,6 +249,21 @@ func (s *authorizedStream) RecvMsg(m any) error {
 	if err != nil {
 		return err
 	}
-	s.ctx = ctx
+	s.ctx, s.checked = ctx, time.Now()
 	return nil
+}
+
+// SendMsg sends only while the stream's credential is still valid: a
+// revocation or an expiry ends an open stream too, within recheckEvery,
+// with Unauthenticated, recorded in the audit trail.
+func (s *authorizedStream) SendMsg(m any) error {
+	if s.ctx != nil && time.Since(s.checked) >= recheckEvery {
+		if _, err := s.a.authenticate(s.ServerStream.Context()); err != nil {
+			caller, _ := principalOf(s.ctx)
+			s.a.record(s.ctx, caller, s.method, "", err)
+			return err
+		}
+		s.checked = time.Now()
+	}
+	return s.ServerStream.SendMsg(m)
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 )
 
@@ -273,5 +274,58 @@ func TestBalanceAsOf(t *testing.T) {
 	_, err = e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "payable:M1", AsOf: &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: 0}}})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("as of sequence 0: %v", err)
+	}
+}
+
+// A stream that stays open, an auditor following the journal, ends when
+// its credential is revoked or expires, as a new call is refused: with
+// Unauthenticated, before it sends an entry written afterwards, and the
+// trail records it.
+func TestFollowingStreamEndsWithItsCredential(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"revoked", "expired"} {
+		t.Run(end, func(t *testing.T) {
+			t.Parallel()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			e := newEnv(t, ledgerOptions())
+			e.marketAccounts(t, "M1")
+			first := e.postTransfers(t, "M1", 1)[0]
+			cred, secret := e.issue(t, access.IssueRequest{Name: "auditor", Role: access.RoleAuditor, TTL: time.Hour})
+			auditor := pb.NewLedgerServiceClient(e.dial(t, secret))
+			stream, err := auditor.StreamEntries(ctx, &pb.StreamEntriesRequest{FromSequence: first.Sequence, Follow: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stream.Recv(); err != nil {
+				t.Fatal(err)
+			}
+			if end == "revoked" {
+				if _, err := pb.NewAdminServiceClient(e.conn).RevokeCredential(ctx, &pb.RevokeCredentialRequest{Id: cred.CredentialID}); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				e.advance(2 * time.Hour)
+			}
+			if _, err := auditor.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: "M1"}); status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("a new call with the %s credential: %v, want Unauthenticated", end, err)
+			}
+			time.Sleep(1100 * time.Millisecond) // past the stream's next check
+			e.postTransfers(t, "M1", 2)
+			if msg, err := stream.Recv(); status.Code(err) != codes.Unauthenticated {
+				t.Fatalf("the stream of the %s credential: entry %v, %v; want Unauthenticated", end, msg.GetEntry().GetSequence(), err)
+			}
+			events, err := pb.NewAdminServiceClient(e.conn).ListAuditEvents(ctx, &pb.ListAuditEventsRequest{CredentialId: cred.CredentialID, PageSize: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			streamEnded := false
+			for _, ev := range events.AuditEvents {
+				streamEnded = streamEnded || (ev.Method == pb.LedgerService_StreamEntries_FullMethodName && ev.Code == "Unauthenticated")
+			}
+			if !streamEnded {
+				t.Errorf("the trail does not record the stream ended for the %s credential: %v", end, events.AuditEvents)
+			}
+		})
 	}
 }
