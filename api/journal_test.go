@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -327,5 +328,51 @@ func TestFollowingStreamEndsWithItsCredential(t *testing.T) {
 				t.Errorf("the trail does not record the stream ended for the %s credential: %v", end, events.AuditEvents)
 			}
 		})
+	}
+}
+
+// A trial balance read in pages while entries are posted is one trial
+// balance: every page as of the first page's sequence, so the lines of
+// all pages balance and the totals do not move; a token continues only
+// the listing it came from.
+func TestTrialBalancePagesAreOnePoint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1", "M2")
+	e.postTransfers(t, "M1", 1)
+	first, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: "M1", PageSize: 1})
+	if err != nil || first.NextPageToken == "" || len(first.Lines) != 1 {
+		t.Fatalf("first page: %v, %v", first, err)
+	}
+	if _, err := e.client.PostEntry(ctx, &pb.PostEntryRequest{IdempotencyKey: "between", Market: "M1", Kind: "sale", Currency: "VND",
+		Postings: []*pb.PostingInput{posting("cash:M1", debit, "5000"), posting("payable:M1", credit, "5000")}}); err != nil {
+		t.Fatal(err)
+	}
+	second, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: "M1", PageSize: 1, PageToken: first.NextPageToken})
+	if err != nil || len(second.Lines) != 1 {
+		t.Fatalf("second page: %v, %v", second, err)
+	}
+	if second.AsOfSequence != first.AsOfSequence {
+		t.Errorf("page 2 is as of sequence %d, page 1 as of %d", second.AsOfSequence, first.AsOfSequence)
+	}
+	var debits, credits int64
+	for _, l := range append(first.Lines, second.Lines...) {
+		debits += num(l.Balance.DebitsPosted)
+		credits += num(l.Balance.CreditsPosted)
+	}
+	if debits != 10000 || credits != 10000 {
+		t.Errorf("the two pages' lines: debits %d, credits %d; want 10000 and 10000, as of page 1", debits, credits)
+	}
+	if fmt.Sprint(second.Totals) != fmt.Sprint(first.Totals) {
+		t.Errorf("totals moved between pages: %v, then %v", first.Totals, second.Totals)
+	}
+	for name, req := range map[string]*pb.GetTrialBalanceRequest{
+		"another market": {Market: "M2", PageSize: 1, PageToken: first.NextPageToken},
+		"another point":  {Market: "M1", PageSize: 1, PageToken: first.NextPageToken, AsOf: &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: 2}}},
+	} {
+		if _, err := e.client.GetTrialBalance(ctx, req); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "page_token") {
+			t.Errorf("the token with %s: %v; want InvalidArgument naming page_token", name, err)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -147,7 +149,10 @@ type TrialBalance struct {
 }
 
 // TrialBalance lists the totals of the accounts of market (all markets when
-// empty) as of at, in code order, and their sums per currency.
+// empty) as of at, in code order, and their sums per currency. Every page of
+// a listing is as of the first page's sequence, which its page token
+// carries: pages read while entries are posted still add up to one trial
+// balance.
 func (l *Ledger) TrialBalance(ctx context.Context, market string, at AsOf, pageSize int, pageToken string) (TrialBalance, error) {
 	var tb TrialBalance
 	if market != "" && !ValidMarket(market) {
@@ -157,7 +162,7 @@ func (l *Ledger) TrialBalance(ctx context.Context, market string, at AsOf, pageS
 	if err != nil {
 		return tb, err
 	}
-	after, err := decodeToken(pageToken)
+	after, pinned, err := decodeTrialBalanceToken(pageToken, market)
 	if err != nil {
 		return tb, err
 	}
@@ -169,6 +174,12 @@ func (l *Ledger) TrialBalance(ctx context.Context, market string, at AsOf, pageS
 	seq, head, err := resolveAsOf(ctx, tx, at)
 	if err != nil {
 		return tb, err
+	}
+	if pageToken != "" {
+		if (at.Seq != 0 || !at.Time.IsZero()) && seq != pinned {
+			return tb, invalid("page_token", "continues the trial balance as of sequence %d, not %d: send the first page's as_of, or none", pinned, seq)
+		}
+		seq = pinned
 	}
 	tb.AsOfSeq = seq
 
@@ -191,7 +202,7 @@ func (l *Ledger) TrialBalance(ctx context.Context, market string, at AsOf, pageS
 	}
 	if len(tb.Lines) > size {
 		tb.Lines = tb.Lines[:size]
-		tb.NextPage = encodeToken(tb.Lines[size-1].Account.Code)
+		tb.NextPage = encodeToken(fmt.Sprintf("tb:%d:%s:%s", seq, market, tb.Lines[size-1].Account.Code))
 	}
 	if seq != head && len(tb.Lines) > 0 {
 		ids := make([]int64, len(tb.Lines))
@@ -235,4 +246,33 @@ SELECT currency, COALESCE(SUM(debits_pending), 0), COALESCE(SUM(credits_pending)
 func (l *Ledger) SequenceAt(ctx context.Context, t time.Time) (int64, error) {
 	seq, _, err := resolveAsOf(ctx, l.pool, AsOf{Time: t})
 	return seq, err
+}
+
+// decodeTrialBalanceToken reads a trial balance's page token: the sequence
+// its listing is as of, the market it lists and the last account code
+// listed. A token of another market's listing is refused.
+func decodeTrialBalanceToken(token, market string) (after string, seq int64, err error) {
+	if token == "" {
+		return "", 0, nil
+	}
+	s, err := decodeToken(token)
+	if err != nil {
+		return "", 0, err
+	}
+	bad := invalid("page_token", "is not a token of a trial balance")
+	rest, ok := strings.CutPrefix(s, "tb:")
+	if !ok {
+		return "", 0, bad
+	}
+	parts := strings.SplitN(rest, ":", 3)
+	if len(parts) != 3 {
+		return "", 0, bad
+	}
+	if seq, err = strconv.ParseInt(parts[0], 10, 64); err != nil || seq < 0 {
+		return "", 0, bad
+	}
+	if parts[1] != market {
+		return "", 0, invalid("page_token", "continues the trial balance of market %q, not %q", parts[1], market)
+	}
+	return parts[2], seq, nil
 }

@@ -2242,7 +2242,10 @@ type GetTrialBalanceRequest struct {
 	Market string `protobuf:"bytes,1,opt,name=market,proto3" json:"market,omitempty"`
 	AsOf   *AsOf  `protobuf:"bytes,2,opt,name=as_of,json=asOf,proto3" json:"as_of,omitempty"`
 	// At most 1000; 100 when unset.
-	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From next_page_token, with the same market. Every page is as of the
+	// first page's sequence (as_of may be left unset on later pages), so the
+	// pages add up to one trial balance while entries are posted.
 	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
