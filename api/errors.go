@@ -89,6 +89,14 @@ func toStatus(ctx context.Context, err error) error {
 			return st.Err()
 		}
 	}
+	if pg.Unstorable(err) {
+		// Every field is checked before it reaches a query; this is the
+		// backstop for one that was not. It names no field, but the caller
+		// learns what to fix rather than "internal", and the refused
+		// statement's transaction wrote nothing.
+		slog.WarnContext(ctx, "a text field reached the database with a character it cannot store", "err", err)
+		return status.Error(codes.InvalidArgument, "a text field holds a character the database cannot store (a NUL, or bytes that are not UTF-8); remove it and send the request again")
+	}
 	if pg.Unavailable(err) {
 		slog.WarnContext(ctx, "database unavailable", "err", err)
 		return status.Error(codes.Unavailable, "the database cannot be reached now; retry, with the same idempotency key for a write")

@@ -106,7 +106,21 @@ const (
 	CodeCheckViolation       = "23514"
 	CodeNumericOverflow      = "22003"
 	CodeLockNotAvailable     = "55P03"
+	// A text holds a character the database's encoding has no place for: a
+	// NUL (or bytes that are not UTF-8) in a UTF-8 database.
+	CodeCharacterNotInRepertoire = "22021"
+	CodeUntranslatableCharacter  = "22P05"
 )
+
+// Unstorable reports whether err is PostgreSQL refusing a text it cannot
+// store, whatever the statement: what was sent, not the database, is wrong.
+func Unstorable(err error) bool {
+	switch Code(err) {
+	case CodeCharacterNotInRepertoire, CodeUntranslatableCharacter:
+		return true
+	}
+	return false
+}
 
 // IsRetryable reports whether err is a transaction conflict that a fresh
 // attempt of the same work can get past.

@@ -61,3 +61,20 @@ func TestUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// Unstorable tells a text PostgreSQL cannot store, which the caller sent,
+// from other refusals.
+func TestUnstorable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	var s string
+	nul := db.Pool.QueryRow(ctx, `SELECT $1::text`, "A\x00B").Scan(&s)
+	if !pg.Unstorable(nul) {
+		t.Errorf("a NUL in a text: Unstorable(%v) = false", nul)
+	}
+	other := db.Pool.QueryRow(ctx, `SELECT 'x'::int::text`).Scan(&s)
+	if other == nil || pg.Unstorable(other) || pg.Unstorable(nil) {
+		t.Errorf("another refusal: Unstorable(%v) = true", other)
+	}
+}
