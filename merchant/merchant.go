@@ -85,6 +85,18 @@ func (c Channel) Provider() string {
 	return ""
 }
 
+// Providers are the providers of Channels, each once: who may hold a bank
+// credential.
+func Providers() []string {
+	var out []string
+	for _, c := range Channels {
+		if p := c.Provider(); !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // MarketStatus is whether a market takes new merchants.
 type MarketStatus string
 
@@ -343,7 +355,7 @@ func code(field, s string, re *regexp.Regexp, rule string) (string, *ledger.Erro
 }
 
 func marketCode(field, s string) (string, *ledger.Error) {
-	c, err := code(field, s, marketCodeRE, "2-32 of [A-Z0-9-]")
+	c, err := code(field, s, marketCodeRE, MarketCodeRule)
 	if err == nil && !ledger.ValidMarket(c) { // cannot happen today; the ledger's rule is wider
 		return "", invalid(field, "%q cannot name a ledger market", c)
 	}
@@ -351,8 +363,24 @@ func marketCode(field, s string) (string, *ledger.Error) {
 }
 
 func merchantCode(field, s string) (string, *ledger.Error) {
-	return code(field, s, merchantCodeRE, "2-40 of [A-Z0-9-]")
+	return code(field, s, merchantCodeRE, MerchantCodeRule)
 }
+
+// Rules of codes, for the messages of packages that check codes they are
+// given before looking them up.
+const (
+	MarketCodeRule   = "2-32 of [A-Z0-9-]"
+	MerchantCodeRule = "2-40 of [A-Z0-9-]"
+)
+
+// ValidMarketCode reports whether s, as it is, can be a market's code:
+// MarketCodeRule. A query given anything else would find no market, or
+// could not be sent at all (a NUL).
+func ValidMarketCode(s string) bool { return marketCodeRE.MatchString(s) }
+
+// ValidMerchantCode reports whether s, as it is, can be a merchant's code:
+// MerchantCodeRule.
+func ValidMerchantCode(s string) bool { return merchantCodeRE.MatchString(s) }
 
 func reason(field, s string) (string, *ledger.Error) { return text(field, s, 0, MaxReason) }
 

@@ -1,6 +1,7 @@
 package merchant
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -64,7 +66,9 @@ func decodeToken(list, token string) (string, error) {
 		return "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || !strings.HasPrefix(string(b), list+":") {
+	// What a token holds goes into a query, where a NUL or bytes that are
+	// not UTF-8 would be refused naming no field.
+	if err != nil || !strings.HasPrefix(string(b), list+":") || !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0 {
 		return "", invalid("page_token", "is not a token of this list")
 	}
 	return string(b[len(list)+1:]), nil
@@ -463,12 +467,17 @@ func (s *Store) sharedRead(ctx context.Context, memo *memo, code string) (Mercha
 }
 
 // GetMerchants returns the merchants with the given codes, by code, in one
-// query; codes that name no merchant are absent from the map.
+// query; codes that name no merchant are absent from the map, and so are
+// codes no merchant can have (which are not sent to PostgreSQL, which could
+// not store a NUL in them anyway).
 func (s *Store) GetMerchants(ctx context.Context, codes []string) (map[string]Merchant, error) {
 	memo := memoOf(ctx)
 	out := make(map[string]Merchant, len(codes))
 	var missing []string
 	for _, code := range codes {
+		if !ValidMerchantCode(code) {
+			continue
+		}
 		if m, ok := memo.get(code); ok {
 			out[code] = m
 		} else {

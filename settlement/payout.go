@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -393,6 +394,9 @@ func (r PayoutResult) check(i int) error {
 	if r.Merchant == "" {
 		return invalid(field+".merchant", "is required")
 	}
+	if !merchant.ValidMerchantCode(r.Merchant) {
+		return invalid(field+".merchant", "must be a merchant code, %s, got %q", merchant.MerchantCodeRule, r.Merchant)
+	}
 	if r.Paid {
 		if err := checkPrintable(field+".bank_ref", r.BankRef, 64); err != nil {
 			return err
@@ -405,8 +409,8 @@ func (r PayoutResult) check(i int) error {
 	if r.BankRef != "" {
 		return invalid(field+".bank_ref", "is for paid lines; a failed line has a failure_reason")
 	}
-	if r.Reason == "" || !utf8.ValidString(r.Reason) || utf8.RuneCountInString(r.Reason) > 200 {
-		return invalid(field+".failure_reason", "must be 1-200 characters of UTF-8 saying why the transfer failed")
+	if r.Reason == "" || !utf8.ValidString(r.Reason) || utf8.RuneCountInString(r.Reason) > 200 || strings.IndexFunc(r.Reason, unicode.IsControl) >= 0 {
+		return invalid(field+".failure_reason", "must be 1-200 characters of UTF-8 without control characters saying why the transfer failed")
 	}
 	return nil
 }
@@ -589,7 +593,9 @@ func decodeLineToken(token string) ([2]string, error) {
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(token)
 	market, code, ok := strings.Cut(string(raw), "/")
-	if err != nil || !ok {
+	// Both go into a query: only codes, never a NUL or bytes that are not
+	// UTF-8, which PostgreSQL would refuse naming no field.
+	if err != nil || !ok || !merchant.ValidMarketCode(market) || !merchant.ValidMerchantCode(code) {
 		return [2]string{}, invalid("page_token", "is not a token this service issued")
 	}
 	return [2]string{market, code}, nil
