@@ -12,12 +12,15 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/choledger/choledger/internal/coalesce"
 	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
 )
 
 // Role is what a principal is.
@@ -172,8 +175,12 @@ type IssueRequest struct {
 // Issue creates a credential and returns it with its secret, which is not
 // stored and cannot be shown again.
 func (s *Store) Issue(ctx context.Context, r IssueRequest) (Credential, string, error) {
-	if r.Name == "" || len(r.Name) > 100 {
-		return Credential{}, "", invalid("credential.name", "must be 1-100 characters")
+	if r.Name == "" || len(r.Name) > 100 || !utf8.ValidString(r.Name) {
+		return Credential{}, "", invalid("credential.name", "must be 1-100 bytes of UTF-8")
+	}
+	if i := strings.IndexFunc(r.Name, unicode.IsControl); i >= 0 {
+		c, _ := utf8.DecodeRuneInString(r.Name[i:])
+		return Credential{}, "", invalid("credential.name", "must not contain control characters, got %U", c)
 	}
 	if !r.Role.valid() {
 		return Credential{}, "", invalid("credential.role", "must be merchant, bank, auditor or admin")
@@ -181,15 +188,23 @@ func (s *Store) Issue(ctx context.Context, r IssueRequest) (Credential, string, 
 	if (r.Role == RoleMerchant) != (r.Merchant != "") {
 		return Credential{}, "", invalid("credential.merchant", "a merchant credential names its merchant, and only it does")
 	}
+	if r.Merchant != "" && !merchant.ValidMerchantCode(r.Merchant) {
+		return Credential{}, "", invalid("credential.merchant", "must be a merchant code, %s, got %q", merchant.MerchantCodeRule, r.Merchant)
+	}
 	if (r.Role == RoleBank) != (r.Provider != "") {
 		return Credential{}, "", invalid("credential.provider", "a bank credential names its provider, and only it does")
+	}
+	// A bank credential acts for the provider of some channel; any other
+	// name would match no channel's payments.
+	if providers := merchant.Providers(); r.Provider != "" && !slices.Contains(providers, r.Provider) {
+		return Credential{}, "", invalid("credential.provider", "must be one of %v, got %q", providers, r.Provider)
 	}
 	if len(r.Markets) > 0 && r.Role != RoleBank && r.Role != RoleAuditor {
 		return Credential{}, "", invalid("credential.markets", "only bank and auditor credentials are bound to markets")
 	}
 	for _, m := range r.Markets {
-		if !ledger.ValidMarket(m) {
-			return Credential{}, "", invalid("credential.markets", "%q is not a market code", m)
+		if !merchant.ValidMarketCode(m) {
+			return Credential{}, "", invalid("credential.markets", "must be market codes, %s, got %q", merchant.MarketCodeRule, m)
 		}
 	}
 	if r.CertSHA256 != "" {

@@ -12,6 +12,7 @@ import (
 	"github.com/choledger/choledger/access"
 	"github.com/choledger/choledger/internal/pg/pgtest"
 	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
 )
 
 // Calls that authenticate at the same moment share the credential reads
@@ -31,7 +32,8 @@ func TestConcurrentAuthentication(t *testing.T) {
 	for i := range 30 {
 		r := access.IssueRequest{Name: fmt.Sprintf("auditor %d", i), Role: access.RoleAuditor, Markets: []string{fmt.Sprintf("TN-M%02d", i)}}
 		if i%2 == 1 {
-			r = access.IssueRequest{Name: fmt.Sprintf("bank %d", i), Role: access.RoleBank, Provider: fmt.Sprintf("bank%02d", i)}
+			providers := merchant.Providers()
+			r = access.IssueRequest{Name: fmt.Sprintf("bank %d", i), Role: access.RoleBank, Provider: providers[i%len(providers)], Markets: []string{fmt.Sprintf("TN-B%02d", i)}}
 		}
 		c, secret, err := s.Issue(ctx, r)
 		if err != nil {

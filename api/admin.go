@@ -8,6 +8,8 @@ import (
 
 	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
+	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
 )
 
 // AdminServer serves AdminService.
@@ -15,6 +17,9 @@ type AdminServer struct {
 	pb.UnimplementedAdminServiceServer
 	Credentials *access.Store
 	Audit       *access.Audit
+	// Merchants, when set, is where a merchant credential's merchant must
+	// exist.
+	Merchants *merchant.Store
 }
 
 var roles = map[pb.Role]access.Role{
@@ -52,6 +57,13 @@ func (s *AdminServer) IssueCredential(ctx context.Context, req *pb.IssueCredenti
 		ir.TTL = ttl.AsDuration()
 		if ir.TTL <= 0 {
 			return nil, fieldError("ttl", errors.New("must be positive"))
+		}
+	}
+	if ir.Role == access.RoleMerchant && ir.Merchant != "" && s.Merchants != nil {
+		// A credential for no merchant would open no door but look as if
+		// it did.
+		if _, err := s.Merchants.GetMerchant(ctx, ir.Merchant); err != nil {
+			return nil, toStatus(ctx, ledger.RenameField(err, "code", "credential.merchant"))
 		}
 	}
 	cred, secret, err := s.Credentials.Issue(ctx, ir)

@@ -70,7 +70,7 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 	)
 	s := grpc.NewServer(opts...)
 	draining := make(chan struct{})
-	pb.RegisterAdminServiceServer(s, &AdminServer{Credentials: svc.Credentials, Audit: svc.Audit})
+	pb.RegisterAdminServiceServer(s, &AdminServer{Credentials: svc.Credentials, Audit: svc.Audit, Merchants: svc.Merchants})
 	pb.RegisterLedgerServiceServer(s, &LedgerServer{Ledger: svc.Ledger, draining: draining})
 	if svc.Merchants != nil {
 		pb.RegisterMerchantServiceServer(s, &MerchantServer{Merchants: svc.Merchants})
