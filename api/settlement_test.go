@@ -893,6 +893,15 @@ func TestProviderSettlement(t *testing.T) {
 	if _, err := e.settle.RecordProviderSettlement(ctx, over); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("settling more than owed: %v", err)
 	}
+	// Refused at a bank not seen before (a typo), it opens no account there.
+	typo := proto.Clone(over).(*pb.RecordProviderSettlementRequest)
+	typo.IdempotencyKey, typo.Bank = "over-typo", "typo"
+	if _, err := e.settle.RecordProviderSettlement(ctx, typo); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("settling more than owed at bank typo: %v", err)
+	}
+	if _, err := e.client.GetAccount(ctx, &pb.GetAccountRequest{Code: "bank:typo:market:" + testMarket + ":settlement"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("a refused settlement at bank typo left its account: %v", err)
+	}
 	over.Amount = "30000"
 	rest, err := e.settle.RecordProviderSettlement(ctx, over)
 	if err != nil || rest.Settlement.RemainingOwed != "0" || owed() != "0" {

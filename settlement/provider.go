@@ -119,7 +119,7 @@ func (r ProviderSettlementRequest) validate() (int64, error) {
 //
 // The settlement bank's account for the market is opened on first use with
 // the flag "credits must not exceed debits": money can leave it (payouts)
-// only once a provider has paid it in.
+// only once a provider has paid it in. A refused credit opens none.
 func (s *Service) RecordProviderSettlement(ctx context.Context, r ProviderSettlementRequest) (ProviderSettlement, bool, error) {
 	r.Market = strings.TrimSpace(r.Market)
 	amount, err := r.validate()
@@ -173,14 +173,7 @@ func (s *Service) recordSettlement(ctx context.Context, ledgerKey string, r Prov
 	}
 	clearing := merchant.ClearingAccount(r.Channel, mk.Code)
 	settlement := merchant.SettlementAccount(r.Bank, mk.Code)
-	if _, _, err := s.ledger.CreateAccount(ctx, ledger.AccountSpec{
-		Code: settlement, Type: ledger.Asset, Currency: Currency, Market: mk.Code, Flags: ledger.FlagCreditsMustNotExceedDebits,
-	}); err != nil {
-		if errors.Is(err, ledger.ErrAccountExists) {
-			return ProviderSettlement{}, false, fail(ledger.ErrAccountExists, "bank", "the ledger already has an account %s with other attributes (%v)", settlement, err)
-		}
-		return ProviderSettlement{}, false, fmt.Errorf("open account %s: %w", settlement, err)
-	}
+	opened := false
 	for attempt := 1; ; attempt++ {
 		acct, err := s.ledger.GetAccount(ctx, clearing)
 		if err != nil {
@@ -194,6 +187,15 @@ func (s *Service) recordSettlement(ctx context.Context, ledgerKey string, r Prov
 					r.Channel.Provider(), mk.Code, ledger.FormatAmount(Currency, owed), r.Channel, amount)
 			}
 			settled = max(owed, 0)
+		}
+		// The bank's account is opened once the credit is known to be
+		// recorded, so that a refused one (a bank code mistyped) leaves no
+		// account behind.
+		if !opened {
+			if err := s.openSettlementAccount(ctx, settlement, mk.Code); err != nil {
+				return ProviderSettlement{}, false, err
+			}
+			opened = true
 		}
 		res, err := s.ledger.Post(ctx, settlementEntry(ledgerKey, r, mk.Code, amount, settled))
 		switch {
@@ -215,6 +217,20 @@ func (s *Service) recordSettlement(ctx context.Context, ledgerKey string, r Prov
 		ps, err := s.providerSettlement(ctx, res.Entry.ID)
 		return ps, res.Replayed, err
 	}
+}
+
+// openSettlementAccount opens a settlement bank's account of a market, if
+// it is not open.
+func (s *Service) openSettlementAccount(ctx context.Context, code, market string) error {
+	if _, _, err := s.ledger.CreateAccount(ctx, ledger.AccountSpec{
+		Code: code, Type: ledger.Asset, Currency: Currency, Market: market, Flags: ledger.FlagCreditsMustNotExceedDebits,
+	}); err != nil {
+		if errors.Is(err, ledger.ErrAccountExists) {
+			return fail(ledger.ErrAccountExists, "bank", "the ledger already has an account %s with other attributes (%v)", code, err)
+		}
+		return fmt.Errorf("open account %s: %w", code, err)
+	}
+	return nil
 }
 
 // settlementEntry is the entry of a provider's credit of amount, settled
