@@ -78,6 +78,12 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"timeout on a posted entry", post(with(func(r *pb.PostEntryRequest) { r.PendingTimeout = durationpb.New(time.Hour) })), codes.InvalidArgument, "pending_timeout"},
 		{"timeout beyond 30 days", post(with(func(r *pb.PostEntryRequest) { r.Pending = true; r.PendingTimeout = durationpb.New(31 * 24 * time.Hour) })), codes.InvalidArgument, "pending_timeout"},
 		{"occur time far ahead", post(with(func(r *pb.PostEntryRequest) { r.OccurTime = timestamppb.New(time.Now().Add(time.Hour)) })), codes.InvalidArgument, "occur_time"},
+		// Go's zero time, which the server reads as unset, is not "now".
+		{"occur time at year 1", post(with(func(r *pb.PostEntryRequest) { r.OccurTime = &timestamppb.Timestamp{Seconds: -62135596800} })), codes.InvalidArgument, "occur_time"},
+		{"balance as of year 1", func() error {
+			_, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "cash:M1", AsOf: &pb.AsOf{Point: &pb.AsOf_Time{Time: &timestamppb.Timestamp{Seconds: -62135596800}}}})
+			return err
+		}, codes.InvalidArgument, "as_of.time"},
 		{"debits beyond credits", post(with(func(r *pb.PostEntryRequest) {
 			r.Postings = []*pb.PostingInput{posting("payable:M1", debit, "1"), posting("cash:M1", credit, "1")}
 		})), codes.FailedPrecondition, "payable:M1"},

@@ -128,7 +128,9 @@ func postingsFromProto(in []*pb.PostingInput) ([]ledger.PostingInput, error) {
 }
 
 // optionalTime maps an unset timestamp to the zero time and refuses one
-// outside the range a timestamp can hold.
+// outside the range a timestamp can hold. The domain reads the zero time as
+// unset (now, no bound), so a timestamp that is set to it,
+// 0001-01-01T00:00:00Z, is refused rather than quietly read as unset.
 func optionalTime(field string, ts *timestamppb.Timestamp) (time.Time, error) {
 	if ts == nil {
 		return time.Time{}, nil
@@ -136,7 +138,11 @@ func optionalTime(field string, ts *timestamppb.Timestamp) (time.Time, error) {
 	if err := ts.CheckValid(); err != nil {
 		return time.Time{}, fieldError(field, err)
 	}
-	return ts.AsTime(), nil
+	t := ts.AsTime()
+	if t.IsZero() {
+		return time.Time{}, fieldError(field, errors.New("must be after 0001-01-01T00:00:00Z, or unset"))
+	}
+	return t, nil
 }
 
 func asOfFromProto(a *pb.AsOf) (ledger.AsOf, error) {
