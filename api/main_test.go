@@ -166,6 +166,7 @@ func ledgerOptions() ledger.Options { return ledger.Options{} }
 // TestMain keeps the per-call log lines out of test output; failures are
 // reported by the tests themselves.
 func TestMain(m *testing.M) {
-	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
+	// Errors only; a test may watch its own server's (watchServerLog).
+	slog.SetDefault(slog.New(watchingHandler{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})}))
 	os.Exit(m.Run())
 }
