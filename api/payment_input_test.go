@@ -438,6 +438,48 @@ func TestSmallRefundsThenTheRest(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// Partial refunds of one payment sent at once: each returns its share of
+// the fee as the payment stood when it was computed, so one computed from a
+// payment another refund changed meanwhile is computed again. After 20
+// refunds of 19 đồng of a 10,000 đồng payment with a 500 đồng fee, the
+// fee returned is exactly the share of the 380 refunded, and a refund of 1
+// đồng more returns no more than itself.
+func TestConcurrentRefundsReturnTheirShare(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	e.record(t, bankNotice("float", a, "5000000", "FT-FLOAT"))
+	p := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "momo", Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "10000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "MOMO-1"}).Payment
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 20 {
+		wg.Go(func() {
+			<-start
+			if _, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: fmt.Sprint("r-", i), PaymentId: p.Id, Amount: "19"}); err != nil {
+				t.Errorf("refund %d: %v", i, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	got, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: p.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPayment(t, got.Payment, pb.PaymentStatus_PAYMENT_STATUS_PARTIALLY_REFUNDED, "10000", "500", "380", "19")
+	r, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "one-dong", PaymentId: p.Id, Amount: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := num(r.FeeReturned); f != 0 {
+		t.Errorf("the refund of 1 đồng after 380 returned %d đồng of fee, want 0 (500 × 381 / 10,000 rounded down is 19, returned already)", f)
+	}
+	e.checkInvariants(t)
+}
+
 // bankNotice is a bank's VietQR notification of a payment.
 func bankNotice(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
 	return &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: merchant, Channel: pb.Channel_CHANNEL_VIETQR, Amount: amount,

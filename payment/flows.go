@@ -3,6 +3,7 @@ package payment
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/shopspring/decimal"
@@ -181,11 +182,12 @@ func (s *Service) Refund(ctx context.Context, r RefundRequest) (Payment, Refund,
 	if r.Amount != nil && (!r.Amount.IsInteger() || !r.Amount.IsPositive()) {
 		return Payment{}, Refund{}, false, invalid("amount", "must be a positive whole number of đồng, got %q", r.Amount.String())
 	}
-	// The fee a refund returns depends on what earlier refunds returned (the
-	// last đồng returns the rest of the fee), so a refund that a concurrent
-	// one overtook is computed again from the payment as that one left it;
-	// the payments table refuses a fully refunded payment whose fee is not
-	// fully returned.
+	// The fee a refund returns is its share of all refunded with it, less
+	// what earlier refunds returned, so a refund computed from the payment
+	// as another one found it would return the wrong fee: the payments
+	// table refuses a payment whose returned fee is not its share of all
+	// refunded (and, fully refunded, not its whole fee), and the refund is
+	// computed again from the payment as the other one left it.
 	var res ledger.Result
 	for attempt := 1; ; attempt++ {
 		if p.Status != StatusConfirmed && p.Status != StatusPartiallyRefunded {
@@ -198,22 +200,29 @@ func (s *Service) Refund(ctx context.Context, r RefundRequest) (Payment, Refund,
 			}
 			amount = r.Amount.IntPart()
 		}
-		res, err = s.ledger.Post(ctx, refundEntry(ledgerKey, p, amount, r.Reason))
-		switch {
-		case errors.Is(err, ledger.ErrExceedsCredits):
-			return Payment{}, Refund{}, false, fail(ErrInsufficientFund, "amount", "merchant %s does not hold the %d đồng this refund takes back: %v", p.Merchant, amount-refundFee(p, amount), err)
-		case errors.Is(err, ledger.ErrRefused) && attempt < 5:
-			// Another refund of the same payment committed first.
-			if p, err = s.read(ctx, p.ID); err != nil {
+		if attempt > refundAttempts {
+			return Payment{}, Refund{}, false, fmt.Errorf("%w: payment %s kept changing while its refund was computed; send the request again with the same key", ledger.ErrUnavailable, p.ID)
+		}
+		stale := false
+		if fee := refundFee(p, amount); fee < 0 || fee > amount {
+			stale = true // read between another refund's write and its projection
+		} else {
+			res, err = s.ledger.Post(ctx, refundEntry(ledgerKey, p, amount, fee, r.Reason))
+			switch {
+			case errors.Is(err, ledger.ErrExceedsCredits):
+				return Payment{}, Refund{}, false, fail(ErrInsufficientFund, "amount", "merchant %s does not hold the %d đồng this refund takes back: %v", p.Merchant, amount-fee, err)
+			case errors.Is(err, ledger.ErrRefused):
+				stale = true // another refund of the payment committed first
+			case err != nil:
 				return Payment{}, Refund{}, false, err
 			}
-			continue
-		case errors.Is(err, ledger.ErrRefused):
-			return Payment{}, Refund{}, false, fail(ErrRefundTooLarge, "amount", "payment %s no longer has %d đồng left to refund", p.ID, amount)
-		case err != nil:
+		}
+		if !stale {
+			break
+		}
+		if p, err = s.read(ctx, p.ID); err != nil {
 			return Payment{}, Refund{}, false, err
 		}
-		break
 	}
 	if res.Replayed {
 		p, err = s.read(ctx, p.ID)
@@ -222,20 +231,13 @@ func (s *Service) Refund(ctx context.Context, r RefundRequest) (Payment, Refund,
 	return refunded(p, &res.Entry), refundOf(res.Entry), false, nil
 }
 
-// refundEntry returns amount of payment p to the payer: Dr merchant
-// payable (the refund less the fee it returns), Dr market fees (the fee
-// returned), Cr provider clearing (the refund).
-func refundEntry(ledgerKey string, p Payment, amount int64, reason string) ledger.EntryRequest {
-	feeBack := refundFee(p, amount)
+// refundEntry returns amount of payment p to the payer, feeBack of it the
+// fee (0 ≤ feeBack ≤ amount): Dr merchant payable (the rest), Dr market
+// fees (the fee returned), Cr provider clearing (the refund).
+func refundEntry(ledgerKey string, p Payment, amount, feeBack int64, reason string) ledger.EntryRequest {
 	postings := []ledger.PostingInput{}
-	switch net := amount - feeBack; {
-	case net > 0:
-		postings = append(postings, ledger.PostingInput{AccountCode: payableOf(p), Direction: ledger.Debit, Amount: decimal.NewFromInt(net)})
-	case net < 0:
-		// More fee than money comes back: only a payment whose earlier
-		// refunds returned less fee than their share (before that rule was
-		// fixed) gets here, and the merchant is owed the difference.
-		postings = append(postings, ledger.PostingInput{AccountCode: payableOf(p), Direction: ledger.Credit, Amount: decimal.NewFromInt(-net)})
+	if amount-feeBack > 0 {
+		postings = append(postings, ledger.PostingInput{AccountCode: payableOf(p), Direction: ledger.Debit, Amount: decimal.NewFromInt(amount - feeBack)})
 	}
 	if feeBack > 0 {
 		postings = append(postings, ledger.PostingInput{AccountCode: feesOf(p), Direction: ledger.Debit, Amount: decimal.NewFromInt(feeBack)})
@@ -255,6 +257,11 @@ func refundEntry(ledgerKey string, p Payment, amount int64, reason string) ledge
 		IdempotencyKey: ledgerKey, Market: p.Market, Kind: KindRefund, Currency: p.Currency, Postings: postings, Metadata: md,
 	}
 }
+
+// refundAttempts bounds how often a refund is computed again after other
+// refunds of its payment committed first: refunds sent at once of one
+// payment are recorded one per committer round.
+const refundAttempts = 32
 
 func refundOf(e ledger.Entry) Refund {
 	return Refund{EntryID: e.ID, Amount: mdInt(e.Metadata, "amount"), FeeReturned: mdInt(e.Metadata, "fee_returned")}
