@@ -367,6 +367,21 @@ func TestTrialBalancePagesAreOnePoint(t *testing.T) {
 	if fmt.Sprint(second.Totals) != fmt.Sprint(first.Totals) {
 		t.Errorf("totals moved between pages: %v, then %v", first.Totals, second.Totals)
 	}
+	// A listing as of a time still to come stays as of its first page, and
+	// takes the same as_of on every page.
+	later := &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.New(time.Now().Add(time.Hour))}}
+	p1, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: "M1", PageSize: 1, AsOf: later})
+	if err != nil || p1.NextPageToken == "" {
+		t.Fatalf("first page as of an hour from now: %v, %v", p1, err)
+	}
+	if _, err := e.client.PostEntry(ctx, &pb.PostEntryRequest{IdempotencyKey: "between-2", Market: "M1", Kind: "sale", Currency: "VND",
+		Postings: []*pb.PostingInput{posting("cash:M1", debit, "700"), posting("payable:M1", credit, "700")}}); err != nil {
+		t.Fatal(err)
+	}
+	p2, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: "M1", PageSize: 1, AsOf: later, PageToken: p1.NextPageToken})
+	if err != nil || p2.AsOfSequence != p1.AsOfSequence {
+		t.Errorf("page 2 as of an hour from now, sent with page 1's as_of: %v, %v; want it as of sequence %d", p2, err, p1.AsOfSequence)
+	}
 	for name, req := range map[string]*pb.GetTrialBalanceRequest{
 		"another market": {Market: "M2", PageSize: 1, PageToken: first.NextPageToken},
 		"another point":  {Market: "M1", PageSize: 1, PageToken: first.NextPageToken, AsOf: &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: 2}}},

@@ -162,7 +162,7 @@ func (l *Ledger) TrialBalance(ctx context.Context, market string, at AsOf, pageS
 	if err != nil {
 		return tb, err
 	}
-	after, pinned, err := decodeTrialBalanceToken(pageToken, market)
+	after, pinned, err := decodeTrialBalanceToken(pageToken, market, at)
 	if err != nil {
 		return tb, err
 	}
@@ -171,15 +171,17 @@ func (l *Ledger) TrialBalance(ctx context.Context, market string, at AsOf, pageS
 		return tb, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	if pageToken != "" {
+		// The listing's point, not the request's resolved again: a time
+		// still to come resolves further as entries are posted.
+		at = AsOf{Seq: pinned}
+	}
 	seq, head, err := resolveAsOf(ctx, tx, at)
 	if err != nil {
 		return tb, err
 	}
 	if pageToken != "" {
-		if (at.Seq != 0 || !at.Time.IsZero()) && seq != pinned {
-			return tb, invalid("page_token", "continues the trial balance as of sequence %d, not %d: send the first page's as_of, or none", pinned, seq)
-		}
-		seq = pinned
+		seq = pinned // a listing pinned at 0, an empty ledger, stays empty
 	}
 	tb.AsOfSeq = seq
 
@@ -202,7 +204,7 @@ func (l *Ledger) TrialBalance(ctx context.Context, market string, at AsOf, pageS
 	}
 	if len(tb.Lines) > size {
 		tb.Lines = tb.Lines[:size]
-		tb.NextPage = encodeToken(fmt.Sprintf("tb:%d:%s:%s", seq, market, tb.Lines[size-1].Account.Code))
+		tb.NextPage = encodeToken(fmt.Sprintf("tb:%d:%s:%s:%s", seq, asOfKey(at), market, tb.Lines[size-1].Account.Code))
 	}
 	if seq != head && len(tb.Lines) > 0 {
 		ids := make([]int64, len(tb.Lines))
@@ -248,10 +250,22 @@ func (l *Ledger) SequenceAt(ctx context.Context, t time.Time) (int64, error) {
 	return seq, err
 }
 
+// asOfKey writes a point as a request gives it, for a page token to hold.
+func asOfKey(at AsOf) string {
+	switch {
+	case at.Seq != 0:
+		return "s" + strconv.FormatInt(at.Seq, 10)
+	case !at.Time.IsZero():
+		return "t" + strconv.FormatInt(at.Time.UnixNano(), 10)
+	}
+	return "-"
+}
+
 // decodeTrialBalanceToken reads a trial balance's page token: the sequence
-// its listing is as of, the market it lists and the last account code
-// listed. A token of another market's listing is refused.
-func decodeTrialBalanceToken(token, market string) (after string, seq int64, err error) {
+// its listing is as of, the point and market its first page asked for, and
+// the last account code listed. A later page may leave the point out, or
+// ask for the same one; another market or point is another listing.
+func decodeTrialBalanceToken(token, market string, at AsOf) (after string, seq int64, err error) {
 	if token == "" {
 		return "", 0, nil
 	}
@@ -264,15 +278,18 @@ func decodeTrialBalanceToken(token, market string) (after string, seq int64, err
 	if !ok {
 		return "", 0, bad
 	}
-	parts := strings.SplitN(rest, ":", 3)
-	if len(parts) != 3 {
+	parts := strings.SplitN(rest, ":", 4)
+	if len(parts) != 4 {
 		return "", 0, bad
 	}
 	if seq, err = strconv.ParseInt(parts[0], 10, 64); err != nil || seq < 0 {
 		return "", 0, bad
 	}
-	if parts[1] != market {
-		return "", 0, invalid("page_token", "continues the trial balance of market %q, not %q", parts[1], market)
+	if key := asOfKey(at); key != "-" && key != parts[1] {
+		return "", 0, invalid("page_token", "continues the trial balance as of sequence %d: send the first page's as_of, or none", seq)
 	}
-	return parts[2], seq, nil
+	if parts[2] != market {
+		return "", 0, invalid("page_token", "continues the trial balance of market %q, not %q", parts[2], market)
+	}
+	return parts[3], seq, nil
 }
