@@ -480,6 +480,56 @@ func TestConcurrentRefundsReturnTheirShare(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// Copies of one refund request sent at once, among other refunds of the
+// same payment: every copy gets the one refund, however the others changed
+// the payment the copy computed from.
+func TestRefundCopiesAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	e.record(t, bankNotice("float", a, "5000000", "FT-FLOAT"))
+	for round := range 3 {
+		p := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("momo-", round), Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "10000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: fmt.Sprint("MOMO-", round)}).Payment
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		entries := map[string]bool{}
+		start := make(chan struct{})
+		for i := range 12 {
+			key, copyOf := fmt.Sprint("copy-", round), true
+			if i%2 == 1 {
+				key, copyOf = fmt.Sprint("other-", round, "-", i), false
+			}
+			wg.Go(func() {
+				<-start
+				r, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: key, PaymentId: p.Id, Amount: "19"})
+				if err != nil {
+					t.Errorf("refund %s of round %d: %v", key, round, err)
+					return
+				}
+				if copyOf {
+					mu.Lock()
+					entries[r.EntryId] = true
+					mu.Unlock()
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if len(entries) != 1 {
+			t.Errorf("6 copies of one refund in round %d got %d refunds; want 1", round, len(entries))
+		}
+		got, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: p.Id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantPayment(t, got.Payment, pb.PaymentStatus_PAYMENT_STATUS_PARTIALLY_REFUNDED, "10000", "500", "133", "6")
+	}
+	e.checkInvariants(t)
+}
+
 // bankNotice is a bank's VietQR notification of a payment.
 func bankNotice(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
 	return &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: merchant, Channel: pb.Channel_CHANNEL_VIETQR, Amount: amount,

@@ -166,22 +166,50 @@ func (s *Service) Refund(ctx context.Context, r RefundRequest) (Payment, Refund,
 		return Payment{}, Refund{}, false, ledger.RenameField(err, "id", "payment_id")
 	}
 	ledgerKey := keyRefund + r.Key
-	used, err := s.ledger.EntriesByKeys(ctx, []string{ledgerKey})
-	if err != nil {
-		return Payment{}, Refund{}, false, err
-	}
-	if e, ok := used[ledgerKey]; ok {
-		if e.Metadata["payment_id"] != p.ID {
-			return Payment{}, Refund{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already refunded payment %s", r.Key, e.Metadata["payment_id"])
-		}
-		if r.Amount != nil && r.Amount.String() != e.Metadata["amount"] {
-			return Payment{}, Refund{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already refunded %s đồng, got %s", r.Key, e.Metadata["amount"], r.Amount)
-		}
-		return p, refundOf(e), true, nil
+	if refund, ok, err := s.refundOfKey(ctx, ledgerKey, p, r); ok || err != nil {
+		return p, refund, ok, err
 	}
 	if r.Amount != nil && (!r.Amount.IsInteger() || !r.Amount.IsPositive()) {
 		return Payment{}, Refund{}, false, invalid("amount", "must be a positive whole number of đồng, got %q", r.Amount.String())
 	}
+	after, refund, replayed, err := s.refund(ctx, ledgerKey, p, r)
+	if err != nil {
+		// A copy of the same request sent at once may have recorded it
+		// meanwhile, and changed the payment this one computed from: its
+		// refund is the answer.
+		if refund, ok, kerr := s.refundOfKey(ctx, ledgerKey, p, r); ok || kerr != nil {
+			if kerr == nil {
+				after, kerr = s.read(ctx, p.ID)
+			}
+			return after, refund, ok, kerr
+		}
+	}
+	return after, refund, replayed, err
+}
+
+// refundOfKey answers a refund request with the refund its key recorded,
+// if it recorded one (ok), or refuses a changed request.
+func (s *Service) refundOfKey(ctx context.Context, ledgerKey string, p Payment, r RefundRequest) (Refund, bool, error) {
+	used, err := s.ledger.EntriesByKeys(ctx, []string{ledgerKey})
+	if err != nil {
+		return Refund{}, false, err
+	}
+	e, ok := used[ledgerKey]
+	if !ok {
+		return Refund{}, false, nil
+	}
+	if e.Metadata["payment_id"] != p.ID {
+		return Refund{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already refunded payment %s", r.Key, e.Metadata["payment_id"])
+	}
+	if r.Amount != nil && r.Amount.String() != e.Metadata["amount"] {
+		return Refund{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already refunded %s đồng, got %s", r.Key, e.Metadata["amount"], r.Amount)
+	}
+	return refundOf(e), true, nil
+}
+
+// refund posts a refund the key has not recorded.
+func (s *Service) refund(ctx context.Context, ledgerKey string, p Payment, r RefundRequest) (Payment, Refund, bool, error) {
+	var err error
 	// The fee a refund returns is its share of all refunded with it, less
 	// what earlier refunds returned, so a refund computed from the payment
 	// as another one found it would return the wrong fee: the payments
