@@ -8,11 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopspring/decimal"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
+	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
+	"github.com/choledger/choledger/payment"
 )
 
 // journalSize counts what the payment writes leave behind.
@@ -526,6 +530,84 @@ func TestRefundCopiesAtOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		wantPayment(t, got.Payment, pb.PaymentStatus_PAYMENT_STATUS_PARTIALLY_REFUNDED, "10000", "500", "133", "6")
+	}
+	e.checkInvariants(t)
+}
+
+// A payment whose earlier refunds each returned their own share of the fee
+// rounded down, as refunds did before the fee was shared over all refunded
+// (migration 00016 leaves such rows as they are), is brought back to the
+// rule by its next refund: the fee it returns may then be more than the
+// refund itself, and the merchant is credited the difference.
+func TestRefundAfterRefundsOfTheEarlierRule(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	e.record(t, bankNotice("float", a, "5000000", "FT-FLOAT"))
+	p := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "momo", Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "10000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "MOMO-1"}).Payment
+	// Ten refunds of 19 đồng, each returning 500 × 19 / 10,000 rounded
+	// down: none of the fee.
+	if _, err := e.db.Pool.Exec(ctx, `ALTER TABLE payments DROP CONSTRAINT payments_refunded_fee_share`); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := e.ledger.Post(ctx, ledger.EntryRequest{
+			IdempotencyKey: fmt.Sprint("payment:refund:earlier-", i), Market: testMarket, Kind: payment.KindRefund, Currency: "VND",
+			Postings: []ledger.PostingInput{
+				{AccountCode: merchant.PayableAccount(a), Direction: ledger.Debit, Amount: decimal.NewFromInt(19)},
+				{AccountCode: merchant.ClearingAccount(merchant.ChannelMoMo, testMarket), Direction: ledger.Credit, Amount: decimal.NewFromInt(19)},
+			},
+			Metadata: map[string]string{"payment_id": p.Id, "merchant": a, "channel": "MOMO", "amount": "19", "fee_returned": "0"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := e.db.Pool.Exec(ctx, `ALTER TABLE payments ADD CONSTRAINT payments_refunded_fee_share CHECK (
+    status <> 'partially_refunded' OR fee_refunded = floor(fee::numeric * refunded_amount / confirmed_amount)) NOT VALID`); err != nil {
+		t.Fatal(err)
+	}
+	// 5 đồng more: the share of 195 is 9 đồng, none returned yet.
+	r, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "next", PaymentId: p.Id, Amount: "5"})
+	if err != nil {
+		t.Fatalf("refund of 5 đồng after refunds of the earlier rule: %v", err)
+	}
+	if r.FeeReturned != "9" {
+		t.Errorf("the refund of 5 đồng returned %s đồng of fee, want 9", r.FeeReturned)
+	}
+	wantPayment(t, r.Payment, pb.PaymentStatus_PAYMENT_STATUS_PARTIALLY_REFUNDED, "10000", "500", "195", "9")
+	e.checkInvariants(t)
+}
+
+// The bank's notification of a payment request's bill number, with a
+// reference other than the one the stall recorded for that payment, is
+// refused, as ConfirmPayment refuses it: confirming would record the
+// bank's reference nowhere, and the same notification sent again under
+// another key would be a second payment.
+func TestNotificationOfABillWithAnotherReference(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "STALL-REF-1", PaymentRequestId: pr.PaymentRequest.Id})
+	for _, key := range []string{"bank-1", "bank-2"} {
+		_, err := e.payments.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT26330000001", BillNumber: pr.PaymentRequest.BillNumber})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "provider_ref") {
+			t.Errorf("notification %s of the bill with another reference: %v; want FailedPrecondition naming provider_ref", key, err)
+		}
+	}
+	var n int
+	if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM payments WHERE merchant = $1`, a).Scan(&n); err != nil || n != 1 {
+		t.Errorf("payments of %s: %d, %v; want the stall's one", a, n, err)
 	}
 	e.checkInvariants(t)
 }

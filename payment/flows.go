@@ -217,6 +217,7 @@ func (s *Service) refund(ctx context.Context, ledgerKey string, p Payment, r Ref
 	// refunded (and, fully refunded, not its whole fee), and the refund is
 	// computed again from the payment as the other one left it.
 	var res ledger.Result
+	checked := false // the out-of-range fee was found on a read made again
 	for attempt := 1; ; attempt++ {
 		if p.Status != StatusConfirmed && p.Status != StatusPartiallyRefunded {
 			return Payment{}, Refund{}, false, fail(ErrWrongState, "payment_id", "payment %s is %s, only a confirmed payment can be refunded", p.ID, p.Status)
@@ -232,9 +233,14 @@ func (s *Service) refund(ctx context.Context, ledgerKey string, p Payment, r Ref
 			return Payment{}, Refund{}, false, fmt.Errorf("%w: payment %s kept changing while its refund was computed; send the request again with the same key", ledger.ErrUnavailable, p.ID)
 		}
 		stale := false
-		if fee := refundFee(p, amount); fee < 0 || fee > amount {
-			stale = true // read between another refund's write and its projection
+		if fee := refundFee(p, amount); (fee < 0 || fee > amount) && !checked {
+			// Read while other refunds were being recorded, most likely:
+			// read again. A payment whose earlier refunds returned other
+			// than their share (written under the rule before 00016) gets
+			// here again unchanged, and is brought back to the rule.
+			stale, checked = true, true
 		} else {
+			checked = false
 			res, err = s.ledger.Post(ctx, refundEntry(ledgerKey, p, amount, fee, r.Reason))
 			switch {
 			case errors.Is(err, ledger.ErrExceedsCredits):
@@ -248,8 +254,12 @@ func (s *Service) refund(ctx context.Context, ledgerKey string, p Payment, r Ref
 		if !stale {
 			break
 		}
+		before := p
 		if p, err = s.read(ctx, p.ID); err != nil {
 			return Payment{}, Refund{}, false, err
+		}
+		if p.RefundedAmount != before.RefundedAmount || p.FeeRefunded != before.FeeRefunded {
+			checked = false // it had changed: a new read, checked anew
 		}
 	}
 	if res.Replayed {
@@ -260,15 +270,24 @@ func (s *Service) refund(ctx context.Context, ledgerKey string, p Payment, r Ref
 }
 
 // refundEntry returns amount of payment p to the payer, feeBack of it the
-// fee (0 ≤ feeBack ≤ amount): Dr merchant payable (the rest), Dr market
-// fees (the fee returned), Cr provider clearing (the refund).
+// fee: Dr merchant payable (the rest), Dr market fees (the fee returned),
+// Cr provider clearing (the refund). feeBack is between 0 and amount but
+// for a payment whose earlier refunds returned other than their share:
+// more fee than the refund credits the merchant the difference, less than
+// none takes it back from the merchant for the fees.
 func refundEntry(ledgerKey string, p Payment, amount, feeBack int64, reason string) ledger.EntryRequest {
 	postings := []ledger.PostingInput{}
-	if amount-feeBack > 0 {
-		postings = append(postings, ledger.PostingInput{AccountCode: payableOf(p), Direction: ledger.Debit, Amount: decimal.NewFromInt(amount - feeBack)})
+	switch net := amount - feeBack; {
+	case net > 0:
+		postings = append(postings, ledger.PostingInput{AccountCode: payableOf(p), Direction: ledger.Debit, Amount: decimal.NewFromInt(net)})
+	case net < 0:
+		postings = append(postings, ledger.PostingInput{AccountCode: payableOf(p), Direction: ledger.Credit, Amount: decimal.NewFromInt(-net)})
 	}
-	if feeBack > 0 {
+	switch {
+	case feeBack > 0:
 		postings = append(postings, ledger.PostingInput{AccountCode: feesOf(p), Direction: ledger.Debit, Amount: decimal.NewFromInt(feeBack)})
+	case feeBack < 0:
+		postings = append(postings, ledger.PostingInput{AccountCode: feesOf(p), Direction: ledger.Credit, Amount: decimal.NewFromInt(-feeBack)})
 	}
 	postings = append(postings, ledger.PostingInput{AccountCode: clearingOf(p), Direction: ledger.Credit, Amount: decimal.NewFromInt(amount)})
 	md := map[string]string{
