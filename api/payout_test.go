@@ -734,3 +734,36 @@ func TestPayoutConcurrency(t *testing.T) {
 	e.checkInvariants(t)
 	e.checkRollups(t)
 }
+
+// A payout pays the oldest money first. Once a batch at a cut-off has paid
+// everything owed then, another batch at the same cut-off (another key, or
+// another bank's) has nothing to pay: money confirmed after the cut-off
+// waits for a later one.
+func TestSecondBatchAtAPaidCutOff(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newPayoutFixture(t, "PO-S", map[string]int64{"PO-S-01": 100000}, 100000)
+	e := f.e
+	cutOff := time.Now()
+	time.Sleep(2 * time.Millisecond)
+	first := f.create(t, "batch-1", cutOff)
+	if len(first.Lines) != 1 || first.Lines[0].Amount != "100000" || first.Lines[0].Status != lineOpen {
+		t.Fatalf("batch-1 lines %v", first.Lines)
+	}
+	if _, err := e.settle.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: first.Batch.Id, Results: []*pb.PayoutResult{
+		{Merchant: "PO-S-01", Status: linePaid, BankRef: "VCB-PO-S-1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "late-01", Merchant: "PO-S-01", Channel: pb.Channel_CHANNEL_VIETQR,
+		Amount: "40000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-LATE-01"})
+	if _, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "ps-2", Channel: pb.Channel_CHANNEL_VIETQR,
+		Market: f.market, Amount: "40000", Bank: "vcb", BankRef: "VCB-IN-2"}); err != nil {
+		t.Fatal(err)
+	}
+	second := f.create(t, "batch-2", cutOff)
+	for _, l := range second.Lines {
+		if l.Merchant == "PO-S-01" && l.Status == lineOpen {
+			t.Errorf("batch-2 at the paid cut-off pays money confirmed after it: %v", l)
+		}
+	}
+}

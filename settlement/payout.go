@@ -144,17 +144,19 @@ func (r PayoutBatchRequest) validate(now time.Time) error {
 // at the cut-off, but never more than its payable holds now:
 //
 //	owed at the cut-off = posted credits - posted debits at the cut-off
-//	                      - payouts reserved by the cut-off and paid since
+//	                      - payouts paid since
 //	available now       = posted credits - posted debits - pending debits
 //	due                 = the smaller of the two
 //
 // So money confirmed after the cut-off waits for the next batch, a refund
 // since lowers what is due only as far as it takes money that was owed
 // (a payment after the cut-off refunded in full takes nothing), and a
-// line of another batch that failed since is owed again. A payout
-// reserved by the cut-off is posted by an entry after it, but that money
-// was on its way out at the cut-off: counting it as owed would let money
-// confirmed after the cut-off into this batch. Merchants owed money are
+// line of another batch that failed since is owed again. A payout pays
+// the oldest money first: one paid after the cut-off, whether reserved
+// before it or by a batch made since (another batch at the same cut-off,
+// or by another bank), paid money owed at the cut-off, and counting it as
+// still owed would let money confirmed after the cut-off into this batch.
+// Merchants owed money are
 // skipped, with the reason, when they have no payout account, are
 // suspended, are in another open batch, or when the bank has not received
 // enough from the providers for their market (its settlement account may
@@ -230,8 +232,7 @@ type dueLine struct {
 // dueAtCutOff lists every merchant with money due at cutSeq, in market and
 // merchant order, with what decides whether it can be paid. The postings
 // after cutSeq (pending ones move no posted total) turn today's posted
-// balance into the cut-off's; a debit among them that closes an entry
-// pending at the cut-off (a payout paid since) stays subtracted.
+// balance into the cut-off's; a payout among them stays subtracted.
 const dueAtCutOff = `
 WITH owed AS (
     SELECT m.code, m.market, m.status, m.payout_bank_bin, m.payout_account_number, m.payout_holder_name,
@@ -240,7 +241,7 @@ WITH owed AS (
                      SELECT sum(CASE
                                 WHEN p.direction = 'C' THEN p.amount
                                 WHEN EXISTS (SELECT 1 FROM ledger_entries c
-                                              WHERE c.seq = p.entry_seq AND c.pending_seq <= $2) THEN 0
+                                              WHERE c.seq = p.entry_seq AND c.kind = '` + KindPayout + `') THEN 0
                                 ELSE -p.amount END)
                        FROM ledger_postings p
                       WHERE p.account_id = a.id AND p.entry_seq > $2 AND NOT p.pending), 0)) AS due
