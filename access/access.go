@@ -188,8 +188,10 @@ func (s *Store) Issue(ctx context.Context, r IssueRequest) (Credential, string, 
 	if (r.Role == RoleMerchant) != (r.Merchant != "") {
 		return Credential{}, "", invalid("credential.merchant", "a merchant credential names its merchant, and only it does")
 	}
-	if r.Merchant != "" && !merchant.ValidMerchantCode(r.Merchant) {
-		return Credential{}, "", invalid("credential.merchant", "must be a merchant code, %s, got %q", merchant.MerchantCodeRule, r.Merchant)
+	if r.Merchant != "" {
+		if err := merchant.CheckMerchantCode("credential.merchant", r.Merchant); err != nil {
+			return Credential{}, "", err
+		}
 	}
 	if (r.Role == RoleBank) != (r.Provider != "") {
 		return Credential{}, "", invalid("credential.provider", "a bank credential names its provider, and only it does")
@@ -203,8 +205,8 @@ func (s *Store) Issue(ctx context.Context, r IssueRequest) (Credential, string, 
 		return Credential{}, "", invalid("credential.markets", "only bank and auditor credentials are bound to markets")
 	}
 	for _, m := range r.Markets {
-		if !merchant.ValidMarketCode(m) {
-			return Credential{}, "", invalid("credential.markets", "must be market codes, %s, got %q", merchant.MarketCodeRule, m)
+		if err := merchant.CheckMarketCode("credential.markets", m); err != nil {
+			return Credential{}, "", err
 		}
 	}
 	if r.CertSHA256 != "" {

@@ -355,7 +355,7 @@ func code(field, s string, re *regexp.Regexp, rule string) (string, *ledger.Erro
 }
 
 func marketCode(field, s string) (string, *ledger.Error) {
-	c, err := code(field, s, marketCodeRE, MarketCodeRule)
+	c, err := code(field, s, marketCodeRE, marketCodeRule)
 	if err == nil && !ledger.ValidMarket(c) { // cannot happen today; the ledger's rule is wider
 		return "", invalid(field, "%q cannot name a ledger market", c)
 	}
@@ -363,24 +363,41 @@ func marketCode(field, s string) (string, *ledger.Error) {
 }
 
 func merchantCode(field, s string) (string, *ledger.Error) {
-	return code(field, s, merchantCodeRE, MerchantCodeRule)
+	return code(field, s, merchantCodeRE, merchantCodeRule)
 }
 
-// Rules of codes, for the messages of packages that check codes they are
-// given before looking them up.
+// Rules of codes, for messages.
 const (
-	MarketCodeRule   = "2-32 of [A-Z0-9-]"
-	MerchantCodeRule = "2-40 of [A-Z0-9-]"
+	marketCodeRule   = "2-32 of [A-Z0-9-]"
+	merchantCodeRule = "2-40 of [A-Z0-9-]"
 )
 
 // ValidMarketCode reports whether s, as it is, can be a market's code:
-// MarketCodeRule. A query given anything else would find no market, or
+// marketCodeRule. A query given anything else would find no market, or
 // could not be sent at all (a NUL).
 func ValidMarketCode(s string) bool { return marketCodeRE.MatchString(s) }
 
 // ValidMerchantCode reports whether s, as it is, can be a merchant's code:
-// MerchantCodeRule.
+// merchantCodeRule.
 func ValidMerchantCode(s string) bool { return merchantCodeRE.MatchString(s) }
+
+// CheckMarketCode refuses, naming field, a market code a request gives that
+// no market can have (ValidMarketCode).
+func CheckMarketCode(field, s string) error {
+	if !ValidMarketCode(s) {
+		return invalid(field, "must be a market code, %s, got %q", marketCodeRule, s)
+	}
+	return nil
+}
+
+// CheckMerchantCode refuses, naming field, a merchant code a request gives
+// that no merchant can have (ValidMerchantCode).
+func CheckMerchantCode(field, s string) error {
+	if !ValidMerchantCode(s) {
+		return invalid(field, "must be a merchant code, %s, got %q", merchantCodeRule, s)
+	}
+	return nil
+}
 
 func reason(field, s string) (string, *ledger.Error) { return text(field, s, 0, MaxReason) }
 

@@ -331,8 +331,8 @@ func (s *Service) validate(r RecordRequest) (*plan, error) {
 	if r.Merchant == "" {
 		return nil, invalid("merchant", "is required")
 	}
-	if !merchant.ValidMerchantCode(r.Merchant) {
-		return nil, invalid("merchant", "must be a merchant code, %s, got %q", merchant.MerchantCodeRule, r.Merchant)
+	if err := merchant.CheckMerchantCode("merchant", r.Merchant); err != nil {
+		return nil, err
 	}
 	if !r.Channel.Valid() {
 		return nil, invalid("channel", "must be one of %v, got %q", merchant.Channels, r.Channel)

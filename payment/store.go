@@ -214,11 +214,15 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Payment, string, error)
 	if f.Merchant == "" && f.Market == "" {
 		return nil, "", invalid("merchant", "name a merchant or a market to list payments of")
 	}
-	if f.Merchant != "" && !merchant.ValidMerchantCode(f.Merchant) {
-		return nil, "", invalid("merchant", "must be a merchant code, %s, got %q", merchant.MerchantCodeRule, f.Merchant)
+	if f.Merchant != "" {
+		if err := merchant.CheckMerchantCode("merchant", f.Merchant); err != nil {
+			return nil, "", err
+		}
 	}
-	if f.Market != "" && !merchant.ValidMarketCode(f.Market) {
-		return nil, "", invalid("market", "must be a market code, %s, got %q", merchant.MarketCodeRule, f.Market)
+	if f.Market != "" {
+		if err := merchant.CheckMarketCode("market", f.Market); err != nil {
+			return nil, "", err
+		}
 	}
 	if f.Channel != "" && !f.Channel.Valid() {
 		return nil, "", invalid("channel", "unknown channel %q", f.Channel)

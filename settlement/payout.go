@@ -395,8 +395,8 @@ func (r PayoutResult) check(i int) error {
 	if r.Merchant == "" {
 		return invalid(field+".merchant", "is required")
 	}
-	if !merchant.ValidMerchantCode(r.Merchant) {
-		return invalid(field+".merchant", "must be a merchant code, %s, got %q", merchant.MerchantCodeRule, r.Merchant)
+	if err := merchant.CheckMerchantCode(field+".merchant", r.Merchant); err != nil {
+		return err
 	}
 	if r.Paid {
 		if err := checkPrintable(field+".bank_ref", r.BankRef, 64); err != nil {

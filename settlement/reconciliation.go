@@ -627,8 +627,10 @@ func (s *Service) ListReconciliationReports(ctx context.Context, f ReportFilter)
 	if f.Channel != "" && !f.Channel.Valid() {
 		return nil, "", invalid("channel", "must be one of %v, got %q", merchant.Channels, f.Channel)
 	}
-	if f.Market != "" && !merchant.ValidMarketCode(f.Market) {
-		return nil, "", invalid("market", "must be a market code, %s, got %q", merchant.MarketCodeRule, f.Market)
+	if f.Market != "" {
+		if err := merchant.CheckMarketCode("market", f.Market); err != nil {
+			return nil, "", err
+		}
 	}
 	var (
 		conds []string
