@@ -1,7 +1,6 @@
 package ledger
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -9,10 +8,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/choledger/choledger/internal/pg"
 )
 
 // querier is what reads need: a pool, a connection or a transaction.
@@ -236,10 +236,6 @@ func encodeToken(last string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte("v1:" + last))
 }
 
-// storable reports whether PostgreSQL can take b as text: UTF-8 without a
-// NUL.
-func storable(b []byte) bool { return utf8.Valid(b) && bytes.IndexByte(b, 0) < 0 }
-
 func decodeToken(token string) (string, error) {
 	if token == "" {
 		return "", nil
@@ -247,7 +243,7 @@ func decodeToken(token string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(token)
 	// What a token holds goes into a query: bytes this service never
 	// issues (a NUL, not UTF-8) would be refused there, naming no field.
-	if err != nil || !strings.HasPrefix(string(b), "v1:") || !storable(b) {
+	if err != nil || !strings.HasPrefix(string(b), "v1:") || !pg.Storable(b) {
 		return "", invalid("page_token", "is not a token this service issued")
 	}
 	return string(b[3:]), nil

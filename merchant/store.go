@@ -1,7 +1,6 @@
 package merchant
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -68,7 +66,7 @@ func decodeToken(list, token string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(token)
 	// What a token holds goes into a query, where a NUL or bytes that are
 	// not UTF-8 would be refused naming no field.
-	if err != nil || !strings.HasPrefix(string(b), list+":") || !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0 {
+	if err != nil || !strings.HasPrefix(string(b), list+":") || !pg.Storable(b) {
 		return "", invalid("page_token", "is not a token of this list")
 	}
 	return string(b[len(list)+1:]), nil

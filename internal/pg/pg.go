@@ -1,6 +1,7 @@
 package pg
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -111,6 +113,10 @@ const (
 	CodeCharacterNotInRepertoire = "22021"
 	CodeUntranslatableCharacter  = "22P05"
 )
+
+// Storable reports whether PostgreSQL can take b as text: UTF-8 without a
+// NUL.
+func Storable(b []byte) bool { return utf8.Valid(b) && bytes.IndexByte(b, 0) < 0 }
 
 // Unstorable reports whether err is PostgreSQL refusing a text it cannot
 // store, whatever the statement: what was sent, not the database, is wrong.
