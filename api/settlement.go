@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 
+	"github.com/shopspring/decimal"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
 	"github.com/choledger/choledger/settlement"
 )
 
@@ -149,18 +151,28 @@ func (s *SettlementServer) GetMarketSettlement(ctx context.Context, req *pb.GetM
 	return resp, nil
 }
 
+// providerMoney reads what the requests that move a provider's money
+// name alike: the caller's key, the channel and the amount.
+func providerMoney(ctx context.Context, key string, channel pb.Channel, amount string) (string, merchant.Channel, decimal.Decimal, error) {
+	key, err := clientKey(ctx, key)
+	if err != nil {
+		return "", "", decimal.Decimal{}, err
+	}
+	ch, ok := channelFromProto(channel)
+	if !ok {
+		return "", "", decimal.Decimal{}, fieldError("channel", errors.New("must be a known channel, e.g. CHANNEL_VIETQR (NAPAS)"))
+	}
+	d, err := ledger.ParseDecimal(amount)
+	if err != nil {
+		return "", "", decimal.Decimal{}, fieldError("amount", err)
+	}
+	return key, ch, d, nil
+}
+
 func (s *SettlementServer) RecordProviderSettlement(ctx context.Context, req *pb.RecordProviderSettlementRequest) (*pb.RecordProviderSettlementResponse, error) {
-	key, err := clientKey(ctx, req.GetIdempotencyKey())
+	key, ch, amount, err := providerMoney(ctx, req.GetIdempotencyKey(), req.GetChannel(), req.GetAmount())
 	if err != nil {
 		return nil, err
-	}
-	ch, ok := channelFromProto(req.GetChannel())
-	if !ok {
-		return nil, fieldError("channel", errors.New("must be a known channel, e.g. CHANNEL_VIETQR (NAPAS)"))
-	}
-	amount, err := ledger.ParseDecimal(req.GetAmount())
-	if err != nil {
-		return nil, fieldError("amount", err)
 	}
 	ps, replayed, err := s.Settlement.RecordProviderSettlement(ctx, settlement.ProviderSettlementRequest{
 		Key: key, Channel: ch, Market: req.GetMarket(), Amount: amount, Bank: req.GetBank(), BankRef: req.GetBankRef(),
@@ -188,17 +200,9 @@ func (s *SettlementServer) RecordProviderSettlement(ctx context.Context, req *pb
 }
 
 func (s *SettlementServer) ReclassifySuspense(ctx context.Context, req *pb.ReclassifySuspenseRequest) (*pb.ReclassifySuspenseResponse, error) {
-	key, err := clientKey(ctx, req.GetIdempotencyKey())
+	key, ch, amount, err := providerMoney(ctx, req.GetIdempotencyKey(), req.GetChannel(), req.GetAmount())
 	if err != nil {
 		return nil, err
-	}
-	ch, ok := channelFromProto(req.GetChannel())
-	if !ok {
-		return nil, fieldError("channel", errors.New("must be a known channel, e.g. CHANNEL_VIETQR (NAPAS)"))
-	}
-	amount, err := ledger.ParseDecimal(req.GetAmount())
-	if err != nil {
-		return nil, fieldError("amount", err)
 	}
 	rc, replayed, err := s.Settlement.ReclassifySuspense(ctx, settlement.SuspenseReclassificationRequest{
 		Key: key, Market: req.GetMarket(), Channel: ch, Amount: amount, Reason: req.GetReason(),

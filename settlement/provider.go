@@ -80,14 +80,9 @@ func (r ProviderSettlementRequest) validate() (int64, error) {
 	if r.Market == "" {
 		return 0, invalid("market", "is required")
 	}
-	if !r.Amount.IsPositive() {
-		return 0, invalid("amount", "must be positive, got %q", r.Amount.String())
-	}
-	if !r.Amount.IsInteger() {
-		return 0, invalid("amount", "VND has no minor unit: must be a whole number of đồng, got %q", r.Amount.String())
-	}
-	if r.Amount.GreaterThan(decimal.NewFromInt(ledger.MaxAmount)) {
-		return 0, invalid("amount", "must be at most %d đồng, got %q", int64(ledger.MaxAmount), r.Amount.String())
+	amount, err := wholeDong(r.Amount)
+	if err != nil {
+		return 0, err
 	}
 	if !bankRE.MatchString(r.Bank) {
 		return 0, invalid("bank", "must be the settlement bank's code, 2-16 of [a-z0-9] (e.g. \"vcb\"), got %q", r.Bank)
@@ -95,7 +90,22 @@ func (r ProviderSettlementRequest) validate() (int64, error) {
 	if err := checkPrintable("bank_ref", r.BankRef, 64); err != nil {
 		return 0, err
 	}
-	return r.Amount.IntPart(), nil
+	return amount, nil
+}
+
+// wholeDong is a request's amount in đồng: positive, whole, at most the
+// ledger's largest amount.
+func wholeDong(d decimal.Decimal) (int64, error) {
+	if !d.IsPositive() {
+		return 0, invalid("amount", "must be positive, got %q", d.String())
+	}
+	if !d.IsInteger() {
+		return 0, invalid("amount", "VND has no minor unit: must be a whole number of đồng, got %q", d.String())
+	}
+	if d.GreaterThan(decimal.NewFromInt(ledger.MaxAmount)) {
+		return 0, invalid("amount", "must be at most %d đồng, got %q", int64(ledger.MaxAmount), d.String())
+	}
+	return d.IntPart(), nil
 }
 
 // RecordProviderSettlement records a provider's payment to a settlement

@@ -67,19 +67,14 @@ func (r SuspenseReclassificationRequest) validate() (int64, error) {
 	if !r.Channel.Valid() {
 		return 0, invalid("channel", "must be one of %v, got %q", merchant.Channels, r.Channel)
 	}
-	if !r.Amount.IsPositive() {
-		return 0, invalid("amount", "must be positive, got %q", r.Amount.String())
-	}
-	if !r.Amount.IsInteger() {
-		return 0, invalid("amount", "VND has no minor unit: must be a whole number of đồng, got %q", r.Amount.String())
-	}
-	if r.Amount.GreaterThan(decimal.NewFromInt(ledger.MaxAmount)) {
-		return 0, invalid("amount", "must be at most %d đồng, got %q", int64(ledger.MaxAmount), r.Amount.String())
+	amount, err := wholeDong(r.Amount)
+	if err != nil {
+		return 0, err
 	}
 	if strings.TrimSpace(r.Reason) == "" || !utf8.ValidString(r.Reason) || utf8.RuneCountInString(r.Reason) > MaxReason {
 		return 0, invalid("reason", "must say why the money is the provider's, in 1-%d characters of UTF-8", MaxReason)
 	}
-	return r.Amount.IntPart(), nil
+	return amount, nil
 }
 
 // ReclassifySuspense moves money a market's suspense account holds (the
