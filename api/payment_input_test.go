@@ -379,8 +379,7 @@ func TestConcurrentRefundsReturnTheWholeFee(t *testing.T) {
 	// refunds of 50,001 and 49,999 return 750 and 749 as shares.
 	ids := make([]string, 12)
 	for i := range ids {
-		ids[i] = e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("momo-", i), Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "100000",
-			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: fmt.Sprint("MOMO-", i)}).Payment.Id
+		ids[i] = e.record(t, momoNotice(fmt.Sprint("momo-", i), a, "100000", fmt.Sprint("MOMO-", i))).Payment.Id
 	}
 	var wg sync.WaitGroup
 	for i, id := range ids {
@@ -418,8 +417,7 @@ func TestSmallRefundsThenTheRest(t *testing.T) {
 	const a = "TN-TEST-0001"
 	e.record(t, bankNotice("float", a, "5000000", "FT-FLOAT")) // money to give back
 	for _, last := range []string{"1", ""} {
-		p := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "momo-" + last, Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "10000",
-			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "MOMO-" + last}).Payment
+		p := e.record(t, momoNotice("momo-"+last, a, "10000", "MOMO-"+last)).Payment
 		wantPayment(t, p, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "10000", "500", "0", "0")
 		var returned int64
 		for i, amount := range []string{"19", "19", "9961", last} {
@@ -455,8 +453,7 @@ func TestConcurrentRefundsReturnTheirShare(t *testing.T) {
 	e.setUpMarket(t)
 	const a = "TN-TEST-0001"
 	e.record(t, bankNotice("float", a, "5000000", "FT-FLOAT"))
-	p := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "momo", Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "10000",
-		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "MOMO-1"}).Payment
+	p := e.record(t, momoNotice("momo", a, "10000", "MOMO-1")).Payment
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i := range 20 {
@@ -495,8 +492,7 @@ func TestRefundCopiesAtOnce(t *testing.T) {
 	const a = "TN-TEST-0001"
 	e.record(t, bankNotice("float", a, "5000000", "FT-FLOAT"))
 	for round := range 3 {
-		p := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("momo-", round), Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "10000",
-			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: fmt.Sprint("MOMO-", round)}).Payment
+		p := e.record(t, momoNotice(fmt.Sprint("momo-", round), a, "10000", fmt.Sprint("MOMO-", round))).Payment
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		entries := map[string]bool{}
@@ -546,8 +542,7 @@ func TestRefundAfterRefundsOfTheEarlierRule(t *testing.T) {
 	e.setUpMarket(t)
 	const a = "TN-TEST-0001"
 	e.record(t, bankNotice("float", a, "5000000", "FT-FLOAT"))
-	p := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "momo", Merchant: a, Channel: pb.Channel_CHANNEL_MOMO, Amount: "10000",
-		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "MOMO-1"}).Payment
+	p := e.record(t, momoNotice("momo", a, "10000", "MOMO-1")).Payment
 	// Ten refunds of 19 đồng, each returning 500 × 19 / 10,000 rounded
 	// down: none of the fee.
 	if _, err := e.db.Pool.Exec(ctx, `ALTER TABLE payments DROP CONSTRAINT payments_refunded_fee_share`); err != nil {
@@ -610,6 +605,13 @@ func TestNotificationOfABillWithAnotherReference(t *testing.T) {
 		t.Errorf("payments of %s: %d, %v; want the stall's one", a, n, err)
 	}
 	e.checkInvariants(t)
+}
+
+// momoNotice is MoMo's notification of a payment.
+func momoNotice(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
+	r := bankNotice(key, merchant, amount, ref)
+	r.Channel = pb.Channel_CHANNEL_MOMO
+	return r
 }
 
 // bankNotice is a bank's VietQR notification of a payment.
