@@ -11,6 +11,7 @@ import (
 	"github.com/shopspring/decimal"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
@@ -727,6 +728,74 @@ func TestRecordsAfterEarlierRecords(t *testing.T) {
 				t.Fatalf("key reused for another amount: %v; want AlreadyExists naming the amount", err)
 			}
 		})
+	}
+	e.checkInvariants(t)
+}
+
+// A merchant suspended or closed takes no new payments, but what it took
+// before stays its own: the bank's notification of a stall's pending
+// payment recorded before confirms it, as ConfirmPayment does, and a
+// notification of a payment already recorded, sent again under another
+// key, is answered with that payment as a replay, never refused as if the
+// payment had not been made.
+func TestNotificationsAfterSuspensionOrClosing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a, b = "TN-TEST-0001", "TN-TEST-0002"
+	for _, c := range []struct {
+		merchant string
+		stop     func() error
+	}{
+		{a, func() error {
+			_, err := e.merchants.SuspendMerchant(ctx, &pb.SuspendMerchantRequest{Code: a, Reason: "inspection"})
+			return err
+		}},
+		{b, func() error {
+			_, err := e.merchants.CloseMerchant(ctx, &pb.CloseMerchantRequest{Code: b, Reason: "left the market"})
+			return err
+		}},
+	} {
+		m := c.merchant
+		paid := e.record(t, bankNotice("paid-"+m, m, "30000", "FT-PAID-"+m)).Payment
+		pending := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-" + m, Merchant: m, Channel: pb.Channel_CHANNEL_VIETQR,
+			Amount: "25000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "FT-PEND-" + m}).Payment
+		if err := c.stop(); err != nil {
+			t.Fatal(err)
+		}
+
+		got, err := e.payments.RecordPayment(ctx, bankNotice("paid-again-"+m, m, "30000", "FT-PAID-"+m))
+		if err != nil || got.Payment.GetId() != paid.Id || !got.Replayed {
+			t.Errorf("%s: the notification of payment %s sent again: %v, %v; want it replayed", m, paid.Id, got, err)
+		}
+		got, err = e.payments.RecordPayment(ctx, bankNotice("confirm-"+m, m, "25000", "FT-PEND-"+m))
+		if err != nil || got.Payment.GetId() != pending.Id || got.Payment.GetStatus() != pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED {
+			t.Errorf("%s: the notification of pending payment %s: %v, %v; want it confirmed", m, pending.Id, got, err)
+		}
+		// Still no new payment.
+		_, err = e.payments.RecordPayment(ctx, bankNotice("new-"+m, m, "40000", "FT-NEW-"+m))
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Errorf("%s: a new payment: %v; want FailedPrecondition", m, err)
+		}
+	}
+
+	// Likewise a channel the merchant no longer accepts.
+	if _, err := e.merchants.ReinstateMerchant(ctx, &pb.ReinstateMerchantRequest{Code: a}); err != nil {
+		t.Fatal(err)
+	}
+	pending := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-momo", Merchant: a, Channel: pb.Channel_CHANNEL_MOMO,
+		Amount: "50000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "MOMO-PEND"}).Payment
+	if _, err := e.merchants.UpdateMerchant(ctx, &pb.UpdateMerchantRequest{
+		Merchant: &pb.Merchant{Code: a, Channels: []pb.Channel{pb.Channel_CHANNEL_VIETQR},
+			FeePlan: &pb.FeePlan{MinFee: "500", Fees: []*pb.ChannelFee{{Channel: pb.Channel_CHANNEL_VIETQR, BasisPoints: 50}}}},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"channels", "fee_plan"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.payments.RecordPayment(ctx, momoNotice("confirm-momo", a, "50000", "MOMO-PEND"))
+	if err != nil || got.Payment.GetId() != pending.Id || got.Payment.GetStatus() != pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED {
+		t.Errorf("MoMo's notification of pending payment %s, MoMo no longer accepted: %v, %v; want it confirmed", pending.Id, got, err)
 	}
 	e.checkInvariants(t)
 }

@@ -445,12 +445,6 @@ func (s *Service) resolve(ctx context.Context, plans []*plan, out []Outcome, opt
 // decide picks the ledger write for one payment.
 func (s *Service) decide(ctx context.Context, p *plan, byRef map[refKey]Payment) error {
 	r, m := p.req, p.m
-	if !m.CanTakePayments() {
-		return fail(ErrMerchantInactive, "merchant", "merchant %s is %s and cannot take payments", m.Code, m.Status)
-	}
-	if !m.Accepts(r.Channel) {
-		return fail(ErrChannelRefused, "channel", "merchant %s does not accept %s", m.Code, r.Channel)
-	}
 	if r.RequestID != "" || r.BillNumber != "" {
 		req, err := s.findRequest(ctx, r.RequestID, r.BillNumber)
 		if err != nil {
@@ -482,7 +476,16 @@ func (s *Service) decide(ctx context.Context, p *plan, byRef map[refKey]Payment)
 		p.match = match
 	}
 	if p.match != nil {
+		// A payment recorded before the merchant was suspended or closed,
+		// or stopped accepting the channel, is still the merchant's: the
+		// bank's notification of it confirms it, as ConfirmPayment would.
 		return s.planConfirm(p)
+	}
+	if !m.CanTakePayments() {
+		return fail(ErrMerchantInactive, "merchant", "merchant %s is %s and cannot take payments", m.Code, m.Status)
+	}
+	if !m.Accepts(r.Channel) {
+		return fail(ErrChannelRefused, "channel", "merchant %s does not accept %s", m.Code, r.Channel)
 	}
 	fee := m.Fees.Fee(r.Channel, p.amount)
 	id := paymentID(p.ledgerKey)
