@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/settlement"
@@ -59,7 +60,10 @@ func payoutBatchToProto(b settlement.PayoutBatch) *pb.PayoutBatch {
 	}
 }
 
-func payoutLinesToProto(lines []settlement.PayoutLine) []*pb.PayoutLine {
+// payoutLinesToProto maps a batch's lines, their payout accounts masked
+// unless inFull: only the bank that pays them and admins read them in
+// full, as only they and the merchant itself read a merchant's.
+func payoutLinesToProto(lines []settlement.PayoutLine, inFull bool) []*pb.PayoutLine {
 	out := make([]*pb.PayoutLine, len(lines))
 	for i, l := range lines {
 		out[i] = &pb.PayoutLine{
@@ -74,6 +78,10 @@ func payoutLinesToProto(lines []settlement.PayoutLine) []*pb.PayoutLine {
 			ResolveTime:  timeOrNil(l.ResolvedAt),
 		}
 		if a := l.Account; a != nil {
+			if !inFull {
+				masked := a.Masked()
+				a = &masked
+			}
 			out[i].PayoutAccount = &pb.PayoutAccount{BankBin: a.BankBIN, AccountNumber: a.AccountNumber, HolderName: a.HolderName}
 		}
 	}
@@ -108,7 +116,7 @@ func (s *SettlementServer) CreatePayoutBatch(ctx context.Context, req *pb.Create
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	return &pb.CreatePayoutBatchResponse{Batch: payoutBatchToProto(b), Lines: payoutLinesToProto(lines), NextPageToken: next, Replayed: replayed}, nil
+	return &pb.CreatePayoutBatchResponse{Batch: payoutBatchToProto(b), Lines: payoutLinesToProto(lines, true), NextPageToken: next, Replayed: replayed}, nil
 }
 
 // boundMarkets is nil (every market) for a principal bound to none.
@@ -124,7 +132,10 @@ func (s *SettlementServer) GetPayoutBatch(ctx context.Context, req *pb.GetPayout
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	return &pb.GetPayoutBatchResponse{Batch: payoutBatchToProto(b), Lines: payoutLinesToProto(lines), NextPageToken: next}, nil
+	// Auditors read it too, and see accounts as GetMerchant shows them.
+	p, _ := principalOf(ctx)
+	inFull := p.Role == access.RoleAdmin || p.Role == access.RoleBank
+	return &pb.GetPayoutBatchResponse{Batch: payoutBatchToProto(b), Lines: payoutLinesToProto(lines, inFull), NextPageToken: next}, nil
 }
 
 func (s *SettlementServer) CompletePayoutBatch(ctx context.Context, req *pb.CompletePayoutBatchRequest) (*pb.CompletePayoutBatchResponse, error) {
@@ -143,5 +154,5 @@ func (s *SettlementServer) CompletePayoutBatch(ctx context.Context, req *pb.Comp
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	return &pb.CompletePayoutBatchResponse{Batch: payoutBatchToProto(b), Lines: payoutLinesToProto(lines)}, nil
+	return &pb.CompletePayoutBatchResponse{Batch: payoutBatchToProto(b), Lines: payoutLinesToProto(lines, true)}, nil
 }

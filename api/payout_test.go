@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 )
 
@@ -764,6 +765,45 @@ func TestSecondBatchAtAPaidCutOff(t *testing.T) {
 	for _, l := range second.Lines {
 		if l.Merchant == "PO-S-01" && l.Status == lineOpen {
 			t.Errorf("batch-2 at the paid cut-off pays money confirmed after it: %v", l)
+		}
+	}
+}
+
+// A payout batch's lines carry the account each merchant is paid to: in
+// full for the bank that pays them and for admins, masked for auditors, as
+// GetMerchant and ListMerchants show it them.
+func TestPayoutBatchAccountsMaskedForAuditors(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newPayoutFixture(t, "PO-M", map[string]int64{"PO-M-01": 100000}, 100000)
+	e := f.e
+	_, bankSecret := e.issue(t, access.IssueRequest{Name: "vcb", Role: access.RoleBank, Provider: "napas"})
+	bank := pb.NewSettlementServiceClient(e.dial(t, bankSecret))
+	b, err := bank.CreatePayoutBatch(ctx, &pb.CreatePayoutBatchRequest{IdempotencyKey: "batch-1", Bank: "vcb", Market: f.market, CutOff: timestamppb.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := &pb.PayoutAccount{BankBin: "970436", AccountNumber: "100000", HolderName: "CHU SAP"}
+	masked := &pb.PayoutAccount{BankBin: "970436", AccountNumber: "**0000", HolderName: "CHU S."}
+	_, auditor := e.issue(t, access.IssueRequest{Name: "auditor", Role: access.RoleAuditor})
+	_, marketAuditor := e.issue(t, access.IssueRequest{Name: "auditor PO-M", Role: access.RoleAuditor, Markets: []string{f.market}})
+	for _, c := range []struct {
+		name   string
+		client pb.SettlementServiceClient
+		want   *pb.PayoutAccount
+	}{
+		{"admin", e.settle, full},
+		{"the paying bank", bank, full},
+		{"auditor", pb.NewSettlementServiceClient(e.dial(t, auditor)), masked},
+		{"auditor of the market", pb.NewSettlementServiceClient(e.dial(t, marketAuditor)), masked},
+	} {
+		got, err := c.client.GetPayoutBatch(ctx, &pb.GetPayoutBatchRequest{Id: b.Batch.Id})
+		if err != nil || len(got.Lines) != 1 {
+			t.Errorf("%s: %v, %v", c.name, got, err)
+			continue
+		}
+		if !proto.Equal(got.Lines[0].PayoutAccount, c.want) {
+			t.Errorf("%s reads payout account %v; want %v", c.name, got.Lines[0].PayoutAccount, c.want)
 		}
 	}
 }

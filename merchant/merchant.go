@@ -206,10 +206,17 @@ func (m Merchant) Masked() Merchant {
 	out.Owner = maskName(m.Owner)
 	out.Phone = maskPhone(m.Phone)
 	if out.Payout != nil {
-		out.Payout.AccountNumber = maskAccount(out.Payout.AccountNumber)
-		out.Payout.HolderName = maskName(out.Payout.HolderName)
+		*out.Payout = out.Payout.Masked()
 	}
 	return out
+}
+
+// Masked returns a with its number and holder masked, as Merchant.Masked
+// shows them.
+func (a PayoutAccount) Masked() PayoutAccount {
+	a.AccountNumber = maskAccount(a.AccountNumber)
+	a.HolderName = maskName(a.HolderName)
+	return a
 }
 
 // clone copies m deeply, so that changing the copy never changes m.
