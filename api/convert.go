@@ -61,6 +61,13 @@ func balanceToProto(a ledger.Account, t ledger.Totals, seq int64) *pb.Balance {
 	}
 }
 
+// accountAsOf maps an account with its totals t as of seq, which an answer
+// as of a past point gives beside it: its balance then, not now.
+func accountAsOf(a ledger.Account, t ledger.Totals, seq int64) *pb.Account {
+	a.Totals = t
+	return accountToProto(a, seq)
+}
+
 func accountToProto(a ledger.Account, seq int64) *pb.Account {
 	return &pb.Account{
 		Code:                       a.Code,

@@ -12,6 +12,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/choledger/choledger/access"
@@ -275,6 +276,38 @@ func TestBalanceAsOf(t *testing.T) {
 	_, err = e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "payable:M1", AsOf: &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: 0}}})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("as of sequence 0: %v", err)
+	}
+}
+
+// An answer as of a past point gives the account with its balance as of
+// that point too, never today's beside it: a stall reading what it was
+// owed last night, or an auditor a trial balance of a closed day, reads
+// one figure per account.
+func TestBalanceAsOfAccountAgrees(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1")
+	entries := e.postTransfers(t, "M1", 4) // 10000, 10001, 10002, 10003
+	at := &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: entries[1].Sequence}}
+
+	bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "payable:M1", AsOf: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(bal.Account.Balance, bal.Balance) || bal.Balance.CreditsPosted != "20001" {
+		t.Errorf("GetBalance as of %d: the account's balance %v, the balance %v; want both as of %[1]d, 20001 credited",
+			entries[1].Sequence, bal.Account.Balance, bal.Balance)
+	}
+	tb, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: "M1", AsOf: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range tb.Lines {
+		if !proto.Equal(line.Account.Balance, line.Balance) {
+			t.Errorf("trial balance as of %d: %s's account balance %v, its line %v; want the same",
+				entries[1].Sequence, line.Account.Code, line.Account.Balance, line.Balance)
+		}
 	}
 }
 

@@ -47,9 +47,7 @@ func (s *LedgerServer) GetAccount(ctx context.Context, req *pb.GetAccountRequest
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	out := accountToProto(a, seq)
-	out.Balance = balanceToProto(a, t, seq)
-	return &pb.GetAccountResponse{Account: out}, nil
+	return &pb.GetAccountResponse{Account: accountAsOf(a, t, seq)}, nil
 }
 
 func (s *LedgerServer) ListAccounts(ctx context.Context, req *pb.ListAccountsRequest) (*pb.ListAccountsResponse, error) {
@@ -75,7 +73,7 @@ func (s *LedgerServer) GetBalance(ctx context.Context, req *pb.GetBalanceRequest
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	return &pb.GetBalanceResponse{Account: accountToProto(a, 0), Balance: balanceToProto(a, t, seq)}, nil
+	return &pb.GetBalanceResponse{Account: accountAsOf(a, t, seq), Balance: balanceToProto(a, t, seq)}, nil
 }
 
 func (s *LedgerServer) PostEntry(ctx context.Context, req *pb.PostEntryRequest) (*pb.PostEntryResponse, error) {
@@ -272,7 +270,7 @@ func (s *LedgerServer) GetTrialBalance(ctx context.Context, req *pb.GetTrialBala
 	resp := &pb.GetTrialBalanceResponse{AsOfSequence: tb.AsOfSeq, NextPageToken: tb.NextPage}
 	for _, line := range tb.Lines {
 		resp.Lines = append(resp.Lines, &pb.TrialBalanceLine{
-			Account: accountToProto(line.Account, 0),
+			Account: accountAsOf(line.Account, line.Totals, tb.AsOfSeq),
 			Balance: balanceToProto(line.Account, line.Totals, tb.AsOfSeq),
 		})
 	}
