@@ -711,3 +711,52 @@ func TestImportStatementRefusesBadRequests(t *testing.T) {
 	_, err = e.settle.ListReconciliationReports(ctx, &pb.ListReconciliationReportsRequest{PageSize: -1})
 	wantRefused(t, err, codes.InvalidArgument, "page_size", "page_size")
 }
+
+// A period given in nanoseconds, by a client's clock or a camt FrDtTm, is
+// kept as PostgreSQL keeps it, in microseconds: the same request sent
+// again is its replay, not another period, and the report reads back as
+// the import answered it.
+func TestImportStatementReplaysAPeriodInNanoseconds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	day := settlement.DayOf(time.Now()).AddDays(-3).Start()
+	start, end := day.Add(-1500*time.Nanosecond), day.Add(24*time.Hour+2500*time.Nanosecond)
+	lines := []stmtLine{{ref: "FT-NS-1", amount: "80000", at: day.Add(9 * time.Hour)}}
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "nanos-1", Merchant: "TN-TEST-0002", Channel: chVietQR, Amount: "80000",
+		Source: bankPayment, ProviderRef: "FT-NS-1", OccurTime: timestamppb.New(lines[0].at)})
+	// The camt statement's FrDtTm, whole seconds as reconCamt writes it,
+	// in nanoseconds instead.
+	vn := time.FixedZone("ICT", 7*3600)
+	camt := bytes.Replace(reconCamt("STMT-NS-1", day, end, lines),
+		[]byte("<FrDtTm>"+day.In(vn).Format(time.RFC3339)), []byte("<FrDtTm>"+start.In(vn).Format(time.RFC3339Nano)), 1)
+	for _, req := range []*pb.ImportStatementRequest{
+		{Format: pb.StatementFormat_STATEMENT_FORMAT_CSV, Content: reconCSV(lines), Channel: chVietQR, Market: testMarket,
+			PeriodStart: timestamppb.New(start), PeriodEnd: timestamppb.New(end)},
+		{Format: pb.StatementFormat_STATEMENT_FORMAT_CAMT053, Content: camt, Channel: chVietQR, Market: testMarket},
+	} {
+		first, err := e.settle.ImportStatement(ctx, req)
+		if err != nil {
+			t.Fatalf("%v import: %v", req.Format, err)
+		}
+		if first.Report.PeriodStart.AsTime() != start.Truncate(time.Microsecond) {
+			t.Errorf("%v import: period_start %v, want %v", req.Format, first.Report.PeriodStart.AsTime(), start.Truncate(time.Microsecond))
+		}
+		again, err := e.settle.ImportStatement(ctx, req)
+		if err != nil {
+			t.Fatalf("%v import sent again: %v", req.Format, err)
+		}
+		if !again.Replayed || !proto.Equal(again.Report, first.Report) {
+			t.Errorf("%v import sent again: replayed %v, report %v; want the first %v", req.Format, again.Replayed, again.Report, first.Report)
+		}
+		kept, err := e.settle.GetReconciliationReport(ctx, &pb.GetReconciliationReportRequest{Id: first.Report.Id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(kept.Report, first.Report) {
+			t.Errorf("%v import answered %v; the kept report is %v", req.Format, first.Report, kept.Report)
+		}
+	}
+	e.checkInvariants(t)
+}

@@ -141,6 +141,11 @@ func (s *Service) ImportStatement(ctx context.Context, r StatementImport) (Impor
 	if st.PeriodStart.IsZero() || st.PeriodEnd.IsZero() {
 		return ImportResult{}, invalid("period_start", "the statement states no period (FrToDt): give period_start and period_end")
 	}
+	// The period as PostgreSQL keeps it, in whole microseconds: a period
+	// given in nanoseconds (a client's clock, a camt FrDtTm) is then the
+	// report's, answered as it reads back, and the same request sent again
+	// finds it equal instead of another period.
+	st.PeriodStart, st.PeriodEnd = st.PeriodStart.Truncate(time.Microsecond), st.PeriodEnd.Truncate(time.Microsecond)
 	if err := checkStatementPeriod(st.PeriodStart, st.PeriodEnd); err != nil {
 		return ImportResult{}, err
 	}
