@@ -42,7 +42,10 @@
 //	                       currency's exponent are refused unless they are
 //	                       zeros: VND "150000" and "150000.00" are accepted
 //	                       and equal, "1500.5" is refused; USD "12.50" is
-//	                       1250 cents, "12.345" is refused
+//	                       1250 cents, "12.345" is refused. A point before
+//	                       one group of three digits, "150.000", is refused
+//	                       in a currency of fewer than three decimals: it is
+//	                       how Vietnamese writes 150,000
 //	currency     yes       ISO 4217 code of an accepted currency (by default
 //	                       VND, USD, EUR; see Options.Exponents)
 //	booked_at    yes       when the provider booked it: RFC 3339 with an

@@ -175,6 +175,10 @@ func TestParseCSVMalformed(t *testing.T) {
 		{"exponent", hdr + row("A1", "1.5e5", "VND", "2026-03-10T08:00:00Z"), Options{}, 2, "amount", "plain positive decimal"},
 		{"thousands separator", hdr + row("A1", `"150,000"`, "VND", "2026-03-10T08:00:00Z"), Options{}, 2, "amount", "plain positive decimal"},
 		{"dot separator", hdr + row("A1", "150.000.000", "VND", "2026-03-10T08:00:00Z"), Options{}, 2, "amount", "plain positive decimal"},
+		// One group of thousands after a point is Vietnamese for 150,000
+		// đồng, not 150 with three zeros of decimals.
+		{"one dot separator", hdr + ok("A1") + row("A2", "150.000", "VND", "2026-03-10T08:00:00Z"), Options{}, 3, "amount", `"150.000" reads as 150000 with a thousands separator`},
+		{"one dot separator in dollars", hdr + row("A1", "1.000", "USD", "2026-03-10T08:00:00Z"), Options{}, 2, "amount", "thousands separator"},
 		{"leading dot", hdr + row("A1", ".5", "USD", "2026-03-10T08:00:00Z"), Options{}, 2, "amount", "plain positive decimal"},
 		{"spaces in amount", hdr + row("A1", " 150000", "VND", "2026-03-10T08:00:00Z"), Options{}, 2, "amount", "plain positive decimal"},
 		{"zero amount", hdr + row("A1", "0.00", "USD", "2026-03-10T08:00:00Z"), Options{}, 2, "amount", "must be positive"},
