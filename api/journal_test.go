@@ -238,6 +238,37 @@ func TestListAndStreamEntries(t *testing.T) {
 	}
 }
 
+// A time bound of ListEntries is a point in nanoseconds, as a timestamp
+// carries it, though entries are recorded in whole microseconds: an entry
+// recorded a nanosecond before start_time is not listed from it, and one
+// recorded a nanosecond before end_time is listed up to it.
+func TestListEntriesTimeBoundsToTheNanosecond(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1")
+	entry := e.postTransfers(t, "M1", 1)[0]
+	justAfter := timestamppb.New(entry.RecordTime.AsTime().Add(time.Nanosecond))
+	for _, tc := range []struct {
+		name string
+		req  *pb.ListEntriesRequest
+		want int
+	}{
+		{"from a nanosecond after it", &pb.ListEntriesRequest{Market: "M1", StartTime: justAfter}, 0},
+		{"up to a nanosecond after it", &pb.ListEntriesRequest{Market: "M1", EndTime: justAfter}, 1},
+		{"from its record time", &pb.ListEntriesRequest{Market: "M1", StartTime: entry.RecordTime}, 1},
+		{"up to its record time", &pb.ListEntriesRequest{Market: "M1", EndTime: entry.RecordTime}, 0},
+	} {
+		resp, err := e.client.ListEntries(ctx, tc.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Entries) != tc.want {
+			t.Errorf("%s: listed %d entries, want %d (the entry was recorded at %s)", tc.name, len(resp.Entries), tc.want, entry.RecordTime.AsTime().Format(time.RFC3339Nano))
+		}
+	}
+}
+
 // Balances and trial balances as of a past point agree with what the
 // ledger held then.
 func TestBalanceAsOf(t *testing.T) {
