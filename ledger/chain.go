@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/jackc/pgx/v5"
@@ -86,7 +88,9 @@ type Verification struct {
 // journal ends short of its chain head, it names the sequence the head
 // does, with no entry id (the entry is gone), the head's hash as stored and
 // the hash the journal ends with as computed. Where the stored rows are
-// wrong in what the hash does not cover, ComputedHash is empty.
+// wrong in what the hash does not cover, ComputedHash is empty; a posting
+// that belongs to no entry of the market is named by the sequence it is
+// stored under, with no entry id and no hashes.
 type BrokenLink struct {
 	EntryID      string
 	Seq          int64
@@ -135,6 +139,7 @@ func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSe
 		toSeq = 1<<63 - 1
 	}
 	after := fromSeq - 1
+	var postings int64 // of the entries verified
 	for {
 		entries, err := readEntries(ctx, tx, true, `e.market = $1 AND e.seq > $2 AND e.seq <= $3 ORDER BY e.seq LIMIT `+fmt.Sprint(verifyPage), market, after, toSeq)
 		if err != nil {
@@ -155,6 +160,7 @@ func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSe
 				}
 				return v, nil
 			}
+			postings += int64(len(e.Postings))
 			end.seq, end.id, end.hash = e.Seq, e.ID, e.Hash
 			v.LastSeq = e.Seq
 			v.LastHash = e.Hash
@@ -163,6 +169,9 @@ func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSe
 		if len(entries) < verifyPage {
 			break
 		}
+	}
+	if v.Broken, err = strayPostings(ctx, tx, market, fromSeq, toSeq, postings); err != nil || v.Broken != nil {
+		return v, err
 	}
 	if !openEnded {
 		return v, nil
@@ -199,6 +208,55 @@ func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSe
 	}
 	v.Broken = b
 	return v, nil
+}
+
+// strayPostings finds postings on market's accounts, under sequences in
+// [fromSeq, toSeq], that belong to no entry of the market: no hash covers
+// them, yet they move the accounts' balances. The entries verified hold
+// n postings, all on the market's accounts (a posting on another
+// market's would have broken its entry's hash), so the accounts hold as
+// many unless some were added behind the ledger's back; they are only
+// looked for then. A range from the first sequence also takes in
+// sequences below it, which no entry can have.
+func strayPostings(ctx context.Context, tx pgx.Tx, market string, fromSeq, toSeq, n int64) (*BrokenLink, error) {
+	if fromSeq <= 1 {
+		fromSeq = math.MinInt64
+	}
+	var held int64
+	err := tx.QueryRow(ctx, `
+SELECT count(*) FROM ledger_postings
+ WHERE account_id IN (SELECT id FROM ledger_accounts WHERE market = $1) AND entry_seq BETWEEN $2 AND $3`, market, fromSeq, toSeq).Scan(&held)
+	if err != nil {
+		return nil, fmt.Errorf("count postings: %w", err)
+	}
+	if held == n {
+		return nil, nil
+	}
+	var (
+		seq     int64
+		code    string
+		dir     string
+		amount  int64
+		entryID string
+	)
+	err = tx.QueryRow(ctx, `
+SELECT p.entry_seq, a.code, p.direction, p.amount, COALESCE(e.id::text, '')
+  FROM ledger_postings p
+  JOIN ledger_accounts a ON a.id = p.account_id
+  LEFT JOIN ledger_entries e ON e.seq = p.entry_seq
+ WHERE a.market = $1 AND p.entry_seq BETWEEN $2 AND $3 AND (e.seq IS NULL OR e.market <> $1)
+ ORDER BY p.entry_seq, p.idx LIMIT 1`, market, fromSeq, toSeq).Scan(&seq, &code, &dir, &amount, &entryID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return &BrokenLink{Reason: fmt.Sprintf("the market's accounts hold %d postings in the range, its entries %d: accounts were moved into or out of the market", held, n)}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find stray postings: %w", err)
+	}
+	reason := fmt.Sprintf("a posting (%s %d on %s) is stored under seq %d, where the market has no entry: it was added behind the ledger's back, and moves the account's balances", dir, amount, code, seq)
+	if entryID != "" {
+		reason = fmt.Sprintf("a posting (%s %d on %s) is stored under seq %d, entry %s of another market: it was added behind the ledger's back, and moves the account's balances", dir, amount, code, seq, entryID)
+	}
+	return &BrokenLink{Seq: seq, Reason: reason}, nil
 }
 
 // HexHash renders a hash for people.

@@ -359,3 +359,61 @@ func TestVerifyJournalEndsAtChainHead(t *testing.T) {
 		}
 	}
 }
+
+// Postings added behind the service's back that belong to no entry of the
+// market move its balances as surely as a changed entry, and the hash of
+// no entry covers them: VerifyJournal finds them by the sequence they
+// name, and so does CheckInvariants, even with the accounts' totals
+// brought into line with them.
+func TestVerifyJournalFindsPostingsOfNoEntry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		seq  func(t *testing.T, l *ledger.Ledger, entries []ledger.Entry) int64
+	}{
+		{"beyond the journal", func(_ *testing.T, _ *ledger.Ledger, entries []ledger.Entry) int64 { return entries[4].Seq + 1000 }},
+		{"before the first entry", func(*testing.T, *ledger.Ledger, []ledger.Entry) int64 { return 0 }},
+		{"an entry of another market", func(t *testing.T, l *ledger.Ledger, _ []ledger.Entry) int64 {
+			open(t, l, "cash2", ledger.Asset, "M2", 0)
+			open(t, l, "payable2", ledger.Liability, "M2", 0)
+			res, err := l.Post(ctx, transfer("other", "M2", "cash2", "payable2", 700))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Entry.Seq
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l, db, entries := verifiedJournal(t)
+			seq := tc.seq(t, l, entries)
+			before := totals(t, l, "payable")
+			tamper(t, db, `INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
+SELECT $1::bigint, 2, id, 'D', false, 500000 FROM ledger_accounts WHERE code = 'cash'
+UNION ALL
+SELECT $1::bigint, 3, id, 'C', false, 500000 FROM ledger_accounts WHERE code = 'payable'`, seq)
+			tamper(t, db, `UPDATE ledger_accounts SET debits_posted = debits_posted + 500000 WHERE code = 'cash'`)
+			tamper(t, db, `UPDATE ledger_accounts SET credits_posted = credits_posted + 500000 WHERE code = 'payable'`)
+			if after := totals(t, l, "payable"); after.CreditsPosted != before.CreditsPosted+500000 {
+				t.Fatalf("payable credits posted %d, then %d: the tampering did not take", before.CreditsPosted, after.CreditsPosted)
+			}
+
+			v, err := l.VerifyJournal(ctx, "M1", 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Broken == nil || v.Broken.Seq != seq || v.Broken.EntryID != "" || !strings.Contains(v.Broken.Reason, "added behind the ledger's back") {
+				t.Fatalf("got %+v (broken %+v), want the broken link at seq %d, naming no entry, saying the posting was added", v, v.Broken, seq)
+			}
+			t.Logf("broken link: %s", v.Broken.Reason)
+			violations, err := ledger.CheckInvariants(ctx, db.Pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(violations) == 0 {
+				t.Error("CheckInvariants finds nothing")
+			}
+		})
+	}
+}
