@@ -128,6 +128,14 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 			_, err := e.client.CreateAccount(ctx, &pb.CreateAccountRequest{Code: "cash:M1", Type: pb.AccountType_ACCOUNT_TYPE_LIABILITY, Currency: "VND", Market: "M1"})
 			return err
 		}, codes.AlreadyExists, "code"},
+		{"entries to a negative sequence", func() error {
+			_, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{ToSequence: -1})
+			return err
+		}, codes.InvalidArgument, "to_sequence"},
+		{"verify from a negative sequence", func() error {
+			_, err := e.client.VerifyJournal(ctx, &pb.VerifyJournalRequest{Market: "M1", FromSequence: -1})
+			return err
+		}, codes.InvalidArgument, "from_sequence"},
 		{"verify without market", func() error {
 			_, err := e.client.VerifyJournal(ctx, &pb.VerifyJournalRequest{})
 			return err

@@ -112,7 +112,10 @@ func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSe
 	if !ValidMarket(market) {
 		return Verification{}, invalid("market", "must be 1-64 of [A-Za-z0-9_.-], got %q", market)
 	}
-	if fromSeq < 0 || toSeq < 0 || (toSeq != 0 && toSeq < fromSeq) {
+	if fromSeq < 0 {
+		return Verification{}, invalid("from_sequence", "must not be negative, got %d", fromSeq)
+	}
+	if toSeq < 0 || (toSeq != 0 && toSeq < fromSeq) {
 		return Verification{}, invalid("to_sequence", "the range [%d, %d] is empty or negative", fromSeq, toSeq)
 	}
 	v := Verification{Market: market}

@@ -293,8 +293,11 @@ func (l *Ledger) ListEntries(ctx context.Context, f EntryFilter) ([]Entry, strin
 		}
 		conds = append(conds, `e.seq IN (SELECT p.entry_seq FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id WHERE a.code = `+arg(f.AccountCode)+`)`)
 	}
-	if f.FromSeq < 0 || f.ToSeq < 0 {
-		return nil, "", invalid("from_sequence", "sequences are positive")
+	if f.FromSeq < 0 {
+		return nil, "", invalid("from_sequence", "must not be negative, got %d", f.FromSeq)
+	}
+	if f.ToSeq < 0 {
+		return nil, "", invalid("to_sequence", "must not be negative, got %d", f.ToSeq)
 	}
 	if f.FromSeq > 0 {
 		conds = append(conds, "e.seq >= "+arg(f.FromSeq))
