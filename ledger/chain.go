@@ -133,7 +133,20 @@ func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSe
 		hash []byte
 	}
 	end.hash = genesisHash
-	err = tx.QueryRow(ctx, `SELECT seq, id::text, hash FROM ledger_entries WHERE market = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1`, market, fromSeq).Scan(&end.seq, &end.id, &end.hash)
+	if fromSeq <= 1 {
+		// A range from the beginning chains to the genesis hash. The ledger
+		// numbers entries from 1: an entry below was added by hand, and must
+		// not lend the range its stored hash as a predecessor's.
+		var b BrokenLink
+		err = tx.QueryRow(ctx, `SELECT seq, id::text, hash FROM ledger_entries WHERE market = $1 AND seq < 1 ORDER BY seq LIMIT 1`, market).Scan(&b.Seq, &b.EntryID, &b.StoredHash)
+		if err == nil {
+			b.Reason = fmt.Sprintf("seq %d is below 1, the ledger's first sequence: the entry was added behind the ledger's back", b.Seq)
+			v.Broken = &b
+			return v, nil
+		}
+	} else {
+		err = tx.QueryRow(ctx, `SELECT seq, id::text, hash FROM ledger_entries WHERE market = $1 AND seq < $2 ORDER BY seq DESC LIMIT 1`, market, fromSeq).Scan(&end.seq, &end.id, &end.hash)
+	}
 	if err != nil && err != pgx.ErrNoRows {
 		return v, fmt.Errorf("read predecessor: %w", err)
 	}

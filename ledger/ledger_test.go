@@ -417,3 +417,28 @@ SELECT $1::bigint, 3, id, 'C', false, 500000 FROM ledger_accounts WHERE code = '
 		})
 	}
 }
+
+// An entry inserted by hand below the first sequence, which the ledger
+// never writes, is not the predecessor of a range from the beginning, even
+// with the genesis hash stored as its own: VerifyJournal names it.
+func TestVerifyJournalFindsEntryBelowTheFirstSequence(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, db, _ := verifiedJournal(t)
+	const id = "01900000-0000-7000-8000-000000000001"
+	tamper(t, db, `INSERT INTO ledger_entries (seq, id, market, kind, phase, currency, idempotency_key, request_hash, occurred_at, recorded_at, metadata, hash)
+VALUES (-5, $1, 'M1', 'test', 'posted', 'VND', 'forged', '\x00', now(), now(), '{}', $2)`, id, make([]byte, 32))
+	tamper(t, db, `INSERT INTO ledger_postings (entry_seq, idx, account_id, direction, pending, amount)
+SELECT -5, 0, id, 'D', false, 500000 FROM ledger_accounts WHERE code = 'cash'
+UNION ALL
+SELECT -5, 1, id, 'C', false, 500000 FROM ledger_accounts WHERE code = 'payable'`)
+	for _, from := range []int64{0, 1} {
+		v, err := l.VerifyJournal(ctx, "M1", from, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Broken == nil || v.Broken.Seq != -5 || v.Broken.EntryID != id || !strings.Contains(v.Broken.Reason, "added behind the ledger's back") {
+			t.Errorf("from %d: got %+v (broken %+v), want the broken link at seq -5, entry %s, saying it was added", from, v, v.Broken, id)
+		}
+	}
+}
