@@ -401,3 +401,35 @@ func TestRecordPaymentsAuditsEachItem(t *testing.T) {
 		t.Errorf("RecordPayments events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// ListPayments bounds the payments' times at the instant start_time and
+// end_time name, nanoseconds included, though PostgreSQL keeps
+// microseconds.
+func TestListPaymentsTimeBoundsToTheNanosecond(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	at := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p1", Merchant: "TN-TEST-0001", Channel: pb.Channel_CHANNEL_VIETQR, Amount: "12000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, OccurTime: timestamppb.New(at)})
+	justAfter := timestamppb.New(at.Add(time.Nanosecond))
+	for _, tc := range []struct {
+		name string
+		req  *pb.ListPaymentsRequest
+		want int
+	}{
+		{"from a nanosecond after it", &pb.ListPaymentsRequest{Merchant: "TN-TEST-0001", StartTime: justAfter}, 0},
+		{"up to a nanosecond after it", &pb.ListPaymentsRequest{Merchant: "TN-TEST-0001", EndTime: justAfter}, 1},
+		{"from its time", &pb.ListPaymentsRequest{Merchant: "TN-TEST-0001", StartTime: timestamppb.New(at)}, 1},
+		{"up to its time", &pb.ListPaymentsRequest{Merchant: "TN-TEST-0001", EndTime: timestamppb.New(at)}, 0},
+	} {
+		resp, err := e.payments.ListPayments(ctx, tc.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Payments) != tc.want {
+			t.Errorf("%s: listed %d payments, want %d (the payment occurred at %s)", tc.name, len(resp.Payments), tc.want, at.Format(time.RFC3339Nano))
+		}
+	}
+}

@@ -305,16 +305,11 @@ func (l *Ledger) ListEntries(ctx context.Context, f EntryFilter) ([]Entry, strin
 	if f.ToSeq > 0 {
 		conds = append(conds, "e.seq <= "+arg(f.ToSeq))
 	}
-	// recorded_at holds whole microseconds, and a bound sent to PostgreSQL
-	// loses its nanoseconds, rounded down: an entry recorded before a bound
-	// with nanoseconds would count as at it. Against whole microseconds, at
-	// or after a point, or before it, is the same as against the point
-	// rounded up.
 	if !f.Start.IsZero() {
-		conds = append(conds, "e.recorded_at >= "+arg(ceilMicrosecond(f.Start)))
+		conds = append(conds, "e.recorded_at >= "+arg(pg.CeilMicrosecond(f.Start)))
 	}
 	if !f.End.IsZero() {
-		conds = append(conds, "e.recorded_at < "+arg(ceilMicrosecond(f.End)))
+		conds = append(conds, "e.recorded_at < "+arg(pg.CeilMicrosecond(f.End)))
 	}
 	where := "true"
 	if len(conds) > 0 {
@@ -330,14 +325,6 @@ func (l *Ledger) ListEntries(ctx context.Context, f EntryFilter) ([]Entry, strin
 		next = encodeToken(strconv.FormatInt(entries[size-1].Seq, 10))
 	}
 	return entries, next, nil
-}
-
-// ceilMicrosecond rounds t up to a whole microsecond.
-func ceilMicrosecond(t time.Time) time.Time {
-	if down := t.Truncate(time.Microsecond); !down.Equal(t) {
-		return down.Add(time.Microsecond)
-	}
-	return t
 }
 
 // EntriesAfter returns up to limit entries with sequence above after, in

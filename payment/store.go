@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
 )
@@ -246,10 +247,10 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Payment, string, error)
 		conds = append(conds, "channel = "+arg(string(f.Channel)))
 	}
 	if !f.Start.IsZero() {
-		conds = append(conds, "occurred_at >= "+arg(f.Start))
+		conds = append(conds, "occurred_at >= "+arg(pg.CeilMicrosecond(f.Start)))
 	}
 	if !f.End.IsZero() {
-		conds = append(conds, "occurred_at < "+arg(f.End))
+		conds = append(conds, "occurred_at < "+arg(pg.CeilMicrosecond(f.End)))
 	}
 	if f.PageToken != "" {
 		at, id, err := decodeCursor(f.PageToken)

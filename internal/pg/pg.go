@@ -114,6 +114,19 @@ const (
 	CodeUntranslatableCharacter  = "22P05"
 )
 
+// CeilMicrosecond rounds t up to a whole microsecond, for a lower bound
+// ">= t" or an upper bound "< t" on a column of whole microseconds:
+// PostgreSQL keeps microseconds and a time sent to it loses its
+// nanoseconds, rounded down, so a row a nanosecond before such a bound
+// would count as at it. Against whole microseconds, at or after t, or
+// before it, is the same as against t rounded up.
+func CeilMicrosecond(t time.Time) time.Time {
+	if down := t.Truncate(time.Microsecond); !down.Equal(t) {
+		return down.Add(time.Microsecond)
+	}
+	return t
+}
+
 // Storable reports whether PostgreSQL can take b as text: UTF-8 without a
 // NUL.
 func Storable(b []byte) bool { return utf8.Valid(b) && bytes.IndexByte(b, 0) < 0 }
