@@ -325,7 +325,10 @@ type SettlementPeriod struct {
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	// The last instant counted: the last microsecond of end_day, or as_of.
 	// Once it has passed, GetBalance with as_of.time = end_time returns the
-	// closing balance.
+	// closing balance, unless as_of.sequence cut the period: the entries of
+	// one commit share one record time, so a sequence inside a commit ends
+	// the period between entries no time can tell apart, and only
+	// as_of_sequence names that point.
 	EndTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	// The last ledger entry counted: GetBalance with as_of.sequence =
 	// as_of_sequence returns the closing balance.
