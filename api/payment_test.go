@@ -433,3 +433,54 @@ func TestListPaymentsTimeBoundsToTheNanosecond(t *testing.T) {
 		}
 	}
 }
+
+// A bank's notification that confirms the stall's pending payment of a
+// payment request it names, by bill number or by id, is sent again with its
+// key (its answer was lost, or its deadline passed while it committed): it
+// is answered with the confirmed payment as a replay, not refused as a
+// changed request, and confirms nothing twice.
+func TestBankNotificationNamingARequestIsRepeatable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	for i, named := range []func(*pb.RecordPaymentRequest, *pb.PaymentRequest){
+		func(r *pb.RecordPaymentRequest, pr *pb.PaymentRequest) { r.BillNumber = pr.BillNumber },
+		func(r *pb.RecordPaymentRequest, pr *pb.PaymentRequest) { r.PaymentRequestId = pr.Id },
+	} {
+		pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: fmt.Sprint("req-", i), Merchant: a, Amount: "150000"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("stall-", i), Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: pr.PaymentRequest.Id}).Payment
+		notice := &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("bank-", i), Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: fmt.Sprint("FT2633000000", i)}
+		named(notice, pr.PaymentRequest)
+		first := e.record(t, notice)
+		if first.Replayed || first.Payment.Id != stall.Id {
+			t.Fatalf("notification %d: %v; want payment %s confirmed", i, first, stall.Id)
+		}
+		wantPayment(t, first.Payment, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "150000", "750", "0", "0")
+		again, err := e.payments.RecordPayment(ctx, notice)
+		if err != nil {
+			t.Fatalf("notification %d sent again with its key: %v; want the confirmed payment as a replay", i, err)
+		}
+		if !again.Replayed || !proto.Equal(again.Payment, first.Payment) {
+			t.Fatalf("notification %d sent again: %v; want the replay of %v", i, again, first.Payment)
+		}
+		bulk, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{notice}})
+		if err != nil || bulk.Results[0].Error != nil || !bulk.Results[0].Replayed || bulk.Results[0].Payment.Id != stall.Id {
+			t.Fatalf("notification %d sent again in a bulk: %v, %v; want the replay of payment %s", i, bulk, err, stall.Id)
+		}
+	}
+	var entries int
+	if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger_entries WHERE market = $1`, testMarket).Scan(&entries); err != nil {
+		t.Fatal(err)
+	}
+	if entries != 4 {
+		t.Errorf("the market's journal holds %d entries; want 4, two payments each confirmed once", entries)
+	}
+	e.checkInvariants(t)
+}

@@ -537,6 +537,12 @@ func (s *Service) planConfirm(p *plan) error {
 		"fee":          strconv.FormatInt(fee, 10),
 		"provider_ref": p.req.ProviderRef,
 	}
+	if p.request != nil {
+		// What the notification named, as a new payment's entry keeps it:
+		// the same notification sent again is compared against it.
+		md["request_id"] = p.request.ID
+		md["bill_number"] = p.request.BillNumber
+	}
 	req := ledger.CloseRequest{IdempotencyKey: p.ledgerKey, PendingID: match.PendingEntryID, Kind: KindConfirm, OccurredAt: p.req.OccurredAt, Metadata: md}
 	if match.ProviderRef == "" {
 		req.ExternalRef = ExternalRef(p.req.Channel, p.req.ProviderRef)
