@@ -807,3 +807,93 @@ func TestPayoutBatchAccountsMaskedForAuditors(t *testing.T) {
 		}
 	}
 }
+
+// Two copies of a batch's creation finish its reservations at once, and
+// the merchant's payable moves between them: the first copy's reservation
+// is refused (a refund took what was due) and it skips the line, then the
+// second's, after a payment came in, would hold. A skipped line reserves
+// nothing: its money is not held for 30 days for a line nobody will pay.
+// Both copies are answered with the batch as it is.
+func TestPayoutLineSkippedByACopyReservesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const m = "PO-S-01"
+	f := newPayoutFixture(t, "PO-S", map[string]int64{m: 0}, 0)
+	e := f.e
+	paid := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "pay-1", Merchant: m, Channel: pb.Channel_CHANNEL_VIETQR,
+		Amount: "100000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-S-1"}).Payment
+	if _, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "ps-1", Channel: pb.Channel_CHANNEL_VIETQR,
+		Market: f.market, Amount: "100000", Bank: "vcb", BankRef: "VCB-IN-1"}); err != nil {
+		t.Fatal(err)
+	}
+	// The first creation plans the line and loses its connection as it
+	// reserves it: the batch is left creating, the line to reserve.
+	cutOnce(t, e, "ledger_entries", "INSERT")
+	req := &pb.CreatePayoutBatchRequest{IdempotencyKey: "batch", Bank: "vcb", Market: f.market, CutOff: timestamppb.Now(), PageSize: 100}
+	if _, err := e.settle.CreatePayoutBatch(ctx, req); status.Code(err) != codes.Unavailable {
+		t.Fatalf("the creation cut while reserving: %v; want Unavailable", err)
+	}
+	if _, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "refund-1", PaymentId: paid.Id, Amount: "50000"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The line's row is held, so that each copy stops where it writes it:
+	// the first as it skips the line, the second's reservation as its
+	// round opens it.
+	tx, err := e.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // rolled back below
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM payout_lines WHERE merchant = $1 FOR UPDATE`, m); err != nil {
+		t.Fatal(err)
+	}
+	waitingForLine := func(n int) {
+		t.Helper()
+		for range 250 {
+			var waiting int
+			if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%UPDATE payout_lines%'`).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			if waiting >= n {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("%d writes of the line are not waiting for it", n)
+	}
+	errs := make(chan error, 2)
+	create := func() {
+		_, err := e.settle.CreatePayoutBatch(ctx, req)
+		errs <- err
+	}
+	go create()
+	waitingForLine(1)
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "pay-2", Merchant: m, Channel: pb.Channel_CHANNEL_VIETQR,
+		Amount: "100000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-S-2"})
+	go create()
+	waitingForLine(2)
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("a copy of the creation: %v", err)
+		}
+	}
+
+	again, err := e.settle.CreatePayoutBatch(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, lines := e.allLines(t, again.Batch.Id)
+	line := lines[0]
+	if bal := f.payable(t, m); line.Status != lineSkipped || batch.Status != batchComplete || bal.DebitsPending != "0" || bal.Posted != "150000" {
+		t.Errorf("the line is %v in a %v batch, the payable %v; want it skipped, nothing reserved and 150000 đồng payable", line.Status, batch.Status, bal)
+	}
+	if funds, _ := e.settlementFunds(t, "vcb", f.market); funds != 100000 {
+		t.Errorf("the bank holds %d đồng unreserved for the market; want all 100000 it received", funds)
+	}
+	e.checkInvariants(t)
+}

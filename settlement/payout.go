@@ -365,6 +365,9 @@ func (s *Service) finishReserving(ctx context.Context, b PayoutBatch) (PayoutBat
 		case errors.Is(out.Err, ledger.ErrExceedsDebits), errors.Is(out.Err, ledger.ErrAccountNotFound):
 			skipMerchants = append(skipMerchants, lines[i].Merchant)
 			skipReasons = append(skipReasons, fmt.Sprintf("bank %s no longer has enough from the providers for market %s", b.Bank, lines[i].Market))
+		case errors.Is(out.Err, ledger.ErrRefused):
+			// A copy of this creation, running at once, skipped the line
+			// first (see projectPayoutReserved).
 		default:
 			return PayoutBatch{}, fmt.Errorf("reserve payout of %s in batch %s (retry with the same key to finish it): %w", lines[i].Merchant, b.ID, out.Err)
 		}
@@ -718,10 +721,14 @@ SELECT l.merchant, l.market, l.amount, l.status, l.bank_bin, l.account_number, l
 // Statements of the payout projection: a line moves with the entry that
 // moves its money, in the same transaction.
 const (
+	// A line that a copy of the batch's creation skipped meanwhile, its own
+	// reservation refused (the payable had moved), stays skipped: its
+	// reservation is refused too, by the CHECK that a skipped line has no
+	// entry, rather than recorded for a line nobody will pay.
 	projectPayoutReserved = `
-UPDATE payout_lines l SET status = 'open', entry_id = t.entry_id::uuid
+UPDATE payout_lines l SET status = CASE l.status WHEN 'reserving' THEN 'open' ELSE l.status END, entry_id = t.entry_id::uuid
   FROM unnest($1::text[], $2::text[], $3::text[]) AS t(batch_id, merchant, entry_id)
- WHERE l.batch_id = t.batch_id::uuid AND l.merchant = t.merchant AND l.status = 'reserving'`
+ WHERE l.batch_id = t.batch_id::uuid AND l.merchant = t.merchant AND l.status IN ('reserving', 'skipped')`
 
 	projectPayoutResolved = `
 WITH resolved AS (
