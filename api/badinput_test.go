@@ -71,6 +71,9 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"unspecified direction", post(with(func(r *pb.PostEntryRequest) { r.Postings[0].Direction = pb.Direction_DIRECTION_UNSPECIFIED })), codes.InvalidArgument, "postings[0].direction"},
 		{"too many metadata pairs", post(with(func(r *pb.PostEntryRequest) { r.Metadata = bigMetadata })), codes.InvalidArgument, "metadata"},
 		{"oversized metadata value", post(with(func(r *pb.PostEntryRequest) { r.Metadata = map[string]string{"note": strings.Repeat("x", 513)} })), codes.InvalidArgument, "metadata[note]"},
+		// PostgreSQL stores no NUL: refused as the caller's, never answered
+		// Unavailable, which asks for the same request again.
+		{"metadata value with a NUL", post(with(func(r *pb.PostEntryRequest) { r.Metadata = map[string]string{"note": "a\x00b"} })), codes.InvalidArgument, "metadata[note]"},
 		{"missing idempotency key", post(with(func(r *pb.PostEntryRequest) { r.IdempotencyKey = "" })), codes.InvalidArgument, "idempotency_key"},
 		{"idempotency key with spaces", post(with(func(r *pb.PostEntryRequest) { r.IdempotencyKey = "a b" })), codes.InvalidArgument, "idempotency_key"},
 		{"missing market", post(with(func(r *pb.PostEntryRequest) { r.Market = "" })), codes.InvalidArgument, "market"},

@@ -223,6 +223,10 @@ func TestPaymentWritesRefuseBadInput(t *testing.T) {
 			_, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "r", PaymentId: pending.Id, Reason: strings.Repeat("x", 201)})
 			return err
 		}, codes.InvalidArgument, "reason"},
+		{"reject: reason with a NUL", func() error {
+			_, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "r", PaymentId: pending.Id, Reason: "declined\x00"})
+			return err
+		}, codes.InvalidArgument, "reason"},
 		{"reject: malformed id", func() error {
 			_, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "r", PaymentId: "x"})
 			return err
@@ -247,6 +251,10 @@ func TestPaymentWritesRefuseBadInput(t *testing.T) {
 			_, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "f", PaymentId: confirmed.Id, Amount: "-1"})
 			return err
 		}, codes.InvalidArgument, "amount"},
+		{"refund: reason with a NUL", func() error {
+			_, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "f", PaymentId: confirmed.Id, Amount: "1000", Reason: "returned\x00"})
+			return err
+		}, codes.InvalidArgument, "reason"},
 		{"refund: unknown payment", func() error {
 			_, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "f", PaymentId: unknownID})
 			return err

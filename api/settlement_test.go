@@ -796,6 +796,7 @@ func TestSettlementBadInput(t *testing.T) {
 		{"reclassify: fractional đồng", reclassify(func(r *pb.ReclassifySuspenseRequest) { r.Amount = "10.5" }), codes.InvalidArgument, "amount"},
 		{"reclassify: no reason", reclassify(func(r *pb.ReclassifySuspenseRequest) { r.Reason = " " }), codes.InvalidArgument, "reason"},
 		{"reclassify: reason too long", reclassify(func(r *pb.ReclassifySuspenseRequest) { r.Reason = strings.Repeat("lý do ", 40) }), codes.InvalidArgument, "reason"},
+		{"reclassify: reason with a NUL", reclassify(func(r *pb.ReclassifySuspenseRequest) { r.Reason = "FT-1 late\x00" }), codes.InvalidArgument, "reason"},
 		{"reclassify: more than suspense holds", reclassify(func(r *pb.ReclassifySuspenseRequest) {}), codes.FailedPrecondition, "suspense"},
 	}
 	before := e.settleSnapshot(t)

@@ -7,9 +7,10 @@ import (
 	"slices"
 	"sort"
 	"time"
-	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
+
+	"github.com/choledger/choledger/internal/pg"
 )
 
 // Direction is the side of an account a posting lands on.
@@ -243,8 +244,10 @@ func checkMetadata(md map[string]string) *Error {
 		if !validToken(k, MaxMetadataKey, "_.-", true) {
 			return invalid("metadata", "key %q must be 1-%d of [A-Za-z0-9_.-]", k, MaxMetadataKey)
 		}
-		if len(v) > MaxMetadataValue || !utf8.ValidString(v) {
-			return invalid("metadata["+k+"]", "must be valid UTF-8 of at most %d bytes", MaxMetadataValue)
+		// A NUL is valid UTF-8, but PostgreSQL stores none: refused here, it
+		// would fail the entry's whole round and be answered Unavailable.
+		if len(v) > MaxMetadataValue || !pg.Storable([]byte(v)) {
+			return invalid("metadata["+k+"]", "must be valid UTF-8 without NUL, of at most %d bytes", MaxMetadataValue)
 		}
 	}
 	return nil

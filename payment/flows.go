@@ -8,6 +8,7 @@ import (
 
 	"github.com/shopspring/decimal"
 
+	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
 )
@@ -105,8 +106,8 @@ func (s *Service) Reject(ctx context.Context, r RejectRequest) (Payment, bool, e
 	if err := checkClientKey(r.Key); err != nil {
 		return Payment{}, false, err
 	}
-	if len(r.Reason) > 200 {
-		return Payment{}, false, invalid("reason", "at most 200 bytes, got %d", len(r.Reason))
+	if err := checkReason(r.Reason); err != nil {
+		return Payment{}, false, err
 	}
 	p, err := s.Get(ctx, r.PaymentID)
 	if err != nil {
@@ -143,6 +144,18 @@ func (s *Service) Reject(ctx context.Context, r RejectRequest) (Payment, bool, e
 	return closed(p, StatusRejected, &res.Entry), false, nil
 }
 
+// checkReason checks the reason a rejection or refund gives, which its
+// entry's metadata keeps.
+func checkReason(reason string) error {
+	if len(reason) > 200 {
+		return invalid("reason", "at most 200 bytes, got %d", len(reason))
+	}
+	if !pg.Storable([]byte(reason)) {
+		return invalid("reason", "must be UTF-8 without NUL")
+	}
+	return nil
+}
+
 // RefundRequest returns part or all of what remains of a confirmed payment.
 type RefundRequest struct {
 	Key       string
@@ -158,8 +171,8 @@ func (s *Service) Refund(ctx context.Context, r RefundRequest) (Payment, Refund,
 	if err := checkClientKey(r.Key); err != nil {
 		return Payment{}, Refund{}, false, err
 	}
-	if len(r.Reason) > 200 {
-		return Payment{}, Refund{}, false, invalid("reason", "at most 200 bytes, got %d", len(r.Reason))
+	if err := checkReason(r.Reason); err != nil {
+		return Payment{}, Refund{}, false, err
 	}
 	p, err := s.Get(ctx, r.PaymentID)
 	if err != nil {

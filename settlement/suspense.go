@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
+	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
 )
@@ -71,8 +72,8 @@ func (r SuspenseReclassificationRequest) validate() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if strings.TrimSpace(r.Reason) == "" || !utf8.ValidString(r.Reason) || utf8.RuneCountInString(r.Reason) > MaxReason {
-		return 0, invalid("reason", "must say why the money is the provider's, in 1-%d characters of UTF-8", MaxReason)
+	if strings.TrimSpace(r.Reason) == "" || !pg.Storable([]byte(r.Reason)) || utf8.RuneCountInString(r.Reason) > MaxReason {
+		return 0, invalid("reason", "must say why the money is the provider's, in 1-%d characters of UTF-8 without NUL", MaxReason)
 	}
 	return amount, nil
 }
