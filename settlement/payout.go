@@ -355,6 +355,7 @@ func (s *Service) finishReserving(ctx context.Context, b PayoutBatch) (PayoutBat
 		}
 	}
 	var skipMerchants, skipReasons []string
+	var refused error
 	for i, out := range s.ledger.Write(ctx, reqs) {
 		switch {
 		case out.Err == nil:
@@ -367,7 +368,10 @@ func (s *Service) finishReserving(ctx context.Context, b PayoutBatch) (PayoutBat
 			skipReasons = append(skipReasons, fmt.Sprintf("bank %s no longer has enough from the providers for market %s", b.Bank, lines[i].Market))
 		case errors.Is(out.Err, ledger.ErrRefused):
 			// A copy of this creation, running at once, skipped the line
-			// first (see projectPayoutReserved).
+			// first (see projectPayoutReserved); if not, the line is still
+			// reserving below, the batch still creating, and the refusal
+			// is the answer.
+			refused = fmt.Errorf("reserve payout of %s in batch %s (retry with the same key to finish it): %w", lines[i].Merchant, b.ID, out.Err)
 		default:
 			return PayoutBatch{}, fmt.Errorf("reserve payout of %s in batch %s (retry with the same key to finish it): %w", lines[i].Merchant, b.ID, out.Err)
 		}
@@ -390,7 +394,11 @@ UPDATE payout_batches b
 	if err != nil {
 		return PayoutBatch{}, fmt.Errorf("open payout batch %s: %w", b.ID, err)
 	}
-	return s.batch(ctx, b.ID)
+	opened, err := s.batch(ctx, b.ID)
+	if err == nil && opened.Status == BatchCreating && refused != nil {
+		return PayoutBatch{}, refused
+	}
+	return opened, err
 }
 
 func (r PayoutResult) check(i int) error {
