@@ -346,6 +346,35 @@ func TestPaymentRequestRefusesPurposeNamingIt(t *testing.T) {
 	}
 }
 
+// A payment request's merchant that is no merchant code, or no merchant, is
+// refused naming merchant, the request's field, as RecordPayment names it.
+func TestPaymentRequestRefusesMerchantNamingIt(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	for i, c := range []struct {
+		merchant string
+		code     codes.Code
+	}{
+		{"tn-test-0001", codes.InvalidArgument},
+		{"TN TEST 0001", codes.InvalidArgument},
+		{"TN-TEST-9999", codes.NotFound},
+	} {
+		_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: fmt.Sprint("req-", i), Merchant: c.merchant, Amount: "50000"})
+		st := status.Convert(err)
+		field := ""
+		for _, d := range st.Details() {
+			if br, ok := d.(*errdetails.BadRequest); ok && len(br.FieldViolations) == 1 {
+				field = br.FieldViolations[0].Field
+			}
+		}
+		if st.Code() != c.code || !strings.HasPrefix(st.Message(), "merchant: ") || (c.code == codes.InvalidArgument && field != "merchant") {
+			t.Errorf("merchant %q: got %v %q with field violation %q; want %v naming merchant", c.merchant, st.Code(), st.Message(), field, c.code)
+		}
+	}
+}
+
 // Each item of a bulk RecordPayments is a write of its own, and the audit
 // trail holds one event per item: the payment written, or the merchant the
 // refused item named with its code and message. Only a call refused whole,

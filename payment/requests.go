@@ -54,6 +54,9 @@ func (s *Service) CreateRequest(ctx context.Context, r NewRequest) (PaymentReque
 	if r.Merchant == "" {
 		return PaymentRequest{}, false, invalid("merchant", "is required")
 	}
+	if err := merchant.CheckMerchantCode("merchant", r.Merchant); err != nil {
+		return PaymentRequest{}, false, err
+	}
 	amount, err := wholeDong("amount", r.Amount, s.opts.MinAmount, s.opts.MaxAmount)
 	if err != nil {
 		return PaymentRequest{}, false, err
@@ -70,7 +73,7 @@ func (s *Service) CreateRequest(ctx context.Context, r NewRequest) (PaymentReque
 	}
 	m, err := s.merchants.GetMerchant(ctx, r.Merchant)
 	if err != nil {
-		return PaymentRequest{}, false, err
+		return PaymentRequest{}, false, ledger.RenameField(err, "code", "merchant")
 	}
 	if !m.CanTakePayments() {
 		return PaymentRequest{}, false, fail(ErrMerchantInactive, "merchant", "merchant %s is %s and cannot take payments", m.Code, m.Status)
