@@ -557,7 +557,7 @@ func (x *CreatePaymentRequestResponse) GetReplayed() bool {
 
 type RecordPaymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Required, 1-100 printable ASCII characters.
+	// Required, 1-128 printable ASCII characters.
 	IdempotencyKey string  `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	Merchant       string  `protobuf:"bytes,2,opt,name=merchant,proto3" json:"merchant,omitempty"`
 	Channel        Channel `protobuf:"varint,3,opt,name=channel,proto3,enum=choledger.v1.Channel" json:"channel,omitempty"`
