@@ -122,6 +122,9 @@ func TestPaymentWritesRefuseBadInput(t *testing.T) {
 		{"record: malformed request id", rec(func(r *pb.RecordPaymentRequest) { r.PaymentRequestId = "req-1" }), codes.InvalidArgument, "payment_request_id"},
 		{"record: unknown request", rec(func(r *pb.RecordPaymentRequest) { r.PaymentRequestId = unknownID }), codes.NotFound, "payment_request_id"},
 		{"record: unknown bill number", rec(func(r *pb.RecordPaymentRequest) { r.BillNumber = "CLNOPE" }), codes.NotFound, "bill_number"},
+		{"record: payment request paid by MoMo", rec(func(r *pb.RecordPaymentRequest) {
+			r.Channel, r.Amount, r.PaymentRequestId = pb.Channel_CHANNEL_MOMO, "30000", requests[1]
+		}), codes.InvalidArgument, "channel"},
 		{"record: occurs in the future", rec(func(r *pb.RecordPaymentRequest) { r.OccurTime = timestamppb.New(time.Now().Add(time.Hour)) }), codes.InvalidArgument, "occur_time"},
 		{"record: reference already recorded by the bank", rec(func(r *pb.RecordPaymentRequest) { r.ProviderRef = "FT-FX-1" }), codes.AlreadyExists, "provider_ref"},
 		{"record: key reused for another payment", rec(func(r *pb.RecordPaymentRequest) { r.IdempotencyKey = "fx-pending"; r.Amount = "20001" }), codes.AlreadyExists, "idempotency_key"},

@@ -453,6 +453,11 @@ func (s *Service) decide(ctx context.Context, p *plan, byRef map[refKey]Payment)
 		if req.Merchant != m.Code {
 			return fail(ErrRequestNotFound, "payment_request_id", "payment request %s is not for merchant %s", req.ID, m.Code)
 		}
+		if r.Channel != merchant.ChannelVietQR {
+			// A payment request is a dynamic VietQR: recorded under another
+			// channel, the bank's notification of it would never find it.
+			return invalid("channel", "payment request %s is paid by %s, through its QR, not by %s", req.ID, merchant.ChannelVietQR, r.Channel)
+		}
 		if r.Source == SourceStall {
 			if req.Amount != p.amount {
 				return fail(ErrAmountMismatch, "amount", "payment request %s is for %d đồng, got %d", req.ID, req.Amount, p.amount)
