@@ -758,6 +758,9 @@ func TestSettlementBadInput(t *testing.T) {
 		{"market: page token of another period", marketReq(func(r *pb.GetMarketSettlementRequest) {
 			r.PageToken, r.StartDay, r.EndDay = paged.NextPageToken, today.AddDays(-1).String(), day
 		}), codes.InvalidArgument, "page_token"},
+		{"market: page token of another point", marketReq(func(r *pb.GetMarketSettlementRequest) {
+			r.PageToken, r.AsOf = paged.NextPageToken, at(time.Now())
+		}), codes.InvalidArgument, "page_token"},
 		{"market: unknown order", marketReq(func(r *pb.GetMarketSettlementRequest) { r.OrderBy = 99 }), codes.InvalidArgument, "order_by"},
 
 		{"settle: missing key", settle(func(r *pb.RecordProviderSettlementRequest) { r.IdempotencyKey = "" }), codes.InvalidArgument, "idempotency_key"},

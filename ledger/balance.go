@@ -204,7 +204,7 @@ func (l *Ledger) TrialBalance(ctx context.Context, market string, at AsOf, pageS
 	}
 	if len(tb.Lines) > size {
 		tb.Lines = tb.Lines[:size]
-		tb.NextPage = encodeToken(fmt.Sprintf("tb:%d:%s:%s:%s", seq, asOfKey(at), market, tb.Lines[size-1].Account.Code))
+		tb.NextPage = encodeToken(fmt.Sprintf("tb:%d:%s:%s:%s", seq, at.Key(), market, tb.Lines[size-1].Account.Code))
 	}
 	if seq != head && len(tb.Lines) > 0 {
 		ids := make([]int64, len(tb.Lines))
@@ -250,8 +250,9 @@ func (l *Ledger) SequenceAt(ctx context.Context, t time.Time) (int64, error) {
 	return seq, err
 }
 
-// asOfKey writes a point as a request gives it, for a page token to hold.
-func asOfKey(at AsOf) string {
+// Key writes a point as a request gives it, for a page token to hold: "-"
+// for none (the head).
+func (at AsOf) Key() string {
 	switch {
 	case at.Seq != 0:
 		return "s" + strconv.FormatInt(at.Seq, 10)
@@ -285,7 +286,7 @@ func decodeTrialBalanceToken(token, market string, at AsOf) (after string, seq i
 	if seq, err = strconv.ParseInt(parts[0], 10, 64); err != nil || seq < 0 {
 		return "", 0, bad
 	}
-	if key := asOfKey(at); key != "-" && key != parts[1] {
+	if key := at.Key(); key != "-" && key != parts[1] {
 		return "", 0, invalid("page_token", "continues the trial balance as of sequence %d: send the first page's as_of, or none", seq)
 	}
 	if parts[2] != market {

@@ -102,6 +102,7 @@ type pageToken struct {
 	Start        string `json:"start"`
 	End          string `json:"end"`
 	Order        Order  `json:"order"`
+	AsOf         string `json:"as_of,omitempty"` // the first page's, as ledger.AsOf.Key writes it
 	Seq          int64  `json:"seq"`
 	Cut          bool   `json:"cut,omitempty"`
 	CutDay       string `json:"cut_day,omitempty"`
@@ -185,6 +186,12 @@ func (s *Service) MarketSettlement(ctx context.Context, q MarketQuery) (MarketSe
 		}
 		if t.Market != q.Market || t.Start != start.String() || t.End != end.String() || t.Order != q.Order {
 			return MarketSettlement{}, invalid("page_token", "continues another query (market %s, %s to %s); send the same market, days and order as the first page", t.Market, t.Start, t.End)
+		}
+		// A later page may leave the point out, or name the first page's;
+		// another point is another report. (Tokens issued before they held
+		// the point have none to compare.)
+		if key := q.AsOf.Key(); key != "-" && t.AsOf != "" && key != t.AsOf {
+			return MarketSettlement{}, invalid("page_token", "continues the report as of sequence %d: send the first page's as_of, or none", t.Seq)
 		}
 		token = &t
 	}
@@ -348,7 +355,7 @@ SELECT id, code FROM ledger_accounts WHERE market = $1 AND code LIKE 'merchant:%
 	if to < len(lines) {
 		lastLine := lines[to-1]
 		t := pageToken{
-			Market: mk.Code, Start: start.String(), End: end.String(), Order: q.Order,
+			Market: mk.Code, Start: start.String(), End: end.String(), Order: q.Order, AsOf: q.AsOf.Key(),
 			Seq: w.seq, LastDay: w.lastDay.String(), EndMicros: w.endTime.UnixMicro(),
 			LastDue: lastLine.Totals.Closing, LastMerchant: lastLine.Merchant,
 		}
@@ -359,6 +366,9 @@ SELECT id, code FROM ledger_accounts WHERE market = $1 AND code LIKE 'merchant:%
 			if w, err = pinWindow(ctx, tx, w); err != nil {
 				return MarketSettlement{}, err
 			}
+		}
+		if token != nil {
+			t.AsOf = token.AsOf
 		}
 		if w.cut {
 			t.Cut, t.CutDay, t.CutAfter = true, w.cutDay.String(), w.cutAfter
