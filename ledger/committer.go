@@ -163,7 +163,8 @@ type pendingInfo struct {
 // whose lock statement is waiting in PostgreSQL goes on the moment the
 // previous round commits. A round makes five round trips: begin, the
 // reads, the lock with the reads under it, the writes and the commit (a
-// replayed key adds the read of its entry).
+// replayed key adds the read of its entry, and a refused write the read of
+// its key again).
 func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcome, bool, error) {
 	outs := make([]Outcome, len(ops))
 	now := l.opts.Now().UTC()
@@ -180,10 +181,6 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		if ref := o.externalRef(); ref != "" {
 			refs = append(refs, ref)
 		}
-	}
-	type usedKey struct {
-		seq  int64
-		hash []byte
 	}
 	used := map[string]usedKey{}
 	taken := map[string]string{}
@@ -228,33 +225,8 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 	if err := tx.SendBatch(ctx, reads).Close(); err != nil {
 		return nil, false, err
 	}
-	if len(used) > 0 {
-		seqs := make([]int64, 0, len(used))
-		for _, v := range used {
-			seqs = append(seqs, v.seq)
-		}
-		stored, err := loadEntries(ctx, tx, `e.seq = ANY($1) ORDER BY e.seq`, seqs)
-		if err != nil {
-			return nil, false, err
-		}
-		bySeq := make(map[int64]Entry, len(stored))
-		for _, e := range stored {
-			bySeq[e.Seq] = e
-		}
-		for i, o := range ops {
-			u, ok := used[o.key]
-			if !ok {
-				continue
-			}
-			pending[i] = false
-			e := bySeq[u.seq]
-			if string(u.hash) == string(o.hash) {
-				outs[i] = Outcome{Result: Result{Entry: e, Replayed: true}}
-			} else {
-				outs[i].Err = &Error{Kind: ErrIdempotencyConflict, Field: "idempotency_key",
-					Msg: fmt.Sprintf("key %q was already used for entry %s with a different request: %s", o.key, e.ID, describeDifference(e, o))}
-			}
-		}
+	if err := answerUsed(ctx, tx, ops, used, outs, pending); err != nil {
+		return nil, false, err
 	}
 
 	// 2. External references already recorded in the ledger. One recorded
@@ -411,6 +383,7 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 	var fresh []*Entry
 	var owners []int
 	var closedSeqs []int64
+	var refusedKeys []string
 	claimed := map[string]bool{}
 	for i, o := range ops {
 		if !pending[i] {
@@ -433,6 +406,7 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		}
 		if err != nil {
 			outs[i].Err = err
+			refusedKeys = append(refusedKeys, o.key)
 			continue
 		}
 		if ref != "" {
@@ -440,6 +414,30 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		}
 		fresh = append(fresh, e)
 		owners = append(owners, i)
+	}
+	// A copy of a write sent at once with it, that a round of another
+	// committer recorded after step 1 read the key unused, is refused here
+	// for what that copy did: it took the funds, or closed the pending
+	// entry. Its key, read again under the head, answers it instead, as in
+	// step 1. (A copy that is not refused fails on the key's unique index,
+	// and its round is retried.)
+	if len(refusedKeys) > 0 {
+		usedMeanwhile := map[string]usedKey{}
+		rows, err := tx.Query(ctx, `SELECT e.idempotency_key, e.seq, e.request_hash FROM ledger_entries e WHERE `+entryKeyIn, refusedKeys)
+		if err != nil {
+			return nil, false, err
+		}
+		var k string
+		var u usedKey
+		if _, err := pgx.ForEachRow(rows, []any{&k, &u.seq, &u.hash}, func() error {
+			usedMeanwhile[k] = u
+			return nil
+		}); err != nil {
+			return nil, false, err
+		}
+		if err := answerUsed(ctx, tx, ops, usedMeanwhile, outs, pending); err != nil {
+			return nil, false, err
+		}
 	}
 	if len(fresh) == 0 {
 		return outs, false, nil
@@ -487,6 +485,50 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		outs[owners[j]] = Outcome{Result: Result{Entry: *e}}
 	}
 	return outs, true, nil
+}
+
+// usedKey is the entry an idempotency key already recorded: its sequence
+// and the hash of the request that recorded it.
+type usedKey struct {
+	seq  int64
+	hash []byte
+}
+
+// answerUsed answers each op whose key is in used with the entry the key
+// recorded: as a replay when the request is the same, with a conflict
+// naming the first difference otherwise. Answered ops are no longer
+// pending.
+func answerUsed(ctx context.Context, tx pgx.Tx, ops []*op, used map[string]usedKey, outs []Outcome, pending []bool) error {
+	if len(used) == 0 {
+		return nil
+	}
+	seqs := make([]int64, 0, len(used))
+	for _, v := range used {
+		seqs = append(seqs, v.seq)
+	}
+	stored, err := loadEntries(ctx, tx, `e.seq = ANY($1) ORDER BY e.seq`, seqs)
+	if err != nil {
+		return err
+	}
+	bySeq := make(map[int64]Entry, len(stored))
+	for _, e := range stored {
+		bySeq[e.Seq] = e
+	}
+	for i, o := range ops {
+		u, ok := used[o.key]
+		if !ok {
+			continue
+		}
+		pending[i] = false
+		e := bySeq[u.seq]
+		if string(u.hash) == string(o.hash) {
+			outs[i] = Outcome{Result: Result{Entry: e, Replayed: true}}
+		} else {
+			outs[i].Err = &Error{Kind: ErrIdempotencyConflict, Field: "idempotency_key",
+				Msg: fmt.Sprintf("key %q was already used for entry %s with a different request: %s", o.key, e.ID, describeDifference(e, o))}
+		}
+	}
+	return nil
 }
 
 func (o *op) externalRef() string {
