@@ -183,7 +183,11 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		}
 	}
 	used := map[string]usedKey{}
-	taken := map[string]string{}
+	type holder struct {
+		id, key string
+		usedKey
+	}
+	taken := map[string]holder{}
 	reads := &pgx.Batch{}
 	// Every statement of a round takes arrays, whose custom plans
 	// PostgreSQL's plan cache keeps preferring because it sees their
@@ -202,10 +206,11 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		return err
 	})
 	if len(refs) > 0 {
-		reads.Queue(`SELECT external_ref, id::text FROM ledger_entries WHERE external_ref = ANY($1)`, refs).Query(func(rows pgx.Rows) error {
-			var ref, id string
-			_, err := pgx.ForEachRow(rows, []any{&ref, &id}, func() error {
-				taken[ref] = id
+		reads.Queue(`SELECT external_ref, id::text, idempotency_key, seq, request_hash FROM ledger_entries WHERE external_ref = ANY($1)`, refs).Query(func(rows pgx.Rows) error {
+			var ref string
+			var h holder
+			_, err := pgx.ForEachRow(rows, []any{&ref, &h.id, &h.key, &h.seq, &h.hash}, func() error {
+				taken[ref] = h
 				return nil
 			})
 			return err
@@ -232,15 +237,26 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 	// 2. External references already recorded in the ledger. One recorded
 	// by an earlier write of this round is checked when the ops are
 	// decided (step 6): only a write that is accepted takes its reference.
+	// One recorded under the op's own key is that key's use: a copy of the
+	// write committed between the read of the keys and that of the
+	// references, which each see what was committed when they began.
+	ownRefs := map[string]usedKey{}
 	for i, o := range ops {
 		ref := o.externalRef()
 		if !pending[i] || ref == "" {
 			continue
 		}
-		if id, ok := taken[ref]; ok {
+		if h, ok := taken[ref]; ok {
+			if h.key == o.key {
+				ownRefs[o.key] = h.usedKey
+				continue
+			}
 			pending[i] = false
-			outs[i].Err = errorf(ErrDuplicateExternalRef, "external_ref", "%q is already recorded by entry %s", ref, id)
+			outs[i].Err = errorf(ErrDuplicateExternalRef, "external_ref", "%q is already recorded by entry %s", ref, h.id)
 		}
+	}
+	if err := answerUsed(ctx, tx, ops, ownRefs, outs, pending); err != nil {
+		return nil, false, err
 	}
 
 	// 3. The pending entries that close ops refer to, read above.

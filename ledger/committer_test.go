@@ -367,3 +367,40 @@ func TestRefusedWriteLeavesItsReferenceToTheRound(t *testing.T) {
 	}
 	checkInvariants(t, db)
 }
+
+// A copy of a write with an external reference, whose round reads the
+// keys just before the first copy commits and the references just after,
+// is that key's replay: the reference is recorded by the entry of its own
+// key, not by another write. (Reading a key of this test takes a second,
+// to hold the two reads of the copy's round apart across the commit.)
+func TestCopyFindsItsReferenceRecordedByItsOwnKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, b, db := twoLedgers(t)
+	open(t, a, "clearing:M", ledger.Asset, "M", 0)
+	open(t, a, "payable:M", ledger.Liability, "M", 0)
+	if _, err := db.Pool.Exec(ctx, `CREATE OR REPLACE FUNCTION ledger_key_digest(key TEXT) RETURNS UUID
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$ SELECT md5(key)::uuid FROM pg_sleep(CASE WHEN key LIKE 'slow-%' THEN 1 ELSE 0 END) $$`); err != nil {
+		t.Fatal(err)
+	}
+	r := transfer("slow-1", "M", "clearing:M", "payable:M", 1000)
+	r.ExternalRef = "bank:REF-1"
+	var first, copied ledger.Result
+	var firstErr, copyErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { first, firstErr = a.Post(ctx, r) })
+	// The first copy reads its key (1 s), then writes it (1 s, under the
+	// head); the copy reads its key from halfway through that write until
+	// after it committed.
+	time.Sleep(1500 * time.Millisecond)
+	wg.Go(func() { copied, copyErr = b.Post(ctx, r) })
+	wg.Wait()
+	if firstErr != nil || copyErr != nil {
+		t.Fatalf("the write: %v; its copy: %v", firstErr, copyErr)
+	}
+	if first.Replayed || !copied.Replayed || copied.Entry.ID != first.Entry.ID {
+		t.Fatalf("the write: entry %s (replayed %v); its copy: entry %s (replayed %v)", first.Entry.ID, first.Replayed, copied.Entry.ID, copied.Replayed)
+	}
+	checkInvariants(t, db)
+}
