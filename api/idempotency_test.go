@@ -3,8 +3,13 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 )
@@ -179,6 +184,134 @@ func TestCopiesOfOneLimitedEntrySentAtOnce(t *testing.T) {
 		}
 		if t.Failed() {
 			break
+		}
+	}
+	e.checkInvariants(t)
+}
+
+// Copies of one CreatePayoutBatch sent at once, while the merchant's payable
+// moves under them (a refund takes it below what is due, a payment brings
+// it back): every copy answers the same batch, and a line is open exactly
+// when its money is reserved in the ledger. A copy whose reservation was
+// refused must not mark skipped a line another copy then reserves, which
+// would leave the money reserved where no outcome can release it.
+func TestCopiesOfOnePayoutBatchWhilePayablesMove(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const rounds, n = 12, 8
+	owed := map[string]int64{}
+	for r := range rounds {
+		owed[fmt.Sprintf("PO-R-%02d", r)] = 100000
+	}
+	f := newPayoutFixture(t, "PO-R", owed, 100000*rounds)
+	e := f.e
+	for r := range rounds {
+		code := fmt.Sprintf("PO-R-%02d", r)
+		paid, err := e.payments.ListPayments(ctx, &pb.ListPaymentsRequest{Merchant: code})
+		if err != nil || len(paid.Payments) != 1 {
+			t.Fatalf("payments of %s: %v, %v", code, paid, err)
+		}
+		cutOff := timestamppb.Now()
+		stop := make(chan struct{})
+		var moves sync.WaitGroup
+		moves.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: fmt.Sprintf("%s-refund-%d", code, i), PaymentId: paid.Payments[0].Id, Amount: "1000"}); err != nil && status.Code(err) != codes.FailedPrecondition {
+					t.Errorf("refund: %v", err)
+					return
+				}
+				e.record(t, bankNotice(fmt.Sprintf("%s-more-%d", code, i), code, "1000", fmt.Sprintf("FT-%s-MORE-%d", code, i)))
+			}
+		})
+		resps, errs := copies(n, func() (*pb.CreatePayoutBatchResponse, error) {
+			return e.settle.CreatePayoutBatch(ctx, &pb.CreatePayoutBatchRequest{IdempotencyKey: "batch-" + code, Bank: "vcb", Market: f.market, CutOff: cutOff, PageSize: 100})
+		})
+		close(stop)
+		moves.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("%s: copy %d: %v", code, i, err)
+			}
+			if l, l0 := lineOf(resps[i].Lines, code), lineOf(resps[0].Lines, code); l.GetStatus() != l0.GetStatus() {
+				t.Errorf("%s: copy %d answered its line %v, copy 0 %v", code, i, l, l0)
+			}
+		}
+		// Every line is open exactly when the ledger holds its reservation;
+		// then the bank reports them failed, for the next round.
+		b, lines := e.allLines(t, resps[0].Batch.Id)
+		var failed []*pb.PayoutResult
+		for _, l := range lines {
+			var reserved int
+			if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger_open_pending o JOIN ledger_entries e ON e.seq = o.entry_seq
+ WHERE e.kind = 'payout' AND e.metadata->>'payout_batch' = $1 AND e.metadata->>'merchant' = $2`, b.Id, l.Merchant).Scan(&reserved); err != nil {
+				t.Fatal(err)
+			}
+			if (l.Status == lineOpen) != (reserved == 1) {
+				t.Errorf("round %d: line %v, with %d reservations in the ledger", r, l, reserved)
+			}
+			if l.Status == lineOpen {
+				failed = append(failed, &pb.PayoutResult{Merchant: l.Merchant, Status: lineFailed, FailureReason: "thử lại"})
+			}
+		}
+		if len(failed) > 0 {
+			if _, err := e.settle.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: b.Id, Results: failed}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	e.checkInvariants(t)
+}
+
+// A refund's key sent again with another request is refused, naming what
+// differs, and writes nothing: another reason, or no amount (the rest of
+// the payment) where the key refunded a part. Sent again as it was, it is
+// the original refund, replayed, even after the payment moved on.
+func TestRefundKeyReusedWithAnotherRequest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	p := e.record(t, bankNotice("pay-1", a, "20000", "FT-REUSE-1")).Payment
+	part := &pb.RefundPaymentRequest{IdempotencyKey: "refund-1", PaymentId: p.Id, Amount: "5000", Reason: "trả lại rau héo"}
+	first, err := e.payments.RefundPayment(ctx, part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.journalSize(t)
+	for _, c := range []struct {
+		name  string
+		req   *pb.RefundPaymentRequest
+		field string
+	}{
+		{"another amount", &pb.RefundPaymentRequest{IdempotencyKey: "refund-1", PaymentId: p.Id, Amount: "6000", Reason: part.Reason}, "5000"},
+		{"the rest", &pb.RefundPaymentRequest{IdempotencyKey: "refund-1", PaymentId: p.Id, Reason: part.Reason}, "amount"},
+		{"another reason", &pb.RefundPaymentRequest{IdempotencyKey: "refund-1", PaymentId: p.Id, Amount: "5000", Reason: "khách đổi ý"}, "reason"},
+	} {
+		_, err := e.payments.RefundPayment(ctx, c.req)
+		if status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("%s under the key of a refund of 5000: %v; want AlreadyExists naming %s", c.name, err, c.field)
+		}
+	}
+	if n := e.journalSize(t); n != before {
+		t.Errorf("refused requests wrote: journal %v, then %v", before, n)
+	}
+	rest, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "refund-2", PaymentId: p.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		req  *pb.RefundPaymentRequest
+		want *pb.RefundPaymentResponse
+	}{{part, first}, {&pb.RefundPaymentRequest{IdempotencyKey: "refund-2", PaymentId: p.Id}, rest}} {
+		again, err := e.payments.RefundPayment(ctx, c.req)
+		if err != nil || !again.Replayed || again.EntryId != c.want.EntryId || again.Amount != c.want.Amount || again.FeeReturned != c.want.FeeReturned {
+			t.Errorf("%s sent again: %v, %v; want the refund %s of %s replayed", c.req.IdempotencyKey, again, err, c.want.EntryId, c.want.Amount)
 		}
 	}
 	e.checkInvariants(t)

@@ -217,6 +217,21 @@ func (s *Service) refundOfKey(ctx context.Context, ledgerKey string, p Payment, 
 	if r.Amount != nil && r.Amount.String() != e.Metadata["amount"] {
 		return Refund{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already refunded %s đồng, got %s", r.Key, e.Metadata["amount"], r.Amount)
 	}
+	if r.Reason != e.Metadata["reason"] {
+		return Refund{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already refunded payment %s with reason %q, got %q", r.Key, p.ID, e.Metadata["reason"], r.Reason)
+	}
+	if r.Amount == nil {
+		// No amount asks for the rest of the payment: the key's refund is
+		// the answer only if it refunded the rest, and so was the
+		// payment's last entry.
+		now, err := s.read(ctx, p.ID)
+		if err != nil {
+			return Refund{}, false, err
+		}
+		if now.Status != StatusRefunded || now.EntryIDs[len(now.EntryIDs)-1] != e.ID {
+			return Refund{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already refunded %s đồng of payment %s, not the rest of it; got no amount", r.Key, e.Metadata["amount"], p.ID)
+		}
+	}
 	return refundOf(e), true, nil
 }
 
