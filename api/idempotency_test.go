@@ -6,9 +6,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
@@ -312,6 +314,38 @@ func TestRefundKeyReusedWithAnotherRequest(t *testing.T) {
 		again, err := e.payments.RefundPayment(ctx, c.req)
 		if err != nil || !again.Replayed || again.EntryId != c.want.EntryId || again.Amount != c.want.Amount || again.FeeReturned != c.want.FeeReturned {
 			t.Errorf("%s sent again: %v, %v; want the refund %s of %s replayed", c.req.IdempotencyKey, again, err, c.want.EntryId, c.want.Amount)
+		}
+	}
+	e.checkInvariants(t)
+}
+
+// A payment's key sent again with another occur_time is refused naming it,
+// as another amount is, and writes nothing; sent again as it was, it is the
+// payment, replayed.
+func TestPaymentKeyReusedWithAnotherOccurTime(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	at := time.Now().Add(-time.Hour).Truncate(time.Second)
+	for _, r := range []*pb.RecordPaymentRequest{
+		{IdempotencyKey: "stall-1", Merchant: "TN-TEST-0001", Channel: pb.Channel_CHANNEL_VIETQR, Amount: "20000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL},
+		bankNotice("bank-1", "TN-TEST-0001", "30000", "FT-OCCUR-1"),
+	} {
+		r.OccurTime = timestamppb.New(at)
+		first := e.record(t, r)
+		before := e.journalSize(t)
+		other := proto.Clone(r).(*pb.RecordPaymentRequest)
+		other.OccurTime = timestamppb.New(at.Add(time.Minute))
+		if _, err := e.payments.RecordPayment(ctx, other); status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), "occur_time") {
+			t.Errorf("%s sent again with occur_time a minute later: %v; want AlreadyExists naming occur_time", r.IdempotencyKey, err)
+		}
+		if n := e.journalSize(t); n != before {
+			t.Errorf("%s: the refused request wrote: journal %v, then %v", r.IdempotencyKey, before, n)
+		}
+		again, err := e.payments.RecordPayment(ctx, r)
+		if err != nil || !again.Replayed || again.Payment.Id != first.Payment.Id {
+			t.Errorf("%s sent again as it was: %v, %v; want payment %s replayed", r.IdempotencyKey, again, err, first.Payment.Id)
 		}
 	}
 	e.checkInvariants(t)

@@ -666,5 +666,10 @@ func sameRecord(e ledger.Entry, p *plan) error {
 			return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already recorded payment %s with %s %q, got %q", p.req.Key, md["payment_id"], f.field, f.stored, f.got)
 		}
 	}
+	// A request without occur_time took the time it was recorded.
+	if at := p.req.OccurredAt; !at.IsZero() && at.UnixMicro() != e.OccurredAt.UnixMicro() {
+		return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q already recorded payment %s with occur_time %s, got %s", p.req.Key, md["payment_id"],
+			e.OccurredAt.UTC().Format(time.RFC3339Nano), at.UTC().Format(time.RFC3339Nano))
+	}
 	return nil
 }
