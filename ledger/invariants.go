@@ -107,7 +107,14 @@ func CheckInvariants(ctx context.Context, pool *pgxpool.Pool) ([]Violation, erro
 			out = append(out, Violation{Invariant: c.name, Detail: d})
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT market FROM ledger_chain_heads ORDER BY market`)
+	// Every market the journal or the accounts name, not only those with a
+	// chain head: a head is a row like any other, and a market whose head
+	// was deleted would otherwise have its chain verified by nobody.
+	rows, err := tx.Query(ctx, `
+SELECT market FROM ledger_chain_heads
+ UNION SELECT market FROM ledger_accounts
+ UNION SELECT market FROM ledger_entries
+ ORDER BY market`)
 	if err != nil {
 		return nil, fmt.Errorf("list chains: %w", err)
 	}

@@ -442,3 +442,40 @@ SELECT -5, 1, id, 'C', false, 500000 FROM ledger_accounts WHERE code = 'payable'
 		}
 	}
 }
+
+// A market's chain head is a row like any other: deleted, alone or along
+// with a change to one of the market's entries, it must not take the
+// market's chain out of what CheckInvariants verifies.
+func TestCheckInvariantsVerifiesMarketsWithoutChainHead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		changed bool
+		reason  string
+	}{
+		{"head deleted", false, "past its chain head at seq 0"},
+		{"entry changed, head deleted", true, "the entry or its postings were changed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, db, entries := verifiedJournal(t)
+			if tc.changed {
+				tamper(t, db, `UPDATE ledger_entries SET metadata = '{"stall": "99"}' WHERE seq = $1`, entries[2].Seq)
+			}
+			tamper(t, db, `DELETE FROM ledger_chain_heads WHERE market = 'M1'`)
+			violations, err := ledger.CheckInvariants(ctx, db.Pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, v := range violations {
+				t.Logf("violation: %s", v)
+				found = found || (v.Invariant == "hash chain" && strings.Contains(v.Detail, "market M1") && strings.Contains(v.Detail, tc.reason))
+			}
+			if !found {
+				t.Errorf("CheckInvariants finds %v; want the chain of market M1, whose head was deleted, broken: %q", violations, tc.reason)
+			}
+		})
+	}
+}
