@@ -78,6 +78,52 @@ SELECT format('merchant %s, %s: rollups %s/%s/%s/%s/%s/%s, payments %s/%s/%s/%s/
  WHERE $1::bigint >= 0
    AND (COALESCE(r.n, 0), COALESCE(r.gross, 0), COALESCE(r.fees, 0), COALESCE(r.rn, 0), COALESCE(r.refunded, 0), COALESCE(r.fr, 0))
        <> (COALESCE(p.n, 0), COALESCE(p.gross, 0), COALESCE(p.fees, 0), COALESCE(x.rn, 0), COALESCE(p.refunded, 0), COALESCE(p.fr, 0))`, headOnly},
+	{"payments are their entries", `
+WITH recorded AS (
+    SELECT (e.metadata->>'payment_id')::uuid AS id, e.seq, e.id AS entry_id, e.phase, e.market, e.currency, e.occurred_at,
+           e.metadata->>'merchant' AS merchant, e.metadata->>'channel' AS channel, e.metadata->>'source' AS source,
+           (e.metadata->>'amount')::bigint AS amount, (e.metadata->>'fee')::bigint AS fee,
+           NULLIF(e.metadata->>'provider_ref', '') AS provider_ref, NULLIF(e.metadata->>'request_id', '')::uuid AS request_id
+      FROM ledger_entries e
+     WHERE e.kind = 'payment' AND e.metadata ? 'payment_id' AND e.seq <= $1),
+     refunds AS (
+    SELECT (metadata->>'payment_id')::uuid AS id, sum((metadata->>'amount')::bigint) AS refunded,
+           sum((metadata->>'fee_returned')::bigint) AS fee_returned
+      FROM ledger_entries WHERE kind = 'refund' AND metadata ? 'payment_id' AND seq <= $1 GROUP BY 1),
+     figures AS (
+    SELECT r.*, c.kind AS closed_by, COALESCE(f.refunded, 0) AS refunded, COALESCE(f.fee_returned, 0) AS fee_returned,
+           CASE WHEN r.phase = 'posted' THEN r.amount WHEN c.kind = 'payment_confirm' THEN (c.metadata->>'amount')::bigint ELSE 0 END AS confirmed,
+           CASE WHEN c.kind = 'payment_confirm' THEN (c.metadata->>'fee')::bigint ELSE r.fee END AS charged,
+           COALESCE(r.provider_ref, NULLIF(c.metadata->>'provider_ref', '')) AS ref
+      FROM recorded r
+      LEFT JOIN ledger_entries c ON c.pending_seq = r.seq AND c.seq <= $1
+      LEFT JOIN refunds f ON f.id = r.id),
+     j AS (
+    SELECT id, merchant, market, channel, source, currency, amount, confirmed, charged AS fee, refunded, fee_returned, ref, request_id,
+           CASE WHEN phase = 'pending' THEN entry_id END AS pending_entry_id, occurred_at,
+           CASE WHEN phase = 'posted' OR closed_by = 'payment_confirm' THEN
+                     CASE WHEN refunded = 0 THEN 'confirmed' WHEN refunded = confirmed THEN 'refunded' ELSE 'partially_refunded' END
+                WHEN closed_by IS NULL THEN 'pending'
+                WHEN closed_by = 'payment_reject' THEN 'rejected'
+                WHEN closed_by = 'expire' THEN 'expired' END AS status
+      FROM figures),
+     p AS (
+    SELECT id, merchant, market, channel, source, currency, amount, confirmed_amount, fee, refunded_amount, fee_refunded, provider_ref,
+           request_id, pending_entry_id, occurred_at, status
+      FROM payments)
+SELECT format('payment %s: in the journal %s, in payments %s (status/merchant/market/channel/source/currency/amount/confirmed/fee/refunded/fee returned/provider reference/request/pending entry/occurred)',
+              COALESCE(j.id, p.id), CASE WHEN j.id IS NULL THEN 'none' ELSE
+              ROW(j.status, j.merchant, j.market, j.channel, j.source, j.currency, j.amount, j.confirmed, j.fee, j.refunded, j.fee_returned,
+                  j.ref, j.request_id, j.pending_entry_id, j.occurred_at)::text END,
+              CASE WHEN p.id IS NULL THEN 'none' ELSE
+              ROW(p.status, p.merchant, p.market, p.channel, p.source, p.currency, p.amount, p.confirmed_amount, p.fee, p.refunded_amount,
+                  p.fee_refunded, p.provider_ref, p.request_id, p.pending_entry_id, p.occurred_at)::text END)
+  FROM j FULL JOIN p ON p.id = j.id
+ WHERE ROW(j.id, j.status, j.merchant, j.market, j.channel, j.source, j.currency, j.amount, j.confirmed, j.fee, j.refunded, j.fee_returned,
+           j.ref, j.request_id, j.pending_entry_id, j.occurred_at)
+       IS DISTINCT FROM
+       ROW(p.id, p.status, p.merchant, p.market, p.channel, p.source, p.currency, p.amount, p.confirmed_amount, p.fee, p.refunded_amount,
+           p.fee_refunded, p.provider_ref, p.request_id, p.pending_entry_id, p.occurred_at)`, headOnly},
 	{"provider settlements are exactly the provider_settlement entries", `
 WITH e AS (SELECT id, market, (metadata->>'amount')::bigint AS amount, COALESCE((metadata->>'unmatched')::bigint, 0) AS unmatched
              FROM ledger_entries WHERE kind = 'provider_settlement' AND seq <= $1)
@@ -97,8 +143,9 @@ SELECT format('entry %s: in the journal %s (amount %s), in suspense_reclassifica
 // CheckRollups checks, in one snapshot, that the settlement rollups agree
 // with the ledger: every account's daily rows sum to its four totals and
 // match, day by day, what the journal says they should be; the payment
-// totals match the journal and the payments table; and every provider
-// settlement entry has its row. None means the reports can be trusted. It
+// totals match the journal and the payments table; every payment is, field
+// by field, what its entries say (a sum kept whole can hide a row changed
+// against another); and every provider settlement entry has its row. None means the reports can be trusted. It
 // reads the whole journal: it is meant for tests, benchmarks and audits.
 func CheckRollups(ctx context.Context, pool *pgxpool.Pool) ([]ledger.Violation, error) {
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
