@@ -124,6 +124,24 @@ SELECT format('payment %s: in the journal %s, in payments %s (status/merchant/ma
        IS DISTINCT FROM
        ROW(p.id, p.status, p.merchant, p.market, p.channel, p.source, p.currency, p.amount, p.confirmed_amount, p.fee, p.refunded_amount,
            p.fee_refunded, p.provider_ref, p.request_id, p.pending_entry_id, p.occurred_at)`, headOnly},
+	{"payout lines are their entries", `
+WITH reserved AS (
+    SELECT e.id, e.market, (e.metadata->>'payout_batch')::uuid AS batch_id, e.metadata->>'merchant' AS merchant,
+           (SELECT sum(p.amount) FROM ledger_postings p WHERE p.entry_seq = e.seq AND p.direction = 'D')::bigint AS amount,
+           CASE c.kind WHEN '` + KindPayout + `' THEN 'paid' WHEN '` + KindPayoutFailed + `' THEN 'failed' WHEN '` + ledger.KindExpire + `' THEN 'expired'
+                       ELSE CASE WHEN c.seq IS NULL THEN 'open' ELSE 'closed by ' || c.kind END END AS status,
+           c.id AS close_id, c.metadata->>'bank_ref' AS bank_ref
+      FROM ledger_entries e
+      LEFT JOIN ledger_entries c ON c.pending_seq = e.seq AND c.seq <= $1
+     WHERE e.kind = '` + KindPayout + `' AND e.phase = 'pending' AND e.seq <= $1),
+     lines AS (SELECT * FROM payout_lines WHERE entry_id IS NOT NULL)
+SELECT format('payout entry %s: in the journal %s, in payout_lines %s (batch/market/merchant/amount/status/closing entry/bank reference)',
+              COALESCE(r.id, l.entry_id),
+              CASE WHEN r.id IS NULL THEN 'none' ELSE ROW(r.batch_id, r.market, r.merchant, r.amount, r.status, r.close_id, r.bank_ref)::text END,
+              CASE WHEN l.entry_id IS NULL THEN 'none' ELSE ROW(l.batch_id, l.market, l.merchant, l.amount, l.status, l.close_entry_id, l.bank_ref)::text END)
+  FROM reserved r FULL JOIN lines l ON l.entry_id = r.id
+ WHERE ROW(r.id, r.batch_id, r.market, r.merchant, r.amount, r.status, r.close_id, r.bank_ref)
+       IS DISTINCT FROM ROW(l.entry_id, l.batch_id, l.market, l.merchant, l.amount, l.status, l.close_entry_id, l.bank_ref)`, headOnly},
 	{"provider settlements are exactly the provider_settlement entries", `
 WITH e AS (SELECT id, market, (metadata->>'amount')::bigint AS amount, COALESCE((metadata->>'unmatched')::bigint, 0) AS unmatched
              FROM ledger_entries WHERE kind = 'provider_settlement' AND seq <= $1)
@@ -145,7 +163,9 @@ SELECT format('entry %s: in the journal %s (amount %s), in suspense_reclassifica
 // match, day by day, what the journal says they should be; the payment
 // totals match the journal and the payments table; every payment is, field
 // by field, what its entries say (a sum kept whole can hide a row changed
-// against another); and every provider settlement entry has its row. None means the reports can be trusted. It
+// against another); every payout line is what the entry that reserved it,
+// and the one that closed it, say, as the bank pays what the line says;
+// and every provider settlement entry has its row. None means the reports can be trusted. It
 // reads the whole journal: it is meant for tests, benchmarks and audits.
 func CheckRollups(ctx context.Context, pool *pgxpool.Pool) ([]ledger.Violation, error) {
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})

@@ -154,6 +154,14 @@ func TestCheckRollupsFindsChangedProjections(t *testing.T) {
 			sql{`UPDATE payments SET provider_ref = 'FORGED' WHERE id = $1`, []any{h.direct.ID}},
 			sql{`UPDATE payments SET provider_ref = $2 WHERE id = $1`, []any{h.direct.ID, h.direct.ProviderRef}},
 			"payments are their entries"},
+		{"a paid payout line shown failed",
+			sql{`UPDATE payout_lines SET status = 'failed', bank_ref = NULL, reason = 'account closed' WHERE batch_id = $1 AND merchant = 'TS-CHK-01'`, []any{h.batch}},
+			sql{`UPDATE payout_lines SET status = 'paid', bank_ref = 'VCB-OUT-1', reason = '' WHERE batch_id = $1 AND merchant = 'TS-CHK-01'`, []any{h.batch}},
+			"payout lines are their entries"},
+		{"a payout line's amount raised above what its entry reserved",
+			sql{`UPDATE payout_lines SET amount = amount * 10 WHERE batch_id = $1 AND merchant = 'TS-CHK-01'`, []any{h.batch}},
+			sql{`UPDATE payout_lines SET amount = amount / 10 WHERE batch_id = $1 AND merchant = 'TS-CHK-01'`, []any{h.batch}},
+			"payout lines are their entries"},
 	} {
 		if _, err := h.db.Pool.Exec(ctx, tc.change.query, tc.change.args...); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
