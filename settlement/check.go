@@ -60,6 +60,15 @@ SELECT format('merchant %s, %s, %s: rows %s/%s/%s/%s/%s/%s, journal %s/%s/%s/%s/
        ON j.merchant = d.merchant AND j.channel = d.channel AND j.day = d.day
  WHERE (COALESCE(d.payments, 0), COALESCE(d.gross, 0), COALESCE(d.fees, 0), COALESCE(d.refunds, 0), COALESCE(d.refunded, 0), COALESCE(d.fees_returned, 0))
        <> (COALESCE(j.n, 0), COALESCE(j.gross, 0), COALESCE(j.fees, 0), COALESCE(j.rn, 0), COALESCE(j.refunded, 0), COALESCE(j.fr, 0))`, allMerchants},
+	// The journal's totals above are keyed by merchant, channel and day;
+	// a market report reads a merchant's rows by the market they name.
+	{"rollups: payment totals are in their entries' market", `
+WITH j AS (SELECT DISTINCT metadata->>'merchant' AS merchant, market
+             FROM ledger_entries
+            WHERE kind IN ('payment', 'payment_confirm', 'refund') AND phase <> 'pending' AND metadata ? 'payment_id' AND seq <= $1)
+SELECT format('merchant %s, %s, %s: in market %s, its entries in %s', d.merchant, d.channel, d.day, d.market, j.market)
+  FROM payment_daily_totals d JOIN j ON j.merchant = d.merchant
+ WHERE j.market <> d.market`, headOnly},
 	{"rollups: payment totals match the payments table", `
 WITH r AS (SELECT merchant, channel, sum(payments) AS n, sum(gross) AS gross, sum(fees) AS fees,
                   sum(refunds) AS rn, sum(refunded) AS refunded, sum(fees_returned) AS fr
@@ -143,19 +152,25 @@ SELECT format('payout entry %s: in the journal %s, in payout_lines %s (batch/mar
  WHERE ROW(r.id, r.batch_id, r.market, r.merchant, r.amount, r.status, r.close_id, r.bank_ref)
        IS DISTINCT FROM ROW(l.entry_id, l.batch_id, l.market, l.merchant, l.amount, l.status, l.close_entry_id, l.bank_ref)`, headOnly},
 	{"provider settlements are exactly the provider_settlement entries", `
-WITH e AS (SELECT id, market, (metadata->>'amount')::bigint AS amount, COALESCE((metadata->>'unmatched')::bigint, 0) AS unmatched
+WITH e AS (SELECT id, market, metadata->>'channel' AS channel, metadata->>'provider' AS provider, metadata->>'bank' AS bank,
+                  metadata->>'bank_ref' AS bank_ref, (metadata->>'amount')::bigint AS amount, COALESCE((metadata->>'unmatched')::bigint, 0) AS unmatched
              FROM ledger_entries WHERE kind = 'provider_settlement' AND seq <= $1)
-SELECT format('entry %s: in the journal %s (amount %s, unmatched %s), in provider_settlements %s (amount %s, unmatched %s)',
-              COALESCE(e.id, s.entry_id), e.id IS NOT NULL, e.amount, e.unmatched, s.entry_id IS NOT NULL, s.amount, s.unmatched)
+SELECT format('entry %s: in the journal %s, in provider_settlements %s (market/channel/provider/bank/bank reference/amount/unmatched)',
+              COALESCE(e.id, s.entry_id),
+              CASE WHEN e.id IS NULL THEN 'none' ELSE ROW(e.market, e.channel, e.provider, e.bank, e.bank_ref, e.amount, e.unmatched)::text END,
+              CASE WHEN s.entry_id IS NULL THEN 'none' ELSE ROW(s.market, s.channel, s.provider, s.bank, s.bank_ref, s.amount, s.unmatched)::text END)
   FROM e FULL JOIN provider_settlements s ON s.entry_id = e.id
- WHERE e.id IS NULL OR s.entry_id IS NULL OR e.amount <> s.amount OR e.unmatched <> s.unmatched OR e.market <> s.market`, headOnly},
+ WHERE ROW(e.id, e.market, e.channel, e.provider, e.bank, e.bank_ref, e.amount, e.unmatched)
+       IS DISTINCT FROM ROW(s.entry_id, s.market, s.channel, s.provider, s.bank, s.bank_ref, s.amount, s.unmatched)`, headOnly},
 	{"reclassifications are exactly the suspense_reclassification entries", `
-WITH e AS (SELECT id, market, (metadata->>'amount')::bigint AS amount
+WITH e AS (SELECT id, market, metadata->>'channel' AS channel, metadata->>'provider' AS provider, (metadata->>'amount')::bigint AS amount
              FROM ledger_entries WHERE kind = 'suspense_reclassification' AND seq <= $1)
-SELECT format('entry %s: in the journal %s (amount %s), in suspense_reclassifications %s (amount %s)',
-              COALESCE(e.id, s.entry_id), e.id IS NOT NULL, e.amount, s.entry_id IS NOT NULL, s.amount)
+SELECT format('entry %s: in the journal %s, in suspense_reclassifications %s (market/channel/provider/amount)',
+              COALESCE(e.id, s.entry_id),
+              CASE WHEN e.id IS NULL THEN 'none' ELSE ROW(e.market, e.channel, e.provider, e.amount)::text END,
+              CASE WHEN s.entry_id IS NULL THEN 'none' ELSE ROW(s.market, s.channel, s.provider, s.amount)::text END)
   FROM e FULL JOIN suspense_reclassifications s ON s.entry_id = e.id
- WHERE e.id IS NULL OR s.entry_id IS NULL OR e.amount <> s.amount OR e.market <> s.market`, headOnly},
+ WHERE ROW(e.id, e.market, e.channel, e.provider, e.amount) IS DISTINCT FROM ROW(s.entry_id, s.market, s.channel, s.provider, s.amount)`, headOnly},
 }
 
 // CheckRollups checks, in one snapshot, that the settlement rollups agree
@@ -165,8 +180,12 @@ SELECT format('entry %s: in the journal %s (amount %s), in suspense_reclassifica
 // by field, what its entries say (a sum kept whole can hide a row changed
 // against another); every payout line is what the entry that reserved it,
 // and the one that closed it, say, as the bank pays what the line says;
-// and every provider settlement entry has its row. None means the reports can be trusted. It
-// reads the whole journal: it is meant for tests, benchmarks and audits.
+// every merchant's payment totals name the market of its entries, which
+// market reports read them by; and every provider settlement and
+// reclassification entry has its row, naming the provider and channel
+// (and bank) the entry does, by which suspense money is told apart. None
+// means the reports can be trusted. It reads the whole journal: it is
+// meant for tests, benchmarks and audits.
 func CheckRollups(ctx context.Context, pool *pgxpool.Pool) ([]ledger.Violation, error) {
 	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {

@@ -96,6 +96,19 @@ func newCheckedHistory(t *testing.T) checkedHistory {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// MoMo owes nothing: its credit waits in suspense until a payment of
+	// its own is recorded, and part of it is matched to that.
+	if _, _, err := svc.RecordProviderSettlement(ctx, settlement.ProviderSettlementRequest{
+		Key: "ps2", Channel: merchant.ChannelMoMo, Market: mk, Amount: decimalOf(5000), Bank: "vcb", BankRef: "VCB-IN-2", AllowUnmatched: true,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	record("d3", "TS-CHK-01", merchant.ChannelMoMo, 3000, payment.SourceBank)
+	if _, _, err := svc.ReclassifySuspense(ctx, settlement.SuspenseReclassificationRequest{
+		Key: "rc1", Market: mk, Channel: merchant.ChannelMoMo, Amount: decimalOf(2000), Reason: "MoMo settled payment d3 early",
+	}); err != nil {
+		t.Fatal(err)
+	}
 	b, _, err := svc.CreatePayoutBatch(ctx, settlement.PayoutBatchRequest{Key: "b1", Creator: "bank:napas/", Bank: "vcb", CutOff: time.Now(), Market: mk})
 	if err != nil {
 		t.Fatal(err)
@@ -162,6 +175,22 @@ func TestCheckRollupsFindsChangedProjections(t *testing.T) {
 			sql{`UPDATE payout_lines SET amount = amount * 10 WHERE batch_id = $1 AND merchant = 'TS-CHK-01'`, []any{h.batch}},
 			sql{`UPDATE payout_lines SET amount = amount / 10 WHERE batch_id = $1 AND merchant = 'TS-CHK-01'`, []any{h.batch}},
 			"payout lines are their entries"},
+		{"a merchant's payments of a day moved to another market's report",
+			sql{`UPDATE payment_daily_totals SET market = 'TS-ELSE' WHERE merchant = 'TS-CHK-02' AND channel = 'VIETQR'`, nil},
+			sql{`UPDATE payment_daily_totals SET market = 'TS-CHK' WHERE merchant = 'TS-CHK-02' AND channel = 'VIETQR'`, nil},
+			"rollups: payment totals are in their entries' market"},
+		{"MoMo's unmatched credit made NAPAS's, which could then take it out of suspense",
+			sql{`UPDATE provider_settlements SET channel = 'VIETQR', provider = 'napas' WHERE bank_ref = 'VCB-IN-2'`, nil},
+			sql{`UPDATE provider_settlements SET channel = 'MOMO', provider = 'momo' WHERE bank_ref = 'VCB-IN-2'`, nil},
+			"provider settlements are exactly the provider_settlement entries"},
+		{"a provider settlement's bank reference changed",
+			sql{`UPDATE provider_settlements SET bank_ref = 'VCB-IN-9' WHERE bank_ref = 'VCB-IN-1'`, nil},
+			sql{`UPDATE provider_settlements SET bank_ref = 'VCB-IN-1' WHERE bank_ref = 'VCB-IN-9'`, nil},
+			"provider settlements are exactly the provider_settlement entries"},
+		{"MoMo's reclassification made NAPAS's, leaving MoMo's share of suspense to take again",
+			sql{`UPDATE suspense_reclassifications SET channel = 'VIETQR', provider = 'napas'`, nil},
+			sql{`UPDATE suspense_reclassifications SET channel = 'MOMO', provider = 'momo'`, nil},
+			"reclassifications are exactly the suspense_reclassification entries"},
 	} {
 		if _, err := h.db.Pool.Exec(ctx, tc.change.query, tc.change.args...); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
