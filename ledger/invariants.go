@@ -59,13 +59,17 @@ SELECT format('account %s (flags %s): debits pending %s, credits pending %s, deb
   FROM ledger_accounts
  WHERE (flags & 1 <> 0 AND debits_pending + debits_posted > credits_posted)
     OR (flags & 2 <> 0 AND credits_pending + credits_posted > debits_posted)`},
+	// The sweeper expires what the open list says is due: its time must be
+	// the entry's own, or an entry is voided before its timeout, or never.
 	{"open pending entries are exactly the unclosed pending entries", `
-SELECT format('entry %s (seq %s): phase %s, in open list %s, closed by %s', e.id, e.seq, e.phase, o.entry_seq IS NOT NULL, c.id)
+SELECT format('entry %s (seq %s): phase %s, in open list %s, closed by %s, expires at %s, in open list at %s',
+              e.id, e.seq, e.phase, o.entry_seq IS NOT NULL, c.id, e.expires_at, o.expires_at)
   FROM ledger_entries e
   LEFT JOIN ledger_open_pending o ON o.entry_seq = e.seq
   LEFT JOIN ledger_entries c ON c.pending_seq = e.seq
  WHERE (e.phase = 'pending' AND (o.entry_seq IS NULL) = (c.seq IS NULL))
-    OR (e.phase <> 'pending' AND o.entry_seq IS NOT NULL)`},
+    OR (e.phase <> 'pending' AND o.entry_seq IS NOT NULL)
+    OR o.expires_at <> e.expires_at`},
 	{"closing entries close pending entries of their market", `
 SELECT format('entry %s (seq %s) closes entry %s of phase %s, market %s', e.id, e.seq, p.id, p.phase, p.market)
   FROM ledger_entries e JOIN ledger_entries p ON p.seq = e.pending_seq

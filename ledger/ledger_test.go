@@ -479,3 +479,38 @@ func TestCheckInvariantsVerifiesMarketsWithoutChainHead(t *testing.T) {
 		})
 	}
 }
+
+// The sweeper finds what to expire by the open-pending list's times, not
+// by the entries' own: a time changed there voids a pending entry before
+// its timeout (a stall's payment the bank was still to confirm), or never.
+// CheckInvariants finds the list out of step with the entries before the
+// sweeper acts on it.
+func TestCheckInvariantsFindsOpenPendingExpiryChanged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name, expires string
+	}{
+		{"brought forward", `now() - interval '1 second'`},
+		{"put off", `'infinity'`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, db, entries := verifiedJournal(t)
+			pending := entries[3]
+			tamper(t, db, `UPDATE ledger_open_pending SET expires_at = `+tc.expires+` WHERE entry_seq = $1`, pending.Seq)
+			violations, err := ledger.CheckInvariants(ctx, db.Pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, v := range violations {
+				t.Logf("violation: %s", v)
+				found = found || strings.Contains(v.Detail, pending.ID)
+			}
+			if !found {
+				t.Errorf("CheckInvariants finds %v; want entry %s, whose expiry the open-pending list no longer holds", violations, pending.ID)
+			}
+		})
+	}
+}
