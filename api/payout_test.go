@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/choledger/choledger/access"
@@ -767,6 +768,52 @@ func TestSecondBatchAtAPaidCutOff(t *testing.T) {
 			t.Errorf("batch-2 at the paid cut-off pays money confirmed after it: %v", l)
 		}
 	}
+}
+
+// A closed merchant is still paid what it is owed, so its payout account
+// can still be changed: after its bank reports the old account closed, the
+// next batch pays the account it gives. Nothing else of it can change.
+func TestClosedMerchantIsPaidToTheAccountItGives(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const m = "PO-C-01"
+	f := newPayoutFixture(t, "PO-C", map[string]int64{m: 60000}, 60000)
+	e := f.e
+	if _, err := e.merchants.CloseMerchant(ctx, &pb.CloseMerchantRequest{Code: m, Reason: "về quê"}); err != nil {
+		t.Fatal(err)
+	}
+	b1 := f.create(t, "batch-1", time.Now())
+	if l := lineOf(b1.Lines, m); l == nil || l.Status != lineOpen || l.Amount != "60000" {
+		t.Fatalf("the closed merchant's line: %v", l)
+	}
+	if _, err := e.settle.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: b1.Batch.Id, Results: []*pb.PayoutResult{
+		{Merchant: m, Status: lineFailed, FailureReason: "tài khoản đã đóng"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+
+	account := &pb.PayoutAccount{BankBin: "970415", AccountNumber: "888800001", HolderName: "CHU SAP"}
+	got, err := e.merchants.UpdateMerchant(ctx, &pb.UpdateMerchantRequest{
+		Merchant: &pb.Merchant{Code: m, PayoutAccount: account}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"payout_account"}},
+	})
+	if err != nil || !proto.Equal(got.Merchant.PayoutAccount, account) || got.Merchant.Status != pb.MerchantStatus_MERCHANT_STATUS_CLOSED {
+		t.Fatalf("the payout account of a closed merchant owed 60000 đồng: %v, %v; want it changed", got, err)
+	}
+	b2 := f.create(t, "batch-2", time.Now())
+	if l := lineOf(b2.Lines, m); l == nil || l.Status != lineOpen || l.Amount != "60000" || !proto.Equal(l.PayoutAccount, account) {
+		t.Errorf("the next batch's line: %v; want 60000 đồng to %v", l, account)
+	}
+
+	for _, path := range []string{"phone", "stalls", "display_name"} {
+		_, err := e.merchants.UpdateMerchant(ctx, &pb.UpdateMerchantRequest{
+			Merchant:   &pb.Merchant{Code: m, Phone: "0987654321", Stalls: []string{"S-00"}, DisplayName: "Sạp mới", PayoutAccount: account},
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"payout_account", path}},
+		})
+		if status.Code(err) != codes.FailedPrecondition {
+			t.Errorf("%s of a closed merchant changed: %v", path, err)
+		}
+	}
+	e.checkInvariants(t)
 }
 
 // A payout batch's lines carry the account each merchant is paid to: in

@@ -587,8 +587,10 @@ SELECT ` + merchantColumns + ` FROM merchants m
 // UpdateMerchant changes the fields of merchant m.Code named by paths
 // (stalls, display_name, owner_name, phone, payout_account, fee_plan,
 // channels) to their values in m. Status has its own calls (Suspend,
-// Reinstate, Close), so that every status change is a deliberate one. A
-// closed merchant cannot be changed.
+// Reinstate, Close), so that every status change is a deliberate one. Of a
+// closed merchant only the payout account can be changed: what it is still
+// owed is paid out as usual, and the account it gave when it closed may no
+// longer take the transfer.
 func (s *Store) UpdateMerchant(ctx context.Context, m Merchant, paths []string) (Merchant, error) {
 	m = m.clone()
 	var verr *ledger.Error
@@ -617,8 +619,8 @@ UPDATE merchants
 		if err != nil {
 			return err
 		}
-		if cur.Status == StatusClosed {
-			return errorf(ErrBadTransition, "merchant.code", "merchant %s is closed; a closed merchant cannot be changed", cur.Code)
+		if cur.Status == StatusClosed && slices.ContainsFunc(fields, func(f maskField[Merchant]) bool { return f.path != "payout_account" }) {
+			return errorf(ErrBadTransition, "merchant.code", "merchant %s is closed; of a closed merchant only the payout account can be changed", cur.Code)
 		}
 		for _, f := range fields {
 			f.copy(&cur, &m)
