@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/choledger/choledger/internal/pg"
 )
 
 // AccountType is the accounting nature of an account.
@@ -113,6 +115,19 @@ func scanAccount(row pgx.Row) (Account, error) {
 // account with the same code and attributes exists (created is false then).
 // It also starts the market's hash chain, so that writes never have to.
 func (l *Ledger) CreateAccount(ctx context.Context, s AccountSpec) (acct Account, created bool, err error) {
+	err = pg.Transact(ctx, l.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var err error
+		acct, created, err = OpenAccount(ctx, tx, s)
+		return err
+	})
+	return acct, created, err
+}
+
+// OpenAccount is CreateAccount in the caller's transaction, so that an
+// account and what it is opened for (a merchant) are made together or not
+// at all: an account opened for a create that then failed would be left
+// behind, listed in its market's reports as a merchant that does not exist.
+func OpenAccount(ctx context.Context, tx pgx.Tx, s AccountSpec) (acct Account, created bool, err error) {
 	if err := s.validate(); err != nil {
 		return Account{}, false, err
 	}
@@ -124,16 +139,11 @@ RETURNING ` + accountColumns
 	const startChain = `
 INSERT INTO ledger_chain_heads (market, last_seq, hash) VALUES ($1, 0, $2)
 ON CONFLICT (market) DO NOTHING`
-	tx, err := l.pool.Begin(ctx)
-	if err != nil {
-		return Account{}, false, err
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
 	acct, err = scanAccount(tx.QueryRow(ctx, insert, s.Code, string(s.Type), s.Currency, s.Market, s.Flags))
 	if errors.Is(err, pgx.ErrNoRows) {
-		existing, err := l.GetAccount(ctx, s.Code)
+		existing, err := scanAccount(tx.QueryRow(ctx, `SELECT `+accountColumns+` FROM ledger_accounts WHERE code = $1`, s.Code))
 		if err != nil {
-			return Account{}, false, err
+			return Account{}, false, fmt.Errorf("read account %s: %w", s.Code, err)
 		}
 		if existing.Type != s.Type || existing.Currency != s.Currency || existing.Market != s.Market || existing.Flags != s.Flags {
 			return existing, false, errorf(ErrAccountExists, "code", "account %s exists as %s %s in market %s with flags %d", s.Code, existing.Type, existing.Currency, existing.Market, existing.Flags)
@@ -145,9 +155,6 @@ ON CONFLICT (market) DO NOTHING`
 	}
 	if _, err := tx.Exec(ctx, startChain, s.Market, genesisHash); err != nil {
 		return Account{}, false, fmt.Errorf("start chain of market %s: %w", s.Market, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return Account{}, false, fmt.Errorf("create account %s: %w", s.Code, err)
 	}
 	return acct, true, nil
 }

@@ -44,13 +44,17 @@ type querier interface {
 func (s *Store) openAccounts(ctx context.Context, field string, specs ...ledger.AccountSpec) error {
 	for _, spec := range specs {
 		if _, _, err := s.ledger.CreateAccount(ctx, spec); err != nil {
-			if errors.Is(err, ledger.ErrAccountExists) {
-				return errorf(ledger.ErrAccountExists, field, "the ledger already has an account %s with other attributes (%v)", spec.Code, err)
-			}
-			return fmt.Errorf("open account %s: %w", spec.Code, err)
+			return accountNotOpened(field, spec, err)
 		}
 	}
 	return nil
+}
+
+func accountNotOpened(field string, spec ledger.AccountSpec, err error) error {
+	if errors.Is(err, ledger.ErrAccountExists) {
+		return errorf(ledger.ErrAccountExists, field, "the ledger already has an account %s with other attributes (%v)", spec.Code, err)
+	}
+	return fmt.Errorf("open account %s: %w", spec.Code, err)
 }
 
 // Page tokens are opaque to clients; inside they hold what is listed and the
@@ -368,10 +372,9 @@ RETURNING stall`
 }
 
 // CreateMerchant registers a merchant, active unless m says pending, in an
-// active market. Its payable account is opened first, so that a merchant
-// never exists without it; everything that can refuse the merchant is
-// checked before that, so a refused merchant leaves no account behind
-// (short of a race, which leaves an empty account a retry adopts).
+// active market. Its payable account is opened in the same transaction, so
+// that a merchant never exists without it and a refused merchant, also one
+// that lost a race for its stall, leaves no account behind.
 func (s *Store) CreateMerchant(ctx context.Context, m Merchant) (Merchant, error) {
 	m, verr := m.validate()
 	if verr != nil {
@@ -394,10 +397,6 @@ func (s *Store) CreateMerchant(ctx context.Context, m Merchant) (Merchant, error
 	if stall != "" {
 		return Merchant{}, stallTaken(m.Market, stall, holder)
 	}
-	if err := s.openAccounts(ctx, "merchant.code", payableSpec(m)); err != nil {
-		return Merchant{}, err
-	}
-
 	const insert = `
 INSERT INTO merchants (code, market, display_name, owner_name, phone, status, status_reason,
                        payout_bank_bin, payout_account_number, payout_holder_name,
@@ -410,6 +409,11 @@ RETURNING code`
 	err = pg.Transact(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		if err := marketOpen(ctx, tx, "merchant.market", m.Market, "FOR SHARE"); err != nil {
 			return err
+		}
+		// Opened with the merchant, so that a create that fails (a stall
+		// taken meanwhile) leaves no account of a merchant that is not.
+		if _, _, err := ledger.OpenAccount(ctx, tx, payableSpec(m)); err != nil {
+			return accountNotOpened("merchant.code", payableSpec(m), err)
 		}
 		var code string
 		err := tx.QueryRow(ctx, insert, m.Code, m.Market, m.DisplayName, m.Owner, m.Phone, string(m.Status), m.StatusReason,

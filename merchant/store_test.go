@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/internal/pg/pgtest"
@@ -156,6 +157,15 @@ func TestStallRace(t *testing.T) {
 	ctx := context.Background()
 	s, db := newStore(t)
 	market(t, s, "M1")
+	// The market's row held, every creator passes the early checks (the
+	// stall is free) and waits in its transaction; released, they race.
+	hold, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hold.Exec(ctx, `SELECT 1 FROM markets WHERE code = 'M1' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
 	const n = 8
 	var wg sync.WaitGroup
 	errs := make([]error, n)
@@ -163,6 +173,15 @@ func TestStallRace(t *testing.T) {
 		wg.Go(func() {
 			_, errs[i] = s.CreateMerchant(ctx, newMerchant(fmt.Sprintf("M1-%d", i), "M1", fmt.Sprintf("OWN-%d", i), "HOT"))
 		})
+	}
+	for waiting := 0; waiting < n; {
+		time.Sleep(10 * time.Millisecond)
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := hold.Commit(ctx); err != nil {
+		t.Fatal(err)
 	}
 	wg.Wait()
 	won := 0
@@ -184,6 +203,22 @@ func TestStallRace(t *testing.T) {
 	}
 	if merchants != 1 || stalls != 2 {
 		t.Errorf("%d merchants, %d stalls held; want 1 and 2: a loser kept a row", merchants, stalls)
+	}
+	// Nor an account: one left behind would be listed in the market's
+	// reports as a merchant, and would keep its code from another market.
+	var payables int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM ledger_accounts WHERE market = 'M1' AND code LIKE 'merchant:%:payable'`).Scan(&payables); err != nil {
+		t.Fatal(err)
+	}
+	if payables != 1 {
+		t.Errorf("market M1 holds %d payable accounts; want 1, the winner's", payables)
+	}
+	market(t, s, "M2")
+	for i, err := range errs {
+		if err != nil {
+			create(t, s, newMerchant(fmt.Sprintf("M1-%d", i), "M2", "B-1"))
+			break
+		}
 	}
 }
 
