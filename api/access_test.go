@@ -797,3 +797,50 @@ func TestAuditTrailMasksRefusedMerchantPersonalData(t *testing.T) {
 		t.Errorf("the trail holds %d refused creates, want 2", refused)
 	}
 }
+
+// A provider reference is unique in the ledger, so a bank bound to one
+// market is refused one that another market recorded. The refusal names
+// the field the request sent and nothing of the entry or payment that
+// holds the reference: it lies outside the bank's binding.
+func TestBoundBankLearnsNothingOfAnotherMarketsReference(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-OTHER", Name: "Chợ Khác", Province: "Thái Nguyên"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: &pb.Merchant{
+		Code: "TN-OTHER-0001", Market: "TN-OTHER", Stalls: []string{"C-001"}, DisplayName: "Hàng cá", OwnerName: "Lê Văn Cá",
+		Phone: "0911111111", Channels: []pb.Channel{pb.Channel_CHANNEL_VIETQR}, FeePlan: &pb.FeePlan{MinFee: "0"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	there := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "there-1", Merchant: "TN-OTHER-0001", Channel: pb.Channel_CHANNEL_VIETQR,
+		Amount: "50000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-THERE-1"}).Payment
+	here := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "here-1", Merchant: "TN-TEST-0001", Channel: pb.Channel_CHANNEL_VIETQR,
+		Amount: "40000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+
+	_, secret := e.issue(t, access.IssueRequest{Name: "VietQR bank of TN-TEST", Role: access.RoleBank, Provider: "napas", Markets: []string{testMarket}})
+	bank := e.dial(t, secret)
+	secrets := []string{there.Id, there.EntryIds[0]}
+	for name, c := range map[string]struct {
+		call  func() error
+		field string
+	}{
+		"confirming a payment with another market's provider reference": {func() error {
+			_, err := pb.NewPaymentServiceClient(bank).ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "c-1", PaymentId: here.Id, ProviderRef: "FT-THERE-1"})
+			return err
+		}, "provider_ref"},
+	} {
+		st := status.Convert(c.call())
+		if st.Code() != codes.AlreadyExists || !strings.HasPrefix(st.Message(), c.field+": ") {
+			t.Errorf("%s: %v %q, want AlreadyExists naming %s", name, st.Code(), st.Message(), c.field)
+		}
+		for _, id := range secrets {
+			if strings.Contains(st.Message(), id) {
+				t.Errorf("%s: the bank of TN-TEST reads %s, of TN-OTHER, in %q", name, id, st.Message())
+			}
+		}
+	}
+}

@@ -85,6 +85,9 @@ func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Payment, bool,
 		if errors.Is(err, ledger.ErrPendingExpired) || errors.Is(err, ledger.ErrPendingClosed) {
 			return Payment{}, false, fail(ErrWrongState, "payment_id", "payment %s can no longer be confirmed: %v", p.ID, err)
 		}
+		if errors.Is(err, ledger.ErrDuplicateExternalRef) {
+			return Payment{}, false, s.referenceTaken(ctx, p, r.ProviderRef)
+		}
 		return Payment{}, false, err
 	}
 	if res.Replayed {
@@ -92,6 +95,24 @@ func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Payment, bool,
 		return p, true, err
 	}
 	return confirmed(p, &res.Entry), false, nil
+}
+
+// referenceTaken refuses a confirmation whose provider reference the
+// ledger already holds. As a bank notification's refusal does, it names
+// the payment that holds the reference only when that is the same
+// merchant's: the ledger's own error names its entry, which may be another
+// market's, outside what the bank may see.
+func (s *Service) referenceTaken(ctx context.Context, p Payment, ref string) error {
+	existing, err := s.paymentByRef(ctx, p.Channel, ref)
+	switch {
+	case err != nil:
+		return err
+	case existing == nil:
+		return fail(ledger.ErrDuplicateExternalRef, "provider_ref", "%s reference %s is already recorded", p.Channel, ref)
+	case existing.Merchant != p.Merchant:
+		return fail(ledger.ErrDuplicateExternalRef, "provider_ref", "%s reference %s is already recorded for another merchant", p.Channel, ref)
+	}
+	return fail(ledger.ErrDuplicateExternalRef, "provider_ref", "%s reference %s is already recorded by payment %s", p.Channel, ref, existing.ID)
 }
 
 // RejectRequest voids a pending payment.
