@@ -798,10 +798,11 @@ func TestAuditTrailMasksRefusedMerchantPersonalData(t *testing.T) {
 	}
 }
 
-// A provider reference is unique in the ledger, so a bank bound to one
-// market is refused one that another market recorded. The refusal names
-// the field the request sent and nothing of the entry or payment that
-// holds the reference: it lies outside the bank's binding.
+// A provider reference or a bank's credit reference is unique in the
+// ledger, so a bank bound to one market is refused one that another market
+// recorded. The refusal names the field the request sent and nothing of
+// the entry or payment that holds the reference: it lies outside the
+// bank's binding.
 func TestBoundBankLearnsNothingOfAnotherMarketsReference(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -818,12 +819,17 @@ func TestBoundBankLearnsNothingOfAnotherMarketsReference(t *testing.T) {
 	}
 	there := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "there-1", Merchant: "TN-OTHER-0001", Channel: pb.Channel_CHANNEL_VIETQR,
 		Amount: "50000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-THERE-1"}).Payment
+	credit, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "there-credit", Channel: pb.Channel_CHANNEL_VIETQR,
+		Market: "TN-OTHER", Amount: "20000", Bank: "vcb", BankRef: "VCB-IN-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	here := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "here-1", Merchant: "TN-TEST-0001", Channel: pb.Channel_CHANNEL_VIETQR,
 		Amount: "40000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
 
 	_, secret := e.issue(t, access.IssueRequest{Name: "VietQR bank of TN-TEST", Role: access.RoleBank, Provider: "napas", Markets: []string{testMarket}})
 	bank := e.dial(t, secret)
-	secrets := []string{there.Id, there.EntryIds[0]}
+	secrets := []string{there.Id, there.EntryIds[0], credit.Settlement.EntryId}
 	for name, c := range map[string]struct {
 		call  func() error
 		field string
@@ -832,6 +838,11 @@ func TestBoundBankLearnsNothingOfAnotherMarketsReference(t *testing.T) {
 			_, err := pb.NewPaymentServiceClient(bank).ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "c-1", PaymentId: here.Id, ProviderRef: "FT-THERE-1"})
 			return err
 		}, "provider_ref"},
+		"recording a credit with another market's bank reference": {func() error {
+			_, err := pb.NewSettlementServiceClient(bank).RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "s-1",
+				Channel: pb.Channel_CHANNEL_VIETQR, Market: testMarket, Amount: "20000", Bank: "vcb", BankRef: "VCB-IN-1", AllowUnmatched: true})
+			return err
+		}, "bank_ref"},
 	} {
 		st := status.Convert(c.call())
 		if st.Code() != codes.AlreadyExists || !strings.HasPrefix(st.Message(), c.field+": ") {

@@ -210,7 +210,10 @@ func (s *Service) recordSettlement(ctx context.Context, ledgerKey string, r Prov
 		res, err := s.ledger.Post(ctx, settlementEntry(ledgerKey, r, mk.Code, amount, settled))
 		switch {
 		case errors.Is(err, ledger.ErrDuplicateExternalRef):
-			return ProviderSettlement{}, false, fail(ledger.ErrDuplicateExternalRef, "bank_ref", "bank %s reference %s is already recorded: %v", r.Bank, r.BankRef, err)
+			// Not the ledger's error, which names the entry holding the
+			// reference: another provider's credit, maybe of a market the
+			// caller is not bound to.
+			return ProviderSettlement{}, false, fail(ledger.ErrDuplicateExternalRef, "bank_ref", "bank %s reference %s is already recorded", r.Bank, r.BankRef)
 		case errors.Is(err, ledger.ErrRefused) && strings.Contains(err.Error(), "provider_settlements_within_owed"):
 			// Another write lowered the clearing balance after it was read.
 			switch {
