@@ -278,7 +278,9 @@ func scanCredential(row pgx.Row, hash *[]byte) (Credential, error) {
 // Authenticate returns the principal a bearer secret stands for. Revocation
 // and expiry take effect at once: every call reads the credential's row, by
 // a query that starts after the call arrived (calls arriving together share
-// one, internal/coalesce).
+// one, internal/coalesce). A revoked or expired credential is refused with
+// ErrUnauthenticated and returned with it, its secret being proven, so that
+// the refusal is recorded as its own; it authorizes nothing.
 func (s *Store) Authenticate(ctx context.Context, secret string) (Principal, error) {
 	id, random, ok := parseSecret(secret)
 	if !ok {
@@ -296,7 +298,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Principal, err
 		return Principal{}, ErrUnauthenticated
 	}
 	if !c.RevokedAt.IsZero() || (!c.ExpiresAt.IsZero() && !s.now().Before(c.ExpiresAt)) {
-		return Principal{}, ErrUnauthenticated
+		return c.Principal.clone(), ErrUnauthenticated
 	}
 	return c.Principal.clone(), nil
 }

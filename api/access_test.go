@@ -855,3 +855,58 @@ func TestBoundBankLearnsNothingOfAnotherMarketsReference(t *testing.T) {
 		}
 	}
 }
+
+// A call refused because its credential is revoked, expired, or bound to a
+// client certificate the call did not present proved the credential's
+// secret: the trail records it as that credential's, so that an operator
+// finds where a leaked secret was used. A call with the credential's id
+// and another secret proves nothing and is recorded as no one's.
+func TestRefusedCredentialIsNamedInTheTrail(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	revoked, revokedSecret := e.issue(t, access.IssueRequest{Name: "revoked", Role: access.RoleAuditor})
+	if _, err := e.creds.Revoke(ctx, revoked.CredentialID); err != nil {
+		t.Fatal(err)
+	}
+	expired, expiredSecret := e.issue(t, access.IssueRequest{Name: "expired", Role: access.RoleAuditor, TTL: time.Hour})
+	e.advance(2 * time.Hour)
+	pinned, pinnedSecret := e.issue(t, access.IssueRequest{Name: "pinned to a certificate", Role: access.RoleAuditor, CertSHA256: strings.Repeat("ab", 32)})
+	guessed, guessedSecret := e.issue(t, access.IssueRequest{Name: "guessed", Role: access.RoleAuditor})
+	wrongSecret := guessedSecret[:len(guessedSecret)-4] + "AAAA"
+	if wrongSecret == guessedSecret {
+		wrongSecret = guessedSecret[:len(guessedSecret)-4] + "BBBB"
+	}
+
+	for _, secret := range []string{revokedSecret, expiredSecret, pinnedSecret, wrongSecret} {
+		if _, err := pb.NewMerchantServiceClient(e.dial(t, secret)).ListMarkets(ctx, &pb.ListMarketsRequest{}); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("a refused credential: %v, want Unauthenticated", err)
+		}
+	}
+	admin := pb.NewAdminServiceClient(e.conn)
+	for _, c := range []struct {
+		cred  access.Credential
+		calls int
+	}{{revoked, 1}, {expired, 1}, {pinned, 1}, {guessed, 0}} {
+		events, err := admin.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{CredentialId: c.cred.CredentialID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := 0
+		for _, ev := range events.AuditEvents {
+			if ev.Method == pb.MerchantService_ListMarkets_FullMethodName && ev.Code == "Unauthenticated" {
+				refused++
+			}
+		}
+		if refused != c.calls {
+			t.Errorf("the trail holds %d refused calls of the %s credential, want %d: %v", refused, c.cred.Name, c.calls, events.AuditEvents)
+		}
+	}
+	denied, err := admin.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{DeniedOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(denied.AuditEvents); n != 4 {
+		t.Errorf("the trail holds %d denied calls, want the 4 refused ones: %v", n, denied.AuditEvents)
+	}
+}

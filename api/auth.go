@@ -65,6 +65,10 @@ func open(method string) bool {
 
 var errUnauthenticated = status.Error(codes.Unauthenticated, `a valid credential is required: send metadata "authorization: Bearer <secret>"`)
 
+// authenticate returns the call's principal. Refused, the principal is the
+// credential whose secret the call proved it holds, if it did (a revoked or
+// expired one, or one bound to a certificate the call did not present), for
+// the audit trail: a leaked secret's use is found under its credential.
 func (a *authorizer) authenticate(ctx context.Context) (access.Principal, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	values := md.Get("authorization")
@@ -77,7 +81,7 @@ func (a *authorizer) authenticate(ctx context.Context) (access.Principal, error)
 	}
 	p, err := a.credentials.Authenticate(ctx, strings.TrimSpace(secret))
 	if errors.Is(err, access.ErrUnauthenticated) {
-		return access.Principal{}, errUnauthenticated
+		return p, errUnauthenticated
 	}
 	if err != nil {
 		return access.Principal{}, status.Error(codes.Unavailable, "cannot check credentials now; retry")
@@ -85,7 +89,7 @@ func (a *authorizer) authenticate(ctx context.Context) (access.Principal, error)
 	if p.CertSHA256 != "" && p.CertSHA256 != clientCertSHA256(ctx) {
 		// The credential is bound to a client certificate the call did not
 		// present.
-		return access.Principal{}, errUnauthenticated
+		return p, errUnauthenticated
 	}
 	return p, nil
 }
@@ -115,7 +119,7 @@ func (a *authorizer) authorize(ctx context.Context, method string, req any) (con
 	p, err := a.authenticate(ctx)
 	noteCaller(ctx, p.CredentialID, string(p.Role))
 	if err != nil {
-		a.record(ctx, access.Principal{}, method, "", err)
+		a.record(ctx, p, method, "", err)
 		return ctx, rule{}, "", err
 	}
 	r, ok := policy[method]
