@@ -910,3 +910,47 @@ func TestRefusedCredentialIsNamedInTheTrail(t *testing.T) {
 		t.Errorf("the trail holds %d denied calls, want the 4 refused ones: %v", n, denied.AuditEvents)
 	}
 }
+
+// A stall, or a bank, naming in a payment a payment request of another
+// merchant (its bill number is on that stall's QR, for every payer to
+// read) is refused as for a request that does not exist: the refusal
+// tells neither that it exists nor its id or bill number.
+func TestAnotherMerchantsPaymentRequestIsNotFound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a, b = "TN-TEST-0001", "TN-TEST-0002"
+	_, secretB := e.issue(t, access.IssueRequest{Name: "stall B", Role: access.RoleMerchant, Merchant: b})
+	req, err := pb.NewPaymentServiceClient(e.dial(t, secretB)).CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-b", Merchant: b, Amount: "30000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := req.PaymentRequest
+	_, secretA := e.issue(t, access.IssueRequest{Name: "stall A", Role: access.RoleMerchant, Merchant: a})
+	stallA := pb.NewPaymentServiceClient(e.dial(t, secretA))
+	const nowhere = "0190a3b4-0000-7000-8000-000000000000"
+	refusal := func(id, bill string) *status.Status {
+		_, err := stallA.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: "k", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "30000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: id, BillNumber: bill})
+		return status.Convert(err)
+	}
+	for _, c := range []struct{ name, id, bill, missingID, missingBill string }{
+		{"by bill number", "", theirs.BillNumber, "", "CLNOTHERE22"},
+		{"by id", theirs.Id, "", nowhere, ""},
+		{"by id with another bill number", theirs.Id, "CLNOTHERE22", nowhere, "CLNOTHERE22"},
+	} {
+		got, missing := refusal(c.id, c.bill), refusal(c.missingID, c.missingBill)
+		if got.Code() != codes.NotFound || missing.Code() != codes.NotFound {
+			t.Errorf("%s: B's request %v %q, a missing one %v %q; want NotFound for both", c.name, got.Code(), got.Message(), missing.Code(), missing.Message())
+		}
+		for _, secret := range []string{theirs.Id, theirs.BillNumber} {
+			if strings.Contains(got.Message(), secret) && !strings.Contains(c.id+c.bill, secret) {
+				t.Errorf("%s: stall A reads %s of B's payment request in %q", c.name, secret, got.Message())
+			}
+		}
+		if field := strings.SplitN(missing.Message(), ":", 2)[0]; !strings.HasPrefix(got.Message(), field+":") {
+			t.Errorf("%s: B's request is refused %q, a missing one %q; want the same field named", c.name, got.Message(), missing.Message())
+		}
+	}
+}

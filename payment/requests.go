@@ -129,19 +129,23 @@ func (s *Service) requestByKey(ctx context.Context, key string, hash []byte) (Pa
 	return r, true, nil
 }
 
-// findRequest finds a payment request by id or bill number.
-func (s *Service) findRequest(ctx context.Context, id, bill string) (PaymentRequest, error) {
+// findRequest finds merchant's payment request by id or bill number.
+// Another merchant's request is not found, as one that does not exist: a
+// bill number is on its stall's QR for every payer to read, and a stall or
+// a bank naming it learns neither that the request exists nor what it
+// holds.
+func (s *Service) findRequest(ctx context.Context, merchantCode, id, bill string) (PaymentRequest, error) {
 	var r PaymentRequest
 	var err error
-	field := "payment_request_id"
+	field, named := "payment_request_id", id
 	if id != "" {
 		r, err = scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM payment_requests WHERE id = $1`, id))
 	} else {
-		field = "bill_number"
+		field, named = "bill_number", bill
 		r, err = scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM payment_requests WHERE bill_number = $1`, bill))
 	}
-	if isNoRows(err) {
-		return r, fail(ErrRequestNotFound, field, "no payment request %s", id+bill)
+	if isNoRows(err) || (err == nil && r.Merchant != merchantCode) {
+		return PaymentRequest{}, fail(ErrRequestNotFound, field, "merchant %s has no payment request %s", merchantCode, named)
 	}
 	if err == nil && id != "" && bill != "" && r.BillNumber != bill {
 		return r, fail(ErrRequestNotFound, "bill_number", "payment request %s has bill number %s, got %s", id, r.BillNumber, bill)

@@ -446,12 +446,9 @@ func (s *Service) resolve(ctx context.Context, plans []*plan, out []Outcome, opt
 func (s *Service) decide(ctx context.Context, p *plan, byRef map[refKey]Payment) error {
 	r, m := p.req, p.m
 	if r.RequestID != "" || r.BillNumber != "" {
-		req, err := s.findRequest(ctx, r.RequestID, r.BillNumber)
+		req, err := s.findRequest(ctx, m.Code, r.RequestID, r.BillNumber)
 		if err != nil {
 			return err
-		}
-		if req.Merchant != m.Code {
-			return fail(ErrRequestNotFound, "payment_request_id", "payment request %s is not for merchant %s", req.ID, m.Code)
 		}
 		if r.Channel != merchant.ChannelVietQR {
 			// A payment request is a dynamic VietQR: recorded under another
