@@ -234,6 +234,8 @@ func (b *binder) bind(ctx context.Context, p access.Principal, req any) (string,
 		return r.GetCredential().GetName(), nil
 	case *pb.CreateMarketRequest:
 		return r.GetMarket().GetCode(), nil
+	case *pb.UpdateMarketRequest:
+		return r.GetMarket().GetCode(), nil
 	case *pb.CreateMerchantRequest:
 		return r.GetMerchant().GetCode(), nil
 	case *pb.UpdateMerchantRequest:
@@ -248,6 +250,10 @@ func (b *binder) bind(ctx context.Context, p access.Principal, req any) (string,
 		return r.GetCode(), nil
 	case *pb.PostEntryRequest:
 		return r.GetMarket(), nil
+	case *pb.PostPendingEntryRequest:
+		return r.GetPendingEntryId(), nil
+	case *pb.VoidPendingEntryRequest:
+		return r.GetPendingEntryId(), nil
 	}
 	// Requests that name nothing bound (markets are public; admin-only
 	// calls were checked by role).

@@ -1,0 +1,80 @@
+package api_test
+
+import (
+	"context"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/choledger/choledger/gen/choledger/v1"
+)
+
+// Every write is in the audit trail with what it named: the pending entry
+// an admin posts or voids, the market an update changes, as much as the
+// payment a confirmation names. Written or refused, the event names what
+// the request named.
+func TestAuditTrailNamesWhatEveryWriteNamed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	// Two holds an admin releases: one posted, one voided.
+	e.marketAccounts(t, "M1")
+	var holds []string
+	for _, key := range []string{"hold-posted", "hold-voided"} {
+		resp, err := e.client.PostEntry(ctx, &pb.PostEntryRequest{
+			IdempotencyKey: key, Market: "M1", Kind: "hold", Currency: "VND", Pending: true,
+			Postings: []*pb.PostingInput{posting("cash:M1", debit, "1000"), posting("payable:M1", credit, "1000")},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		holds = append(holds, resp.Entry.Id)
+	}
+	const (
+		pay      = "0190a0b0-0000-7000-8000-000000000002"
+		batch    = "0190a0b0-0000-7000-8000-000000000003"
+		cred     = "0190a0b0-0000-7000-8000-000000000004"
+		market   = "TN-NAMED"
+		merchant = "TN-NAMED-0001"
+	)
+	writes := []struct {
+		method string
+		req    proto.Message
+		target string
+	}{
+		{pb.LedgerService_CreateAccount_FullMethodName, &pb.CreateAccountRequest{Code: "cash:named"}, "cash:named"},
+		{pb.LedgerService_PostEntry_FullMethodName, &pb.PostEntryRequest{Market: market}, market},
+		{pb.LedgerService_PostPendingEntry_FullMethodName, &pb.PostPendingEntryRequest{IdempotencyKey: "post", PendingEntryId: holds[0], Kind: "release"}, holds[0]},
+		{pb.LedgerService_VoidPendingEntry_FullMethodName, &pb.VoidPendingEntryRequest{IdempotencyKey: "void", PendingEntryId: holds[1], Kind: "release"}, holds[1]},
+		{pb.MerchantService_CreateMarket_FullMethodName, &pb.CreateMarketRequest{Market: &pb.Market{Code: market}}, market},
+		{pb.MerchantService_UpdateMarket_FullMethodName, &pb.UpdateMarketRequest{Market: &pb.Market{Code: market, Name: "Chợ Mới"}}, market},
+		{pb.MerchantService_CreateMerchant_FullMethodName, &pb.CreateMerchantRequest{Merchant: &pb.Merchant{Code: merchant}}, merchant},
+		{pb.MerchantService_UpdateMerchant_FullMethodName, &pb.UpdateMerchantRequest{Merchant: &pb.Merchant{Code: merchant}}, merchant},
+		{pb.MerchantService_SuspendMerchant_FullMethodName, &pb.SuspendMerchantRequest{Code: merchant}, merchant},
+		{pb.MerchantService_ReinstateMerchant_FullMethodName, &pb.ReinstateMerchantRequest{Code: merchant}, merchant},
+		{pb.MerchantService_CloseMerchant_FullMethodName, &pb.CloseMerchantRequest{Code: merchant}, merchant},
+		{pb.PaymentService_CreatePaymentRequest_FullMethodName, &pb.CreatePaymentRequestRequest{Merchant: merchant}, merchant},
+		{pb.PaymentService_RecordPayment_FullMethodName, &pb.RecordPaymentRequest{Merchant: merchant}, merchant},
+		{pb.PaymentService_ConfirmPayment_FullMethodName, &pb.ConfirmPaymentRequest{PaymentId: pay}, pay},
+		{pb.PaymentService_RejectPayment_FullMethodName, &pb.RejectPaymentRequest{PaymentId: pay}, pay},
+		{pb.PaymentService_RefundPayment_FullMethodName, &pb.RefundPaymentRequest{PaymentId: pay}, pay},
+		{pb.SettlementService_RecordProviderSettlement_FullMethodName, &pb.RecordProviderSettlementRequest{Market: market}, market},
+		{pb.SettlementService_ReclassifySuspense_FullMethodName, &pb.ReclassifySuspenseRequest{Market: market}, market},
+		{pb.SettlementService_CreatePayoutBatch_FullMethodName, &pb.CreatePayoutBatchRequest{Market: market}, market},
+		{pb.SettlementService_CompletePayoutBatch_FullMethodName, &pb.CompletePayoutBatchRequest{BatchId: batch}, batch},
+		{pb.SettlementService_ImportStatement_FullMethodName, &pb.ImportStatementRequest{Market: market}, market},
+		{pb.AdminService_IssueCredential_FullMethodName, &pb.IssueCredentialRequest{Credential: &pb.Credential{Name: "named"}}, "named"},
+		{pb.AdminService_RevokeCredential_FullMethodName, &pb.RevokeCredentialRequest{Id: cred}, cred},
+	}
+	admin := pb.NewAdminServiceClient(e.conn)
+	for _, w := range writes {
+		err := invoke(ctx, e.conn, w.method, w.req)
+		events, lerr := admin.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: 1})
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		if len(events.AuditEvents) != 1 || events.AuditEvents[0].Method != w.method || events.AuditEvents[0].Target != w.target {
+			t.Errorf("%s naming %q (answered %v): the trail's newest event is %v; want it naming %q", w.method, w.target, err, events.AuditEvents, w.target)
+		}
+	}
+}
