@@ -3,7 +3,10 @@ package api_test
 import (
 	"context"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
@@ -76,5 +79,70 @@ func TestAuditTrailNamesWhatEveryWriteNamed(t *testing.T) {
 		if len(events.AuditEvents) != 1 || events.AuditEvents[0].Method != w.method || events.AuditEvents[0].Target != w.target {
 			t.Errorf("%s naming %q (answered %v): the trail's newest event is %v; want it naming %q", w.method, w.target, err, events.AuditEvents, w.target)
 		}
+	}
+}
+
+// A write whose caller gives up while it waits for its commit is recorded
+// all the same, and the trail says so: an event OK for the entry in the
+// ledger, not only the caller's DeadlineExceeded, which would leave the
+// trail with no record of who wrote it.
+func TestAuditTrailRecordsWriteItsCallerGaveUpOn(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1")
+
+	// Another ledgerd's round holds the ledger head: this write waits.
+	holder, err := e.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx) //nolint:errcheck // released below
+	if _, err := holder.Exec(ctx, `SELECT last_seq FROM ledger_head FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	callCtx, giveUp := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer giveUp()
+	_, err = e.client.PostEntry(callCtx, &pb.PostEntryRequest{
+		IdempotencyKey: "given-up", Market: "M1", Kind: "sale", Currency: "VND",
+		Postings: []*pb.PostingInput{posting("cash:M1", debit, "15000"), posting("payable:M1", credit, "15000")},
+	})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("a write waiting for the head past its deadline: %v", err)
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The write commits once the head is free.
+	var entries []*pb.Entry
+	for len(entries) == 0 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+		resp, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{Market: "M1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = resp.Entries
+	}
+	if len(entries) != 1 {
+		t.Fatalf("entries of M1: %v", entries)
+	}
+	// Its call's event is recorded once the call ends.
+	var events []*pb.AuditEvent
+	for len(events) == 0 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+		resp, err := pb.NewAdminServiceClient(e.conn).ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range resp.AuditEvents {
+			if ev.Method == pb.LedgerService_PostEntry_FullMethodName {
+				events = append(events, ev)
+			}
+		}
+	}
+	if len(events) != 1 || events[0].Code != "OK" || events[0].Target != "M1" {
+		t.Errorf("the trail holds %v for entry %d written by PostEntry; want one event OK naming M1", events, entries[0].Sequence)
 	}
 }

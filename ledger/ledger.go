@@ -203,12 +203,7 @@ func (l *Ledger) Write(ctx context.Context, reqs []any) []Outcome {
 		}
 	}
 	for j, o := range ops {
-		select {
-		case res := <-o.done:
-			out[idx[j]] = res
-		case <-ctx.Done():
-			out[idx[j]].Err = ctx.Err()
-		}
+		out[idx[j]] = <-o.done // as submit waits
 	}
 	return out
 }
@@ -225,13 +220,14 @@ func (l *Ledger) submit(ctx context.Context, o *op) (Result, error) {
 	if err := l.enqueue(ctx, o); err != nil {
 		return Result{}, err
 	}
-	select {
-	case res := <-o.done:
-		return res.Result, res.Err
-	case <-ctx.Done():
-		// The write may still commit; a retry with the same key will tell.
-		return Result{}, ctx.Err()
-	}
+	// A write taken by a committer is answered with what became of it,
+	// even once its writer gave up: a round already under way commits it,
+	// and the caller's answer (the audit trail's record of the call) must
+	// say so rather than that it failed. The wait is short: a committer
+	// answers a write whose context is done without writing it when its
+	// round has not begun, and a round is bounded.
+	res := <-o.done
+	return res.Result, res.Err
 }
 
 func (l *Ledger) enqueue(ctx context.Context, o *op) error {
