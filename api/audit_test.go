@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,5 +145,46 @@ func TestAuditTrailRecordsWriteItsCallerGaveUpOn(t *testing.T) {
 	}
 	if len(events) != 1 || events[0].Code != "OK" || events[0].Target != "M1" {
 		t.Errorf("the trail holds %v for entry %d written by PostEntry; want one event OK naming M1", events, entries[0].Sequence)
+	}
+}
+
+// The outcomes of a payout batch's lines are recorded independently: one
+// refused (here a bank reference given twice) leaves the others paid. The
+// call is refused, and its answer, which is also its event in the audit
+// trail, says which lines it paid: a trail that showed only the refusal
+// would hide a payout an auditor must find.
+func TestAuditTrailTellsPayoutsOfRefusedCompletion(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newPayoutFixture(t, "PO-A", map[string]int64{"PO-A-01": 10000, "PO-A-02": 20000}, 30000)
+	b := f.create(t, "batch", time.Now())
+	_, err := f.e.settle.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: b.Batch.Id, Results: []*pb.PayoutResult{
+		{Merchant: "PO-A-01", Status: linePaid, BankRef: "VCB-OUT-1"},
+		{Merchant: "PO-A-02", Status: linePaid, BankRef: "VCB-OUT-1"},
+	}})
+	if status.Code(err) != codes.AlreadyExists {
+		t.Fatalf("two lines paid with one bank reference: %v", err)
+	}
+	// Either line may take the reference; the other is refused.
+	_, lines := f.e.allLines(t, b.Batch.Id)
+	var paid []string
+	for _, l := range lines {
+		if l.Status == linePaid {
+			paid = append(paid, l.Merchant)
+		}
+	}
+	if len(paid) != 1 {
+		t.Fatalf("lines paid: %v; want one, its outcome independent of the refused one", paid)
+	}
+	events, lerr := pb.NewAdminServiceClient(f.e.conn).ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: 1})
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	ev := events.AuditEvents[0]
+	if ev.Method != pb.SettlementService_CompletePayoutBatch_FullMethodName || ev.Target != b.Batch.Id || !strings.Contains(ev.Message, paid[0]+" paid") {
+		t.Errorf("the trail records the completion that paid %s as %v; want it naming the batch and saying %[1]s was paid", paid[0], ev)
+	}
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, paid[0]+" paid") {
+		t.Errorf("the bank is answered %q, which does not say %s was paid", msg, paid[0])
 	}
 }

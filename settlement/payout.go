@@ -434,7 +434,8 @@ func (r PayoutResult) check(i int) error {
 // answered with the line and writes nothing; another outcome for a resolved
 // (or skipped, or expired) line is refused with ErrPayoutResolved. Lines
 // are independent: when one fails to record, the others still are, and
-// the error names it; sending the same request again finishes the rest.
+// the error names it and those it recorded; sending the same request again
+// finishes the rest.
 // It returns the batch and the lines of the request, in its order.
 func (s *Service) CompletePayoutBatch(ctx context.Context, batchID string, results []PayoutResult) (PayoutBatch, []PayoutLine, error) {
 	batchID, ok := ledger.CanonicalUUID(batchID)
@@ -512,24 +513,39 @@ func (s *Service) CompletePayoutBatch(ctx context.Context, batchID string, resul
 	for _, l := range lines {
 		byMerchant[l.Merchant] = l
 	}
+	var refused error
+	var recorded []string // by this call, whatever else is refused
 	for j, out := range outs {
 		i := reqIdx[j]
 		l := byMerchant[results[i].Merchant]
-		if out.Err == nil || (l.Status != LineOpen && sameOutcome(l, results[i], "") == nil) {
-			// Recorded, here or by the same request at the same time.
+		if out.Err == nil && !out.Replayed {
+			recorded = append(recorded, l.Merchant+" "+string(l.Status))
+		}
+		if out.Err == nil || (l.Status != LineOpen && sameOutcome(l, results[i], "") == nil) || refused != nil {
+			// Recorded, here or by the same request at the same time; or
+			// the first refusal is known already.
 			continue
 		}
 		field := fmt.Sprintf("results[%d]", i)
 		switch {
 		case l.Status != LineOpen:
-			return PayoutBatch{}, nil, sameOutcome(l, results[i], field)
+			refused = sameOutcome(l, results[i], field)
 		case errors.Is(out.Err, ledger.ErrDuplicateExternalRef):
-			return PayoutBatch{}, nil, fail(ledger.ErrDuplicateExternalRef, field+".bank_ref", "bank %s reference %s is already recorded for another payout", b.Bank, results[i].BankRef)
+			refused = fail(ledger.ErrDuplicateExternalRef, field+".bank_ref", "bank %s reference %s is already recorded for another payout", b.Bank, results[i].BankRef)
 		case errors.Is(out.Err, ledger.ErrPendingExpired):
-			return PayoutBatch{}, nil, fail(ErrPayoutResolved, field+".merchant", "the reservation of %s lapsed after %s; the money is payable again", results[i].Merchant, PayoutTimeout)
+			refused = fail(ErrPayoutResolved, field+".merchant", "the reservation of %s lapsed after %s; the money is payable again", results[i].Merchant, PayoutTimeout)
 		default:
-			return PayoutBatch{}, nil, fmt.Errorf("record the outcome of %s: %w", results[i].Merchant, out.Err)
+			refused = fmt.Errorf("record the outcome of %s: %w", results[i].Merchant, out.Err)
 		}
+	}
+	if refused != nil && len(recorded) > 0 {
+		// A refused outcome leaves the others recorded, money paid out
+		// among them: the answer, which is also the call's event in the
+		// audit trail, must say so, not only that the call was refused.
+		refused = fmt.Errorf("%w; recorded by this call: %s", refused, strings.Join(recorded, ", "))
+	}
+	if refused != nil {
+		return PayoutBatch{}, nil, refused
 	}
 	out := make([]PayoutLine, len(results))
 	for i, r := range results {
