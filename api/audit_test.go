@@ -188,3 +188,53 @@ func TestAuditTrailTellsPayoutsOfRefusedCompletion(t *testing.T) {
 		t.Errorf("the bank is answered %q, which does not say %s was paid", msg, paid[0])
 	}
 }
+
+// A write sent again with its key is answered with what the key recorded
+// and writes nothing: its event in the trail says it is a replay, so that
+// the trail does not hold two writes for the one entry in the ledger. The
+// same holds for an item of a bulk.
+func TestAuditTrailTellsReplays(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	e.marketAccounts(t, "M1")
+	admin := pb.NewAdminServiceClient(e.conn)
+	newest := func(n int32) []*pb.AuditEvent {
+		t.Helper()
+		resp, err := admin.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.AuditEvents
+	}
+
+	entry := &pb.PostEntryRequest{
+		IdempotencyKey: "sent-twice", Market: "M1", Kind: "sale", Currency: "VND",
+		Postings: []*pb.PostingInput{posting("cash:M1", debit, "15000"), posting("payable:M1", credit, "15000")},
+	}
+	for i, want := range []bool{false, true} {
+		resp, err := e.client.PostEntry(ctx, entry)
+		if err != nil || resp.Replayed != want {
+			t.Fatalf("PostEntry sent %d times: %v, %v", i+1, resp, err)
+		}
+	}
+	events := newest(2) // newest first
+	if !strings.Contains(events[0].Message, "replay") || strings.Contains(events[1].Message, "replay") {
+		t.Errorf("the trail of one PostEntry sent twice: %v; want the second event saying it is a replay, the first not", events)
+	}
+
+	bulk := &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{
+		{IdempotencyKey: "bulk-1", Merchant: "TN-TEST-0001", Channel: pb.Channel_CHANNEL_VIETQR, Amount: "20000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL},
+	}}
+	for i, want := range []bool{false, true} {
+		resp, err := e.payments.RecordPayments(ctx, bulk)
+		if err != nil || resp.Results[0].Replayed != want {
+			t.Fatalf("RecordPayments sent %d times: %v, %v", i+1, resp, err)
+		}
+	}
+	events = newest(2)
+	if !strings.Contains(events[0].Message, "replay") || strings.Contains(events[1].Message, "replay") {
+		t.Errorf("the trail of one bulk item sent twice: %v; want the second event saying it is a replay, the first not", events)
+	}
+}

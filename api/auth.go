@@ -119,7 +119,7 @@ func (a *authorizer) authorize(ctx context.Context, method string, req any) (con
 	p, err := a.authenticate(ctx)
 	noteCaller(ctx, p.CredentialID, string(p.Role))
 	if err != nil {
-		a.record(ctx, p, method, "", err)
+		a.record(ctx, p, method, "", err, false)
 		return ctx, rule{}, "", err
 	}
 	r, ok := policy[method]
@@ -137,7 +137,7 @@ func (a *authorizer) authorize(ctx context.Context, method string, req any) (con
 		} else {
 			err = toStatus(ctx, err)
 		}
-		a.record(ctx, p, method, target, err)
+		a.record(ctx, p, method, target, err, false)
 		return ctx, r, target, err
 	}
 	return withPrincipal(ctx, p), r, target, nil
@@ -152,12 +152,26 @@ func roleIn(role access.Role, roles []access.Role) bool {
 	return false
 }
 
-func (a *authorizer) record(ctx context.Context, p access.Principal, method, target string, err error) {
+// record writes a call's event. A write answered as the replay of an
+// earlier one with its key is not a second write: its event says so, or
+// the trail would hold two writes for the one the ledger holds.
+func (a *authorizer) record(ctx context.Context, p access.Principal, method, target string, err error, replayed bool) {
 	st := status.Convert(err)
+	msg := st.Message()
+	if replayed {
+		msg = "replayed: answered with what its idempotency key recorded before"
+	}
 	a.audit.Record(access.Event{
 		CredentialID: p.CredentialID, Role: p.Role, Method: method, Target: target,
-		Code: st.Code().String(), Message: st.Message(),
+		Code: st.Code().String(), Message: msg,
 	})
+}
+
+// replayed reports whether a write's response is the replay of an earlier
+// write.
+func replayed(resp any) bool {
+	r, ok := resp.(interface{ GetReplayed() bool })
+	return ok && r.GetReplayed()
 }
 
 func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -173,20 +187,21 @@ func (a *authorizer) unary(ctx context.Context, req any, info *grpc.UnaryServerI
 		p, _ := principalOf(ctx)
 		if items := bulkItems(req, resp, err); items != nil {
 			for _, it := range items {
-				a.record(ctx, p, info.FullMethod, it.target, it.err)
+				a.record(ctx, p, info.FullMethod, it.target, it.err, it.replayed)
 			}
 		} else {
-			a.record(ctx, p, info.FullMethod, target, err)
+			a.record(ctx, p, info.FullMethod, target, err, replayed(resp))
 		}
 	}
 	return resp, err
 }
 
-// itemOutcome is what one item of a bulk write did: what it named, and its
-// error, nil for a write.
+// itemOutcome is what one item of a bulk write did: what it named, its
+// error, nil for a write, and whether it was a replay.
 type itemOutcome struct {
-	target string
-	err    error
+	target   string
+	err      error
+	replayed bool
 }
 
 // bulkItems returns the outcome of each item of a bulk write the handler
@@ -211,6 +226,7 @@ func bulkItems(req, resp any, err error) []itemOutcome {
 		if e := res.GetError(); e != nil {
 			items[i].err = status.Error(codes.Code(e.GetCode()), e.GetMessage())
 		}
+		items[i].replayed = res.GetReplayed()
 	}
 	return items
 }
@@ -264,7 +280,7 @@ func (s *authorizedStream) SendMsg(m any) error {
 	if s.ctx != nil && time.Since(s.checked) >= recheckEvery {
 		if _, err := s.a.authenticate(s.ServerStream.Context()); err != nil {
 			caller, _ := principalOf(s.ctx)
-			s.a.record(s.ctx, caller, s.method, "", err)
+			s.a.record(s.ctx, caller, s.method, "", err, false)
 			return err
 		}
 		s.checked = time.Now()
