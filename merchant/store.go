@@ -397,12 +397,17 @@ func (s *Store) CreateMerchant(ctx context.Context, m Merchant) (Merchant, error
 	if stall != "" {
 		return Merchant{}, stallTaken(m.Market, stall, holder)
 	}
+
+	// DO NOTHING names no index: a copy of this creation committing at the
+	// same moment conflicts on (code, market) as well as on code, and an
+	// index the clause does not name would refuse the insert with a unique
+	// violation instead of leaving it undone.
 	const insert = `
 INSERT INTO merchants (code, market, display_name, owner_name, phone, status, status_reason,
                        payout_bank_bin, payout_account_number, payout_holder_name,
                        channels, fee_channels, fee_basis_points, min_fee)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-ON CONFLICT (code) DO NOTHING
+ON CONFLICT DO NOTHING
 RETURNING code`
 	c := stored(m)
 	var out Merchant

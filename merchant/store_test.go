@@ -222,6 +222,48 @@ func TestStallRace(t *testing.T) {
 	}
 }
 
+// Copies of one merchant's creation sent at once (a retry of a call still
+// in flight, two seed loads): one creates it, every other is told it
+// exists.
+func TestCreateMerchantRace(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, db := newStore(t)
+	market(t, s, "M1")
+	const n = 16
+	for round := range 100 {
+		code := fmt.Sprintf("M1-R%d", round)
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() {
+				_, errs[i] = s.CreateMerchant(ctx, newMerchant(code, "M1", "S-"+code))
+			})
+		}
+		wg.Wait()
+		created := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				created++
+			case errors.Is(err, merchant.ErrMerchantExists):
+			default:
+				t.Errorf("%s, copy %d: %v; want it created or ErrMerchantExists", code, i, err)
+			}
+		}
+		if created != 1 {
+			t.Errorf("%s created by %d copies, want 1", code, created)
+		}
+	}
+	var merchants, stalls int
+	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM merchants), (SELECT count(*) FROM merchant_stalls)`).Scan(&merchants, &stalls); err != nil {
+		t.Fatal(err)
+	}
+	if merchants != 100 || stalls != 100 {
+		t.Errorf("%d merchants, %d stalls held; want 100 and 100", merchants, stalls)
+	}
+}
+
 func TestStatusAndStalls(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
