@@ -78,6 +78,12 @@ func loadConfig(args []string) (config, error) {
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	// Parsing stops at the first word that is not a flag: a mistyped
+	// command ("ledgerd migrat") would otherwise serve, and a stray word
+	// would go unread.
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unknown command or argument %q: run ledgerd [serve|migrate|seed] [flags], or ledgerd demo-credentials [flags] FILE", fs.Arg(0))
+	}
 	if c.DatabaseURL == "" {
 		return c, fmt.Errorf("LEDGER_DATABASE_URL is not set: name the PostgreSQL database (make run starts a local one and sets it)")
 	}

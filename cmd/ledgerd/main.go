@@ -2,11 +2,13 @@
 // serves the gRPC API.
 //
 //	ledgerd [serve] [flags]   migrate, then serve until SIGINT or SIGTERM
-//	ledgerd migrate           apply pending migrations and exit
-//	ledgerd seed              migrate, load the demo data set once, and exit
-//	ledgerd demo-credentials FILE
+//	ledgerd migrate [flags]   apply pending migrations and exit
+//	ledgerd seed [flags]      migrate, load the demo data set once, and exit
+//	ledgerd demo-credentials [flags] FILE
 //	                          write demo admin, merchant, bank and auditor
 //	                          credentials to FILE unless it holds valid ones
+//
+// Anything else on the command line is refused.
 package main
 
 import (
@@ -47,6 +49,13 @@ func run(args []string) error {
 	if len(args) > 0 && (args[0] == "serve" || args[0] == "migrate" || args[0] == "seed" || args[0] == "demo-credentials") {
 		cmd, args = args[0], args[1:]
 	}
+	var file string
+	if cmd == "demo-credentials" {
+		if len(args) == 0 {
+			return errors.New("usage: ledgerd demo-credentials [flags] FILE")
+		}
+		file, args = args[len(args)-1], args[:len(args)-1]
+	}
 	cfg, err := loadConfig(args)
 	if err != nil {
 		return err
@@ -74,7 +83,7 @@ func run(args []string) error {
 	case "seed":
 		return seed(ctx, cfg)
 	case "demo-credentials":
-		return demoCredentials(ctx, cfg, args)
+		return demoCredentials(ctx, cfg, file)
 	}
 	return serve(ctx, cfg, transport)
 }

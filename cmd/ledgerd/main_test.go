@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,6 +63,46 @@ func TestStallPaymentAtPaymentTimeoutBounds(t *testing.T) {
 			t.Errorf("payment timeout %s: status %s, want pending", timeout, p.Status)
 		}
 		app.close()
+	}
+}
+
+// A word on the command line that is neither a command nor a flag stops
+// ledgerd naming it, before anything is served: a mistyped command was read
+// as serve ("ledgerd migrat" served, with LEDGER_PLAINTEXT set), and a word
+// after a command went unread. demo-credentials takes flags before its FILE,
+// as every command does.
+func TestRunRefusesUnknownWords(t *testing.T) {
+	for _, args := range [][]string{
+		{"migrat"},
+		{"--plaintext", "sed"},
+		{"serve", "extra"},
+		{"migrate", "extra"},
+		{"seed", "--log-level=warn", "extra"},
+		{"demo-credentials", "extra", "creds.env"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			isolate(t)
+			t.Setenv("LEDGER_PLAINTEXT", "true")
+			word := args[len(args)-1]
+			if args[0] == "demo-credentials" {
+				word = args[1]
+			}
+			err := run(args)
+			if err == nil || !strings.Contains(err.Error(), "unknown command or argument "+fmt.Sprintf("%q", word)) {
+				t.Fatalf("ledgerd %s: got %v; want it refused naming %q", strings.Join(args, " "), err, word)
+			}
+		})
+	}
+
+	db := pgtest.New(t)
+	isolate(t)
+	t.Setenv("LEDGER_DATABASE_URL", db.URL)
+	file := filepath.Join(t.TempDir(), "creds.env")
+	if err := run([]string{"demo-credentials", "--log-level=warn", file}); err != nil {
+		t.Fatalf("ledgerd demo-credentials --log-level=warn FILE: %v", err)
+	}
+	if b, err := os.ReadFile(file); err != nil || !strings.Contains(string(b), "export CHOLEDGER_ADMIN=") {
+		t.Fatalf("demo credentials file: %q, %v", b, err)
 	}
 }
 

@@ -41,11 +41,7 @@ func transportCredentials(cfg config) (credentials.TransportCredentials, error) 
 // demoCredentials writes one credential of each role to a file for local
 // use, unless the file already holds an admin credential that still works
 // (so repeated `make run` keeps the same secrets).
-func demoCredentials(ctx context.Context, cfg config, args []string) error {
-	if len(args) != 1 {
-		return errors.New("usage: ledgerd demo-credentials FILE")
-	}
-	file := args[0]
+func demoCredentials(ctx context.Context, cfg config, file string) error {
 	app, err := open(ctx, cfg)
 	if err != nil {
 		return err
