@@ -230,6 +230,83 @@ func TestSameKeyAcrossLedgers(t *testing.T) {
 	checkInvariants(t, db)
 }
 
+// Two ledgers, two processes, one close: a post of each pending entry is
+// sent several times at once through both with one key (a bank's retry
+// while its first call is still in flight) with the bank's reference, and
+// once as a void under the same key. The close is recorded once: the sendings equal to the one
+// recorded are answered with its entry as a replay, the others are refused
+// as a conflict, never told that the entry was closed by their own key.
+func TestSameCloseKeyAcrossLedgers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a, b, db := twoLedgers(t)
+	open(t, a, "clearing:M", ledger.Asset, "M", 0)
+	open(t, a, "payable:M", ledger.Liability, "M", ledger.FlagDebitsMustNotExceedCredits)
+
+	const pendings, copies = 60, 7 // the last copy of each close is a void
+	type sent struct {
+		void bool
+		res  ledger.Result
+		err  error
+	}
+	sends := make([][copies]sent, pendings)
+	var wg sync.WaitGroup
+	for k := range pendings {
+		r := transfer(fmt.Sprintf("p%d", k), "M", "clearing:M", "payable:M", 1000)
+		r.Pending, r.PendingTimeout = true, time.Hour
+		pe, err := a.Post(ctx, r)
+		if err != nil {
+			t.Fatalf("pending %d: %v", k, err)
+		}
+		for c := range copies {
+			l := a
+			if c%2 == 1 {
+				l = b
+			}
+			s := &sends[k][c]
+			s.void = c == copies-1
+			wg.Go(func() {
+				r := ledger.CloseRequest{IdempotencyKey: fmt.Sprintf("close-%d", k), PendingID: pe.Entry.ID, Void: s.void, Kind: "close"}
+				if !s.void {
+					r.ExternalRef = fmt.Sprintf("bank:ref-%d", k)
+				}
+				s.res, s.err = l.ClosePending(ctx, r)
+			})
+		}
+	}
+	wg.Wait()
+
+	var recorded []string
+	for k := range pendings {
+		var first *sent
+		for c := range sends[k] {
+			if s := &sends[k][c]; s.err == nil && !s.res.Replayed {
+				if first != nil {
+					t.Fatalf("close %d: recorded twice, as %s and %s", k, first.res.Entry.ID, s.res.Entry.ID)
+				}
+				first = s
+			}
+		}
+		if first == nil {
+			t.Fatalf("close %d: no sending was recorded: %+v", k, sends[k])
+		}
+		for c, s := range sends[k] {
+			switch {
+			case s.void == first.void && (s.err != nil || s.res.Entry.ID != first.res.Entry.ID):
+				t.Errorf("close %d, sending %d: got %v (entry %s); want entry %s", k, c, s.err, s.res.Entry.ID, first.res.Entry.ID)
+			case s.void != first.void && !errors.Is(s.err, ledger.ErrIdempotencyConflict):
+				t.Errorf("close %d, sending %d (void %v): got %v; want a conflict with the recorded close (void %v)", k, c, s.void, s.err, first.void)
+			}
+		}
+		recorded = append(recorded, fmt.Sprintf("close-%d", k))
+	}
+	missing, err := ledger.CheckAcknowledged(ctx, db.Pool, recorded)
+	if err != nil || len(missing) > 0 {
+		t.Fatalf("keys not recorded exactly once: %v (%v)", missing, err)
+	}
+	checkInvariants(t, db)
+}
+
 // A write that only the database refuses, in a round of others, fails
 // alone: the round is rolled back and its writes are committed one by one.
 // Every connection goes back to the pool out of its transaction, whether
