@@ -25,7 +25,7 @@ build:
 # (LEDGER_GRPC_ADDR to change) until Ctrl-C.
 run: build
 	@url="$${LEDGER_DATABASE_URL:-$$($(BIN)/devdb start)}" && \
-	  echo "database: $$url" && \
+	  echo "database: $$(sed -E 's#(://[^:/@]*:)[^@]*@#\1***@#' <<<"$$url")" && \
 	  export LEDGER_DATABASE_URL="$$url" LEDGER_LOG_FORMAT="$${LEDGER_LOG_FORMAT:-text}" && \
 	  $(BIN)/ledgerd seed && \
 	  $(BIN)/ledgerd demo-credentials .run/credentials.env && \
