@@ -70,7 +70,7 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 		{"malformed account code", post(with(func(r *pb.PostEntryRequest) { r.Postings[0].AccountCode = "cash M1" })), codes.InvalidArgument, "postings[0].account_code"},
 		{"unspecified direction", post(with(func(r *pb.PostEntryRequest) { r.Postings[0].Direction = pb.Direction_DIRECTION_UNSPECIFIED })), codes.InvalidArgument, "postings[0].direction"},
 		{"too many metadata pairs", post(with(func(r *pb.PostEntryRequest) { r.Metadata = bigMetadata })), codes.InvalidArgument, "metadata"},
-		{"oversized metadata value", post(with(func(r *pb.PostEntryRequest) { r.Metadata = map[string]string{"note": strings.Repeat("x", 513)} })), codes.InvalidArgument, "metadata[note]"},
+		{"oversized metadata value", post(with(func(r *pb.PostEntryRequest) { r.Metadata = map[string]string{"note": strings.Repeat("x", 801)} })), codes.InvalidArgument, "metadata[note]"},
 		// PostgreSQL stores no NUL: refused as the caller's, never answered
 		// Unavailable, which asks for the same request again.
 		{"metadata value with a NUL", post(with(func(r *pb.PostEntryRequest) { r.Metadata = map[string]string{"note": "a\x00b"} })), codes.InvalidArgument, "metadata[note]"},

@@ -944,3 +944,32 @@ func TestPayoutLineSkippedByACopyReservesNothing(t *testing.T) {
 	}
 	e.checkInvariants(t)
 }
+
+// A failed line's failure_reason may be any 1-200 characters, as the
+// proto says: one written in a script of three bytes a character (here a
+// Vietnamese bank's note full of tone marks) is recorded as it is, not
+// refused for the byte length of the entry's metadata.
+func TestPayoutFailureReasonOf200Characters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const m = "PO-R-01"
+	f := newPayoutFixture(t, "PO-R", map[string]int64{m: 60000}, 60000)
+	b := f.create(t, "batch", time.Now())
+	reason := "Lỗi: " + strings.Repeat("ệ", 195)
+	if n := len([]rune(reason)); n != 200 {
+		t.Fatalf("the reason has %d characters", n)
+	}
+	got, err := f.e.settle.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: b.Batch.Id, Results: []*pb.PayoutResult{
+		{Merchant: m, Status: lineFailed, FailureReason: reason},
+	}})
+	if err != nil {
+		t.Fatalf("a failure reason of 200 characters (%d bytes): %v", len(reason), err)
+	}
+	if l := got.Lines[0]; l.Status != lineFailed || l.Reason != reason {
+		t.Errorf("the line: %v; want failed with the reason given", l)
+	}
+	if bal := f.payable(t, m); bal.Posted != "60000" || bal.DebitsPending != "0" {
+		t.Errorf("the payable after the failed line: %v; want 60000 payable, nothing reserved", bal)
+	}
+	f.e.checkInvariants(t)
+}

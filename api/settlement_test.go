@@ -1048,6 +1048,36 @@ func TestUnmatchedProviderMoney(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// A reclassification's reason may be any 1-200 characters, as the proto
+// says: one in a script of three bytes a character is recorded as it is,
+// not refused for the byte length of the entry's metadata.
+func TestReclassificationReasonOf200Characters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	e.record(t, bankNotice("paid", "TN-TEST-0001", "100000", "FT-PAID"))
+	if _, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "credit", Channel: pb.Channel_CHANNEL_VIETQR,
+		Market: testMarket, Amount: "150000", Bank: "vcb", BankRef: "VCB-150", AllowUnmatched: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.record(t, bankNotice("late", "TN-TEST-0001", "50000", "FT-LATE"))
+	reason := "FT-LATE: " + strings.Repeat("ệ", 191)
+	if n := len([]rune(reason)); n != 200 {
+		t.Fatalf("the reason has %d characters", n)
+	}
+	rc, err := e.settle.ReclassifySuspense(ctx, &pb.ReclassifySuspenseRequest{IdempotencyKey: "match", Market: testMarket,
+		Channel: pb.Channel_CHANNEL_VIETQR, Amount: "50000", Reason: reason})
+	if err != nil {
+		t.Fatalf("a reason of 200 characters (%d bytes): %v", len(reason), err)
+	}
+	if r := rc.Reclassification; r.Amount != "50000" || r.Reason != reason || r.RemainingSuspense != "0" {
+		t.Errorf("reclassification: %v", r)
+	}
+	e.checkRollups(t)
+	e.checkInvariants(t)
+}
+
 // Reclassifications racing for what suspense holds: exactly as many as it
 // holds go through, the rest are refused, and suspense never goes below
 // zero.

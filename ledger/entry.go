@@ -153,8 +153,11 @@ const (
 	MaxPostings           = 64
 	MaxMetadataPairs      = 32
 	MaxMetadataKey        = 64
-	MaxMetadataValue      = 512
-	MaxFutureSkew         = 15 * time.Minute
+	// MaxMetadataValue is in bytes. The settlement flows keep reasons of
+	// up to 200 characters in metadata (a reclassification's, a failed
+	// payout's), and a character takes up to 4 bytes in UTF-8.
+	MaxMetadataValue = 800
+	MaxFutureSkew    = 15 * time.Minute
 )
 
 // MaxKey bounds idempotency keys: a client's key of up to 128 characters

@@ -1297,7 +1297,7 @@ type PostEntryRequest struct {
 	ExternalRef string `protobuf:"bytes,8,opt,name=external_ref,json=externalRef,proto3" json:"external_ref,omitempty"`
 	// Business time; defaults to now; not more than 15 minutes ahead.
 	OccurTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=occur_time,json=occurTime,proto3" json:"occur_time,omitempty"`
-	// At most 32 pairs, keys up to 64 and values up to 512 bytes.
+	// At most 32 pairs, keys up to 64 and values up to 800 bytes.
 	Metadata      map[string]string `protobuf:"bytes,10,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
