@@ -455,3 +455,47 @@ func TestTrialBalancePagesAreOnePoint(t *testing.T) {
 		}
 	}
 }
+
+// Every account an answer gives carries its balance with the sequence it
+// is as of, as Balance promises: ListAccounts and CreateAccount give the
+// accounts' balances now, as of the ledger's last sequence, which
+// GetBalance as of that sequence gives again; not as of sequence 0, before
+// anything was posted.
+func TestAccountsListedWithTheSequenceTheirBalanceIsAsOf(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1")
+	entries := e.postTransfers(t, "M1", 3)
+	head := entries[len(entries)-1].Sequence
+
+	check := func(what string, a *pb.Account) {
+		t.Helper()
+		if a.Balance.AsOfSequence != head {
+			t.Errorf("%s: %s's balance %v is as of sequence %d; the ledger is at %d", what, a.Code, a.Balance, a.Balance.AsOfSequence, head)
+			return
+		}
+		then, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: a.Code, AsOf: &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: a.Balance.AsOfSequence}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(then.Balance, a.Balance) {
+			t.Errorf("%s: %s's balance %v; GetBalance as of its sequence says %v", what, a.Code, a.Balance, then.Balance)
+		}
+	}
+	list, err := e.client.ListAccounts(ctx, &pb.ListAccountsRequest{Market: "M1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Accounts) != 2 {
+		t.Fatalf("accounts of M1: %v", list.Accounts)
+	}
+	for _, a := range list.Accounts {
+		check("ListAccounts", a)
+	}
+	again, err := e.client.CreateAccount(ctx, &pb.CreateAccountRequest{Code: "cash:M1", Type: pb.AccountType_ACCOUNT_TYPE_ASSET, Currency: "VND", Market: "M1"})
+	if err != nil || again.Created {
+		t.Fatalf("creating cash:M1 again: %v, %v", again, err)
+	}
+	check("CreateAccount of an existing account", again.Account)
+}

@@ -39,7 +39,13 @@ func (s *LedgerServer) CreateAccount(ctx context.Context, req *pb.CreateAccountR
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	return &pb.CreateAccountResponse{Account: accountToProto(a, 0), Created: created}, nil
+	// As GetAccount gives it: an account that existed has a balance, which
+	// is as of some sequence of the ledger.
+	a, t, seq, err := s.Ledger.Balance(ctx, a.Code, ledger.AsOf{})
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return &pb.CreateAccountResponse{Account: accountAsOf(a, t, seq), Created: created}, nil
 }
 
 func (s *LedgerServer) GetAccount(ctx context.Context, req *pb.GetAccountRequest) (*pb.GetAccountResponse, error) {
@@ -51,7 +57,7 @@ func (s *LedgerServer) GetAccount(ctx context.Context, req *pb.GetAccountRequest
 }
 
 func (s *LedgerServer) ListAccounts(ctx context.Context, req *pb.ListAccountsRequest) (*pb.ListAccountsResponse, error) {
-	accounts, next, err := s.Ledger.ListAccounts(ctx, ledger.AccountFilter{
+	accounts, seq, next, err := s.Ledger.ListAccounts(ctx, ledger.AccountFilter{
 		Market: req.GetMarket(), CodePrefix: req.GetCodePrefix(), PageSize: int(req.GetPageSize()), PageToken: req.GetPageToken(),
 	})
 	if err != nil {
@@ -59,7 +65,7 @@ func (s *LedgerServer) ListAccounts(ctx context.Context, req *pb.ListAccountsReq
 	}
 	resp := &pb.ListAccountsResponse{NextPageToken: next}
 	for _, a := range accounts {
-		resp.Accounts = append(resp.Accounts, accountToProto(a, 0))
+		resp.Accounts = append(resp.Accounts, accountToProto(a, seq))
 	}
 	return resp, nil
 }

@@ -116,7 +116,7 @@ func TestCreateMarketOpensItsAccounts(t *testing.T) {
 			t.Errorf("account %s is %s %s in %s with flags %d; want %s VND in TN-DAITU without flags", code, a.Type, a.Currency, a.Market, a.Flags, typ)
 		}
 	}
-	accounts, _, err := e.ledger.ListAccounts(ctx, ledger.AccountFilter{Market: "TN-DAITU"})
+	accounts, _, _, err := e.ledger.ListAccounts(ctx, ledger.AccountFilter{Market: "TN-DAITU"})
 	if err != nil || len(accounts) != len(want) {
 		t.Errorf("market has %d accounts (%v), want %d", len(accounts), err, len(want))
 	}

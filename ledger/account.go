@@ -179,49 +179,60 @@ type AccountFilter struct {
 	PageToken  string
 }
 
-// ListAccounts returns a page of accounts in code order and the next page's
-// token.
-func (l *Ledger) ListAccounts(ctx context.Context, f AccountFilter) ([]Account, string, error) {
+// ListAccounts returns a page of accounts in code order with their current
+// totals, the sequence those are as of, and the next page's token.
+func (l *Ledger) ListAccounts(ctx context.Context, f AccountFilter) ([]Account, int64, string, error) {
 	size, err := PageSize(f.PageSize)
 	if err != nil {
-		return nil, "", err
+		return nil, 0, "", err
 	}
 	after, err := decodeToken(f.PageToken)
 	if err != nil {
-		return nil, "", err
+		return nil, 0, "", err
 	}
 	if f.Market != "" && !ValidMarket(f.Market) {
-		return nil, "", invalid("market", "must be 1-64 of [A-Za-z0-9_.-], got %q", f.Market)
+		return nil, 0, "", invalid("market", "must be 1-64 of [A-Za-z0-9_.-], got %q", f.Market)
 	}
 	if f.CodePrefix != "" && !ValidAccountCode(f.CodePrefix) {
-		return nil, "", invalid("code_prefix", "must be of [A-Za-z0-9:._-], got %q", f.CodePrefix)
+		return nil, 0, "", invalid("code_prefix", "must be of [A-Za-z0-9:._-], got %q", f.CodePrefix)
+	}
+	// The head and the totals are read in one snapshot: a round moves both
+	// in one transaction, so the totals are exactly those as of the head.
+	tx, err := l.snapshot(ctx)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+	var seq int64
+	if err := tx.QueryRow(ctx, `SELECT last_seq FROM ledger_head`).Scan(&seq); err != nil {
+		return nil, 0, "", fmt.Errorf("read ledger head: %w", err)
 	}
 	// The prefix has no LIKE wildcards (ValidAccountCode excludes % and _ is
 	// escaped below), so it matches literally.
 	prefix := strings.ReplaceAll(f.CodePrefix, "_", `\_`) + "%"
-	rows, err := l.pool.Query(ctx, `
+	rows, err := tx.Query(ctx, `
 SELECT `+accountColumns+` FROM ledger_accounts
  WHERE code > $1 AND ($2 = '' OR market = $2) AND code LIKE $3
  ORDER BY code LIMIT $4`, after, f.Market, prefix, size+1)
 	if err != nil {
-		return nil, "", err
+		return nil, 0, "", err
 	}
 	defer rows.Close()
 	var accounts []Account
 	for rows.Next() {
 		a, err := scanAccount(rows)
 		if err != nil {
-			return nil, "", err
+			return nil, 0, "", err
 		}
 		accounts = append(accounts, a)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", err
+		return nil, 0, "", err
 	}
 	next := ""
 	if len(accounts) > size {
 		accounts = accounts[:size]
 		next = encodeToken(accounts[size-1].Code)
 	}
-	return accounts, next, nil
+	return accounts, seq, next, nil
 }
