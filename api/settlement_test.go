@@ -658,6 +658,28 @@ func TestSettlementProperty(t *testing.T) {
 
 // Every settlement RPC refuses bad input with the right code, naming the
 // field, and writes nothing.
+// A report's period is at most 366 days, the first and the last
+// included, as the proto says: a leap year's report is one call, and a
+// period whose end_day is 366 days after its start_day, 367 days, is
+// refused naming end_day.
+func TestSettlementPeriodOf366Days(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	today := settlement.DayOf(time.Now())
+	r, err := e.settle.GetMerchantSettlement(ctx, &pb.GetMerchantSettlementRequest{Merchant: "TN-TEST-0001",
+		StartDay: today.AddDays(-365).String(), EndDay: today.String()})
+	if err != nil || len(r.Days) != 366 {
+		t.Fatalf("a period of 366 days: %d days, %v", len(r.GetDays()), err)
+	}
+	_, err = e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: testMarket,
+		StartDay: today.AddDays(-366).String(), EndDay: today.String()})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "end_day") {
+		t.Fatalf("a period of 367 days: %v, want InvalidArgument naming end_day", err)
+	}
+}
+
 func TestSettlementBadInput(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

@@ -741,7 +741,8 @@ type GetMerchantSettlementRequest struct {
 	// The first day, "2026-11-20". Required.
 	StartDay string `protobuf:"bytes,2,opt,name=start_day,json=startDay,proto3" json:"start_day,omitempty"`
 	// The last day, inclusive; unset means start_day (one business day). At
-	// most 366 days after start_day, and not after today.
+	// most 365 days after start_day (366 days in all, a leap year), and not
+	// after today.
 	EndDay string `protobuf:"bytes,3,opt,name=end_day,json=endDay,proto3" json:"end_day,omitempty"`
 	// Unset: as of the end of the period (or now, while it runs). A point
 	// inside the period cuts it there.
