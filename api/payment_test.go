@@ -513,3 +513,31 @@ func TestBankNotificationNamingARequestIsRepeatable(t *testing.T) {
 	}
 	e.checkInvariants(t)
 }
+
+// A payment the bank rejected, or that expired, was never charged a fee:
+// what it shows as its fee is the one it would have been charged, as the
+// proto says, beside a confirmed amount of 0; the merchant's settlement
+// and the market's fees count none of it.
+func TestUnconfirmedPaymentShowsTheFeeItWasNeverCharged(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001" // VietQR at 50 bp, at least 500 đồng
+	p := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "50000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	wantPayment(t, p, pb.PaymentStatus_PAYMENT_STATUS_PENDING, "0", "500", "0", "0")
+	rej, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "rej", PaymentId: p.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPayment(t, rej.Payment, pb.PaymentStatus_PAYMENT_STATUS_REJECTED, "0", "500", "0", "0")
+	e.sameAsStored(t, "RejectPayment", rej.Payment)
+	s, err := e.settle.GetMerchantSettlement(ctx, &pb.GetMerchantSettlementRequest{Merchant: a, StartDay: today()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Totals.FeesCharged != "0" || s.Totals.ClosingBalance != "0" || s.Totals.PaymentCount != 0 {
+		t.Errorf("the merchant's settlement: %v; want no payment and no fee", s.Totals)
+	}
+}

@@ -149,7 +149,9 @@ type Payment struct {
 	// What the bank confirmed (the amount, or less for a partial
 	// confirmation); 0 while pending.
 	ConfirmedAmount string `protobuf:"bytes,9,opt,name=confirmed_amount,json=confirmedAmount,proto3" json:"confirmed_amount,omitempty"`
-	// The fee on the confirmed amount (on the amount while pending).
+	// The fee on the confirmed amount (on the amount while pending). A
+	// payment rejected or expired keeps the fee it would have been charged;
+	// none was, as none of it was confirmed.
 	Fee            string `protobuf:"bytes,10,opt,name=fee,proto3" json:"fee,omitempty"`
 	RefundedAmount string `protobuf:"bytes,11,opt,name=refunded_amount,json=refundedAmount,proto3" json:"refunded_amount,omitempty"`
 	// The part of the fee returned with refunds.
