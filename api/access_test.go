@@ -954,3 +954,27 @@ func TestAnotherMerchantsPaymentRequestIsNotFound(t *testing.T) {
 		}
 	}
 }
+
+// A bulk RecordPayments with an item outside the caller's binding is
+// refused whole, as the proto says, writing nothing: not answered item by
+// item, with the items the bank may record recorded.
+func TestBulkWithADeniedItemIsRefusedWhole(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	_, secret := e.issue(t, access.IssueRequest{Name: "napas", Role: access.RoleBank, Provider: "napas"})
+	napas := pb.NewPaymentServiceClient(e.dial(t, secret))
+	momo := bankNotice("momo", "TN-TEST-0001", "20000", "MOMO-1")
+	momo.Channel = pb.Channel_CHANNEL_MOMO
+	_, err := napas.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{
+		bankNotice("napas", "TN-TEST-0001", "10000", "FT-1"), momo,
+	}})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a bulk with another provider's item: %v, want PermissionDenied", err)
+	}
+	got, err := e.payments.ListPayments(ctx, &pb.ListPaymentsRequest{Merchant: "TN-TEST-0001"})
+	if err != nil || len(got.Payments) != 0 {
+		t.Fatalf("payments after the refused bulk: %v, %v; want none", got, err)
+	}
+}

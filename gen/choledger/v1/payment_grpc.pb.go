@@ -48,6 +48,9 @@ type PaymentServiceClient interface {
 	// posted instead of recording a second.
 	RecordPayment(ctx context.Context, in *RecordPaymentRequest, opts ...grpc.CallOption) (*RecordPaymentResponse, error)
 	// RecordPayments records up to 1000 payments, each with its own outcome.
+	// An item the caller may not record (another merchant's, or another
+	// provider's channel or market) refuses the whole call with
+	// PERMISSION_DENIED, and none of its items is recorded.
 	RecordPayments(ctx context.Context, in *RecordPaymentsRequest, opts ...grpc.CallOption) (*RecordPaymentsResponse, error)
 	// ConfirmPayment posts a pending payment, in full or for less.
 	ConfirmPayment(ctx context.Context, in *ConfirmPaymentRequest, opts ...grpc.CallOption) (*ConfirmPaymentResponse, error)
@@ -166,6 +169,9 @@ type PaymentServiceServer interface {
 	// posted instead of recording a second.
 	RecordPayment(context.Context, *RecordPaymentRequest) (*RecordPaymentResponse, error)
 	// RecordPayments records up to 1000 payments, each with its own outcome.
+	// An item the caller may not record (another merchant's, or another
+	// provider's channel or market) refuses the whole call with
+	// PERMISSION_DENIED, and none of its items is recorded.
 	RecordPayments(context.Context, *RecordPaymentsRequest) (*RecordPaymentsResponse, error)
 	// ConfirmPayment posts a pending payment, in full or for less.
 	ConfirmPayment(context.Context, *ConfirmPaymentRequest) (*ConfirmPaymentResponse, error)
