@@ -516,7 +516,10 @@ type AuditEvent struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	Time  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=time,proto3" json:"time,omitempty"`
-	// The credential that made the call; empty when it had none or a bad one.
+	// The credential that made the call; empty when it had none, or a secret
+	// that proves none. A call refused because its credential is revoked or
+	// expired, or lacks its client certificate, proved the secret: it is
+	// that credential's.
 	CredentialId string `protobuf:"bytes,3,opt,name=credential_id,json=credentialId,proto3" json:"credential_id,omitempty"`
 	Role         Role   `protobuf:"varint,4,opt,name=role,proto3,enum=choledger.v1.Role" json:"role,omitempty"`
 	// The full gRPC method, e.g. "/choledger.v1.PaymentService/RecordPayment".
