@@ -226,6 +226,10 @@ func TestPaymentWritesRefuseBadInput(t *testing.T) {
 			_, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "r", PaymentId: pending.Id, Reason: strings.Repeat("x", 201)})
 			return err
 		}, codes.InvalidArgument, "reason"},
+		{"reject: reason of 201 characters", func() error {
+			_, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "r", PaymentId: pending.Id, Reason: strings.Repeat("ờ", 201)})
+			return err
+		}, codes.InvalidArgument, "reason"},
 		{"reject: reason with a NUL", func() error {
 			_, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "r", PaymentId: pending.Id, Reason: "declined\x00"})
 			return err
@@ -807,6 +811,26 @@ func TestNotificationsAfterSuspensionOrClosing(t *testing.T) {
 	got, err := e.payments.RecordPayment(ctx, momoNotice("confirm-momo", a, "50000", "MOMO-PEND"))
 	if err != nil || got.Payment.GetId() != pending.Id || got.Payment.GetStatus() != pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED {
 		t.Errorf("MoMo's notification of pending payment %s, MoMo no longer accepted: %v, %v; want it confirmed", pending.Id, got, err)
+	}
+	e.checkInvariants(t)
+}
+
+// A rejection's or a refund's reason is up to 200 characters, however
+// many bytes its Vietnamese letters take.
+func TestReasonsOf200Characters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	reason := strings.Repeat("ờ", 200) // 600 bytes
+	pending := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "20000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	if _, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "r1", PaymentId: pending.Id, Reason: reason}); err != nil {
+		t.Errorf("reject with a reason of 200 characters: %v", err)
+	}
+	paid := e.record(t, bankNotice("p2", a, "30000", "FT-R-1")).Payment
+	if _, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "f1", PaymentId: paid.Id, Amount: "1000", Reason: reason}); err != nil {
+		t.Errorf("refund with a reason of 200 characters: %v", err)
 	}
 	e.checkInvariants(t)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/shopspring/decimal"
 
@@ -168,11 +169,13 @@ func (s *Service) Reject(ctx context.Context, r RejectRequest) (Payment, bool, e
 // checkReason checks the reason a rejection or refund gives, which its
 // entry's metadata keeps.
 func checkReason(reason string) error {
-	if len(reason) > 200 {
-		return invalid("reason", "at most 200 bytes, got %d", len(reason))
-	}
 	if !pg.Storable([]byte(reason)) {
 		return invalid("reason", "must be UTF-8 without NUL")
+	}
+	// Characters, not bytes: a Vietnamese letter with its tone mark takes
+	// up to three.
+	if n := utf8.RuneCountInString(reason); n > 200 {
+		return invalid("reason", "at most 200 characters, got %d", n)
 	}
 	return nil
 }
