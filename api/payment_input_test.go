@@ -834,3 +834,54 @@ func TestReasonsOf200Characters(t *testing.T) {
 	}
 	e.checkInvariants(t)
 }
+
+// An amount written as Vietnamese writes 45,000 đồng, "45.000", is refused
+// wherever an amount is taken, as a statement refuses it: read with a
+// decimal point it is 45 đồng, and a bank's partial confirmation of it
+// would confirm 45 đồng of a 45,000 payment and release the rest for
+// good, a refund would give back 45 đồng, a provider's settlement record
+// a thousandth of the money received.
+func TestAmountWithAThousandsSeparatorIsRefused(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	pending := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "45000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	confirmed := e.record(t, bankNotice("bank-1", a, "60000", "FT-1")).Payment
+	before := e.journalSize(t)
+
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"partial confirmation", func() error {
+			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "conf-1", PaymentId: pending.Id, Amount: "45.000", ProviderRef: "FT-2"})
+			return err
+		}},
+		{"refund", func() error {
+			_, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "ref-1", PaymentId: confirmed.Id, Amount: "15.000"})
+			return err
+		}},
+		{"provider settlement", func() error {
+			_, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "ps-1", Channel: pb.Channel_CHANNEL_VIETQR,
+				Market: testMarket, Amount: "60.000", Bank: "vcb", BankRef: "VCB-1"})
+			return err
+		}},
+	} {
+		st := status.Convert(tc.call())
+		if st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "amount") || !strings.Contains(st.Message(), "thousands separator") {
+			t.Errorf("%s: got %v %q; want InvalidArgument naming amount and the thousands separator", tc.name, st.Code(), st.Message())
+		}
+	}
+	if after := e.journalSize(t); after != before {
+		t.Errorf("refused requests wrote: entries, payments, requests, refunds went from %v to %v", before, after)
+	}
+	got, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: pending.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPayment(t, got.Payment, pb.PaymentStatus_PAYMENT_STATUS_PENDING, "0", "500", "0", "0")
+	e.checkInvariants(t)
+}

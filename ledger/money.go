@@ -3,7 +3,9 @@ package ledger
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/shopspring/decimal"
 )
@@ -29,14 +31,23 @@ var currencyExponents = map[string]int32{
 const MaxAmount = 1_000_000_000_000_000 // 10^15
 
 // ParseDecimal reads an amount as clients send it: a plain decimal string
-// such as "150000" or "12.50". Whether its scale suits the currency is
-// checked when the entry is written.
+// such as "150000" or "12.50", but not "150.000", which is 150,000 written
+// the Vietnamese way. Whether its scale suits the currency is checked when
+// the entry is written.
 func ParseDecimal(s string) (decimal.Decimal, error) {
 	if s == "" {
 		return decimal.Decimal{}, fmt.Errorf("is required")
 	}
 	if !plainDecimal(s) {
 		return decimal.Decimal{}, fmt.Errorf("must be a plain positive decimal number like \"150000\", got %q", s)
+	}
+	if oneThousandsGroup.MatchString(s) {
+		// Vietnamese writes 45,000 đồng as "45.000". No currency here has
+		// three decimals, so read with a decimal point it is a thousand
+		// times less than meant, and nothing after can tell: a partial
+		// confirmation, a refund or a settlement of 45 đồng is valid.
+		return decimal.Decimal{}, fmt.Errorf("%q reads as %s with a thousands separator, as Vietnamese writes amounts; write it without separators",
+			s, strings.Replace(s, ".", "", 1))
 	}
 	d, err := decimal.NewFromString(s)
 	if err != nil {
@@ -62,6 +73,10 @@ func plainDecimal(s string) bool {
 	}
 	return digits > 0 && len(s) <= 40
 }
+
+// oneThousandsGroup is an amount with a point before one group of three
+// digits, "150.000": how Vietnamese writes 150,000.
+var oneThousandsGroup = regexp.MustCompile(`^[1-9][0-9]{0,2}\.[0-9]{3}$`)
 
 // FormatAmount renders minor units as a decimal string in the major unit.
 func FormatAmount(currency string, minor int64) string {
