@@ -106,6 +106,53 @@ func TestRunRefusesUnknownWords(t *testing.T) {
 	}
 }
 
+// demo-credentials keeps its file only while every credential in it
+// works. It looked at the operator's alone: once the demo bank's was
+// revoked (as trying RevokeCredential does), every later make run said
+// "demo credentials kept", and the README's bank calls were refused
+// Unauthenticated for good.
+func TestDemoCredentialsReplacedWhenOneStopsWorking(t *testing.T) {
+	db := pgtest.New(t)
+	isolate(t)
+	t.Setenv("LEDGER_DATABASE_URL", db.URL)
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "creds.env")
+	secrets := func() map[string]string {
+		t.Helper()
+		if err := run([]string{"demo-credentials", "--log-level=warn", file}); err != nil {
+			t.Fatalf("ledgerd demo-credentials: %v", err)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, line := range strings.Split(string(b), "\n") {
+			if name, secret, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok && !strings.HasPrefix(line, "#") {
+				out[name] = strings.Trim(secret, "'")
+			}
+		}
+		return out
+	}
+	creds := access.NewStore(db.Pool, nil)
+	first := secrets()
+	if again := secrets(); again["CHOLEDGER_BANK"] != first["CHOLEDGER_BANK"] {
+		t.Fatal("working demo credentials were replaced")
+	}
+	bank, err := creds.Authenticate(ctx, first["CHOLEDGER_BANK"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := creds.Revoke(ctx, bank.CredentialID); err != nil {
+		t.Fatal(err)
+	}
+	for name, secret := range secrets() {
+		if _, err := creds.Authenticate(ctx, secret); err != nil {
+			t.Errorf("%s in the demo credentials file after the bank's was revoked: %v", name, err)
+		}
+	}
+}
+
 type bearer string
 
 func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {

@@ -39,24 +39,15 @@ func transportCredentials(cfg config) (credentials.TransportCredentials, error) 
 }
 
 // demoCredentials writes one credential of each role to a file for local
-// use, unless the file already holds an admin credential that still works
-// (so repeated `make run` keeps the same secrets).
+// use, unless every credential the file holds still works (so repeated
+// `make run` keeps the same secrets, and replaces them all once one is
+// revoked or expired).
 func demoCredentials(ctx context.Context, cfg config, file string) error {
 	app, err := open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer app.close()
-	if b, err := os.ReadFile(file); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if secret, ok := strings.CutPrefix(line, "export CHOLEDGER_ADMIN="); ok {
-				if _, err := app.credentials.Authenticate(ctx, strings.Trim(secret, "'")); err == nil {
-					slog.Info("demo credentials kept", "file", file)
-					return nil
-				}
-			}
-		}
-	}
 	const merchantCode, provider = "TN-DAITU-0001", "napas"
 	issue := []struct {
 		env, comment string
@@ -66,6 +57,22 @@ func demoCredentials(ctx context.Context, cfg config, file string) error {
 		{"CHOLEDGER_MERCHANT", "stall app of merchant " + merchantCode, access.IssueRequest{Name: "demo stall app", Role: access.RoleMerchant, Merchant: merchantCode}},
 		{"CHOLEDGER_BANK", "bank integration for provider " + provider + " (VietQR)", access.IssueRequest{Name: "demo VietQR bank", Role: access.RoleBank, Provider: provider}},
 		{"CHOLEDGER_AUDITOR", "auditor", access.IssueRequest{Name: "demo auditor", Role: access.RoleAuditor}},
+	}
+	if b, err := os.ReadFile(file); err == nil {
+		working := map[string]bool{}
+		for _, line := range strings.Split(string(b), "\n") {
+			for _, it := range issue {
+				if secret, ok := strings.CutPrefix(line, "export "+it.env+"="); ok {
+					if _, err := app.credentials.Authenticate(ctx, strings.Trim(secret, "'")); err == nil {
+						working[it.env] = true
+					}
+				}
+			}
+		}
+		if len(working) == len(issue) {
+			slog.Info("demo credentials kept", "file", file)
+			return nil
+		}
 	}
 	var b strings.Builder
 	b.WriteString("# choledger demo credentials, for local use only. Load them with: source " + file + "\n")
