@@ -111,6 +111,30 @@ func TestVerifyJournalFindsTamperedEntry(t *testing.T) {
 	}
 }
 
+// VerifyJournal of a market the ledger holds nothing of, a code mistyped
+// or written in lower case, is NotFound: it answered ok, with no entry
+// checked, and an auditor read that the market's journal verified. A
+// market with accounts and no entries yet is intact.
+func TestVerifyJournalOfNoMarket(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "TN-CHO", "TN-MOI")
+	e.postTransfers(t, "TN-CHO", 3)
+	for _, market := range []string{"TN-CHOO", "tn-cho"} {
+		v, err := e.client.VerifyJournal(ctx, &pb.VerifyJournalRequest{Market: market})
+		if st := status.Convert(err); st.Code() != codes.NotFound || !strings.Contains(st.Message(), "market") || !strings.Contains(st.Message(), market) {
+			t.Errorf("VerifyJournal of market %q: %v, %v; want NotFound naming market %s", market, v, err, market)
+		}
+	}
+	for market, checked := range map[string]int64{"TN-CHO": 3, "TN-MOI": 0} {
+		v, err := e.client.VerifyJournal(ctx, &pb.VerifyJournalRequest{Market: market})
+		if err != nil || !v.Ok || v.EntriesChecked != checked {
+			t.Errorf("VerifyJournal of market %s: %v, %v; want intact, %d entries checked", market, v, err, checked)
+		}
+	}
+}
+
 func TestJournalIsAppendOnly(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()

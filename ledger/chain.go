@@ -107,7 +107,8 @@ const verifyPage = 2000
 // entry of the range is chained to the stored hash of the entry before it,
 // so a range can be checked without reading all history. An open range
 // also checks that the journal ends where the market's chain head says,
-// which is what shows newest entries deleted.
+// which is what shows newest entries deleted. A market without accounts or
+// entries is ErrAccountNotFound.
 func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSeq int64) (Verification, error) {
 	if !ValidMarket(market) {
 		return Verification{}, invalid("market", "must be 1-64 of [A-Za-z0-9_.-], got %q", market)
@@ -124,6 +125,21 @@ func (l *Ledger) VerifyJournal(ctx context.Context, market string, fromSeq, toSe
 		return v, err
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // read-only
+
+	// A market the ledger holds nothing of has no journal to verify:
+	// answered intact, with no entry checked, an auditor who mistyped its
+	// code would read that the market's journal holds.
+	var known bool
+	err = tx.QueryRow(ctx, `
+SELECT EXISTS (SELECT 1 FROM ledger_accounts WHERE market = $1)
+    OR EXISTS (SELECT 1 FROM ledger_entries WHERE market = $1)
+    OR EXISTS (SELECT 1 FROM ledger_chain_heads WHERE market = $1)`, market).Scan(&known)
+	if err != nil {
+		return v, fmt.Errorf("read market: %w", err)
+	}
+	if !known {
+		return v, errorf(ErrAccountNotFound, "market", "the ledger holds no account or entry of market %s", market)
+	}
 
 	// end is the newest entry of the chain read so far: the predecessor of
 	// the range, then each entry verified.
