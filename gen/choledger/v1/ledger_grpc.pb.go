@@ -71,7 +71,9 @@ type LedgerServiceClient interface {
 	// as of a point in the ledger's history.
 	GetTrialBalance(ctx context.Context, in *GetTrialBalanceRequest, opts ...grpc.CallOption) (*GetTrialBalanceResponse, error)
 	// VerifyJournal recomputes a market's hash chain over a range of the
-	// journal and reports the first entry whose hash does not hold.
+	// journal and reports the first entry whose hash does not hold. A market
+	// the ledger holds no account or entry of is NOT_FOUND, so that a
+	// mistyped one is not reported intact.
 	VerifyJournal(ctx context.Context, in *VerifyJournalRequest, opts ...grpc.CallOption) (*VerifyJournalResponse, error)
 }
 
@@ -250,7 +252,9 @@ type LedgerServiceServer interface {
 	// as of a point in the ledger's history.
 	GetTrialBalance(context.Context, *GetTrialBalanceRequest) (*GetTrialBalanceResponse, error)
 	// VerifyJournal recomputes a market's hash chain over a range of the
-	// journal and reports the first entry whose hash does not hold.
+	// journal and reports the first entry whose hash does not hold. A market
+	// the ledger holds no account or entry of is NOT_FOUND, so that a
+	// mistyped one is not reported intact.
 	VerifyJournal(context.Context, *VerifyJournalRequest) (*VerifyJournalResponse, error)
 	mustEmbedUnimplementedLedgerServiceServer()
 }
