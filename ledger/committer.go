@@ -110,6 +110,12 @@ func (l *Ledger) commitRound(ops []*op) {
 	if err == nil {
 		if wrote {
 			l.signalCommitted()
+			l.rounds.Add(1)
+			for _, out := range outs {
+				if out.Err == nil && !out.Replayed {
+					l.entries.Add(1)
+				}
+			}
 		}
 		for i, o := range ops {
 			o.finish(outs[i])

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -79,6 +80,22 @@ type Ledger struct {
 	// that follow the journal.
 	commitMu  sync.Mutex
 	committed chan struct{}
+
+	// What the committers did, for Stats.
+	rounds, entries atomic.Uint64
+}
+
+// Stats is what the committers have done since the ledger started, and the
+// writes waiting for one: for monitoring.
+type Stats struct {
+	Rounds  uint64 // transactions that wrote entries
+	Entries uint64 // entries they wrote
+	Queued  int    // writes waiting for a committer
+}
+
+// Stats reads the committers' counts.
+func (l *Ledger) Stats() Stats {
+	return Stats{Rounds: l.rounds.Load(), Entries: l.entries.Load(), Queued: len(l.queue)}
 }
 
 // New starts a ledger on pool: its committers and its expiry sweeper. Call
