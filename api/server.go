@@ -16,6 +16,7 @@ import (
 
 	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
+	"github.com/choledger/choledger/internal/metrics"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
 	"github.com/choledger/choledger/payment"
@@ -35,6 +36,9 @@ type Services struct {
 	Payments *payment.Service
 	// Settlement serves SettlementService when set.
 	Settlement *settlement.Service
+	// RPCs, when set, counts every call by method and status, with its
+	// latency, for the metrics endpoint.
+	RPCs *metrics.RPCs
 }
 
 // Server is the gRPC server with its health service, so that shutdown can
@@ -64,10 +68,13 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 	}
 	auth := &authorizer{credentials: svc.Credentials, audit: svc.Audit,
 		binder: &binder{ledger: svc.Ledger, merchants: svc.Merchants, payments: svc.Payments, settlement: svc.Settlement}}
-	opts = append(opts,
-		grpc.ChainUnaryInterceptor(recoverUnary, logUnary, auth.unary),
-		grpc.ChainStreamInterceptor(recoverStream, logStream, auth.stream),
-	)
+	unary := []grpc.UnaryServerInterceptor{recoverUnary, logUnary, auth.unary}
+	stream := []grpc.StreamServerInterceptor{recoverStream, logStream, auth.stream}
+	if svc.RPCs != nil {
+		unary = append([]grpc.UnaryServerInterceptor{countUnary(svc.RPCs)}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{countStream(svc.RPCs)}, stream...)
+	}
+	opts = append(opts, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
 	s := grpc.NewServer(opts...)
 	draining := make(chan struct{})
 	pb.RegisterAdminServiceServer(s, &AdminServer{Credentials: svc.Credentials, Audit: svc.Audit, Merchants: svc.Merchants})
@@ -119,6 +126,26 @@ func recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h
 		}
 	}()
 	return handler(srv, ss)
+}
+
+// countUnary and countStream count each call, outermost, so that a call
+// refused before its handler, or one whose handler panicked, counts too.
+func countUnary(rpcs *metrics.RPCs) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		start := time.Now()
+		resp, err := handler(ctx, req)
+		rpcs.Observe(info.FullMethod, status.Code(err), time.Since(start))
+		return resp, err
+	}
+}
+
+func countStream(rpcs *metrics.RPCs) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		start := time.Now()
+		err := handler(srv, ss)
+		rpcs.Observe(info.FullMethod, status.Code(err), time.Since(start))
+		return err
+	}
 }
 
 // caller is filled in by the authorizer, which runs inside the logging

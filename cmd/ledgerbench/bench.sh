@@ -73,7 +73,8 @@ fi
 "$BIN/ledgerd" seed
 "$BIN/ledgerd" demo-credentials "$creds"
 
-LEDGER_GRPC_ADDR="$addr" LEDGER_PLAINTEXT=true "$BIN/ledgerd" serve >"$log" 2>&1 &
+# No metrics endpoint: its port would clash with a `make run` beside it.
+LEDGER_GRPC_ADDR="$addr" LEDGER_PLAINTEXT=true LEDGER_METRICS_ADDR="${LEDGER_METRICS_ADDR:-off}" "$BIN/ledgerd" serve >"$log" 2>&1 &
 pid=$!
 stop_ledgerd() {
   if kill -0 "$pid" 2>/dev/null; then

@@ -20,6 +20,7 @@ import (
 type config struct {
 	DatabaseURL     string
 	GRPCAddr        string
+	MetricsAddr     string // "off": no metrics endpoint
 	LogLevel        slog.Level
 	LogFormat       string
 	DBMaxConns      int
@@ -40,6 +41,7 @@ func loadConfig(args []string) (config, error) {
 	c := config{
 		DatabaseURL:     os.Getenv("LEDGER_DATABASE_URL"),
 		GRPCAddr:        env.str("LEDGER_GRPC_ADDR", "localhost:50051"),
+		MetricsAddr:     env.str("LEDGER_METRICS_ADDR", "localhost:9464"),
 		LogLevel:        env.level("LEDGER_LOG_LEVEL", slog.LevelInfo),
 		LogFormat:       env.str("LEDGER_LOG_FORMAT", "json"),
 		DBMaxConns:      env.int("LEDGER_DB_MAX_CONNS", 32),
@@ -64,6 +66,7 @@ func loadConfig(args []string) (config, error) {
 	}
 	fs := flag.NewFlagSet("ledgerd", flag.ContinueOnError)
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "gRPC listen address (LEDGER_GRPC_ADDR)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "Prometheus metrics listen address, GET /metrics; off for none (LEDGER_METRICS_ADDR)")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (LEDGER_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text (LEDGER_LOG_FORMAT)")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, "database pool size (LEDGER_DB_MAX_CONNS)")

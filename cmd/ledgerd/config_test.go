@@ -12,7 +12,7 @@ import (
 func isolate(t *testing.T) {
 	t.Helper()
 	for _, name := range []string{
-		"LEDGER_DATABASE_URL_FILE", "LEDGER_GRPC_ADDR", "LEDGER_LOG_LEVEL", "LEDGER_LOG_FORMAT",
+		"LEDGER_DATABASE_URL_FILE", "LEDGER_GRPC_ADDR", "LEDGER_METRICS_ADDR", "LEDGER_LOG_LEVEL", "LEDGER_LOG_FORMAT",
 		"LEDGER_DB_MAX_CONNS", "LEDGER_MAX_BATCH", "LEDGER_COMMITTERS", "LEDGER_SHUTDOWN_TIMEOUT",
 		"LEDGER_PAYMENT_TIMEOUT", "LEDGER_TLS_CERT", "LEDGER_TLS_KEY", "LEDGER_TLS_CLIENT_CA", "LEDGER_PLAINTEXT",
 	} {
@@ -26,7 +26,7 @@ func isolate(t *testing.T) {
 func TestLoadConfigDefaults(t *testing.T) {
 	isolate(t)
 	want := config{
-		DatabaseURL: "postgres://x/y", GRPCAddr: "localhost:50051", LogLevel: slog.LevelInfo, LogFormat: "json",
+		DatabaseURL: "postgres://x/y", GRPCAddr: "localhost:50051", MetricsAddr: "localhost:9464", LogLevel: slog.LevelInfo, LogFormat: "json",
 		DBMaxConns: 32, MaxBatch: 512, Committers: 2, ShutdownTimeout: 30 * time.Second, PaymentTimeout: 24 * time.Hour,
 	}
 	cfg, err := loadConfig(nil)

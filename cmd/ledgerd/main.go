@@ -108,14 +108,22 @@ func serve(ctx context.Context, cfg config, transport credentials.TransportCrede
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.GRPCAddr, err)
 	}
+	reg := app.metrics()
 	srv := api.NewServer(api.Services{
 		Credentials: app.credentials, Audit: app.audit,
 		Ledger: app.ledger, Merchants: app.merchants, Payments: app.payments, Settlement: app.settlement,
+		RPCs: &reg.RPCs,
 	}, grpc.Creds(transport), grpc.MaxRecvMsgSize(api.MaxRecvMsgBytes),
 		// Stop cancels the calls in flight; waiting for their handlers to
 		// return keeps them from writing to the audit trail or the pool
 		// that app.close closes next.
 		grpc.WaitForHandlers(true))
+	stopMetrics, err := serveMetrics(cfg.MetricsAddr, reg)
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	defer stopMetrics()
 	served := make(chan error, 1)
 	go func() { served <- srv.GRPC.Serve(lis) }()
 	slog.Info("serving gRPC", "addr", lis.Addr().String(), "security", transport.Info().SecurityProtocol)

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,49 +162,50 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 }
 func (bearer) RequireTransportSecurity() bool { return false }
 
-// On SIGTERM serve ends an auditor's following StreamEntries, telling it
-// where to resume, and returns at once instead of waiting out its shutdown
-// timeout for a call that never ends by itself.
-func TestServeShutdownEndsFollowingStream(t *testing.T) {
+// ledgerd is serve running in the test on a database of its own.
+type ledgerd struct {
+	addr           string
+	admin, auditor string // credentials' secrets
+	shutdown       context.CancelFunc
+	served         chan error
+	client         func(secret string) pb.LedgerServiceClient
+	postedEntry    *pb.Entry
+}
+
+// startLedgerd serves on a free port with args, and posts one entry.
+func startLedgerd(t *testing.T, args ...string) *ledgerd {
+	t.Helper()
 	db := pgtest.New(t)
 	isolate(t)
 	t.Setenv("LEDGER_DATABASE_URL", db.URL)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
-	cfg, err := loadConfig([]string{"--grpc-addr=" + addr, "--plaintext", "--shutdown-timeout=20s"})
+	d := &ledgerd{addr: freeAddr(t), served: make(chan error, 1)}
+	cfg, err := loadConfig(append([]string{"--grpc-addr=" + d.addr, "--plaintext", "--shutdown-timeout=20s"}, args...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	creds := access.NewStore(db.Pool, nil)
-	_, admin, err := creds.Issue(context.Background(), access.IssueRequest{Name: "operator", Role: access.RoleAdmin})
-	if err != nil {
+	if _, d.admin, err = creds.Issue(context.Background(), access.IssueRequest{Name: "operator", Role: access.RoleAdmin}); err != nil {
 		t.Fatal(err)
 	}
-	_, auditor, err := creds.Issue(context.Background(), access.IssueRequest{Name: "auditor", Role: access.RoleAuditor})
-	if err != nil {
+	if _, d.auditor, err = creds.Issue(context.Background(), access.IssueRequest{Name: "auditor", Role: access.RoleAuditor}); err != nil {
 		t.Fatal(err)
 	}
-
-	ctx, shutdown := context.WithCancel(context.Background())
-	defer shutdown()
-	served := make(chan error, 1)
-	go func() { served <- serve(ctx, cfg, insecure.NewCredentials()) }()
+	var ctx context.Context
+	ctx, d.shutdown = context.WithCancel(context.Background())
+	t.Cleanup(d.shutdown)
+	go func() { d.served <- serve(ctx, cfg, insecure.NewCredentials()) }()
 
 	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := func(secret string) pb.LedgerServiceClient {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearer(secret)))
+	d.client = func(secret string) pb.LedgerServiceClient {
+		conn, err := grpc.NewClient(d.addr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(bearer(secret)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
 		return pb.NewLedgerServiceClient(conn)
 	}
-	operator := client(admin)
+	operator := d.client(d.admin)
 	for _, a := range []*pb.CreateAccountRequest{
 		{Code: "cash:M1", Type: pb.AccountType_ACCOUNT_TYPE_ASSET, Currency: "VND", Market: "M1"},
 		{Code: "payable:M1", Type: pb.AccountType_ACCOUNT_TYPE_LIABILITY, Currency: "VND", Market: "M1"},
@@ -221,18 +224,41 @@ func TestServeShutdownEndsFollowingStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := client(auditor).StreamEntries(cctx, &pb.StreamEntriesRequest{Follow: true})
+	d.postedEntry = posted.Entry
+	return d
+}
+
+// freeAddr is a loopback address no one listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msg, err := stream.Recv(); err != nil || msg.Entry.Id != posted.Entry.Id {
-		t.Fatalf("stream: got %v, %v; want entry %s", msg, err, posted.Entry.Id)
+	defer lis.Close()
+	return lis.Addr().String()
+}
+
+// On SIGTERM serve ends an auditor's following StreamEntries, telling it
+// where to resume, and returns at once instead of waiting out its shutdown
+// timeout for a call that never ends by itself.
+func TestServeShutdownEndsFollowingStream(t *testing.T) {
+	d := startLedgerd(t, "--metrics-addr=off")
+	posted, shutdown, served := d.postedEntry, d.shutdown, d.served
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := d.client(d.auditor).StreamEntries(cctx, &pb.StreamEntriesRequest{Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := stream.Recv(); err != nil || msg.Entry.Id != posted.Id {
+		t.Fatalf("stream: got %v, %v; want entry %s", msg, err, posted.Id)
 	}
 
 	start := time.Now()
 	shutdown()
 	_, err = stream.Recv()
-	if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != fmt.Sprintf("server shutting down; resume from sequence %d", posted.Entry.Sequence+1) {
+	if st := status.Convert(err); st.Code() != codes.Unavailable || st.Message() != fmt.Sprintf("server shutting down; resume from sequence %d", posted.Sequence+1) {
 		t.Errorf("following stream ended with %v; want Unavailable naming the sequence to resume from", err)
 	}
 	select {
@@ -245,5 +271,37 @@ func TestServeShutdownEndsFollowingStream(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not return")
+	}
+}
+
+// serve exposes its calls, its committers and its database pool to
+// Prometheus on the metrics address.
+func TestServeExposesMetrics(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	d := startLedgerd(t, "--metrics-addr="+metricsAddr)
+	if _, err := d.client(d.auditor).GetBalance(context.Background(), &pb.GetBalanceRequest{AccountCode: "no:such"}); status.Code(err) != codes.NotFound {
+		t.Fatalf("GetBalance of no account: %v", err)
+	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
+		t.Fatalf("GET /metrics: %s %q, %v", resp.Status, resp.Header.Get("Content-Type"), err)
+	}
+	for _, want := range []string{
+		`choledger_grpc_requests_total{method="/choledger.v1.LedgerService/PostEntry",code="OK"} 1`,
+		`choledger_grpc_requests_total{method="/choledger.v1.LedgerService/CreateAccount",code="OK"} 2`,
+		`choledger_grpc_requests_total{method="/choledger.v1.LedgerService/GetBalance",code="NotFound"} 1`,
+		`choledger_grpc_request_duration_seconds_count{method="/choledger.v1.LedgerService/PostEntry"} 1`,
+		"choledger_ledger_rounds_total 1\n",
+		"choledger_ledger_entries_total 1\n",
+		"choledger_db_connections_max ",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
 	}
 }
