@@ -501,6 +501,50 @@ func TestPayoutDueAtCutOffAfterMovesSince(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// A refund since the cut-off of a payment confirmed by it takes money that
+// was owed at the cut-off, whatever was confirmed since: PO-F-01's only
+// payment is refunded in full and PO-F-02's in part, and each then takes a
+// payment that waits for the next batch. The batch pays what is left of the
+// money owed at the cut-off, not the new payments in its place.
+func TestPayoutDueAfterARefundOfMoneyOwedAtTheCutOff(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newPayoutFixture(t, "PO-F", map[string]int64{"PO-F-01": 100000, "PO-F-02": 100000}, 200000)
+	e := f.e
+	cutOff := time.Now()
+	time.Sleep(2 * time.Millisecond)
+	for m, amount := range map[string]string{"PO-F-01": "", "PO-F-02": "30000"} {
+		got, err := e.payments.ListPayments(ctx, &pb.ListPaymentsRequest{Merchant: m})
+		if err != nil || len(got.Payments) != 1 {
+			t.Fatalf("payments of %s: %v %v", m, got, err)
+		}
+		if _, err := e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: "refund-" + m, PaymentId: got.Payments[0].Id, Amount: amount}); err != nil {
+			t.Fatal(err)
+		}
+		e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "after-" + m, Merchant: m, Channel: pb.Channel_CHANNEL_VIETQR,
+			Amount: "50000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-AFTER-" + m})
+	}
+
+	pays := func(b *pb.CreatePayoutBatchResponse) map[string]string {
+		got := map[string]string{}
+		for _, l := range b.Lines {
+			if l.Status == lineOpen {
+				got[l.Merchant] = l.Amount
+			}
+		}
+		return got
+	}
+	b := f.create(t, "batch", cutOff)
+	if got, want := pays(b), map[string]string{"PO-F-02": "70000"}; !maps.Equal(got, want) {
+		t.Errorf("the batch at the cut-off pays %v, want %v: the 50,000 each took after it waits for the next batch", got, want)
+	}
+	// PO-F-02's line is open, so only PO-F-01's new money is paid.
+	if got, want := pays(f.create(t, "next", time.Now())), map[string]string{"PO-F-01": "50000"}; !maps.Equal(got, want) {
+		t.Errorf("the next batch pays %v, want %v", got, want)
+	}
+	e.checkInvariants(t)
+}
+
 // A bank's transfer reference is recorded once: a second line paid with
 // it is refused and stays open.
 func TestPayoutBankRefOnce(t *testing.T) {

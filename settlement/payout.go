@@ -18,6 +18,7 @@ import (
 	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
+	"github.com/choledger/choledger/payment"
 )
 
 // Payout entries. A line to pay reserves its amount with a pending entry
@@ -145,12 +146,14 @@ func (r PayoutBatchRequest) validate(now time.Time) error {
 //
 //	owed at the cut-off = posted credits - posted debits at the cut-off
 //	                      - payouts paid since
+//	                      - refunds since of payments confirmed by then
 //	available now       = posted credits - posted debits - pending debits
 //	due                 = the smaller of the two
 //
 // So money confirmed after the cut-off waits for the next batch, a refund
-// since lowers what is due only as far as it takes money that was owed
-// (a payment after the cut-off refunded in full takes nothing), and a
+// since takes from what is due the money it gives back of a payment that
+// was owed at the cut-off, never the money confirmed since in its place
+// (and a payment after the cut-off refunded in full takes nothing), and a
 // line of another batch that failed since is owed again. A payout pays
 // the oldest money first: one paid after the cut-off, whether reserved
 // before it or by a batch made since (another batch at the same cut-off,
@@ -232,7 +235,9 @@ type dueLine struct {
 // dueAtCutOff lists every merchant with money due at cutSeq, in market and
 // merchant order, with what decides whether it can be paid. The postings
 // after cutSeq (pending ones move no posted total) turn today's posted
-// balance into the cut-off's; a payout among them stays subtracted.
+// balance into the cut-off's; a payout among them stays subtracted, and so
+// does a refund of a payment confirmed by cutSeq (its payment's entries
+// are the payments row's entry_ids), which gave back money that was owed.
 const dueAtCutOff = `
 WITH owed AS (
     SELECT m.code, m.market, m.status, m.payout_bank_bin, m.payout_account_number, m.payout_holder_name,
@@ -241,7 +246,12 @@ WITH owed AS (
                      SELECT sum(CASE
                                 WHEN p.direction = 'C' THEN p.amount
                                 WHEN EXISTS (SELECT 1 FROM ledger_entries c
-                                              WHERE c.seq = p.entry_seq AND c.kind = '` + KindPayout + `') THEN 0
+                                              WHERE c.seq = p.entry_seq
+                                                AND (c.kind = '` + KindPayout + `'
+                                                     OR c.kind = '` + payment.KindRefund + `' AND EXISTS (
+                                                        SELECT 1 FROM payments pm JOIN ledger_entries pe ON pe.id = ANY (pm.entry_ids)
+                                                         WHERE pm.id = (c.metadata->>'payment_id')::uuid AND pe.seq <= $2 AND pe.phase <> 'pending'
+                                                           AND pe.kind IN ('` + payment.KindPayment + `', '` + payment.KindConfirm + `')))) THEN 0
                                 ELSE -p.amount END)
                        FROM ledger_postings p
                       WHERE p.account_id = a.id AND p.entry_seq > $2 AND NOT p.pending), 0)) AS due
