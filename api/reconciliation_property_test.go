@@ -50,9 +50,16 @@ func modelReconcile(payments []modelPayment, lines []modelLine, market string, s
 		}
 	}
 	var read []modelPayment
+	notMatched := map[string]bool{} // references of the channel's payments not matched: other markets', or no money moved
 	for _, p := range payments {
 		inMargins := !p.occurred.Before(start.Add(-w)) && p.occurred.Before(end.Add(w))
-		if p.channel == chVietQR && p.market == market && p.moved && (inMargins || (p.ref != "" && onStatement[p.ref])) {
+		switch {
+		case p.channel != chVietQR:
+		case p.market != market || !p.moved:
+			if p.ref != "" {
+				notMatched[p.ref] = true
+			}
+		case inMargins || (p.ref != "" && onStatement[p.ref]):
 			read = append(read, p)
 		}
 	}
@@ -76,6 +83,9 @@ func modelReconcile(payments []modelPayment, lines []modelLine, market string, s
 			items = append(items, item(pb.ReconciliationItemKind_RECONCILIATION_ITEM_KIND_MISSING_IN_LEDGER, l, nil, false))
 			continue
 		case !l.credit || l.reversal:
+			continue
+		case notMatched[l.ref]:
+			items = append(items, item(pb.ReconciliationItemKind_RECONCILIATION_ITEM_KIND_MISSING_IN_LEDGER, l, nil, false))
 			continue
 		}
 		k := slices.IndexFunc(read, func(p modelPayment) bool { return p.ref != "" && p.ref == l.ref })

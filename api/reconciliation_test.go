@@ -760,3 +760,74 @@ func TestImportStatementReplaysAPeriodInNanoseconds(t *testing.T) {
 	}
 	e.checkInvariants(t)
 }
+
+// A line whose reference the ledger holds for a payment this statement
+// does not match - one the stall recorded that was then rejected or is
+// still pending, so the merchant was never credited, or one of another
+// market - is that transfer, missing in the ledger, and never takes on
+// amount and time another payment recorded without a reference: pairing
+// them hid both breaks, the money the provider holds for the rejected
+// payment and the payment the provider never booked.
+func TestImportStatementLineOfAPaymentNotMatchedTakesNoOther(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.reconFixture(t) // TN-OTHER and its merchant; its payments are days after this statement's
+	day := settlement.DayOf(time.Now()).AddDays(-10).Start()
+	at := func(h, m int) time.Time { return day.Add(time.Duration(h)*time.Hour + time.Duration(m)*time.Minute) }
+	n := 0
+	pay := func(merchant, amount string, src pb.PaymentSource, ref string, when time.Time) *pb.Payment {
+		n++
+		return e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprintf("elsewhere-%d", n), Merchant: merchant, Channel: chVietQR,
+			Amount: amount, Source: src, ProviderRef: ref, OccurTime: timestamppb.New(when)}).Payment
+	}
+	confirmed := func(amount string, when time.Time) *pb.Payment {
+		p := pay("TN-TEST-0002", amount, stallPayment, "", when)
+		if _, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "confirm-" + p.Id, PaymentId: p.Id}); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	rejected := pay("TN-TEST-0001", "50000", stallPayment, "FT-REJ", at(10, 0))
+	if _, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "reject", PaymentId: rejected.Id}); err != nil {
+		t.Fatal(err)
+	}
+	pay("TN-TEST-0001", "60000", stallPayment, "FT-PEND", at(11, 0))
+	pay("TN-OTHER-0001", "70000", bankPayment, "FT-OTH", at(12, 0))
+	unreferenced := []*pb.Payment{confirmed("50000", at(10, 5)), confirmed("60000", at(11, 5)), confirmed("70000", at(12, 5))}
+	slices.SortFunc(unreferenced, func(a, b *pb.Payment) int { return strings.Compare(a.Id, b.Id) })
+	lines := []stmtLine{
+		{ref: "FT-REJ", amount: "50000", at: at(10, 0)},
+		{ref: "FT-PEND", amount: "60000", at: at(11, 0)},
+		{ref: "FT-OTH", amount: "70000", at: at(12, 0)},
+	}
+
+	for _, req := range []*pb.ImportStatementRequest{
+		{Format: pb.StatementFormat_STATEMENT_FORMAT_CSV, Content: reconCSV(lines), Channel: chVietQR, Market: testMarket,
+			PeriodStart: timestamppb.New(day), PeriodEnd: timestamppb.New(day.Add(24 * time.Hour))},
+		{Format: pb.StatementFormat_STATEMENT_FORMAT_CAMT053, Content: reconCamt("STMT-ELSEWHERE", day, day.Add(24*time.Hour), lines),
+			Channel: chVietQR, Market: testMarket},
+	} {
+		resp, err := e.settle.ImportStatement(ctx, req)
+		if err != nil {
+			t.Fatalf("%v import: %v", req.Format, err)
+		}
+		first := int32(2) // the CSV's header is line 1
+		if req.Format != pb.StatementFormat_STATEMENT_FORMAT_CSV {
+			first = 1
+		}
+		var want []*pb.ReconciliationItem
+		for i, l := range lines {
+			want = append(want, &pb.ReconciliationItem{Kind: pb.ReconciliationItemKind_RECONCILIATION_ITEM_KIND_MISSING_IN_LEDGER,
+				LineNumber: first + int32(i), StatementRef: l.ref, StatementAmount: l.amount, BookedTime: timestamppb.New(l.at)})
+		}
+		for _, p := range unreferenced {
+			want = append(want, &pb.ReconciliationItem{Kind: pb.ReconciliationItemKind_RECONCILIATION_ITEM_KIND_MISSING_IN_STATEMENT,
+				PaymentId: p.Id, LedgerAmount: p.Amount})
+		}
+		sameItems(t, req.Format.String()+" breaks", resp.Breaks, want)
+		if r := resp.Report; r.MatchedCount != 0 || r.MissingInLedgerCount != 3 || r.MissingInStatementCount != 3 || r.PaymentCount != 3 {
+			t.Errorf("%v report: %v", req.Format, r)
+		}
+	}
+}

@@ -317,7 +317,10 @@ func (s *Service) coverage(ctx context.Context, market string, scope []string) (
 // at what the provider confirmed. A payment is taken when it occurred
 // within ReconcileWindow of the period, or when its provider reference is
 // on the statement, wherever its time: a reference is the provider's own
-// word that the payment is this line.
+// word that the payment is this line. A payment of the channel whose
+// reference is on the statement but that is not matched (another market's,
+// or one that moved no money) is read too, Excluded, so that its line is
+// not paired with another payment.
 func (s *Service) statementPayments(ctx context.Context, ch merchant.Channel, markets []string, st statement.Statement) ([]reconcile.Payment, error) {
 	// References are found through the journal, where each is the unique
 	// external reference of the entry that brought it (payment.ExternalRef).
@@ -327,13 +330,12 @@ func (s *Service) statementPayments(ctx context.Context, ch merchant.Channel, ma
 			refs = append(refs, payment.ExternalRef(ch, l.Ref))
 		}
 	}
+	const matched = `status IN ('confirmed', 'partially_refunded', 'refunded') AND ($2::text[] IS NULL OR market = ANY($2::text[]))`
 	q := `
-SELECT id::text, COALESCE(provider_ref, ''), confirmed_amount, occurred_at
+SELECT id::text, COALESCE(provider_ref, ''), confirmed_amount, occurred_at, NOT (` + matched + `)
   FROM payments
  WHERE channel = $1
-   AND status IN ('confirmed', 'partially_refunded', 'refunded')
-   AND ($2::text[] IS NULL OR market = ANY($2::text[]))
-   AND id IN (SELECT id FROM payments WHERE channel = $1 AND occurred_at >= $3 AND occurred_at < $4
+   AND id IN (SELECT id FROM payments WHERE channel = $1 AND occurred_at >= $3 AND occurred_at < $4 AND ` + matched + `
               UNION ` + payment.IDsByExternalRef("= ANY($5::text[])") + `)
  ORDER BY id`
 	rows, err := s.pool.Query(ctx, q, string(ch), markets,
@@ -343,7 +345,7 @@ SELECT id::text, COALESCE(provider_ref, ''), confirmed_amount, occurred_at
 	}
 	payments, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (reconcile.Payment, error) {
 		var p reconcile.Payment
-		err := row.Scan(&p.ID, &p.ProviderRef, &p.Amount, &p.BookedAt)
+		err := row.Scan(&p.ID, &p.ProviderRef, &p.Amount, &p.BookedAt, &p.Excluded)
 		p.BookedAt = p.BookedAt.UTC()
 		return p, err
 	})

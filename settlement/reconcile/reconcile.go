@@ -21,6 +21,12 @@ type Payment struct {
 	ProviderRef string
 	Amount      int64 // what the provider confirmed, in minor units
 	BookedAt    time.Time
+	// Excluded: the ledger holds the reference, but for a payment the
+	// statement is not matched against (another market's, or one that
+	// moved no money: pending, rejected, expired). It is never matched
+	// nor reported; it only tells that the line with its reference is that
+	// transfer, and no other payment.
+	Excluded bool
 }
 
 // Kind is the outcome of one line or payment.
@@ -90,6 +96,11 @@ func (r Report) Breaks() []Item {
 // MissingInLedger, paired with no payment: its reference may be the
 // bank's, and pairing on amount and time would be a guess.
 //
+// A line whose reference is an Excluded payment's is that transfer, which
+// the ledger does not count as received here: MissingInLedger, never
+// paired on amount and time with another payment, which would hide both
+// breaks.
+//
 // providerRefs says each line's reference is the provider's own, as a
 // CSV's ref column is. Then a line never takes, on amount and time, a
 // payment with another provider reference: the provider gives each of its
@@ -106,6 +117,9 @@ func Match(lines []statement.Line, payments []Payment, window time.Duration, pro
 		}
 	}
 	used := make([]bool, len(payments))
+	for j, p := range payments {
+		used[j] = p.Excluded
+	}
 	var rest []int // lines with no reference match, by index
 	for i := range lines {
 		l := &lines[i]
@@ -117,6 +131,10 @@ func Match(lines []statement.Line, payments []Payment, window time.Duration, pro
 			continue
 		}
 		j, ok := byRef[l.Ref]
+		if ok && payments[j].Excluded {
+			r.Items = append(r.Items, Item{Kind: MissingInLedger, Line: l})
+			continue
+		}
 		if !ok || used[j] {
 			rest = append(rest, i)
 			continue
