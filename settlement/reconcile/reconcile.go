@@ -88,13 +88,15 @@ func (r Report) Breaks() []Item {
 // provider reference (a reference match with another amount is a mismatch,
 // not a new pair); then each remaining line takes the remaining payment of
 // the same amount booked closest to it within window, earliest line first,
-// so the result does not depend on input order. Debit lines (refunds) and
-// credit reversals (money back from a failed debit, such as a bounced
-// refund) are not payments and are left out of the match. A debit
-// reversal takes back an earlier credit, a payment the ledger counts as
-// received; the ledger records no such movement, so the line is
-// MissingInLedger, paired with no payment: its reference may be the
-// bank's, and pairing on amount and time would be a guess.
+// so the result does not depend on input order, and as many lines as can
+// be are matched: a line left without a payment takes one another line
+// took, when that line has another within its window. Debit lines
+// (refunds) and credit reversals (money back from a failed debit, such as
+// a bounced refund) are not payments and are left out of the match. A debit reversal takes back an earlier credit, a
+// payment the ledger counts as received; the ledger records no such
+// movement, so the line is MissingInLedger, paired with no payment: its
+// reference may be the bank's, and pairing on amount and time would be a
+// guess.
 //
 // A line whose reference is an Excluded payment's is that transfer, which
 // the ledger does not count as received here: MissingInLedger, never
@@ -147,33 +149,36 @@ func Match(lines []statement.Line, payments []Payment, window time.Duration, pro
 		r.Items = append(r.Items, it)
 	}
 	sort.SliceStable(rest, func(a, b int) bool { return lines[rest[a]].BookedAt.Before(lines[rest[b]].BookedAt) })
+	tm := newTimeMatch(lines, payments, used, window, providerRefs)
 	for _, i := range rest {
-		l := &lines[i]
-		best, bestGap := -1, time.Duration(0)
-		for j, p := range payments {
-			if used[j] || p.Amount != l.Amount {
-				continue
-			}
-			if providerRefs && p.ProviderRef != "" && p.ProviderRef != l.Ref {
-				continue // another transfer of the provider's
-			}
-			gap := p.BookedAt.Sub(l.BookedAt)
-			if gap < 0 {
-				gap = -gap
-			}
-			if gap > window {
-				continue
-			}
-			if best < 0 || gap < bestGap || (gap == bestGap && p.ID < payments[best].ID) {
-				best, bestGap = j, gap
+		tm.takeClosest(i)
+	}
+	// A line left without a payment may still have one within its window
+	// that another line took while a second was within that line's: that
+	// line moves over, so no line is missing in the ledger, and a payment
+	// in the statement, for want of a better pairing. The searches of one
+	// pass skip the payments an earlier one went through; a pass that
+	// finds nothing has changed nothing, so there is nothing left to find.
+	// A line of an amount no payment is left of cannot succeed.
+	seen := make([]bool, len(payments))
+	for found := true; found; {
+		found = false
+		clear(seen)
+		for _, i := range rest {
+			if tm.paid[i] < 0 && tm.free[lines[i].Amount] > 0 && tm.augment(i, seen) {
+				found = true
 			}
 		}
-		if best < 0 {
+	}
+	for _, i := range rest {
+		l := &lines[i]
+		j := tm.paid[i]
+		if j < 0 {
 			r.Items = append(r.Items, Item{Kind: MissingInLedger, Line: l})
 			continue
 		}
-		used[best] = true
-		r.Items = append(r.Items, Item{Kind: Matched, Line: l, PaymentID: payments[best].ID, LedgerAmount: payments[best].Amount})
+		used[j] = true
+		r.Items = append(r.Items, Item{Kind: Matched, Line: l, PaymentID: payments[j].ID, LedgerAmount: payments[j].Amount})
 	}
 	for j, p := range payments {
 		if !used[j] {
@@ -181,4 +186,113 @@ func Match(lines []statement.Line, payments []Payment, window time.Duration, pro
 		}
 	}
 	return r
+}
+
+// timeMatch pairs lines with payments on amount and time.
+type timeMatch struct {
+	lines        []statement.Line
+	payments     []Payment
+	window       time.Duration
+	providerRefs bool
+	// byAmount holds the payments left after the reference match, by
+	// amount, in order of time.
+	byAmount map[int64][]int
+	free     map[int64]int // of them, how many no line holds
+	paid     map[int]int   // line → payment, -1 for none
+	owner    []int         // payment → line, -1 for none
+}
+
+func newTimeMatch(lines []statement.Line, payments []Payment, used []bool, window time.Duration, providerRefs bool) *timeMatch {
+	tm := &timeMatch{lines: lines, payments: payments, window: window, providerRefs: providerRefs,
+		byAmount: make(map[int64][]int), free: make(map[int64]int), paid: make(map[int]int), owner: make([]int, len(payments))}
+	for j, p := range payments {
+		tm.owner[j] = -1
+		if !used[j] {
+			tm.byAmount[p.Amount] = append(tm.byAmount[p.Amount], j)
+			tm.free[p.Amount]++
+		}
+	}
+	for _, js := range tm.byAmount {
+		sort.SliceStable(js, func(a, b int) bool { return payments[js[a]].BookedAt.Before(payments[js[b]].BookedAt) })
+	}
+	return tm
+}
+
+// gap is how far payment j is from line i's booking.
+func (tm *timeMatch) gap(i, j int) time.Duration {
+	if d := tm.payments[j].BookedAt.Sub(tm.lines[i].BookedAt); d >= 0 {
+		return d
+	}
+	return tm.lines[i].BookedAt.Sub(tm.payments[j].BookedAt)
+}
+
+// closer says payment a is closer to line i than b, ties to the smaller
+// payment id.
+func (tm *timeMatch) closer(i, a, b int) bool {
+	ga, gb := tm.gap(i, a), tm.gap(i, b)
+	return ga < gb || (ga == gb && tm.payments[a].ID < tm.payments[b].ID)
+}
+
+// near is the payments of line i's amount within the window of its
+// booking, in order of time.
+func (tm *timeMatch) near(i int) []int {
+	l := &tm.lines[i]
+	js := tm.byAmount[l.Amount]
+	from := sort.Search(len(js), func(k int) bool { return !tm.payments[js[k]].BookedAt.Before(l.BookedAt.Add(-tm.window)) })
+	to := sort.Search(len(js), func(k int) bool { return tm.payments[js[k]].BookedAt.After(l.BookedAt.Add(tm.window)) })
+	return js[from:max(from, to)]
+}
+
+// may says line i may take payment j of its window.
+func (tm *timeMatch) may(i, j int) bool {
+	p := &tm.payments[j]
+	return !tm.providerRefs || p.ProviderRef == "" || p.ProviderRef == tm.lines[i].Ref // else another transfer of the provider's
+}
+
+// closestFree is the closest payment line i may take that no line holds,
+// -1 if none.
+func (tm *timeMatch) closestFree(i int) int {
+	best := -1
+	for _, j := range tm.near(i) {
+		if tm.owner[j] < 0 && tm.may(i, j) && (best < 0 || tm.closer(i, j, best)) {
+			best = j
+		}
+	}
+	return best
+}
+
+func (tm *timeMatch) pair(i, j int) {
+	if tm.owner[j] < 0 {
+		tm.free[tm.payments[j].Amount]--
+	}
+	tm.paid[i], tm.owner[j] = j, i
+}
+
+// takeClosest gives line i the closest payment no line holds, if any.
+func (tm *timeMatch) takeClosest(i int) {
+	tm.paid[i] = -1
+	if j := tm.closestFree(i); j >= 0 {
+		tm.pair(i, j)
+	}
+}
+
+// augment finds line i a payment, the closest free one or else one whose
+// line can in turn be given another (an augmenting path), and reports
+// whether it did; seen marks the payments already gone through.
+func (tm *timeMatch) augment(i int, seen []bool) bool {
+	if j := tm.closestFree(i); j >= 0 {
+		tm.pair(i, j)
+		return true
+	}
+	for _, j := range tm.near(i) {
+		if seen[j] || !tm.may(i, j) {
+			continue
+		}
+		seen[j] = true
+		if tm.augment(tm.owner[j], seen) {
+			tm.pair(i, j)
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -168,5 +169,197 @@ func TestMatchReportsDebitReversal(t *testing.T) {
 	want := []string{"matched:1:p1", "missing_in_ledger:2:"}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// On amount and time, as many lines are matched as can be within the
+// window: closest first is kept only while it costs no match. Here the
+// first line's closest payment is the only one within the window of the
+// second, and the first has another within its own; taking the closest
+// for the first left the second line missing in the ledger and a payment
+// missing in the statement, two breaks where every line has its payment.
+func TestMatchByTimeMatchesAsManyLinesAsItCan(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)
+	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+	lines := []statement.Line{
+		{Number: 2, Ref: "BK-1", Amount: 50000, Credit: true, BookedAt: at(0)},
+		{Number: 3, Ref: "BK-2", Amount: 50000, Credit: true, BookedAt: at(12)},
+	}
+	payments := []Payment{
+		{ID: "p-early", Amount: 50000, BookedAt: at(-10)},
+		{ID: "p-between", Amount: 50000, BookedAt: at(3)},
+	}
+	for _, providerRefs := range []bool{true, false} {
+		r := Match(lines, payments, 15*time.Minute, providerRefs)
+		var got []string
+		for _, it := range r.Items {
+			ref := ""
+			if it.Line != nil {
+				ref = it.Line.Ref
+			}
+			got = append(got, string(it.Kind)+":"+ref+":"+it.PaymentID)
+		}
+		if want := []string{"matched:BK-1:p-early", "matched:BK-2:p-between"}; !slices.Equal(got, want) {
+			t.Errorf("provider references %t: got %v, want %v", providerRefs, got, want)
+		}
+	}
+}
+
+// Random lines and payments, few amounts and times minutes apart: every
+// line and payment is accounted for once, pairs follow the rules, as many
+// lines are matched on amount and time as any pairing could match, and
+// the order the payments come in changes nothing.
+func TestMatchAccountsForEverythingAndMatchesAsManyAsCan(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)
+	const window = 15 * time.Minute
+	for seed := range 3000 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 0))
+		at := func() time.Time { return t0.Add(time.Duration(rng.IntN(3600)) * time.Second) }
+		amount := func() int64 { return int64(1+rng.IntN(2)) * 10000 }
+		var payments []Payment
+		for j := range rng.IntN(8) {
+			p := Payment{ID: fmt.Sprintf("p%02d", j), Amount: amount(), BookedAt: at()}
+			switch rng.IntN(4) {
+			case 0:
+				p.ProviderRef = fmt.Sprintf("R%d", j)
+			case 1:
+				p.ProviderRef, p.Excluded = fmt.Sprintf("R%d", j), rng.IntN(2) == 0
+			}
+			payments = append(payments, p)
+		}
+		var lines []statement.Line
+		for i := range rng.IntN(8) {
+			l := statement.Line{Number: i + 1, Ref: fmt.Sprintf("L%d", i), Amount: amount(), Credit: rng.IntN(5) > 0, BookedAt: at()}
+			l.Reversal = rng.IntN(6) == 0
+			if k := rng.IntN(12); k < len(payments) {
+				l.Ref = fmt.Sprintf("R%d", k) // a payment's reference, maybe
+			}
+			if slices.ContainsFunc(lines, func(o statement.Line) bool { return o.Ref == l.Ref }) {
+				l.Ref = fmt.Sprintf("L%d", i)
+			}
+			lines = append(lines, l)
+		}
+		providerRefs := rng.IntN(2) == 0
+		r := Match(lines, payments, window, providerRefs)
+		fail := func(format string, args ...any) {
+			t.Helper()
+			t.Fatalf("seed %d: "+format+"\nlines %+v\npayments %+v\nitems %+v", append(append([]any{seed}, args...), lines, payments, r.Items)...)
+		}
+
+		byID := map[string]Payment{}
+		for _, p := range payments {
+			byID[p.ID] = p
+		}
+		lineItems, paymentItems := map[int]Item{}, map[string]int{}
+		for _, it := range r.Items {
+			if it.Line != nil {
+				if _, dup := lineItems[it.Line.Number]; dup {
+					fail("line %d twice", it.Line.Number)
+				}
+				lineItems[it.Line.Number] = it
+			}
+			if it.PaymentID != "" {
+				paymentItems[it.PaymentID]++
+			}
+		}
+		for id, n := range paymentItems {
+			if n != 1 || byID[id].Excluded {
+				fail("payment %s in %d items", id, n)
+			}
+		}
+		for _, p := range payments {
+			if paymentItems[p.ID] != 1 && !p.Excluded {
+				fail("payment %s not accounted for", p.ID)
+			}
+		}
+		refOf := map[string]Payment{}
+		for _, p := range payments {
+			if p.ProviderRef != "" {
+				refOf[p.ProviderRef] = p
+			}
+		}
+		var rest []statement.Line // lines left to amount and time
+		for _, l := range lines {
+			it, ok := lineItems[l.Number]
+			p, held := refOf[l.Ref]
+			switch {
+			case l.Reversal && !l.Credit:
+				if !ok || it.Kind != MissingInLedger || it.PaymentID != "" {
+					fail("debit reversal %d: %+v", l.Number, it)
+				}
+			case !l.Credit || l.Reversal:
+				if ok {
+					fail("line %d is no payment but has %+v", l.Number, it)
+				}
+			case held && p.Excluded:
+				if !ok || it.Kind != MissingInLedger || it.PaymentID != "" {
+					fail("line %d of an excluded payment: %+v", l.Number, it)
+				}
+			case held:
+				want := Matched
+				if p.Amount != l.Amount {
+					want = AmountMismatch
+				}
+				if !ok || it.Kind != want || it.PaymentID != p.ID || !it.ByReference {
+					fail("line %d by reference: %+v", l.Number, it)
+				}
+			default:
+				rest = append(rest, l)
+			}
+		}
+		free := func(p Payment, l statement.Line) bool {
+			_, byRef := refOf[p.ProviderRef]
+			gap := max(p.BookedAt.Sub(l.BookedAt), l.BookedAt.Sub(p.BookedAt))
+			return !p.Excluded && !(byRef && slices.ContainsFunc(lines, func(o statement.Line) bool { return o.Ref == p.ProviderRef && o.Credit && !o.Reversal })) &&
+				p.Amount == l.Amount && gap <= window && !(providerRefs && p.ProviderRef != "" && p.ProviderRef != l.Ref)
+		}
+		matched := 0
+		for _, l := range rest {
+			it := lineItems[l.Number]
+			switch {
+			case it.Kind == MissingInLedger && it.PaymentID == "":
+			case it.Kind == Matched && !it.ByReference && free(byID[it.PaymentID], l):
+				matched++
+			default:
+				fail("line %d on amount and time: %+v", l.Number, it)
+			}
+		}
+		var most func(k int, taken map[string]bool) int
+		most = func(k int, taken map[string]bool) int {
+			if k == len(rest) {
+				return 0
+			}
+			best := most(k+1, taken)
+			for _, p := range payments {
+				if !taken[p.ID] && free(p, rest[k]) {
+					taken[p.ID] = true
+					best = max(best, 1+most(k+1, taken))
+					delete(taken, p.ID)
+				}
+			}
+			return best
+		}
+		if n := most(0, map[string]bool{}); matched != n {
+			fail("%d lines matched on amount and time, but %d can be", matched, n)
+		}
+
+		shuffled := slices.Clone(payments)
+		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		again := Match(lines, shuffled, window, providerRefs)
+		key := func(r Report) []string {
+			var out []string
+			for _, it := range r.Items {
+				n := 0
+				if it.Line != nil {
+					n = it.Line.Number
+				}
+				out = append(out, fmt.Sprintf("%s:%d:%s", it.Kind, n, it.PaymentID))
+			}
+			slices.Sort(out)
+			return out
+		}
+		if !slices.Equal(key(r), key(again)) {
+			fail("payments in another order: %v", key(again))
+		}
 	}
 }
