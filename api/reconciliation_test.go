@@ -831,3 +831,37 @@ func TestImportStatementLineOfAPaymentNotMatchedTakesNoOther(t *testing.T) {
 		}
 	}
 }
+
+// A camt entry booked by date alone (BookgDt/Dt, as many banks write
+// them) was booked at some time of that day, not at midnight: it is
+// matched on amount with a payment of that day, as a clerk would, and not
+// reported as a line missing in the ledger and a payment missing in the
+// statement because the payment came hours after 00:00.
+func TestImportStatementMatchesAnEntryBookedByDate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	day := settlement.DayOf(time.Now()).AddDays(-3).Start()
+	afternoon := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "by-date-1", Merchant: "TN-TEST-0001", Channel: chVietQR, Amount: "42000",
+		Source: bankPayment, ProviderRef: "FT-BY-DATE-1", OccurTime: timestamppb.New(day.Add(15 * time.Hour))}).Payment
+	lines := []stmtLine{{ref: "EXMP-NTRY-0005", amount: "42000", at: day}}
+	vn := time.FixedZone("ICT", 7*3600)
+	camt := bytes.Replace(reconCamt("STMT-BY-DATE", day, day.Add(24*time.Hour), lines),
+		[]byte("<DtTm>"+day.In(vn).Format(time.RFC3339)+"</DtTm>"), []byte("<Dt>"+day.In(vn).Format(time.DateOnly)+"</Dt>"), 1)
+	if !bytes.Contains(camt, []byte("<BookgDt><Dt>")) {
+		t.Fatalf("no entry booked by date in\n%s", camt)
+	}
+	resp, err := e.settle.ImportStatement(ctx, &pb.ImportStatementRequest{Format: pb.StatementFormat_STATEMENT_FORMAT_CAMT053, Content: camt,
+		Channel: chVietQR, Market: testMarket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Breaks) != 0 || resp.Report.MatchedCount != 1 {
+		t.Fatalf("report %v, breaks %v; want the entry matched", resp.Report, resp.Breaks)
+	}
+	_, items := allItems(t, e.settle, resp.Report.Id, true, 10)
+	want := []*pb.ReconciliationItem{{Kind: pb.ReconciliationItemKind_RECONCILIATION_ITEM_KIND_MATCHED, LineNumber: 1, StatementRef: "EXMP-NTRY-0005",
+		StatementAmount: "42000", BookedTime: timestamppb.New(day), PaymentId: afternoon.Id, LedgerAmount: "42000"}}
+	sameItems(t, "items", items, want)
+}

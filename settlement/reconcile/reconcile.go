@@ -90,9 +90,12 @@ func (r Report) Breaks() []Item {
 // the same amount booked closest to it within window, earliest line first,
 // so the result does not depend on input order, and as many lines as can
 // be are matched: a line left without a payment takes one another line
-// took, when that line has another within its window. Debit lines
-// (refunds) and credit reversals (money back from a failed debit, such as
-// a bounced refund) are not payments and are left out of the match. A debit reversal takes back an earlier credit, a
+// took, when that line has another within its window. A line booked by
+// date alone (statement.Line.DateOnly) may take a payment of any time of
+// that day, or within window of it, after the lines booked at a time have
+// taken theirs. Debit lines (refunds) and credit reversals (money back
+// from a failed debit, such as a bounced refund) are not payments and are
+// left out of the match. A debit reversal takes back an earlier credit, a
 // payment the ledger counts as received; the ledger records no such
 // movement, so the line is MissingInLedger, paired with no payment: its
 // reference may be the bank's, and pairing on amount and time would be a
@@ -148,7 +151,15 @@ func Match(lines []statement.Line, payments []Payment, window time.Duration, pro
 		}
 		r.Items = append(r.Items, it)
 	}
-	sort.SliceStable(rest, func(a, b int) bool { return lines[rest[a]].BookedAt.Before(lines[rest[b]].BookedAt) })
+	// Lines booked by date alone, which may take a payment of any time that
+	// day, come after those booked at a time, which take only one near it.
+	sort.SliceStable(rest, func(a, b int) bool {
+		la, lb := &lines[rest[a]], &lines[rest[b]]
+		if la.DateOnly != lb.DateOnly {
+			return lb.DateOnly
+		}
+		return la.BookedAt.Before(lb.BookedAt)
+	})
 	tm := newTimeMatch(lines, payments, used, window, providerRefs)
 	for _, i := range rest {
 		tm.takeClosest(i)
@@ -218,12 +229,26 @@ func newTimeMatch(lines []statement.Line, payments []Payment, used []bool, windo
 	return tm
 }
 
+// span is when line i may have been booked: its time, or the whole day
+// of a line booked by date alone, as close to every payment of the day.
+func (tm *timeMatch) span(i int) (first, last time.Time) {
+	l := &tm.lines[i]
+	if l.DateOnly {
+		return l.BookedAt, l.BookedAt.Add(24 * time.Hour)
+	}
+	return l.BookedAt, l.BookedAt
+}
+
 // gap is how far payment j is from line i's booking.
 func (tm *timeMatch) gap(i, j int) time.Duration {
-	if d := tm.payments[j].BookedAt.Sub(tm.lines[i].BookedAt); d >= 0 {
-		return d
+	first, last := tm.span(i)
+	switch t := tm.payments[j].BookedAt; {
+	case t.Before(first):
+		return first.Sub(t)
+	case t.After(last):
+		return t.Sub(last)
 	}
-	return tm.lines[i].BookedAt.Sub(tm.payments[j].BookedAt)
+	return 0
 }
 
 // closer says payment a is closer to line i than b, ties to the smaller
@@ -236,10 +261,10 @@ func (tm *timeMatch) closer(i, a, b int) bool {
 // near is the payments of line i's amount within the window of its
 // booking, in order of time.
 func (tm *timeMatch) near(i int) []int {
-	l := &tm.lines[i]
-	js := tm.byAmount[l.Amount]
-	from := sort.Search(len(js), func(k int) bool { return !tm.payments[js[k]].BookedAt.Before(l.BookedAt.Add(-tm.window)) })
-	to := sort.Search(len(js), func(k int) bool { return tm.payments[js[k]].BookedAt.After(l.BookedAt.Add(tm.window)) })
+	first, last := tm.span(i)
+	js := tm.byAmount[tm.lines[i].Amount]
+	from := sort.Search(len(js), func(k int) bool { return !tm.payments[js[k]].BookedAt.Before(first.Add(-tm.window)) })
+	to := sort.Search(len(js), func(k int) bool { return tm.payments[js[k]].BookedAt.After(last.Add(tm.window)) })
 	return js[from:max(from, to)]
 }
 

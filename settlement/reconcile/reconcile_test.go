@@ -205,7 +205,8 @@ func TestMatchByTimeMatchesAsManyLinesAsItCan(t *testing.T) {
 	}
 }
 
-// Random lines and payments, few amounts and times minutes apart: every
+// Random lines and payments, few amounts and times minutes apart, some
+// lines booked by date alone: every
 // line and payment is accounted for once, pairs follow the rules, as many
 // lines are matched on amount and time as any pairing could match, and
 // the order the payments come in changes nothing.
@@ -231,6 +232,9 @@ func TestMatchAccountsForEverythingAndMatchesAsManyAsCan(t *testing.T) {
 		for i := range rng.IntN(8) {
 			l := statement.Line{Number: i + 1, Ref: fmt.Sprintf("L%d", i), Amount: amount(), Credit: rng.IntN(5) > 0, BookedAt: at()}
 			l.Reversal = rng.IntN(6) == 0
+			if rng.IntN(8) == 0 { // booked by date: the day starts half an hour in
+				l.BookedAt, l.DateOnly = t0.Add(30*time.Minute).Add(-24*time.Hour*time.Duration(rng.IntN(2))), true
+			}
 			if k := rng.IntN(12); k < len(payments) {
 				l.Ref = fmt.Sprintf("R%d", k) // a payment's reference, maybe
 			}
@@ -310,6 +314,9 @@ func TestMatchAccountsForEverythingAndMatchesAsManyAsCan(t *testing.T) {
 		free := func(p Payment, l statement.Line) bool {
 			_, byRef := refOf[p.ProviderRef]
 			gap := max(p.BookedAt.Sub(l.BookedAt), l.BookedAt.Sub(p.BookedAt))
+			if day := l.BookedAt.Add(24 * time.Hour); l.DateOnly && !p.BookedAt.Before(l.BookedAt) {
+				gap = max(0, p.BookedAt.Sub(day))
+			}
 			return !p.Excluded && !(byRef && slices.ContainsFunc(lines, func(o statement.Line) bool { return o.Ref == p.ProviderRef && o.Credit && !o.Reversal })) &&
 				p.Amount == l.Amount && gap <= window && !(providerRefs && p.ProviderRef != "" && p.ProviderRef != l.Ref)
 		}

@@ -244,7 +244,7 @@ func camtLine(n int, e camtEntry, cfg config, start, end time.Time) (l Line, kee
 	if why := checkPeriod(t, start, end); why != "" {
 		return l, false, entryErr(n, field, "%s", why)
 	}
-	l.BookedAt = t.UTC()
+	l.BookedAt, l.DateOnly = t.UTC(), field == "BookgDt/Dt"
 
 	// A batch entry's amount is the total of its transactions, so one
 	// transaction's reference would pair that total with the wrong

@@ -112,7 +112,8 @@
 //     customer's payment, and a debit reversal takes a payment back, so
 //     the direction alone does not say what the line is.
 //   - BookgDt/DtTm gives BookedAt (without an offset it is Vietnam time);
-//     a date-only BookgDt/Dt means 00:00 Vietnam time that day.
+//     a date-only BookgDt/Dt means 00:00 Vietnam time that day, and
+//     DateOnly, the booking being at some time of that day.
 //   - Ref is the first non-empty of NtryDtls/TxDtls/Refs/AcctSvcrRef,
 //     NtryDtls/TxDtls/Refs/EndToEndId (ignoring "NOTPROVIDED"),
 //     Ntry/AcctSvcrRef and NtryRef, and must be 1 to 64 printable ASCII

@@ -47,6 +47,10 @@ type Line struct {
 	// payment; a debit reversal takes back an earlier credit. Always false
 	// for CSV, whose "debit" may be either a refund or a reversal.
 	Reversal bool
+	// DateOnly says the statement gave the booking's date alone (camt's
+	// BookgDt/Dt): BookedAt is the start of that day in Vietnam time, and
+	// the booking was at some time of the day.
+	DateOnly bool
 }
 
 // Statement is a provider's or bank's list of booked transactions.

@@ -316,7 +316,7 @@ func TestParseCamt053(t *testing.T) {
 		// entry 2 is pending
 		{Number: 3, Ref: "MOMO-4F7A9C21", Amount: 85000, Credit: true, Currency: "VND", BookedAt: utc("2026-03-10T02:40:05Z"), Description: "TN-DAITU-0107 Mua thịt heo"},
 		{Number: 4, Ref: "FT26069Z9Y8X", Amount: 150000, Credit: false, Currency: "VND", BookedAt: utc("2026-03-10T09:02:11Z"), Description: "Hoan tien giao dich FT26069A1B2C"},
-		{Number: 5, Ref: "EXMP-NTRY-0005", Amount: 42000, Credit: true, Currency: "VND", BookedAt: utc("2026-03-09T17:00:00Z")},
+		{Number: 5, Ref: "EXMP-NTRY-0005", Amount: 42000, Credit: true, Currency: "VND", BookedAt: utc("2026-03-09T17:00:00Z"), DateOnly: true},
 		{Number: 6, Ref: "EXMP260310000777", Amount: 230000, Credit: true, Currency: "VND", BookedAt: utc("2026-03-10T14:45:00.25Z"), Description: "CK den TN-DAITU-0042 & TN-DAITU-0043"},
 	})
 }
@@ -403,7 +403,7 @@ func TestParseCamtVersions(t *testing.T) {
 	if st.Format != FormatCamt054 || st.ID != "N-1" {
 		t.Errorf("Format %q ID %q", st.Format, st.ID)
 	}
-	assertLines(t, st.Lines, []Line{{Number: 1, Ref: "R1", Amount: 5000, Credit: false, Currency: "VND", BookedAt: utc("2026-03-09T17:00:00Z")}})
+	assertLines(t, st.Lines, []Line{{Number: 1, Ref: "R1", Amount: 5000, Credit: false, Currency: "VND", BookedAt: utc("2026-03-09T17:00:00Z"), DateOnly: true}})
 
 	// A byte order mark is skipped.
 	if _, err := ParseCamt(strings.NewReader("\ufeff"+camtDoc(ns053, "")), Options{}); err != nil {
