@@ -120,6 +120,16 @@ func (c config) check() error {
 	if c.DBMaxConns > math.MaxInt32 {
 		errs = append(errs, fmt.Errorf("--db-max-conns (LEDGER_DB_MAX_CONNS): must be at most %d, got %d", math.MaxInt32, c.DBMaxConns))
 	}
+	// An empty address, which only a flag can give, listens on every
+	// interface at a port the system picks: the metrics, which take no
+	// credential, would be served to anyone, and the gRPC port found by no
+	// client.
+	if c.GRPCAddr == "" {
+		errs = append(errs, errors.New("--grpc-addr (LEDGER_GRPC_ADDR): must be an address such as localhost:50051, got none"))
+	}
+	if c.MetricsAddr == "" {
+		errs = append(errs, errors.New("--metrics-addr (LEDGER_METRICS_ADDR): must be an address such as localhost:9464, or off for none, got none"))
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout (LEDGER_SHUTDOWN_TIMEOUT): must be positive, got %s", c.ShutdownTimeout))
 	}

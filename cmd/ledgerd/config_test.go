@@ -96,6 +96,10 @@ func TestLoadConfigRefusesBadFlags(t *testing.T) {
 		{"committers", "-1"},
 		{"log-level", "verbose"},
 		{"log-format", "xml"},
+		// Empty, an address listens on every interface at a port no one
+		// chose: the metrics, which need no credential, served to anyone.
+		{"grpc-addr", ""},
+		{"metrics-addr", ""},
 	} {
 		arg := "--" + tc.flag + "=" + tc.value
 		t.Run(arg, func(t *testing.T) {
