@@ -36,8 +36,11 @@ type Services struct {
 	Payments *payment.Service
 	// Settlement serves SettlementService when set.
 	Settlement *settlement.Service
-	// RPCs, when set, counts every call by method and status, with its
-	// latency, for the metrics endpoint.
+	// RPCs, when set, counts every call that reaches the interceptors by
+	// method and status, with its latency, for the metrics endpoint. gRPC
+	// answers some before them, uncounted: a method no service has
+	// (Unimplemented), and a message over the receive limit
+	// (ResourceExhausted) or one that does not decode.
 	RPCs *metrics.RPCs
 }
 
