@@ -370,3 +370,41 @@ func TestMatchAccountsForEverythingAndMatchesAsManyAsCan(t *testing.T) {
 		}
 	}
 }
+
+// A camt statement may give every entry's booking by date alone, each line
+// then as close to every payment of its day. Its 100,000 lines, the most a
+// statement holds, are matched in seconds at most, as lines booked at a
+// time are: going through the day's payments for every line took minutes,
+// and searching them again for a line left over, more.
+func TestMatchManyLinesBookedByDate(t *testing.T) {
+	day := time.Date(2026, 11, 19, 17, 0, 0, 0, time.UTC) // 20 November in Vietnam
+	const n = 100000
+	amounts := []int64{20000, 30000, 50000}
+	var lines []statement.Line
+	var payments []Payment
+	for i := range n {
+		amount := amounts[i%len(amounts)]
+		lines = append(lines, statement.Line{Number: i + 1, Ref: fmt.Sprintf("BK-%d", i), Amount: amount, Credit: true, BookedAt: day, DateOnly: true})
+		if i >= len(amounts) { // the first line of each amount has no payment
+			at := day.Add(time.Duration(i) * 24 * time.Hour / n)
+			payments = append(payments, Payment{ID: fmt.Sprintf("p%06d", i), Amount: amount, BookedAt: at})
+		}
+	}
+	for k, amount := range amounts { // nor any line: the day before, out of reach
+		payments = append(payments, Payment{ID: fmt.Sprintf("q%d", k), Amount: amount, BookedAt: day.Add(-2 * time.Hour)})
+	}
+
+	start := time.Now()
+	r := Match(lines, payments, 15*time.Minute, false)
+	took := time.Since(start)
+
+	want := map[Kind]int{Matched: n - len(amounts), MissingInLedger: len(amounts), MissingInStatement: len(amounts)}
+	for k, c := range want {
+		if got := r.Count(k); got != c {
+			t.Errorf("%s: %d, want %d", k, got, c)
+		}
+	}
+	if took > 10*time.Second {
+		t.Errorf("matching %d lines booked by date took %s", n, took)
+	}
+}
