@@ -153,13 +153,18 @@ func Match(lines []statement.Line, payments []Payment, window time.Duration, pro
 		r.Items = append(r.Items, it)
 	}
 	// Lines booked by date alone, which may take a payment of any time that
-	// day, come after those booked at a time, which take only one near it.
-	sort.SliceStable(rest, func(a, b int) bool {
+	// day, come after those booked at a time, which take only one near it;
+	// lines of one time go by number, so their order in the input does not
+	// decide which takes which payment.
+	sort.Slice(rest, func(a, b int) bool {
 		la, lb := &lines[rest[a]], &lines[rest[b]]
-		if la.DateOnly != lb.DateOnly {
+		switch {
+		case la.DateOnly != lb.DateOnly:
 			return lb.DateOnly
+		case !la.BookedAt.Equal(lb.BookedAt):
+			return la.BookedAt.Before(lb.BookedAt)
 		}
-		return la.BookedAt.Before(lb.BookedAt)
+		return la.Number < lb.Number
 	})
 	tm := newTimeMatch(lines, payments, used, window, providerRefs)
 	for _, i := range rest {
@@ -206,7 +211,7 @@ type timeMatch struct {
 	window       time.Duration
 	providerRefs bool
 	// byAmount holds the payments left after the reference match, by
-	// amount, in order of time.
+	// amount, in order of time, then id.
 	byAmount map[int64][]int
 	free     map[int64]int // of them, how many no line holds
 	paid     map[int]int   // line → payment, -1 for none
@@ -250,7 +255,15 @@ func newTimeMatch(lines []statement.Line, payments []Payment, used []bool, windo
 		}
 	}
 	for _, js := range tm.byAmount {
-		sort.SliceStable(js, func(a, b int) bool { return payments[js[a]].BookedAt.Before(payments[js[b]].BookedAt) })
+		// Payments of one time go by id, so that the searches, which go
+		// through them in this order, do not depend on the input's.
+		sort.Slice(js, func(a, b int) bool {
+			pa, pb := &payments[js[a]], &payments[js[b]]
+			if !pa.BookedAt.Equal(pb.BookedAt) {
+				return pa.BookedAt.Before(pb.BookedAt)
+			}
+			return pa.ID < pb.ID
+		})
 	}
 	return tm
 }

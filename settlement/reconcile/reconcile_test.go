@@ -74,6 +74,51 @@ func TestMatchIsOrderIndependent(t *testing.T) {
 	}
 }
 
+// Lines and payments booked at the same second, as a stall recording
+// payments by the minute books them, are paired the same way whatever
+// order they come in: searching them in that order gave two lines of one
+// time each other's payment when the payments came in another.
+func TestMatchIsOrderIndependentAtEqualTimes(t *testing.T) {
+	t0 := time.Date(2026, 11, 20, 3, 0, 0, 0, time.UTC)
+	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+	lines := []statement.Line{
+		{Number: 1, Ref: "L0", Amount: 10000, Credit: true, BookedAt: at(10)},
+		{Number: 2, Ref: "L1", Amount: 10000, Credit: true, BookedAt: at(30)},
+		{Number: 3, Ref: "L2", Amount: 10000, Credit: true, BookedAt: at(30)},
+		{Number: 4, Ref: "L3", Amount: 10000, Credit: true, BookedAt: at(20)},
+		{Number: 5, Ref: "L4", Amount: 10000, Credit: true, BookedAt: at(30)},
+	}
+	payments := []Payment{
+		{ID: "p0", Amount: 10000, BookedAt: at(0)},
+		{ID: "p1", Amount: 10000, BookedAt: at(30)},
+		{ID: "p2", Amount: 10000, BookedAt: at(0)},
+		{ID: "p3", Amount: 10000, BookedAt: at(10)},
+		{ID: "p4", Amount: 10000, BookedAt: at(30)},
+	}
+	pairs := func(r Report) []string {
+		var out []string
+		for _, it := range r.Items {
+			n := 0
+			if it.Line != nil {
+				n = it.Line.Number
+			}
+			out = append(out, fmt.Sprintf("%s:%d:%s", it.Kind, n, it.PaymentID))
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := pairs(Match(lines, payments, 15*time.Minute, true))
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 50 {
+		ls, ps := slices.Clone(lines), slices.Clone(payments)
+		rng.Shuffle(len(ls), func(i, j int) { ls[i], ls[j] = ls[j], ls[i] })
+		rng.Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+		if got := pairs(Match(ls, ps, 15*time.Minute, true)); !slices.Equal(got, want) {
+			t.Fatalf("lines %v, payments %v: %v, in the order given %v", ls, ps, got, want)
+		}
+	}
+}
+
 // A line whose reference is the provider's never takes, on amount and
 // time, a payment the provider gave another reference: they are two
 // transfers, and pairing them would hide both breaks. A camt line's
