@@ -238,3 +238,90 @@ func TestAuditTrailTellsReplays(t *testing.T) {
 		t.Errorf("the trail of one bulk item sent twice: %v; want the second event saying it is a replay, the first not", events)
 	}
 }
+
+// giveUpWaitingForTheHead makes call while another ledgerd's round holds
+// the ledger head, so that its write waits for the head past its caller's
+// deadline, then lets the head go: the write commits after its caller gave
+// up.
+func (e *env) giveUpWaitingForTheHead(t *testing.T, call func(ctx context.Context) error) {
+	t.Helper()
+	ctx := context.Background()
+	holder, err := e.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx) //nolint:errcheck // released below
+	if _, err := holder.Exec(ctx, `SELECT last_seq FROM ledger_head FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	callCtx, giveUp := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer giveUp()
+	if err := call(callCtx); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("a write waiting for the head past its deadline: %v", err)
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eventsOf waits until the trail holds n events of method, and returns
+// them.
+func (e *env) eventsOf(ctx context.Context, t *testing.T, method string, n int) []*pb.AuditEvent {
+	t.Helper()
+	var events []*pb.AuditEvent
+	for len(events) < n && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+		resp, err := pb.NewAdminServiceClient(e.conn).ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = events[:0]
+		for _, ev := range resp.AuditEvents {
+			if ev.Method == method {
+				events = append(events, ev)
+			}
+		}
+	}
+	return events
+}
+
+// A bank's notification that confirms a stall's pending payment, whose
+// caller gives up while the confirmation waits for its commit, is in the
+// trail as the confirmation it became, OK, not as a call cancelled while
+// the ledger holds the payment confirmed: the payment it answers with is
+// read after its caller gave up.
+func TestAuditTrailRecordsConfirmationItsCallerGaveUpOn(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const merchantCode = "TN-TEST-0001"
+	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: merchantCode, Amount: "150000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p1", Merchant: merchantCode, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: pr.PaymentRequest.Id}).Payment
+
+	e.giveUpWaitingForTheHead(t, func(ctx context.Context) error {
+		_, err := e.payments.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: "bank-ft1", Merchant: merchantCode, Channel: pb.Channel_CHANNEL_VIETQR,
+			Amount: "150000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT26330000001", BillNumber: pr.PaymentRequest.BillNumber})
+		return err
+	})
+	for ctx.Err() == nil {
+		got, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: stall.Id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Payment.Status == pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The stall's record, and the bank's once its call ended.
+	events := e.eventsOf(ctx, t, pb.PaymentService_RecordPayment_FullMethodName, 2)
+	if len(events) != 2 || events[0].Code != "OK" || events[1].Code != "OK" {
+		t.Errorf("the trail holds %v for the stall's record and the bank's confirmation of payment %s; want both OK", events, stall.Id)
+	}
+}

@@ -284,6 +284,12 @@ func (s *Service) record(ctx context.Context, reqs []RecordRequest, optimistic b
 		owners = append(owners, i)
 	}
 	results := s.ledger.Write(ctx, writes)
+	// The ledger answers each write with what became of it, even once the
+	// caller has given up: what follows only reads, to answer with the
+	// payments those writes made, and must not fail for the caller's
+	// cancel, or a confirmation recorded would be answered, and recorded in
+	// the audit trail, as a call that failed.
+	ctx = context.WithoutCancel(ctx)
 	var ids []string
 	for j, res := range results {
 		i := owners[j]
