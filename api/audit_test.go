@@ -325,3 +325,32 @@ func TestAuditTrailRecordsConfirmationItsCallerGaveUpOn(t *testing.T) {
 		t.Errorf("the trail holds %v for the stall's record and the bank's confirmation of payment %s; want both OK", events, stall.Id)
 	}
 }
+
+// A bank's outcomes of a payout batch, whose caller gives up while they
+// wait for their commit, are in the trail as what they became, OK, not as
+// a call cancelled while the ledger holds the payout paid: the batch and
+// lines the call answers with are read after its caller gave up.
+func TestAuditTrailRecordsPayoutsTheirCallerGaveUpOn(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := newPayoutFixture(t, "PO-G", map[string]int64{"PO-G-01": 10000}, 10000)
+	e := f.e
+	b := f.create(t, "batch", time.Now())
+
+	e.giveUpWaitingForTheHead(t, func(ctx context.Context) error {
+		_, err := e.settle.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: b.Batch.Id, Results: []*pb.PayoutResult{
+			{Merchant: "PO-G-01", Status: linePaid, BankRef: "VCB-OUT-1"}}})
+		return err
+	})
+	for ctx.Err() == nil {
+		if _, lines := e.allLines(t, b.Batch.Id); lineOf(lines, "PO-G-01").Status == linePaid {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	events := e.eventsOf(ctx, t, pb.SettlementService_CompletePayoutBatch_FullMethodName, 1)
+	if len(events) != 1 || events[0].Code != "OK" {
+		t.Errorf("the trail holds %v for the outcome that paid merchant PO-G-01; want one event OK", events)
+	}
+}

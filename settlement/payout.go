@@ -514,6 +514,12 @@ func (s *Service) CompletePayoutBatch(ctx context.Context, batchID string, resul
 		reqs, reqIdx = append(reqs, req), append(reqIdx, i)
 	}
 	outs := s.ledger.Write(ctx, reqs)
+	// The ledger answers each outcome with what became of it, even once
+	// the caller has given up: what follows only reads, to answer with the
+	// lines those outcomes resolved, and must not fail for the caller's
+	// cancel, or payouts posted would be answered, and recorded in the
+	// audit trail, as a call that failed.
+	ctx = context.WithoutCancel(ctx)
 	if b, err = s.batch(ctx, b.ID); err != nil {
 		return PayoutBatch{}, nil, err
 	}
