@@ -354,3 +354,68 @@ func TestAuditTrailRecordsPayoutsTheirCallerGaveUpOn(t *testing.T) {
 		t.Errorf("the trail holds %v for the outcome that paid merchant PO-G-01; want one event OK", events)
 	}
 }
+
+// A provider's credit to the settlement bank, whose caller gives up while
+// it waits for its commit, is in the trail as the credit it became, OK,
+// not as a call cancelled while the ledger holds the money settled.
+func TestAuditTrailRecordsProviderSettlementItsCallerGaveUpOn(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := newPayoutFixture(t, "PO-S", map[string]int64{"PO-S-01": 10000}, 0)
+	e := f.e
+
+	e.giveUpWaitingForTheHead(t, func(ctx context.Context) error {
+		_, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "ps-1", Channel: pb.Channel_CHANNEL_VIETQR,
+			Market: "PO-S", Amount: "10000", Bank: "vcb", BankRef: "VCB-IN-1"})
+		return err
+	})
+	for ctx.Err() == nil {
+		if funds, ok := e.settlementFunds(t, "vcb", "PO-S"); ok && funds == 10000 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	events := e.eventsOf(ctx, t, pb.SettlementService_RecordProviderSettlement_FullMethodName, 1)
+	if len(events) != 1 || events[0].Code != "OK" {
+		t.Errorf("the trail holds %v for the provider's credit of 10000 đồng the ledger holds; want one event OK", events)
+	}
+}
+
+// So is a reclassification of suspense money, whose caller gives up while
+// it waits for its commit: OK, as the ledger holds the money moved.
+func TestAuditTrailRecordsReclassificationItsCallerGaveUpOn(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := newPayoutFixture(t, "PO-U", map[string]int64{"PO-U-01": 10000}, 0)
+	e := f.e
+	// The provider pays 15000 for the 10000 it owes: 5000 wait in suspense
+	// until the payment they were for is recorded.
+	if _, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "ps-1", Channel: pb.Channel_CHANNEL_VIETQR,
+		Market: "PO-U", Amount: "15000", Bank: "vcb", BankRef: "VCB-IN-1", AllowUnmatched: true}); err != nil {
+		t.Fatal(err)
+	}
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "late", Merchant: "PO-U-01", Channel: pb.Channel_CHANNEL_VIETQR,
+		Amount: "5000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-LATE"})
+
+	e.giveUpWaitingForTheHead(t, func(ctx context.Context) error {
+		_, err := e.settle.ReclassifySuspense(ctx, &pb.ReclassifySuspenseRequest{IdempotencyKey: "rc-1", Market: "PO-U", Channel: pb.Channel_CHANNEL_VIETQR,
+			Amount: "5000", Reason: "FT-LATE"})
+		return err
+	})
+	for ctx.Err() == nil {
+		bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "market:PO-U:suspense"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if num(bal.Balance.CreditsPosted) == num(bal.Balance.DebitsPosted) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	events := e.eventsOf(ctx, t, pb.SettlementService_ReclassifySuspense_FullMethodName, 1)
+	if len(events) != 1 || events[0].Code != "OK" {
+		t.Errorf("the trail holds %v for the reclassification of 5000 đồng the ledger holds; want one event OK", events)
+	}
+}

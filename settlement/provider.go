@@ -227,7 +227,11 @@ func (s *Service) recordSettlement(ctx context.Context, ledgerKey string, r Prov
 		case err != nil:
 			return ProviderSettlement{}, false, err
 		}
-		ps, err := s.providerSettlement(ctx, res.Entry.ID)
+		// The ledger answered with what became of the credit, even if the
+		// caller has given up meanwhile: the read that answers with it must
+		// not fail for that, or a credit recorded would be answered, and
+		// recorded in the audit trail, as a call that failed.
+		ps, err := s.providerSettlement(context.WithoutCancel(ctx), res.Entry.ID)
 		return ps, res.Replayed, err
 	}
 }

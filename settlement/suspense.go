@@ -192,7 +192,8 @@ func (s *Service) reclassify(ctx context.Context, ledgerKey string, r SuspenseRe
 	case err != nil:
 		return SuspenseReclassification{}, false, err
 	}
-	rc, err := s.reclassification(ctx, res.Entry.ID)
+	// Read even once the caller has given up, as a provider's credit is.
+	rc, err := s.reclassification(context.WithoutCancel(ctx), res.Entry.ID)
 	return rc, res.Replayed, err
 }
 
