@@ -176,7 +176,9 @@ func (s *Service) paymentsByRef(ctx context.Context, channels, refs []string) (m
 
 // findPendingMatch finds the payment a bank notification is about: the one
 // with the same provider reference (recorded or pending), else a pending
-// payment for the same payment request.
+// payment for the same payment request that has not expired. One past its
+// expiry is the sweeper's to void, and can no longer be confirmed: the
+// notification is a payment of its own, as it is once the sweeper has run.
 func (s *Service) findPendingMatch(ctx context.Context, r RecordRequest, req *PaymentRequest, byRef map[refKey]Payment) (*Payment, error) {
 	if p, ok := byRef[refKey{r.Channel, r.ProviderRef}]; ok {
 		return &p, nil
@@ -185,7 +187,8 @@ func (s *Service) findPendingMatch(ctx context.Context, r RecordRequest, req *Pa
 		return nil, nil
 	}
 	found, err := s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments
- WHERE request_id = $1 AND status = 'pending' AND merchant = $2 AND channel = $3 ORDER BY created_at LIMIT 1`, req.ID, r.Merchant, string(r.Channel))
+ WHERE request_id = $1 AND status = 'pending' AND expires_at > $4 AND merchant = $2 AND channel = $3 ORDER BY created_at LIMIT 1`,
+		req.ID, r.Merchant, string(r.Channel), s.opts.Now())
 	if err != nil || len(found) == 0 {
 		return nil, err
 	}
