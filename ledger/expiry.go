@@ -8,8 +8,9 @@ import (
 	"github.com/choledger/choledger/internal/pg"
 )
 
-// expireBatch bounds how many expired entries one sweep voids.
-const expireBatch = 500
+// expireBatchSize bounds how many expired entries one round of a sweep
+// voids.
+const expireBatchSize = 500
 
 func (l *Ledger) expiryLoop() {
 	defer l.workers.Done()
@@ -38,26 +39,43 @@ func (l *Ledger) expiryLoop() {
 
 // ExpireDue voids the pending entries whose timeout has passed and returns
 // how many it voided. Each void's idempotency key is derived from the
-// pending entry, so concurrent sweepers (several ledgerd) void it once.
+// pending entry, so concurrent sweepers (several ledgerd) void it once. It
+// goes on, a batch at a time, until none is left: entries fall due at the
+// rate they were written, which can be more than a batch between two
+// ticks, and one left for a later sweep would stay pending after its
+// expiry, released in the reports on a later day.
 func (l *Ledger) ExpireDue(ctx context.Context) (int, error) {
+	voided := 0
+	for {
+		n, more, err := l.expireBatch(ctx)
+		voided += n
+		if err != nil || !more {
+			return voided, err
+		}
+	}
+}
+
+// expireBatch voids up to expireBatchSize due entries, the longest overdue
+// first, and reports whether there may be more.
+func (l *Ledger) expireBatch(ctx context.Context) (int, bool, error) {
 	rows, err := l.pool.Query(ctx, `
 SELECT e.id::text FROM ledger_open_pending o JOIN ledger_entries e ON e.seq = o.entry_seq
- WHERE o.expires_at <= $1 ORDER BY o.expires_at LIMIT $2`, l.opts.Now(), expireBatch)
+ WHERE o.expires_at <= $1 ORDER BY o.expires_at LIMIT $2`, l.opts.Now(), expireBatchSize)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	var reqs []any
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return 0, err
+			return 0, false, err
 		}
 		reqs = append(reqs, CloseRequest{IdempotencyKey: "expire:" + id, PendingID: id, Void: true, Kind: KindExpire})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	voided := 0
 	for _, out := range l.Write(ctx, reqs) {
@@ -67,8 +85,8 @@ SELECT e.id::text FROM ledger_open_pending o JOIN ledger_entries e ON e.seq = o.
 		case out.Err == nil, errors.Is(out.Err, ErrPendingClosed):
 			// Closed meanwhile by a post, a void or another sweeper.
 		default:
-			return voided, out.Err
+			return voided, false, out.Err
 		}
 	}
-	return voided, nil
+	return voided, len(reqs) == expireBatchSize, nil
 }

@@ -517,3 +517,38 @@ func TestCheckInvariantsFindsOpenPendingExpiryChanged(t *testing.T) {
 		})
 	}
 }
+
+// A sweep voids every pending entry past its timeout, however many fell
+// due at once: a peak of stall payments expires a day later at the rate it
+// came, and entries left for later sweeps would show pending, and be
+// released in the reports on a later day, after they expired.
+func TestExpireDueVoidsEveryDueEntry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	now := time.Now()
+	clock := &now
+	l, db := newLedger(t, ledger.Options{Now: func() time.Time { return *clock }})
+	open(t, l, "clearing", ledger.Asset, "M1", 0)
+	open(t, l, "payable", ledger.Liability, "M1", ledger.FlagDebitsMustNotExceedCredits)
+	const due = 1201 // more than two of a sweep's batches
+	reqs := make([]any, due)
+	for i := range reqs {
+		r := transfer(fmt.Sprint("p", i), "M1", "clearing", "payable", 1000)
+		r.Pending, r.PendingTimeout = true, time.Hour
+		reqs[i] = r
+	}
+	for i, out := range l.Write(ctx, reqs) {
+		if out.Err != nil {
+			t.Fatalf("pending %d: %v", i, out.Err)
+		}
+	}
+	later := now.Add(2 * time.Hour)
+	clock = &later
+	if n, err := l.ExpireDue(ctx); err != nil || n != due {
+		t.Fatalf("expire: %d, %v; want %d", n, err, due)
+	}
+	if got := totals(t, l, "payable"); got != (ledger.Totals{}) {
+		t.Errorf("payable totals after the sweep %+v; want nothing pending", got)
+	}
+	checkInvariants(t, db)
+}
