@@ -59,14 +59,24 @@ func (a *ackSet) count() int {
 
 // ackRecord notes a recorded payment. A replay is expected only when the
 // bench resent a write whose first answer it never saw: every key and
-// reference is fresh.
-func (w *worker) ackRecord(p *principal, prefix, key string, pay *pb.Payment, replayed, resent bool) {
+// reference is fresh. The payment must be the one asked for: the checks
+// after the run count what the answers said (ids, references, the hot
+// stall's net), so a payment recorded for another merchant, amount,
+// channel, source or reference would otherwise pass them all.
+func (w *worker) ackRecord(p *principal, prefix string, req *pb.RecordPaymentRequest, pay *pb.Payment, replayed, resent bool) {
+	key := req.GetIdempotencyKey()
 	if replayed && !resent {
 		w.sc.anomaly("RecordPayment %s: replayed on first use of a fresh key (payment %s)", key, pay.GetId())
 	}
 	if pay.GetId() == "" {
 		w.sc.anomaly("RecordPayment %s: acknowledged without a payment", key)
 		return
+	}
+	if pay.GetMerchant() != req.GetMerchant() || mustInt(pay.GetAmount()) != mustInt(req.GetAmount()) || pay.GetChannel() != req.GetChannel() ||
+		pay.GetSource() != req.GetSource() || (req.GetProviderRef() != "" && pay.GetProviderRef() != req.GetProviderRef()) {
+		w.sc.anomaly("RecordPayment %s: asked for %s %s %s from %s ref %q, acknowledged payment %s as %s %s %s from %s ref %q", key,
+			req.GetMerchant(), req.GetAmount(), req.GetChannel(), req.GetSource(), req.GetProviderRef(),
+			pay.GetId(), pay.GetMerchant(), pay.GetAmount(), pay.GetChannel(), pay.GetSource(), pay.GetProviderRef())
 	}
 	net := mustInt(pay.GetAmount()) - mustInt(pay.GetFee())
 	a := &w.sc.acks
@@ -88,16 +98,15 @@ func mustInt(s string) int64 {
 	return v
 }
 
-func (w *worker) recordRequest(m stall, source pb.PaymentSource) (*pb.RecordPaymentRequest, string) {
-	key := w.key("r")
+func (w *worker) recordRequest(m stall, source pb.PaymentSource) *pb.RecordPaymentRequest {
 	req := &pb.RecordPaymentRequest{
-		IdempotencyKey: key, Merchant: m.code, Channel: pb.Channel_CHANNEL_VIETQR,
+		IdempotencyKey: w.key("r"), Merchant: m.code, Channel: pb.Channel_CHANNEL_VIETQR,
 		Amount: strconv.FormatInt(w.amount(), 10), Source: source,
 	}
 	if source == pb.PaymentSource_PAYMENT_SOURCE_BANK {
 		req.ProviderRef = w.ref("B")
 	}
-	return req, key
+	return req
 }
 
 // recordBank: the bank reports a payment nobody recorded; it is posted at
@@ -115,7 +124,7 @@ func (w *worker) recordStall(m stall) (*pb.Payment, bool) {
 }
 
 func (w *worker) record(m stall, source pb.PaymentSource) (*pb.Payment, bool) {
-	req, key := w.recordRequest(m, source)
+	req := w.recordRequest(m, source)
 	p, prefix := &w.b.bank, keyRecordBank
 	if source == pb.PaymentSource_PAYMENT_SOURCE_STALL {
 		p, prefix = &w.b.admin, keyRecordStall
@@ -131,13 +140,13 @@ func (w *worker) record(m stall, source pb.PaymentSource) (*pb.Payment, bool) {
 		w.failed(err, p, func(ctx context.Context) error {
 			r, err := pay.RecordPayment(ctx, req)
 			if err == nil {
-				w.ackRecord(p, prefix, key, r.GetPayment(), r.GetReplayed(), true)
+				w.ackRecord(p, prefix, req, r.GetPayment(), r.GetReplayed(), true)
 			}
 			return err
 		})
 		return nil, false
 	}
-	w.ackRecord(p, prefix, key, resp.GetPayment(), resp.GetReplayed(), false)
+	w.ackRecord(p, prefix, req, resp.GetPayment(), resp.GetReplayed(), false)
 	return resp.GetPayment(), true
 }
 
@@ -247,9 +256,8 @@ func opHot(w *worker) {
 func opBulk(w *worker) {
 	n := w.b.cfg.BulkSize
 	req := &pb.RecordPaymentsRequest{Payments: make([]*pb.RecordPaymentRequest, n)}
-	keys := make([]string, n)
 	for i := range n {
-		req.Payments[i], keys[i] = w.recordRequest(w.b.merchants.pick(w.rng), pb.PaymentSource_PAYMENT_SOURCE_BANK)
+		req.Payments[i] = w.recordRequest(w.b.merchants.pick(w.rng), pb.PaymentSource_PAYMENT_SOURCE_BANK)
 	}
 	p, client := &w.b.bank, w.pay
 	ack := func(r *pb.RecordPaymentsResponse, resent bool) int {
@@ -267,7 +275,7 @@ func opBulk(w *worker) {
 			if !resent {
 				w.stat("RecordPayments item").record(0, codes.OK)
 			}
-			w.ackRecord(p, keyRecordBank, keys[i], res.GetPayment(), res.GetReplayed(), resent)
+			w.ackRecord(p, keyRecordBank, req.Payments[i], res.GetPayment(), res.GetReplayed(), resent)
 			ok++
 		}
 		if len(r.GetResults()) != n {

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	pb "github.com/choledger/choledger/gen/choledger/v1"
+)
+
+// wrongPayments answers every RecordPayment and RecordPayments item with the
+// payment spoil makes of what was asked, as a ledger that records it wrong
+// would.
+type wrongPayments struct {
+	pb.UnimplementedPaymentServiceServer
+	spoil    func(*pb.Payment)
+	reversed bool
+}
+
+func (s *wrongPayments) payment(req *pb.RecordPaymentRequest) *pb.Payment {
+	p := &pb.Payment{Id: "0193a7c4-0000-7000-8000-000000000001", Merchant: req.GetMerchant(), Channel: req.GetChannel(), Source: req.GetSource(),
+		Currency: "VND", Amount: req.GetAmount(), Fee: "0", ProviderRef: req.GetProviderRef(), Status: pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED}
+	s.spoil(p)
+	return p
+}
+
+func (s *wrongPayments) RecordPayment(_ context.Context, req *pb.RecordPaymentRequest) (*pb.RecordPaymentResponse, error) {
+	return &pb.RecordPaymentResponse{Payment: s.payment(req)}, nil
+}
+
+// RecordPayments answers item i with the payment of item n-1-i when
+// reversed, each one otherwise spoilt as RecordPayment's.
+func (s *wrongPayments) RecordPayments(_ context.Context, req *pb.RecordPaymentsRequest) (*pb.RecordPaymentsResponse, error) {
+	resp := &pb.RecordPaymentsResponse{}
+	for _, r := range req.GetPayments() {
+		resp.Results = append(resp.Results, &pb.RecordPaymentResult{Payment: s.payment(r)})
+	}
+	if s.reversed {
+		slices.Reverse(resp.Results)
+	}
+	return resp, nil
+}
+
+// benchAgainst is a bench whose one connection is to srv.
+func benchAgainst(t *testing.T, srv pb.PaymentServiceServer) *bench {
+	lis := bufconn.Listen(1 << 20)
+	s := grpc.NewServer()
+	pb.RegisterPaymentServiceServer(s, srv)
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	conn, err := grpc.NewClient("passthrough:///bench", grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &bench{cfg: config{Seed: 1}, conns: []*grpc.ClientConn{conn}, runID: "test",
+		bank: newPrincipal("bank", "secret", "napas"), admin: newPrincipal("admin", "secret", "admin")}
+}
+
+// A payment the ledger acknowledges as something other than what the client
+// sent is a failed check: every later check counts what the answers said.
+func TestRecordAnsweredWrongIsAnAnomaly(t *testing.T) {
+	for name, spoil := range map[string]func(*pb.Payment){
+		"another merchant":  func(p *pb.Payment) { p.Merchant = "TN-DAITU-0002" },
+		"another amount":    func(p *pb.Payment) { p.Amount += "0" },
+		"another channel":   func(p *pb.Payment) { p.Channel = pb.Channel_CHANNEL_MOMO },
+		"another reference": func(p *pb.Payment) { p.ProviderRef = strings.ToLower(p.ProviderRef) },
+		"another source":    func(p *pb.Payment) { p.Source = pb.PaymentSource_PAYMENT_SOURCE_STALL },
+	} {
+		b := benchAgainst(t, &wrongPayments{spoil: spoil})
+		sc := &scenarioRun{name: "direct", clients: 1, timeout: 5 * time.Second}
+		w := b.newWorker(sc, 0)
+		if _, ok := w.recordBank(stall{code: "TN-DAITU-0001", market: "TN-DAITU"}); !ok {
+			t.Fatalf("%s: not acknowledged", name)
+		}
+		if len(sc.anomalies) == 0 {
+			t.Errorf("%s: acknowledged as %s without an anomaly", name, sc.acks.paymentIDs)
+		}
+	}
+}
+
+// A batch answered out of order pairs each key with another item's payment.
+func TestRecordPaymentsAnsweredOutOfOrderIsAnAnomaly(t *testing.T) {
+	b := benchAgainst(t, &wrongPayments{spoil: func(*pb.Payment) {}, reversed: true})
+	b.cfg.BulkSize = 2
+	b.merchants = newMerchantPicker()
+	sc := &scenarioRun{name: "bulk", clients: 1, timeout: 5 * time.Second}
+	opBulk(b.newWorker(sc, 0))
+	if len(sc.acks.paymentIDs) != 2 {
+		t.Fatalf("%d payments acknowledged, want 2", len(sc.acks.paymentIDs))
+	}
+	if len(sc.anomalies) == 0 {
+		t.Error("a batch answered in reverse order passed without an anomaly")
+	}
+}
