@@ -560,7 +560,7 @@ func (b *bench) scenario(ctx context.Context, name string, clients int) (scenari
 		if err != nil {
 			return res, nil, fmt.Errorf("balance of %s: %w", hotAccount, err)
 		}
-		res.Hot = &hotCheck{Account: hotAccount, Before: hotBefore, After: after, Expected: sc.acks.net, Payments: len(sc.acks.paymentIDs), Unresolved: sc.lost}
+		res.Hot = &hotCheck{Account: hotAccount, Before: hotBefore, After: after, Expected: sc.acks.net, Payments: len(sc.acks.payments), Unresolved: sc.lost}
 	}
 	if isSettlement(name) {
 		return res, nil, nil

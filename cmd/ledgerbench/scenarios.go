@@ -20,16 +20,23 @@ type ackSet struct {
 	// prefix names its source) before the API's scoped key
 	// (api/auth.go clientKey).
 	keys []string
-	// Payments that must exist once: by id, and the bank-direct ones also
-	// by their provider reference.
-	paymentIDs []string
-	refs       []string
+	// Payments that must exist once: by id, for the merchant and amount
+	// acknowledged, and the bank-direct ones also by their provider
+	// reference.
+	payments []ackedPayment
+	refs     []string
 	// Payments a confirmation acknowledged; refund entries acknowledged.
 	confirmedIDs []string
 	refundIDs    []string
 	// The hot scenario's payable credit: gross less fee of every payment
 	// acknowledged there.
 	net int64
+}
+
+// ackedPayment is a recorded payment as its answer acknowledged it.
+type ackedPayment struct {
+	id, merchant string
+	amount       int64
 }
 
 // The payment layer's key prefixes (payment/service.go). A change there
@@ -44,7 +51,7 @@ const (
 
 func (a *ackSet) merge(o *ackSet) {
 	a.keys = append(a.keys, o.keys...)
-	a.paymentIDs = append(a.paymentIDs, o.paymentIDs...)
+	a.payments = append(a.payments, o.payments...)
 	a.refs = append(a.refs, o.refs...)
 	a.confirmedIDs = append(a.confirmedIDs, o.confirmedIDs...)
 	a.refundIDs = append(a.refundIDs, o.refundIDs...)
@@ -83,7 +90,7 @@ func (w *worker) ackRecord(p *principal, prefix string, req *pb.RecordPaymentReq
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.keys = append(a.keys, prefix+p.scope+"/"+key)
-	a.paymentIDs = append(a.paymentIDs, pay.GetId())
+	a.payments = append(a.payments, ackedPayment{id: pay.GetId(), merchant: pay.GetMerchant(), amount: mustInt(pay.GetAmount())})
 	if prefix == keyRecordBank {
 		a.refs = append(a.refs, pay.GetProviderRef())
 	}

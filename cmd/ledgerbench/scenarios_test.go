@@ -82,7 +82,7 @@ func TestRecordAnsweredWrongIsAnAnomaly(t *testing.T) {
 			t.Fatalf("%s: not acknowledged", name)
 		}
 		if len(sc.anomalies) == 0 {
-			t.Errorf("%s: acknowledged as %s without an anomaly", name, sc.acks.paymentIDs)
+			t.Errorf("%s: acknowledged as %v without an anomaly", name, sc.acks.payments)
 		}
 	}
 }
@@ -94,8 +94,8 @@ func TestRecordPaymentsAnsweredOutOfOrderIsAnAnomaly(t *testing.T) {
 	b.merchants = newMerchantPicker()
 	sc := &scenarioRun{name: "bulk", clients: 1, timeout: 5 * time.Second}
 	opBulk(b.newWorker(sc, 0))
-	if len(sc.acks.paymentIDs) != 2 {
-		t.Fatalf("%d payments acknowledged, want 2", len(sc.acks.paymentIDs))
+	if len(sc.acks.payments) != 2 {
+		t.Fatalf("%d payments acknowledged, want 2", len(sc.acks.payments))
 	}
 	if len(sc.anomalies) == 0 {
 		t.Error("a batch answered in reverse order passed without an anomaly")

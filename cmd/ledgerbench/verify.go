@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -31,8 +32,8 @@ func (v *verification) fail(format string, args ...any) {
 
 // verify checks, against the database, that every write a client saw
 // acknowledged is in the ledger exactly once (ledger.CheckAcknowledged on
-// the keys as stored, and the payments projection by id, provider
-// reference, status and refund entry), then the ledger's invariants
+// the keys as stored, and the payments projection by id with the merchant
+// and amount acknowledged, provider reference, status and refund entry), then the ledger's invariants
 // (ledger.CheckInvariants: balances, totals, limits, pending list, gapless
 // sequence, every market's hash chain).
 func verify(ctx context.Context, pool *pgxpool.Pool, a *ackSet) (*verification, error) {
@@ -69,16 +70,32 @@ func verify(ctx context.Context, pool *pgxpool.Pool, a *ackSet) (*verification, 
 		}
 		return nil
 	}
-	ids := distinct(a.paymentIDs)
-	v.PaymentIDs = len(ids)
-	if len(ids) != len(a.paymentIDs) {
-		v.fail("%d payment ids were acknowledged for two different writes", len(a.paymentIDs)-len(ids))
+	// A payment is found when its row is for the merchant and amount its
+	// answer acknowledged: a row that is there by id but credits another
+	// stall, or another amount, is the payment projected wrong.
+	payments := slices.Clone(a.payments)
+	slices.SortFunc(payments, func(x, y ackedPayment) int { return strings.Compare(x.id, y.id) })
+	payments = slices.CompactFunc(payments, func(x, y ackedPayment) bool { return x.id == y.id })
+	v.PaymentIDs = len(payments)
+	if len(payments) != len(a.payments) {
+		v.fail("%d payment ids were acknowledged for two different writes", len(a.payments)-len(payments))
 	}
-	if err := count(&v.FoundPaymentIDs, `SELECT count(*) FROM payments WHERE id = ANY($1::text[]::uuid[])`, ids); err != nil {
-		return nil, err
+	for lo := 0; lo < len(payments); lo += chunk {
+		var ids, merchants []string
+		var amounts []int64
+		for _, p := range payments[lo:min(lo+chunk, len(payments))] {
+			ids, merchants, amounts = append(ids, p.id), append(merchants, p.merchant), append(amounts, p.amount)
+		}
+		var n int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM payments p JOIN unnest($1::text[]::uuid[], $2::text[], $3::bigint[]) AS a(id, merchant, amount)
+			ON p.id = a.id AND p.merchant = a.merchant AND p.amount = a.amount`, ids, merchants, amounts).Scan(&n)
+		if err != nil {
+			return nil, fmt.Errorf("count acknowledged payments: %w", err)
+		}
+		v.FoundPaymentIDs += n
 	}
 	if v.FoundPaymentIDs != v.PaymentIDs {
-		v.fail("payments: %d acknowledged, %d found by id", v.PaymentIDs, v.FoundPaymentIDs)
+		v.fail("payments: %d acknowledged, %d found by id for the merchant and amount acknowledged", v.PaymentIDs, v.FoundPaymentIDs)
 	}
 	refs := distinct(a.refs)
 	v.Refs = len(refs)
