@@ -48,11 +48,12 @@ func (s *wrongPayments) RecordPayments(_ context.Context, req *pb.RecordPayments
 	return resp, nil
 }
 
-// benchAgainst is a bench whose one connection is to srv.
-func benchAgainst(t *testing.T, srv pb.PaymentServiceServer) *bench {
+// serve serves what register registers in memory, for the test, and
+// returns a connection to it.
+func serve(t *testing.T, register func(*grpc.Server)) *grpc.ClientConn {
 	lis := bufconn.Listen(1 << 20)
 	s := grpc.NewServer()
-	pb.RegisterPaymentServiceServer(s, srv)
+	register(s)
 	go s.Serve(lis)
 	t.Cleanup(s.Stop)
 	conn, err := grpc.NewClient("passthrough:///bench", grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -61,6 +62,12 @@ func benchAgainst(t *testing.T, srv pb.PaymentServiceServer) *bench {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// benchAgainst is a bench whose one connection is to srv.
+func benchAgainst(t *testing.T, srv pb.PaymentServiceServer) *bench {
+	conn := serve(t, func(s *grpc.Server) { pb.RegisterPaymentServiceServer(s, srv) })
 	return &bench{cfg: config{Seed: 1}, conns: []*grpc.ClientConn{conn}, runID: "test",
 		bank: newPrincipal("bank", "secret", "napas"), admin: newPrincipal("admin", "secret", "admin")}
 }

@@ -479,16 +479,23 @@ func (b *bench) settlementCrossCheck(ctx context.Context, plan *settlementPlan) 
 			sum.opening += f.opening
 			sum.closing += f.closing
 			sum.payments += f.payments
+			sum.refunds += f.refunds
+			sum.fees += f.fees
+			sum.payouts += f.payouts
 			sum.pending += f.pending
 			sum.paymentCount += f.paymentCount
+			sum.refundCount += f.refundCount
 		}
 		total, p := checkTotals(mk, first.GetTotals())
 		problems = append(problems, p...)
+		// Every figure, not only the balances: refunds and fees can move
+		// between lines and market with the closing balances still agreeing.
 		if len(lines) != int(first.GetTotalSize()) || sum.opening != total.opening || sum.closing != total.closing ||
-			sum.payments != total.payments || sum.pending != total.pending || sum.paymentCount != total.paymentCount {
-			problems = append(problems, fmt.Sprintf("%s: %d lines (of %d) add up to opening %d, closing %d, payments %d (%d), pending %d; the market says %d, %d, %d (%d), %d",
-				mk, len(lines), first.GetTotalSize(), sum.opening, sum.closing, sum.payments, sum.paymentCount, sum.pending,
-				total.opening, total.closing, total.payments, total.paymentCount, total.pending))
+			sum.payments != total.payments || sum.refunds != total.refunds || sum.fees != total.fees || sum.payouts != total.payouts ||
+			sum.pending != total.pending || sum.paymentCount != total.paymentCount || sum.refundCount != total.refundCount {
+			problems = append(problems, fmt.Sprintf("%s: %d lines (of %d) add up to opening %d, closing %d, payments %d (%d), refunds %d (%d), fees %d, payouts %d, pending %d; the market says %d, %d, %d (%d), %d (%d), %d, %d, %d",
+				mk, len(lines), first.GetTotalSize(), sum.opening, sum.closing, sum.payments, sum.paymentCount, sum.refunds, sum.refundCount, sum.fees, sum.payouts, sum.pending,
+				total.opening, total.closing, total.payments, total.paymentCount, total.refunds, total.refundCount, total.fees, total.payouts, total.pending))
 		}
 		// One line against the merchant's own report as of the market's
 		// sequence: the busiest line, where most can go wrong.

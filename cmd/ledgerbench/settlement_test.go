@@ -1,11 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 )
@@ -162,5 +167,67 @@ func BenchmarkCheckMerchantSettlement(b *testing.B) {
 		if p := checkMerchantSettlement(req, resp, plan, "TN-DAITU"); len(p) > 0 {
 			b.Fatal(p)
 		}
+	}
+}
+
+// marketOfLines answers every market's report with the given lines, on one
+// page, and totals, and a merchant's report with its line's totals.
+type marketOfLines struct {
+	pb.UnimplementedSettlementServiceServer
+	plan   *settlementPlan
+	lines  []*pb.MerchantSettlementLine
+	totals *pb.SettlementTotals
+}
+
+func (s *marketOfLines) period() *pb.SettlementPeriod {
+	return &pb.SettlementPeriod{StartDay: s.plan.Start, EndDay: s.plan.End, AsOfSequence: 7}
+}
+
+func (s *marketOfLines) GetMarketSettlement(_ context.Context, req *pb.GetMarketSettlementRequest) (*pb.GetMarketSettlementResponse, error) {
+	return &pb.GetMarketSettlementResponse{Market: req.GetMarket(), Currency: "VND", Period: s.period(), Totals: s.totals,
+		Merchants: s.lines, TotalSize: int32(len(s.lines))}, nil
+}
+
+func (s *marketOfLines) GetMerchantSettlement(_ context.Context, req *pb.GetMerchantSettlementRequest) (*pb.GetMerchantSettlementResponse, error) {
+	for _, l := range s.lines {
+		if l.GetMerchant() == req.GetMerchant() {
+			return &pb.GetMerchantSettlementResponse{Merchant: l.GetMerchant(), Currency: "VND", Period: s.period(), Totals: l.GetTotals()}, nil
+		}
+	}
+	return nil, status.Error(codes.NotFound, "no such line")
+}
+
+// A market's totals must be the sum of its merchants' lines in every
+// figure: refunds and fees moved between lines and market, with the
+// balances still agreeing, are a report that does not add up.
+func TestCrossCheckMarketLinesAddUp(t *testing.T) {
+	plan := testPlan(t)
+	mk := plan.busyMkts[0]
+	srv := &marketOfLines{plan: plan, totals: totalsOf(0, 100_000, 10_000, 1_000, 0, 4)}
+	b := &bench{conns: []*grpc.ClientConn{serve(t, func(s *grpc.Server) { pb.RegisterSettlementServiceServer(s, srv) })}, auditor: newPrincipal("auditor", "secret", "auditor")}
+	marketProblems := func() []string {
+		_, problems := b.settlementCrossCheck(context.Background(), plan)
+		var out []string
+		for _, p := range problems {
+			if strings.HasPrefix(p, mk) {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+
+	srv.lines = []*pb.MerchantSettlementLine{
+		{Merchant: "A", Totals: totalsOf(0, 50_000, 10_000, 500, 0, 2)},
+		{Merchant: "B", Totals: totalsOf(0, 50_000, 0, 500, 0, 2)},
+	}
+	if p := marketProblems(); len(p) > 0 {
+		t.Fatalf("lines that add up: %v", p)
+	}
+	// B refunds 500 and is charged no fee: the lines still close at 89,000
+	// in all, but refund 10,500 and charge 500, where the market says
+	// 10,000 and 1,000.
+	srv.lines[1].Totals = totalsOf(0, 50_000, 500, 0, 0, 2)
+	if p := marketProblems(); len(p) == 0 {
+		t.Error("a market whose refunds and fees are not its lines': not noticed")
 	}
 }
