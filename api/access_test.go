@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -908,6 +909,35 @@ func TestRefusedCredentialIsNamedInTheTrail(t *testing.T) {
 	}
 	if n := len(denied.AuditEvents); n != 4 {
 		t.Errorf("the trail holds %d denied calls, want the 4 refused ones: %v", n, denied.AuditEvents)
+	}
+}
+
+// The authorization header's scheme is case-insensitive (RFC 7235, RFC
+// 6750): a client whose library writes "bearer" is let in. Another scheme,
+// a bare secret, or two headers are not.
+func TestBearerSchemeIsCaseInsensitive(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	_, secret := e.issue(t, access.IssueRequest{Name: "auditor", Role: access.RoleAuditor})
+	client := pb.NewMerchantServiceClient(e.dial(t, ""))
+	call := func(headers ...string) error {
+		md := metadata.MD{}
+		for _, h := range headers {
+			md.Append("authorization", h)
+		}
+		_, err := client.ListMarkets(metadata.NewOutgoingContext(ctx, md), &pb.ListMarketsRequest{})
+		return err
+	}
+	for _, h := range []string{"Bearer " + secret, "bearer " + secret, "BEARER " + secret, "bEaReR  " + secret} {
+		if err := call(h); err != nil {
+			t.Errorf("%q: %v, want OK", h[:8], err)
+		}
+	}
+	for _, headers := range [][]string{{"Basic " + secret}, {secret}, {"Bearer" + secret}, {"Bearer " + secret, "Bearer " + secret}} {
+		if err := call(headers...); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("%q: %v, want Unauthenticated", headers, err)
+		}
 	}
 }
 

@@ -75,8 +75,10 @@ func (a *authorizer) authenticate(ctx context.Context) (access.Principal, error)
 	if len(values) != 1 {
 		return access.Principal{}, errUnauthenticated
 	}
-	secret, ok := strings.CutPrefix(values[0], "Bearer ")
-	if !ok {
+	// The scheme is case-insensitive (RFC 7235): some clients write
+	// "bearer".
+	scheme, secret, ok := strings.Cut(values[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return access.Principal{}, errUnauthenticated
 	}
 	p, err := a.credentials.Authenticate(ctx, strings.TrimSpace(secret))
