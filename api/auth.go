@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -97,17 +98,31 @@ func (a *authorizer) authenticate(ctx context.Context) (access.Principal, error)
 }
 
 // clientCertSHA256 is the hex SHA-256 of the verified client certificate of
-// the call's TLS connection, or "".
+// the call's TLS connection, or "" if there is none or it is no longer
+// valid.
 func clientCertSHA256(ctx context.Context) string {
 	pr, ok := peer.FromContext(ctx)
 	if !ok {
 		return ""
 	}
 	info, ok := pr.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.PeerCertificates) == 0 {
+	if !ok || len(info.State.PeerCertificates) == 0 || !anyChainValid(info.State.VerifiedChains, time.Now()) {
 		return ""
 	}
 	return CertFingerprint(info.State.PeerCertificates[0])
+}
+
+// anyChainValid reports whether some verified chain of a client
+// certificate is still within every one of its certificates' validity. The
+// handshake checked it once, but a connection may stay open for days after:
+// a credential bound to a certificate must end with it.
+func anyChainValid(chains [][]*x509.Certificate, now time.Time) bool {
+	for _, chain := range chains {
+		if !slices.ContainsFunc(chain, func(c *x509.Certificate) bool { return now.Before(c.NotBefore) || now.After(c.NotAfter) }) {
+			return true
+		}
+	}
+	return false
 }
 
 // CertFingerprint is how credentials name a client certificate.

@@ -151,3 +151,39 @@ func TestServesOverMutualTLS(t *testing.T) {
 		t.Fatalf("without a client certificate: %v, want the handshake refused", err)
 	}
 }
+
+// A connection outlives the handshake that verified its client
+// certificate: once the certificate expires, a credential bound to it is
+// refused over that connection too, as over a new one.
+func TestCertificateBoundCredentialEndsWithItsCertificate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := newPKI(t)
+	creds, err := api.ServerTLS(p.file("server.pem"), p.file("server-key.pem"), p.file("ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnvWith(t, ledgerOptions(), grpc.Creds(creds))
+	// A certificate valid for three more seconds (a certificate's times
+	// are whole seconds).
+	notAfter := time.Now().Add(3 * time.Second).Truncate(time.Second)
+	key, der := p.sign(t, &x509.Certificate{Subject: pkix.Name{CommonName: "bank A"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, p.ca, p.caKey)
+	leaf, _ := x509.ParseCertificate(der)
+	leaf.NotAfter = notAfter
+	der, err = x509.CreateCertificate(rand.Reader, leaf, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ = x509.ParseCertificate(der)
+	cert := tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	_, secret := e.issue(t, access.IssueRequest{Name: "bank A", Role: access.RoleAuditor, CertSHA256: api.CertFingerprint(leaf)})
+
+	client := pb.NewMerchantServiceClient(e.dialTLS(t, p, &cert, secret))
+	if _, err := client.ListMarkets(ctx, &pb.ListMarketsRequest{}); err != nil {
+		t.Fatalf("with its certificate: %v", err)
+	}
+	time.Sleep(time.Until(notAfter) + time.Second)
+	if _, err := client.ListMarkets(ctx, &pb.ListMarketsRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("once its certificate expired, over the connection it opened: %v, want Unauthenticated", err)
+	}
+}
