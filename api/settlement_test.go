@@ -1305,3 +1305,58 @@ func TestSuspenseMoneyStaysWithItsProvider(t *testing.T) {
 	e.checkRollups(t)
 	e.checkInvariants(t)
 }
+
+// A market's settlement lists its merchants: an account an operator opened
+// under a code shaped like a payable, for a supplier the market owes or in
+// dollars, is no merchant of the market, and its money is no money owed to
+// the market's merchants. The market's totals stay the sum of its
+// merchants' own reports.
+func TestMarketSettlementListsOnlyMerchants(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p1", Merchant: "TN-TEST-0002", Channel: pb.Channel_CHANNEL_VIETQR,
+		Amount: "120000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-P1"})
+
+	e.account(t, "market:"+testMarket+":cash", pb.AccountType_ACCOUNT_TYPE_ASSET, "VND", testMarket, false)
+	e.account(t, "merchant:SUPPLIER-ICE:payable", pb.AccountType_ACCOUNT_TYPE_LIABILITY, "VND", testMarket, false)
+	e.account(t, "market:"+testMarket+":usd-cash", pb.AccountType_ACCOUNT_TYPE_ASSET, "USD", testMarket, false)
+	e.account(t, "merchant:TOURIST-TIPS:payable", pb.AccountType_ACCOUNT_TYPE_LIABILITY, "USD", testMarket, false)
+	for _, r := range []*pb.PostEntryRequest{
+		{IdempotencyKey: "ice", Market: testMarket, Kind: "supplier_invoice", Currency: "VND", Postings: []*pb.PostingInput{
+			posting("market:"+testMarket+":cash", debit, "70000"), posting("merchant:SUPPLIER-ICE:payable", credit, "70000")}},
+		{IdempotencyKey: "tips", Market: testMarket, Kind: "tips", Currency: "USD", Postings: []*pb.PostingInput{
+			posting("market:"+testMarket+":usd-cash", debit, "12.34"), posting("merchant:TOURIST-TIPS:payable", credit, "12.34")}},
+	} {
+		if _, err := e.client.PostEntry(ctx, r); err != nil {
+			t.Fatalf("post %s: %v", r.IdempotencyKey, err)
+		}
+	}
+
+	day := today()
+	mr, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: testMarket, StartDay: day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, l := range mr.Merchants {
+		listed = append(listed, l.Merchant)
+	}
+	if want := []string{"TN-TEST-0001", "TN-TEST-0002"}; !slices.Equal(listed, want) || mr.TotalSize != int32(len(want)) {
+		t.Errorf("market lists merchants %v (%d in all), want %v", listed, mr.TotalSize, want)
+	}
+	sum := zeroTotals()
+	for _, code := range []string{"TN-TEST-0001", "TN-TEST-0002"} {
+		r, err := e.settle.GetMerchantSettlement(ctx, &pb.GetMerchantSettlementRequest{Merchant: code, StartDay: day})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addTotals(sum, r.Totals)
+	}
+	if mr.Totals.ClosingBalance != sum.ClosingBalance || mr.Totals.Adjustments != sum.Adjustments {
+		t.Errorf("market closes at %s with adjustments %s; its merchants close at %s with adjustments %s",
+			mr.Totals.ClosingBalance, mr.Totals.Adjustments, sum.ClosingBalance, sum.Adjustments)
+	}
+	checkDays(t, testMarket, mr.Totals, mr.Days)
+}

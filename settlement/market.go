@@ -213,11 +213,14 @@ func (s *Service) MarketSettlement(ctx context.Context, q MarketQuery) (MarketSe
 		return MarketSettlement{}, err
 	}
 
-	// The market's merchants are its payable accounts: a merchant's
-	// account lives in its market's ledger partition, closed merchants
-	// included.
+	// The market's merchants, closed ones included, with their payable
+	// accounts, each opened with its merchant. Read from the merchants: an
+	// account an operator opened under a code of that shape (a supplier's,
+	// or one in dollars) is no merchant's, and its money is not owed to the
+	// market's merchants.
 	rows, err := tx.Query(ctx, `
-SELECT id, code FROM ledger_accounts WHERE market = $1 AND code LIKE 'merchant:%:payable' ORDER BY code`, mk.Code)
+SELECT a.id, m.code FROM merchants m JOIN ledger_accounts a ON a.code = 'merchant:' || m.code || ':payable'
+ WHERE m.market = $1 AND a.market = $1 ORDER BY m.code`, mk.Code)
 	if err != nil {
 		return MarketSettlement{}, fmt.Errorf("read payable accounts: %w", err)
 	}
@@ -228,15 +231,11 @@ SELECT id, code FROM ledger_accounts WHERE market = $1 AND code LIKE 'merchant:%
 	var payables []payable
 	for rows.Next() {
 		var p payable
-		var code string
-		if err := rows.Scan(&p.id, &code); err != nil {
+		if err := rows.Scan(&p.id, &p.merchant); err != nil {
 			rows.Close()
 			return MarketSettlement{}, fmt.Errorf("read payable accounts: %w", err)
 		}
-		p.merchant = strings.TrimSuffix(strings.TrimPrefix(code, "merchant:"), ":payable")
-		if merchant.PayableAccount(p.merchant) == code {
-			payables = append(payables, p)
-		}
+		payables = append(payables, p)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
