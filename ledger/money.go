@@ -41,13 +41,12 @@ func ParseDecimal(s string) (decimal.Decimal, error) {
 	if !plainDecimal(s) {
 		return decimal.Decimal{}, fmt.Errorf("must be a plain positive decimal number like \"150000\", got %q", s)
 	}
-	if oneThousandsGroup.MatchString(s) {
-		// Vietnamese writes 45,000 đồng as "45.000". No currency here has
-		// three decimals, so read with a decimal point it is a thousand
-		// times less than meant, and nothing after can tell: a partial
-		// confirmation, a refund or a settlement of 45 đồng is valid.
-		return decimal.Decimal{}, fmt.Errorf("%q reads as %s with a thousands separator, as Vietnamese writes amounts; write it without separators",
-			s, strings.Replace(s, ".", "", 1))
+	// No currency here has three decimals, so read with a decimal point
+	// "45.000" is a thousand times less than meant, and nothing after can
+	// tell: a partial confirmation, a refund or a settlement of 45 đồng is
+	// valid.
+	if err := ThousandsSeparated(s); err != nil {
+		return decimal.Decimal{}, err
 	}
 	d, err := decimal.NewFromString(s)
 	if err != nil {
@@ -77,6 +76,18 @@ func plainDecimal(s string) bool {
 // oneThousandsGroup is an amount with a point before one group of three
 // digits, "150.000": how Vietnamese writes 150,000.
 var oneThousandsGroup = regexp.MustCompile(`^[1-9][0-9]{0,2}\.[0-9]{3}$`)
+
+// ThousandsSeparated refuses an amount written as Vietnamese writes a round
+// one, "45.000" for 45,000: in a currency of fewer than three decimals the
+// point is a thousands separator, and read as a decimal point it would
+// make the amount a thousand times smaller.
+func ThousandsSeparated(amount string) error {
+	if !oneThousandsGroup.MatchString(amount) {
+		return nil
+	}
+	return fmt.Errorf("%q reads as %s with a thousands separator, as Vietnamese writes amounts; write it without separators",
+		amount, strings.Replace(amount, ".", "", 1))
+}
 
 // FormatAmount renders minor units as a decimal string in the major unit.
 func FormatAmount(currency string, minor int64) string {

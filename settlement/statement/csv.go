@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/choledger/choledger/ledger"
 )
 
 // CSV columns. The header must name the required ones and may name the
@@ -35,11 +36,6 @@ var (
 )
 
 const localLayout = "2006-01-02 15:04:05"
-
-// oneThousandsGroup is an amount with a point before one group of three
-// digits, "150.000": in a currency of fewer than three decimals, a
-// thousands separator rather than a decimal point.
-var oneThousandsGroup = regexp.MustCompile(`^[1-9][0-9]{0,2}\.[0-9]{3}$`)
 
 // ParseCSV reads a statement in the CSV format described in the package
 // documentation.
@@ -179,12 +175,12 @@ func csvLine(n int, get func(string) string, cfg config) (Line, *Error) {
 	if l.Amount, why = parseAmount(amount, l.Currency, exp); why != "" {
 		return l, lineErr(n, colAmount, "%s", why)
 	}
-	if exp < 3 && oneThousandsGroup.MatchString(amount) {
-		// Vietnamese writes 150,000 đồng as "150.000": read as a decimal
-		// point, the point would make the amount a thousand times smaller,
-		// and a statement of round prices would be taken whole.
-		return l, lineErr(n, colAmount, "%s reads as %s with a thousands separator, as Vietnamese writes amounts; write it without separators",
-			quote(amount), strings.Replace(amount, ".", "", 1))
+	if exp < 3 {
+		// A statement of round prices would otherwise be taken whole, every
+		// amount a thousand times too small.
+		if err := ledger.ThousandsSeparated(amount); err != nil {
+			return l, lineErr(n, colAmount, "%v", err)
+		}
 	}
 
 	switch d := get(colDirection); d {
