@@ -137,39 +137,11 @@ func (s *Service) RecordProviderSettlement(ctx context.Context, r ProviderSettle
 		return ProviderSettlement{}, false, err
 	}
 	ledgerKey := keyProviderSettlement + r.Key
-	// What the key recorded is the answer, whatever the provider owes now;
-	// a changed request is refused.
-	if ps, ok, err := s.settlementOfKey(ctx, ledgerKey, r, amount); ok || err != nil {
-		return ps, ok, err
-	}
-	ps, replayed, err := s.recordSettlement(ctx, ledgerKey, r, amount)
-	if err != nil {
-		// A copy of the same request sent at once may have recorded it
-		// meanwhile, and moved the balance this one read: its entry is the
-		// answer.
-		if ps, ok, kerr := s.settlementOfKey(ctx, ledgerKey, r, amount); ok || kerr != nil {
-			return ps, ok, kerr
-		}
-	}
-	return ps, replayed, err
-}
-
-// settlementOfKey answers a request with the settlement its key recorded,
-// if it recorded one (ok), or refuses a changed request.
-func (s *Service) settlementOfKey(ctx context.Context, ledgerKey string, r ProviderSettlementRequest, amount int64) (ProviderSettlement, bool, error) {
-	used, err := s.ledger.EntriesByKeys(ctx, []string{ledgerKey})
-	if err != nil {
-		return ProviderSettlement{}, false, err
-	}
-	e, ok := used[ledgerKey]
-	if !ok {
-		return ProviderSettlement{}, false, nil
-	}
-	if err := sameSettlement(e, r, amount); err != nil {
-		return ProviderSettlement{}, false, err
-	}
-	ps, err := s.providerSettlement(ctx, e.ID)
-	return ps, err == nil, err
+	return recordOnce(
+		func() (ProviderSettlement, bool, error) {
+			return answerOfKey(ctx, s.ledger, ledgerKey, func(e ledger.Entry) error { return sameSettlement(e, r, amount) }, s.providerSettlement)
+		},
+		func() (ProviderSettlement, bool, error) { return s.recordSettlement(ctx, ledgerKey, r, amount) })
 }
 
 // splitAttempts bounds how often a split is computed again after the

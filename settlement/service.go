@@ -1,6 +1,7 @@
 package settlement
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -101,4 +102,42 @@ func checkAsOf(at ledger.AsOf) error {
 		return invalid("as_of", "give a sequence or a time, not both")
 	}
 	return nil
+}
+
+// recordOnce records a request under its idempotency key. What the key
+// recorded is the answer (ofKey), whatever the balances are now, and a
+// changed request is refused. A copy of the same request sent at once may
+// record it while this one is refused for the balance the copy moved: the
+// key's entry is the answer then too.
+func recordOnce[T any](ofKey, record func() (T, bool, error)) (T, bool, error) {
+	if v, ok, err := ofKey(); ok || err != nil {
+		return v, ok, err
+	}
+	v, replayed, err := record()
+	if err != nil {
+		if v, ok, kerr := ofKey(); ok || kerr != nil {
+			return v, ok, kerr
+		}
+	}
+	return v, replayed, err
+}
+
+// answerOfKey answers a request with what ledgerKey recorded, read from its
+// entry by read, if the key recorded anything (ok); same refuses a request
+// that differs from the one the entry recorded.
+func answerOfKey[T any](ctx context.Context, l *ledger.Ledger, ledgerKey string, same func(ledger.Entry) error, read func(context.Context, string) (T, error)) (T, bool, error) {
+	var none T
+	used, err := l.EntriesByKeys(ctx, []string{ledgerKey})
+	if err != nil {
+		return none, false, err
+	}
+	e, ok := used[ledgerKey]
+	if !ok {
+		return none, false, nil
+	}
+	if err := same(e); err != nil {
+		return none, false, err
+	}
+	v, err := read(ctx, e.ID)
+	return v, err == nil, err
 }

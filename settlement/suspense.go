@@ -97,36 +97,11 @@ func (s *Service) ReclassifySuspense(ctx context.Context, r SuspenseReclassifica
 		return SuspenseReclassification{}, false, err
 	}
 	ledgerKey := keySuspenseReclassification + r.Key
-	if rc, ok, err := s.reclassificationOfKey(ctx, ledgerKey, r, amount); ok || err != nil {
-		return rc, ok, err
-	}
-	rc, replayed, err := s.reclassify(ctx, ledgerKey, r, amount)
-	if err != nil {
-		// A copy of the same request sent at once may have recorded it
-		// meanwhile, and moved the balances this one checked.
-		if rc, ok, kerr := s.reclassificationOfKey(ctx, ledgerKey, r, amount); ok || kerr != nil {
-			return rc, ok, kerr
-		}
-	}
-	return rc, replayed, err
-}
-
-// reclassificationOfKey answers a request with the reclassification its
-// key recorded, if it recorded one (ok), or refuses a changed request.
-func (s *Service) reclassificationOfKey(ctx context.Context, ledgerKey string, r SuspenseReclassificationRequest, amount int64) (SuspenseReclassification, bool, error) {
-	used, err := s.ledger.EntriesByKeys(ctx, []string{ledgerKey})
-	if err != nil {
-		return SuspenseReclassification{}, false, err
-	}
-	e, ok := used[ledgerKey]
-	if !ok {
-		return SuspenseReclassification{}, false, nil
-	}
-	if err := sameReclassification(e, r, amount); err != nil {
-		return SuspenseReclassification{}, false, err
-	}
-	rc, err := s.reclassification(ctx, e.ID)
-	return rc, err == nil, err
+	return recordOnce(
+		func() (SuspenseReclassification, bool, error) {
+			return answerOfKey(ctx, s.ledger, ledgerKey, func(e ledger.Entry) error { return sameReclassification(e, r, amount) }, s.reclassification)
+		},
+		func() (SuspenseReclassification, bool, error) { return s.reclassify(ctx, ledgerKey, r, amount) })
 }
 
 // unmatchedOfProvider is what a provider's credits put into a market's
