@@ -264,6 +264,13 @@ func (e *env) giveUpWaitingForTheHead(t *testing.T, call func(ctx context.Contex
 	}
 }
 
+// until asks done every 10 ms until it says yes or ctx ends.
+func until(ctx context.Context, done func() bool) {
+	for ctx.Err() == nil && !done() {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // eventsOf waits until the trail holds n events of method, and returns
 // them.
 func (e *env) eventsOf(ctx context.Context, t *testing.T, method string, n int) []*pb.AuditEvent {
@@ -309,16 +316,13 @@ func TestAuditTrailRecordsConfirmationItsCallerGaveUpOn(t *testing.T) {
 			Amount: "150000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT26330000001", BillNumber: pr.PaymentRequest.BillNumber})
 		return err
 	})
-	for ctx.Err() == nil {
+	until(ctx, func() bool {
 		got, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: stall.Id})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Payment.Status == pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return got.Payment.Status == pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED
+	})
 	// The stall's record, and the bank's once its call ended.
 	events := e.eventsOf(ctx, t, pb.PaymentService_RecordPayment_FullMethodName, 2)
 	if len(events) != 2 || events[0].Code != "OK" || events[1].Code != "OK" {
@@ -343,12 +347,10 @@ func TestAuditTrailRecordsPayoutsTheirCallerGaveUpOn(t *testing.T) {
 			{Merchant: "PO-G-01", Status: linePaid, BankRef: "VCB-OUT-1"}}})
 		return err
 	})
-	for ctx.Err() == nil {
-		if _, lines := e.allLines(t, b.Batch.Id); lineOf(lines, "PO-G-01").Status == linePaid {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	until(ctx, func() bool {
+		_, lines := e.allLines(t, b.Batch.Id)
+		return lineOf(lines, "PO-G-01").Status == linePaid
+	})
 	events := e.eventsOf(ctx, t, pb.SettlementService_CompletePayoutBatch_FullMethodName, 1)
 	if len(events) != 1 || events[0].Code != "OK" {
 		t.Errorf("the trail holds %v for the outcome that paid merchant PO-G-01; want one event OK", events)
@@ -370,12 +372,10 @@ func TestAuditTrailRecordsProviderSettlementItsCallerGaveUpOn(t *testing.T) {
 			Market: "PO-S", Amount: "10000", Bank: "vcb", BankRef: "VCB-IN-1"})
 		return err
 	})
-	for ctx.Err() == nil {
-		if funds, ok := e.settlementFunds(t, "vcb", "PO-S"); ok && funds == 10000 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	until(ctx, func() bool {
+		funds, ok := e.settlementFunds(t, "vcb", "PO-S")
+		return ok && funds == 10000
+	})
 	events := e.eventsOf(ctx, t, pb.SettlementService_RecordProviderSettlement_FullMethodName, 1)
 	if len(events) != 1 || events[0].Code != "OK" {
 		t.Errorf("the trail holds %v for the provider's credit of 10000 đồng the ledger holds; want one event OK", events)
@@ -404,16 +404,13 @@ func TestAuditTrailRecordsReclassificationItsCallerGaveUpOn(t *testing.T) {
 			Amount: "5000", Reason: "FT-LATE"})
 		return err
 	})
-	for ctx.Err() == nil {
+	until(ctx, func() bool {
 		bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "market:PO-U:suspense"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if num(bal.Balance.CreditsPosted) == num(bal.Balance.DebitsPosted) {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return num(bal.Balance.CreditsPosted) == num(bal.Balance.DebitsPosted)
+	})
 	events := e.eventsOf(ctx, t, pb.SettlementService_ReclassifySuspense_FullMethodName, 1)
 	if len(events) != 1 || events[0].Code != "OK" {
 		t.Errorf("the trail holds %v for the reclassification of 5000 đồng the ledger holds; want one event OK", events)
