@@ -197,18 +197,7 @@ func TestSameKeyAcrossLedgers(t *testing.T) {
 	var want int64
 	var recorded []string
 	for k := range keys {
-		var first *sent
-		for c := range sends[k] {
-			if s := &sends[k][c]; s.err == nil && !s.res.Replayed {
-				if first != nil {
-					t.Fatalf("key %d: recorded twice, as %s and %s", k, first.res.Entry.ID, s.res.Entry.ID)
-				}
-				first = s
-			}
-		}
-		if first == nil {
-			t.Fatalf("key %d: no sending was recorded: %+v", k, sends[k])
-		}
+		first := &sends[k][theRecorded(t, fmt.Sprintf("key %d", k), len(sends[k]), func(c int) (ledger.Result, error) { return sends[k][c].res, sends[k][c].err })]
 		for c, s := range sends[k] {
 			switch {
 			case s.amount == first.amount && (s.err != nil || s.res.Entry.ID != first.res.Entry.ID):
@@ -278,18 +267,7 @@ func TestSameCloseKeyAcrossLedgers(t *testing.T) {
 
 	var recorded []string
 	for k := range pendings {
-		var first *sent
-		for c := range sends[k] {
-			if s := &sends[k][c]; s.err == nil && !s.res.Replayed {
-				if first != nil {
-					t.Fatalf("close %d: recorded twice, as %s and %s", k, first.res.Entry.ID, s.res.Entry.ID)
-				}
-				first = s
-			}
-		}
-		if first == nil {
-			t.Fatalf("close %d: no sending was recorded: %+v", k, sends[k])
-		}
+		first := &sends[k][theRecorded(t, fmt.Sprintf("close %d", k), len(sends[k]), func(c int) (ledger.Result, error) { return sends[k][c].res, sends[k][c].err })]
 		for c, s := range sends[k] {
 			switch {
 			case s.void == first.void && (s.err != nil || s.res.Entry.ID != first.res.Entry.ID):
@@ -480,4 +458,26 @@ func TestCopyFindsItsReferenceRecordedByItsOwnKey(t *testing.T) {
 		t.Fatalf("the write: entry %s (replayed %v); its copy: entry %s (replayed %v)", first.Entry.ID, first.Replayed, copied.Entry.ID, copied.Replayed)
 	}
 	checkInvariants(t, db)
+}
+
+// theRecorded is the one of n sendings of a key that recorded it: answered
+// without error, and not as a replay. None, or more than one, fails t.
+func theRecorded(t *testing.T, what string, n int, outcome func(c int) (ledger.Result, error)) int {
+	t.Helper()
+	recorded := -1
+	for c := range n {
+		res, err := outcome(c)
+		if err != nil || res.Replayed {
+			continue
+		}
+		if recorded >= 0 {
+			first, _ := outcome(recorded)
+			t.Fatalf("%s: recorded twice, as %s and %s", what, first.Entry.ID, res.Entry.ID)
+		}
+		recorded = c
+	}
+	if recorded < 0 {
+		t.Fatalf("%s: no sending was recorded", what)
+	}
+	return recorded
 }
