@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -196,13 +198,8 @@ func strVariants(base string, extra map[string]string) []hostileVariant {
 	for k, v := range extra {
 		vals[k] = v
 	}
-	names := make([]string, 0, len(vals))
-	for k := range vals {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	out := make([]hostileVariant, 0, len(vals))
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
 		v := vals[k]
 		out = append(out, hostileVariant{k, func(m protoreflect.Message, fd protoreflect.FieldDescriptor) {
 			m.Set(fd, protoreflect.ValueOfString(v))
@@ -284,13 +281,8 @@ func intVariants(fd protoreflect.FieldDescriptor) []hostileVariant {
 	} else {
 		vals = map[string]int64{"-1": -1, "0": 0, "int64max": math.MaxInt64, "int64min": math.MinInt64, "1e12": 1e12}
 	}
-	names := make([]string, 0, len(vals))
-	for k := range vals {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	var out []hostileVariant
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
 		v := vals[k]
 		out = append(out, hostileVariant{k, func(m protoreflect.Message, fd protoreflect.FieldDescriptor) {
 			if fd.Kind() == protoreflect.Int32Kind {
@@ -322,13 +314,8 @@ func bytesVariants() []hostileVariant {
 		"xmlDeep":    []byte(strings.Repeat("<a>", 100000) + strings.Repeat("</a>", 100000)),
 		"over10MiB":  []byte(strings.Repeat("y", 10<<20+1)),
 	}
-	names := make([]string, 0, len(vals))
-	for k := range vals {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	var out []hostileVariant
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
 		v := vals[k]
 		out = append(out, hostileVariant{k, func(m protoreflect.Message, fd protoreflect.FieldDescriptor) {
 			m.Set(fd, protoreflect.ValueOfBytes(v))
@@ -343,13 +330,8 @@ func maskVariants() []hostileVariant {
 		"star": {"*"}, "emptyPath": {""}, "nulPath": {"name\x00"}, "upper": {"NAME"}, "code": {"code"}, "status": {"status"},
 		"createTime": {"create_time"}, "nested": {"payout_account.bank_bin"}, "many": {"name", "province", "ward", "status", "stalls", "display_name", "owner_name", "phone", "payout_account", "fee_plan", "channels"},
 	}
-	names := make([]string, 0, len(vals))
-	for k := range vals {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	var out []hostileVariant
-	for _, k := range names {
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
 		v := vals[k]
 		out = append(out, hostileVariant{"mask:" + k, func(m protoreflect.Message, fd protoreflect.FieldDescriptor) {
 			if v == nil {
