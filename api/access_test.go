@@ -855,6 +855,10 @@ func TestBoundBankLearnsNothingOfAnotherMarketsReference(t *testing.T) {
 			}
 		}
 	}
+	// The refused credit moved no money, so it opened no account for it.
+	if _, err := e.client.GetAccount(ctx, &pb.GetAccountRequest{Code: "bank:vcb:market:" + testMarket + ":settlement"}); status.Code(err) != codes.NotFound {
+		t.Errorf("a credit refused for its bank reference left vcb a settlement account in %s: %v", testMarket, err)
+	}
 }
 
 // A call refused because its credential is revoked, expired, or bound to a

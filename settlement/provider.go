@@ -171,10 +171,10 @@ func (s *Service) recordSettlement(ctx context.Context, ledgerKey string, r Prov
 			settled = max(owed, 0)
 		}
 		// The bank's account is opened once the credit is known to be
-		// recorded, so that a refused one (a bank code mistyped) leaves no
-		// account behind.
+		// recorded, so that a refused one (a bank code mistyped, a credit
+		// recorded before) leaves no account behind.
 		if !opened {
-			if err := s.openSettlementAccount(ctx, settlement, mk.Code); err != nil {
+			if err := s.openSettlementAccount(ctx, settlement, mk.Code, r); err != nil {
 				return ProviderSettlement{}, false, err
 			}
 			opened = true
@@ -182,10 +182,7 @@ func (s *Service) recordSettlement(ctx context.Context, ledgerKey string, r Prov
 		res, err := s.ledger.Post(ctx, settlementEntry(ledgerKey, r, mk.Code, amount, settled))
 		switch {
 		case errors.Is(err, ledger.ErrDuplicateExternalRef):
-			// Not the ledger's error, which names the entry holding the
-			// reference: another provider's credit, maybe of a market the
-			// caller is not bound to.
-			return ProviderSettlement{}, false, fail(ledger.ErrDuplicateExternalRef, "bank_ref", "bank %s reference %s is already recorded", r.Bank, r.BankRef)
+			return ProviderSettlement{}, false, r.duplicateRef()
 		case errors.Is(err, ledger.ErrRefused) && strings.Contains(err.Error(), "provider_settlements_within_owed"):
 			// Another write lowered the clearing balance after it was read.
 			switch {
@@ -208,9 +205,36 @@ func (s *Service) recordSettlement(ctx context.Context, ledgerKey string, r Prov
 	}
 }
 
-// openSettlementAccount opens a settlement bank's account of a market, if
-// it is not open.
-func (s *Service) openSettlementAccount(ctx context.Context, code, market string) error {
+// duplicateRef is the refusal of a credit whose bank reference is
+// recorded. Not the ledger's error, which names the entry holding the
+// reference: another provider's credit, maybe of a market the caller is
+// not bound to.
+func (r ProviderSettlementRequest) duplicateRef() error {
+	return fail(ledger.ErrDuplicateExternalRef, "bank_ref", "bank %s reference %s is already recorded", r.Bank, r.BankRef)
+}
+
+// bankCreditRef is a credit's external reference: unique in the ledger, so
+// a bank's credit is recorded once, whoever reports it and under whatever
+// key.
+func (r ProviderSettlementRequest) bankCreditRef() string { return "bank:" + r.Bank + ":" + r.BankRef }
+
+// openSettlementAccount opens a settlement bank's account of a market for
+// r, if it is not open. A credit whose bank reference is recorded already
+// is refused here, before the account is opened for money that will not
+// come; the ledger refuses it again if it is recorded meanwhile.
+func (s *Service) openSettlementAccount(ctx context.Context, code, market string, r ProviderSettlementRequest) error {
+	switch _, err := s.ledger.GetAccount(ctx, code); {
+	case errors.Is(err, ledger.ErrAccountNotFound):
+		var recorded bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE external_ref = $1)`, r.bankCreditRef()).Scan(&recorded); err != nil {
+			return fmt.Errorf("read bank reference: %w", err)
+		}
+		if recorded {
+			return r.duplicateRef()
+		}
+	case err != nil:
+		return err
+	}
 	if _, _, err := s.ledger.CreateAccount(ctx, ledger.AccountSpec{
 		Code: code, Type: ledger.Asset, Currency: Currency, Market: market, Flags: ledger.FlagCreditsMustNotExceedDebits,
 	}); err != nil {
@@ -251,10 +275,8 @@ func settlementEntry(ledgerKey string, r ProviderSettlementRequest, market strin
 		Kind:           KindProviderSettlement,
 		Currency:       Currency,
 		Postings:       postings,
-		// Unique in the ledger: a bank's credit is recorded once, whoever
-		// reports it and under whatever key.
-		ExternalRef: "bank:" + r.Bank + ":" + r.BankRef,
-		Metadata:    md,
+		ExternalRef:    r.bankCreditRef(),
+		Metadata:       md,
 	}
 }
 
