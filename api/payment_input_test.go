@@ -623,6 +623,49 @@ func TestNotificationOfABillWithAnotherReference(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// Two transfers paying one bill, notified together in one bulk call while
+// the stall's payment of the bill is pending: one confirms the stall's
+// payment, the other is a payment of its own, as when they come one after
+// the other. Both were planned to confirm the one pending payment, and the
+// second was refused for a pending entry the first had closed, so money
+// the bank received was not recorded.
+func TestTwoNotificationsOfABillInOneBulk(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: pr.PaymentRequest.Id}).Payment
+	first, second := bankNotice("bank-1", a, "150000", "FT26330000001"), bankNotice("bank-2", a, "150000", "FT26330000002")
+	first.BillNumber, second.BillNumber = pr.PaymentRequest.BillNumber, pr.PaymentRequest.BillNumber
+	resp, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{first, second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for i, r := range resp.Results {
+		if r.Error != nil || r.Replayed {
+			t.Fatalf("notification %d of the bill: %v, replayed %v; want it recorded", i, r.Error, r.Replayed)
+		}
+		wantPayment(t, r.Payment, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "150000", "750", "0", "0")
+		e.sameAsStored(t, fmt.Sprintf("notification %d", i), r.Payment)
+		ids[r.Payment.Id] = true
+	}
+	if len(ids) != 2 || !ids[stall.Id] {
+		t.Errorf("the notifications recorded payments %v; want the stall's %s and one more", ids, stall.Id)
+	}
+	bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + a + ":payable"})
+	if err != nil || bal.Balance.Posted != "298500" {
+		t.Errorf("payable of %s: %v, %v; want 298500, two payments of 150000 less 750 each", a, bal.GetBalance().GetPosted(), err)
+	}
+	e.checkInvariants(t)
+}
+
 // momoNotice is MoMo's notification of a payment.
 func momoNotice(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
 	r := bankNotice(key, merchant, amount, ref)

@@ -221,25 +221,57 @@ func (s *Service) RecordMany(ctx context.Context, reqs []RecordRequest) []Outcom
 		}
 		return out
 	}
-	if !withoutPaymentRequests(reqs) {
-		return s.record(ctx, reqs, false)
+	var out []Outcome
+	if withoutPaymentRequests(reqs) {
+		out = s.record(ctx, reqs, true)
+		s.recordAgain(ctx, reqs, out, func(o Outcome) bool { return o.Err != nil || o.Replayed })
+	} else {
+		out = s.record(ctx, reqs, false)
 	}
-	out := s.record(ctx, reqs, true)
-	var again []RecordRequest
-	var at []int
-	for i, o := range out {
-		if o.Err != nil || o.Replayed {
-			again = append(again, reqs[i])
-			at = append(at, i)
-		}
-	}
-	if len(again) > 0 {
-		for j, o := range s.record(ctx, again, false) {
-			out[at[j]] = o
+	// A bank notification that lost the pending payment of its payment
+	// request to another write (a notification of the same bill with
+	// another reference, in this call or another) is planned again: it
+	// then confirms another pending payment of the request, or is a
+	// payment of its own, as it is when it comes a moment later.
+	for range replanAttempts {
+		if !s.recordAgain(ctx, reqs, out, func(o Outcome) bool { return errors.As(o.Err, new(matchClosed)) }) {
+			break
 		}
 	}
 	return out
 }
+
+// replanAttempts bounds how often RecordMany plans a bank notification
+// again after the pending payment it was to confirm was closed first.
+const replanAttempts = 8
+
+// recordAgain records again, the careful way, the requests whose outcomes
+// need it, and reports whether there were any.
+func (s *Service) recordAgain(ctx context.Context, reqs []RecordRequest, out []Outcome, need func(Outcome) bool) bool {
+	var again []RecordRequest
+	var at []int
+	for i, o := range out {
+		if need(o) {
+			again = append(again, reqs[i])
+			at = append(at, i)
+		}
+	}
+	if len(again) == 0 {
+		return false
+	}
+	for j, o := range s.record(ctx, again, false) {
+		out[at[j]] = o
+	}
+	return true
+}
+
+// matchClosed is the refusal of a bank notification planned to confirm the
+// pending payment of the payment request it names, which another write
+// closed, or which expired, before the notification's write.
+type matchClosed struct{ err error }
+
+func (e matchClosed) Error() string { return e.err.Error() }
+func (e matchClosed) Unwrap() error { return e.err }
 
 // withoutPaymentRequests reports whether no request names a payment
 // request or a bill number, whose lookups decide what a record becomes.
@@ -296,6 +328,12 @@ func (s *Service) record(ctx context.Context, reqs []RecordRequest, optimistic b
 		p := plans[i]
 		if res.Err != nil {
 			out[i].Err = s.explainRecordError(ctx, p, res.Err, &out[i])
+			// A match by reference carries the notification's reference;
+			// one by payment request carries none.
+			byRequest := p.match != nil && p.match.ProviderRef == ""
+			if out[i].Err != nil && byRequest && (errors.Is(res.Err, ledger.ErrPendingClosed) || errors.Is(res.Err, ledger.ErrPendingExpired)) {
+				out[i].Err = matchClosed{out[i].Err}
+			}
 			continue
 		}
 		out[i].Replayed = res.Replayed
