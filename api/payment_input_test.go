@@ -666,6 +666,79 @@ func TestTwoNotificationsOfABillInOneBulk(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// A bank notification naming a bill, and the stall's payment of the same
+// transfer with its reference, recorded while the notification is on its
+// way: the notification confirms the stall's payment, as when the stall's
+// came first. It was planned as a new payment before the stall's took the
+// reference, and was then refused AlreadyExists naming the stall's payment,
+// which a bank takes for "already recorded", while that payment stayed
+// pending until it expired and the merchant was never credited.
+func TestNotificationOfABillWhileTheStallRecordsItsReference(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The payment requests are held, so that the notification stops where
+	// it looks its bill up: after it read which payments carry its
+	// reference, before it writes.
+	tx, err := e.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // rolled back below
+	if _, err := tx.Exec(ctx, `LOCK TABLE payment_requests IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	notice := bankNotice("bank-1", a, "150000", "FT26330000001")
+	notice.BillNumber = pr.PaymentRequest.BillNumber
+	type answer struct {
+		resp *pb.RecordPaymentResponse
+		err  error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		resp, err := e.payments.RecordPayment(ctx, notice)
+		answers <- answer{resp, err}
+	}()
+	waiting := 0
+	for range 250 {
+		if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+ WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM payment_requests%'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if waiting == 0 {
+		t.Fatal("the notification is not waiting for the payment requests")
+	}
+	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "FT26330000001"}).Payment
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := <-answers
+	if got.err != nil {
+		t.Fatalf("the notification: %v; want it to confirm the stall's payment %s", got.err, stall.Id)
+	}
+	if got.resp.Payment.Id != stall.Id {
+		t.Errorf("the notification recorded payment %s; want the stall's %s", got.resp.Payment.Id, stall.Id)
+	}
+	paid, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: stall.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPayment(t, paid.Payment, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "150000", "750", "0", "0")
+	e.checkInvariants(t)
+}
+
 // momoNotice is MoMo's notification of a payment.
 func momoNotice(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
 	r := bankNotice(key, merchant, amount, ref)

@@ -228,13 +228,11 @@ func (s *Service) RecordMany(ctx context.Context, reqs []RecordRequest) []Outcom
 	} else {
 		out = s.record(ctx, reqs, false)
 	}
-	// A bank notification that lost the pending payment of its payment
-	// request to another write (a notification of the same bill with
-	// another reference, in this call or another) is planned again: it
-	// then confirms another pending payment of the request, or is a
-	// payment of its own, as it is when it comes a moment later.
+	// A bank notification that lost a race to another write is planned
+	// again, and recorded as it is when it comes a moment later (see
+	// planAgain).
 	for range replanAttempts {
-		if !s.recordAgain(ctx, reqs, out, func(o Outcome) bool { return errors.As(o.Err, new(matchClosed)) }) {
+		if !s.recordAgain(ctx, reqs, out, func(o Outcome) bool { return errors.As(o.Err, new(planAgain)) }) {
 			break
 		}
 	}
@@ -242,7 +240,7 @@ func (s *Service) RecordMany(ctx context.Context, reqs []RecordRequest) []Outcom
 }
 
 // replanAttempts bounds how often RecordMany plans a bank notification
-// again after the pending payment it was to confirm was closed first.
+// again after losing a race.
 const replanAttempts = 8
 
 // recordAgain records again, the careful way, the requests whose outcomes
@@ -265,13 +263,17 @@ func (s *Service) recordAgain(ctx context.Context, reqs []RecordRequest, out []O
 	return true
 }
 
-// matchClosed is the refusal of a bank notification planned to confirm the
-// pending payment of the payment request it names, which another write
-// closed, or which expired, before the notification's write.
-type matchClosed struct{ err error }
+// planAgain is the refusal of a bank notification whose write lost a race
+// to another write, which a new plan settles: the pending payment of the
+// payment request it names, which it was to confirm, was closed or expired
+// first (by a notification of the same bill with another reference, in the
+// same call or another), so it confirms another pending payment of the
+// request or is a payment of its own; or a stall's pending payment of the
+// merchant took its reference first, so it confirms that payment.
+type planAgain struct{ err error }
 
-func (e matchClosed) Error() string { return e.err.Error() }
-func (e matchClosed) Unwrap() error { return e.err }
+func (e planAgain) Error() string { return e.err.Error() }
+func (e planAgain) Unwrap() error { return e.err }
 
 // withoutPaymentRequests reports whether no request names a payment
 // request or a bill number, whose lookups decide what a record becomes.
@@ -328,12 +330,6 @@ func (s *Service) record(ctx context.Context, reqs []RecordRequest, optimistic b
 		p := plans[i]
 		if res.Err != nil {
 			out[i].Err = s.explainRecordError(ctx, p, res.Err, &out[i])
-			// A match by reference carries the notification's reference;
-			// one by payment request carries none.
-			byRequest := p.match != nil && p.match.ProviderRef == ""
-			if out[i].Err != nil && byRequest && (errors.Is(res.Err, ledger.ErrPendingClosed) || errors.Is(res.Err, ledger.ErrPendingExpired)) {
-				out[i].Err = matchClosed{out[i].Err}
-			}
 			continue
 		}
 		out[i].Replayed = res.Replayed
@@ -642,8 +638,9 @@ type errDuplicate struct{ id string }
 func (e errDuplicate) Error() string { return "duplicate of payment " + e.id }
 
 // explainRecordError turns a ledger error about a payment into one a stall
-// or bank can act on, and answers a lost race on the same provider
-// reference with the payment that won it.
+// or bank can act on, answers a lost race on the same provider reference
+// with the payment that won it, and marks a bank notification that a new
+// plan would record (planAgain).
 func (s *Service) explainRecordError(ctx context.Context, p *plan, err error, o *Outcome) error {
 	if p.req.ProviderRef != "" && (errors.Is(err, ledger.ErrDuplicateExternalRef) || errors.Is(err, ledger.ErrPendingClosed) || errors.Is(err, ledger.ErrRefused)) {
 		if existing, ferr := s.paymentByRef(ctx, p.req.Channel, p.req.ProviderRef); ferr == nil && existing != nil {
@@ -658,13 +655,27 @@ func (s *Service) explainRecordError(ctx context.Context, p *plan, err error, o 
 			if existing.Merchant != p.req.Merchant {
 				return fail(ledger.ErrDuplicateExternalRef, "provider_ref", "%s reference %s is already recorded for another merchant", p.req.Channel, p.req.ProviderRef)
 			}
-			return fail(ledger.ErrDuplicateExternalRef, "provider_ref", "%s reference %s is already recorded by payment %s", p.req.Channel, p.req.ProviderRef, existing.ID)
+			taken := fail(ledger.ErrDuplicateExternalRef, "provider_ref", "%s reference %s is already recorded by payment %s", p.req.Channel, p.req.ProviderRef, existing.ID)
+			if p.req.Source == SourceBank {
+				// The stall recorded its pending payment of this transfer
+				// after the notification was planned: the notification
+				// confirms it.
+				return planAgain{taken}
+			}
+			return taken
 		}
 	}
+	explained := err
 	if errors.Is(err, ledger.ErrPendingExpired) && p.match != nil {
-		return fail(ErrWrongState, "", "payment %s expired before the bank confirmed it", p.match.ID)
+		explained = fail(ErrWrongState, "", "payment %s expired before the bank confirmed it", p.match.ID)
 	}
-	return err
+	// A match by reference carries the notification's reference; one by
+	// payment request carries none, and another pending payment of the
+	// request, or none, may take its place.
+	if p.match != nil && p.match.ProviderRef == "" && (errors.Is(err, ledger.ErrPendingClosed) || errors.Is(err, ledger.ErrPendingExpired)) {
+		return planAgain{explained}
+	}
+	return explained
 }
 
 // requestOf and billOf are the payment request a retry names, as the entry
