@@ -98,7 +98,7 @@ func ParseCamt(r io.Reader, opts Options) (Statement, error) {
 	if err != nil {
 		return Statement{}, err
 	}
-	format, rep, err := decodeCamt(bytes.TrimPrefix(data, bom))
+	format, rep, err := decodeCamt(bytes.TrimPrefix(data, bom), cfg.maxLines)
 	if err != nil {
 		return Statement{}, err
 	}
@@ -107,10 +107,9 @@ func ParseCamt(r io.Reader, opts Options) (Statement, error) {
 	if format == FormatCamt054 {
 		reports, container = rep.Ntfctns, "Ntfctn"
 	}
-	if len(reports) != 1 {
-		// One Statement has one id and one period; merging several would
-		// blur which account and day a line belongs to.
-		return Statement{}, fileErr(container, "the document holds %d, expected exactly one", len(reports))
+	if len(reports) == 0 {
+		// A second report is refused as it is read (strictTokens).
+		return Statement{}, fileErr(container, "the document holds none, expected exactly one")
 	}
 	ar := reports[0]
 
@@ -139,9 +138,6 @@ func ParseCamt(r io.Reader, opts Options) (Statement, error) {
 	}
 	st.PeriodStart, st.PeriodEnd = utcOrZero(start), utcOrZero(end)
 
-	if len(ar.Entries) > cfg.maxLines {
-		return Statement{}, &Error{Line: cfg.maxLines + 1, Field: "Ntry", Reason: fmt.Sprintf("more than %d entries", cfg.maxLines), unit: "entry"}
-	}
 	st.Lines = []Line{}
 	seen := make(map[string]int) // ref -> entry ordinal
 	for i, e := range ar.Entries {
@@ -362,8 +358,9 @@ func camtPeriodBounds(container string, p camtPeriod) (time.Time, time.Time, err
 }
 
 // decodeCamt checks the envelope by hand (root, namespace, root child) and
-// lets encoding/xml fill the structs from there.
-func decodeCamt(data []byte) (Format, camtReport, error) {
+// lets encoding/xml fill the structs from there, refusing a second report
+// or more than maxEntries entries as they come.
+func decodeCamt(data []byte, maxEntries int) (Format, camtReport, error) {
 	var rep camtReport
 	raw := xml.NewDecoder(bytes.NewReader(data))
 	raw.Strict = true // unknown entities are errors
@@ -371,9 +368,15 @@ func decodeCamt(data []byte) (Format, camtReport, error) {
 	raw.CharsetReader = func(label string, _ io.Reader) (io.Reader, error) {
 		return nil, fmt.Errorf("only UTF-8 is accepted")
 	}
-	st := &strictTokens{raw: raw}
+	st := &strictTokens{raw: raw, maxEntries: maxEntries, reports: map[string]bool{}}
 	dec := xml.NewTokenDecoder(&namespaceTokens{dec: xml.NewTokenDecoder(st)})
-	fail := func(err error) (Format, camtReport, error) { return "", rep, xmlErr(err, raw) }
+	fail := func(err error) (Format, camtReport, error) {
+		var refused *Error
+		if errors.As(err, &refused) {
+			return "", rep, refused
+		}
+		return "", rep, xmlErr(err, raw)
+	}
 
 	root, err := nextElement(dec)
 	if err != nil {
@@ -458,22 +461,47 @@ var errDirective = errors.New("DOCTYPE, ENTITY and other <!...> declarations are
 // what encoding/xml would otherwise let through: <!DOCTYPE> and <!ENTITY>
 // declarations (encoding/xml never expands them, but a statement has no
 // business carrying them, and refusing them keeps us safe if the file is
-// ever handed to another XML parser) and absurd nesting.
+// ever handed to another XML parser) and absurd nesting. It also refuses a
+// second report (Stmt, Ntfctn) and a report's entry past maxEntries as they
+// come: encoding/xml decodes every one into memory before the counts can
+// be checked, and an empty <Ntry/>, 7 bytes of the file, takes some 200 of
+// memory, so a 10 MiB file of them took a gigabyte to be refused.
 type strictTokens struct {
-	raw   *xml.Decoder
-	depth int
+	raw        *xml.Decoder
+	depth      int
+	maxEntries int
+	reports    map[string]bool // the report elements seen
+	report     string          // the report element the tokens are in, "" outside one
+	entries    int             // of that report
 }
 
 func (s *strictTokens) Token() (xml.Token, error) {
 	tok, err := s.raw.RawToken()
-	switch tok.(type) {
+	switch t := tok.(type) {
 	case xml.Directive:
 		return nil, errDirective
 	case xml.StartElement:
 		if s.depth++; s.depth > maxXMLDepth {
 			return nil, fmt.Errorf("elements nested deeper than %d", maxXMLDepth)
 		}
+		// Document, the root child, then the reports and their entries.
+		switch name := t.Name.Local; {
+		case s.depth == 3 && (name == "Stmt" || name == "Ntfctn"):
+			if s.reports[name] {
+				// One Statement has one id and one period; merging several
+				// would blur which account and day a line belongs to.
+				return nil, fileErr(name, "the document holds more than one, expected exactly one")
+			}
+			s.reports[name], s.report, s.entries = true, name, 0
+		case s.depth == 4 && s.report != "" && name == "Ntry":
+			if s.entries++; s.entries > s.maxEntries {
+				return nil, entryErr(s.entries, "Ntry", "more than %d entries", s.maxEntries)
+			}
+		}
 	case xml.EndElement:
+		if s.depth == 3 {
+			s.report = ""
+		}
 		s.depth--
 	}
 	return tok, err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -493,7 +494,7 @@ func TestParseCamtMalformed(t *testing.T) {
 		{"camt.052", camtDoc("urn:iso:std:iso:20022:tech:xsd:camt.052.001.08", good), Options{}, 0, "Document", "namespace"},
 		{"namespace disagrees with root child", camtDoc(ns054, good), Options{}, 0, "Document", "BkToCstmrStmt"},
 		{"trailing element", camtDoc(ns053, good) + "<Document/>", Options{}, 0, "Document", "after Document"},
-		{"two statements", strings.Replace(camtDoc(ns053, good), "</Stmt>", "</Stmt><Stmt><Id>S2</Id></Stmt>", 1), Options{}, 0, "Stmt", "holds 2"},
+		{"two statements", strings.Replace(camtDoc(ns053, good), "</Stmt>", "</Stmt><Stmt><Id>S2</Id></Stmt>", 1), Options{}, 0, "Stmt", "holds more than one"},
 		{"no statement id", strings.Replace(camtDoc(ns053, good), "<Id>S1</Id>", "", 1), Options{}, 0, "Stmt/Id", "is required"},
 		{"bad period", strings.Replace(camtDoc(ns053, good), "2026-03-10T23:59:59+07:00", "tomorrow", 1), Options{}, 0, "Stmt/FrToDt/ToDtTm", "ISO date-time"},
 		// Elements the schema allows once: encoding/xml would keep the last
@@ -560,6 +561,39 @@ func TestParseCamtMalformed(t *testing.T) {
 			}
 			if st.Lines != nil || st.Digest != "" {
 				t.Errorf("partial statement returned: %+v", st)
+			}
+		})
+	}
+}
+
+// A camt document holding more entries, or reports, than a statement may is
+// refused as they come, not once encoding/xml has decoded them all: an
+// empty <Ntry/> is 7 bytes of the file and some 200 of memory, so the
+// 10 MiB a request may carry, refused for its entries, took a gigabyte.
+func TestParseCamtRefusesTooManyAsTheyCome(t *testing.T) {
+	for _, tt := range []struct {
+		name, doc, wantField, wantMsg string
+		wantLine                      int
+	}{
+		{"entries", camtDoc(ns053, strings.Repeat("<Ntry/>", 150_000)), "Ntry", "entry 1001: Ntry: more than 1000 entries", 1001},
+		{"statements", strings.Replace(camtDoc(ns053, ""), "</Stmt>", "</Stmt>"+strings.Repeat("<Stmt/>", 150_000), 1),
+			"Stmt", "statement: Stmt: the document holds more than one, expected exactly one", 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := []byte(tt.doc)
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := ParseCamt(bytes.NewReader(doc), Options{MaxLines: 1000})
+			runtime.ReadMemStats(&after)
+			var e *Error
+			if !errors.As(err, &e) || e.Line != tt.wantLine || e.Field != tt.wantField || err.Error() != tt.wantMsg {
+				t.Errorf("got %v, want %s", err, tt.wantMsg)
+			}
+			// Reading the file and its digest takes about its size; what is
+			// past the limit is never decoded.
+			if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 8*uint64(len(doc)) {
+				t.Errorf("refusing a document of %d bytes allocated %d bytes, %d times its size", len(doc), allocated, allocated/uint64(len(doc)))
 			}
 		})
 	}
