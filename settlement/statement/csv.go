@@ -81,6 +81,10 @@ func parseCSV(data []byte, cfg config) ([]Line, error) {
 		return nil, lineErr(1+bytes.Count(data[:at], []byte("\n")), "encoding", "invalid UTF-8 (byte 0x%02x); the statement must be UTF-8", data[at])
 	}
 
+	if line, ok := fieldsWithin(data, len(knownColumns)); !ok {
+		return nil, lineErr(line, "columns", "more than %d fields: a statement has at most %d columns", len(knownColumns), len(knownColumns))
+	}
+
 	cr := csv.NewReader(bytes.NewReader(data))
 	cr.FieldsPerRecord = -1 // counted below, to say which line and how many
 	cr.ReuseRecord = true
@@ -225,6 +229,33 @@ func parseCSVTime(s string) (time.Time, bool) {
 	}
 	t, err := time.ParseInLocation(localLayout, s, vietnam)
 	return t, err == nil
+}
+
+// fieldsWithin reports whether every record of data has at most max
+// fields, and if not the line the first longer one starts on. encoding/csv
+// splits a whole record before its fields can be counted, at some 40 bytes
+// of memory a field, so a 10 MiB line of commas took a gigabyte to be
+// refused. Every quote opens or closes a quoted field, in which commas and
+// line breaks separate nothing; a file whose quotes do not pair so is
+// refused by encoding/csv all the same.
+func fieldsWithin(data []byte, max int) (int, bool) {
+	line, start, fields, quoted := 1, 1, 1, false
+	for _, b := range data {
+		switch {
+		case b == '"':
+			quoted = !quoted
+		case b == '\n':
+			line++
+			if !quoted {
+				start, fields = line, 1
+			}
+		case b == ',' && !quoted:
+			if fields++; fields > max {
+				return start, false
+			}
+		}
+	}
+	return 0, true
 }
 
 // csvErr reports a CSV syntax error (a stray quote, say) at the line the

@@ -566,6 +566,46 @@ func TestParseCamtMalformed(t *testing.T) {
 	}
 }
 
+// A CSV record of more fields than a statement has columns is refused
+// before encoding/csv splits it: it holds a whole record in memory, at some
+// 40 bytes a field, so the 10 MiB a request may carry, as one line of
+// commas, took a gigabyte to be refused for its field count.
+func TestParseCSVRefusesARecordOfTooManyFieldsUnsplit(t *testing.T) {
+	commas := strings.Repeat(",", 1<<20)
+	const good = "A1,1,VND,2026-03-10T08:00:00Z\n"
+	for _, tt := range []struct {
+		name, in string
+		wantLine int
+	}{
+		{"header", commas + "\n" + good, 1},
+		{"data line", hdr + good + "A2" + commas + "\n", 3},
+		// Commas inside quotes separate nothing, and a quoted line break
+		// ends no record.
+		{"after quoted commas", hdr + `"A,1",1,VND,2026-03-10T08:00:00Z` + "\n" + `"A` + "\n" + `2",1,VND` + commas + "\n", 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			runtime.GC()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := ParseCSV(strings.NewReader(tt.in), Options{})
+			runtime.ReadMemStats(&after)
+			var e *Error
+			if !errors.As(err, &e) || e.Line != tt.wantLine || e.Field != "columns" || !strings.Contains(err.Error(), "more than 8 fields") {
+				t.Errorf("got %v, want line %d refused for more than 8 fields", err, tt.wantLine)
+			}
+			if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 8*uint64(len(tt.in)) {
+				t.Errorf("refusing a statement of %d bytes allocated %d bytes, %d times its size", len(tt.in), allocated, allocated/uint64(len(tt.in)))
+			}
+		})
+	}
+
+	// Quoted commas are no fields: a description may hold any number.
+	in := "ref,amount,currency,booked_at,description\n" + `A1,1,VND,2026-03-10T08:00:00Z,"` + strings.Repeat(",", 100) + `"` + "\n"
+	if _, err := ParseCSV(strings.NewReader(in), Options{}); err != nil {
+		t.Errorf("a description of commas refused: %v", err)
+	}
+}
+
 // A camt document holding more entries, or reports, than a statement may is
 // refused as they come, not once encoding/xml has decoded them all: an
 // empty <Ntry/> is 7 bytes of the file and some 200 of memory, so the
