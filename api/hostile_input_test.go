@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -1110,4 +1111,45 @@ func replyForAny(method string) proto.Message {
 		return &pb.StreamEntriesResponse{}
 	}
 	return replyFor(method)
+}
+
+// A request of more values than any call accepts is refused before it is
+// decoded, with or without a credential: an empty bulk item is 2 bytes of
+// the message and a few hundred of memory decoded, so a request of the
+// receive limit made of them took a gigabyte before anything checked it.
+// The largest request a call accepts is decoded as before.
+func TestRequestOfTooManyValuesIsRefusedUndecoded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	_, secret := e.issue(t, access.IssueRequest{Name: "VietQR bank", Role: access.RoleBank, Provider: "napas"})
+	// 512 Ki empty items of RecordPaymentsRequest.payments (field 1): 1 MiB.
+	req := bytes.Repeat([]byte{0x0a, 0x00}, 1<<19)
+	for name, conn := range map[string]*grpc.ClientConn{"no credential": e.dial(t, ""), "a bank": e.dial(t, secret)} {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		err := conn.Invoke(ctx, pb.PaymentService_RecordPayments_FullMethodName, req, &pb.RecordPaymentsResponse{}, grpc.ForceCodec(rawCodec{}))
+		runtime.ReadMemStats(&after)
+		if st := status.Convert(err); st.Code() != codes.ResourceExhausted || !strings.Contains(st.Message(), "more than 10000 values") {
+			t.Errorf("%s: got %v, want ResourceExhausted naming the limit", name, err)
+		}
+		// The client's copy, gRPC's buffers on both sides and the count.
+		if allocated := after.TotalAlloc - before.TotalAlloc; allocated > 8*uint64(len(req)) {
+			t.Errorf("%s: a request of %d bytes allocated %d bytes, %d times its size", name, len(req), allocated, allocated/uint64(len(req)))
+		}
+	}
+
+	// A bulk of the most items, each with its time, is decoded and answered
+	// item by item (its merchant does not exist).
+	bulk := &pb.RecordPaymentsRequest{}
+	for i := range 1000 {
+		bulk.Payments = append(bulk.Payments, &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("big-", i), Merchant: "TN-NONE-0001",
+			Channel: pb.Channel_CHANNEL_VIETQR, Amount: "10000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: fmt.Sprint("FT-BIG-", i),
+			OccurTime: timestamppb.Now()})
+	}
+	resp, err := pb.NewPaymentServiceClient(e.conn).RecordPayments(ctx, bulk)
+	if err != nil || len(resp.Results) != 1000 || resp.Results[0].GetError().GetCode() != int32(codes.NotFound) {
+		t.Fatalf("the largest bulk: %v, %v", err, resp.GetResults()[:min(1, len(resp.GetResults()))])
+	}
 }

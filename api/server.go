@@ -40,7 +40,8 @@ type Services struct {
 	// method and status, with its latency, for the metrics endpoint. gRPC
 	// answers some before them, uncounted: a method no service has
 	// (Unimplemented), and a message over the receive limit
-	// (ResourceExhausted) or one that does not decode.
+	// (ResourceExhausted) or one that does not decode. A message of more
+	// values than MaxRequestValues is counted.
 	RPCs *metrics.RPCs
 }
 
@@ -71,13 +72,13 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 	}
 	auth := &authorizer{credentials: svc.Credentials, audit: svc.Audit,
 		binder: &binder{ledger: svc.Ledger, merchants: svc.Merchants, payments: svc.Payments, settlement: svc.Settlement}}
-	unary := []grpc.UnaryServerInterceptor{recoverUnary, logUnary, auth.unary}
-	stream := []grpc.StreamServerInterceptor{recoverStream, logStream, auth.stream}
+	unary := []grpc.UnaryServerInterceptor{recoverUnary, logUnary, refuseOversizedUnary, auth.unary}
+	stream := []grpc.StreamServerInterceptor{recoverStream, logStream, refuseOversizedStream, auth.stream}
 	if svc.RPCs != nil {
 		unary = append([]grpc.UnaryServerInterceptor{countUnary(svc.RPCs)}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{countStream(svc.RPCs)}, stream...)
 	}
-	opts = append(opts, grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
+	opts = append(opts, grpc.ForceServerCodecV2(newBoundedCodec()), grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
 	s := grpc.NewServer(opts...)
 	draining := make(chan struct{})
 	pb.RegisterAdminServiceServer(s, &AdminServer{Credentials: svc.Credentials, Audit: svc.Audit, Merchants: svc.Merchants})

@@ -1,0 +1,122 @@
+package api
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// MaxRequestValues bounds the values a request may hold: its messages (a
+// bulk call's items, postings, results, metadata pairs) and the elements of
+// its repeated strings, at every depth (a packed list of numbers, which
+// decodes to a few bytes an element, is one). gRPC decodes a request before any
+// interceptor sees it, credential check included, and an empty item takes
+// 2 bytes of the message and a few hundred of memory decoded: a request of
+// the receive limit (MaxRecvMsgBytes) made of them took a gigabyte. The
+// largest requests any RPC accepts, a RecordPayments of 1,000 items with
+// their times or a CompletePayoutBatch of 1,000 results, hold about 2,000.
+const MaxRequestValues = 10_000
+
+// boundedCodec decodes requests as gRPC's proto codec does, once it has
+// counted their values on the wire. One holding more than MaxRequestValues
+// is not decoded: it is answered ResourceExhausted by refuseOversized, the
+// first interceptor, where a codec's own error would reach the client as
+// Internal.
+type boundedCodec struct{ encoding.CodecV2 }
+
+func newBoundedCodec() boundedCodec {
+	return boundedCodec{encoding.GetCodecV2(grpcproto.Name)}
+}
+
+// oversized is the mark boundedCodec leaves, as an unknown field, on a
+// request it did not decode: the largest field number there is, which no
+// message of ours uses.
+var oversized = protowire.AppendVarint(protowire.AppendTag(nil, protowire.MaxValidNumber, protowire.VarintType), 1)
+
+func (c boundedCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return c.CodecV2.Unmarshal(data, v)
+	}
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+	defer buf.Free()
+	if countValues(buf.ReadOnlyData(), m.ProtoReflect().Descriptor(), MaxRequestValues) > MaxRequestValues {
+		proto.Reset(m)
+		m.ProtoReflect().SetUnknown(oversized)
+		return nil
+	}
+	return proto.Unmarshal(buf.ReadOnlyData(), m)
+}
+
+// countValues counts b, an encoded message of type md, and the messages and
+// repeated strings it holds, stopping once the count passes limit. What
+// does not parse is left for proto.Unmarshal to refuse.
+func countValues(b []byte, md protoreflect.MessageDescriptor, limit int) int {
+	n := 1
+	for len(b) > 0 && n <= limit {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return n
+		}
+		b = b[l:]
+		if typ != protowire.BytesType {
+			if l = protowire.ConsumeFieldValue(num, typ, b); l < 0 {
+				return n
+			}
+			b = b[l:]
+			continue
+		}
+		v, l := protowire.ConsumeBytes(b)
+		if l < 0 {
+			return n
+		}
+		b = b[l:]
+		switch fd := md.Fields().ByNumber(num); {
+		case fd == nil:
+		case fd.Message() != nil: // maps' entries too
+			n += countValues(v, fd.Message(), limit-n)
+		case fd.IsList():
+			n++
+		}
+	}
+	return n
+}
+
+// refuseOversized answers a request boundedCodec did not decode.
+func refuseOversized(req any) error {
+	m, ok := req.(proto.Message)
+	if !ok || string(m.ProtoReflect().GetUnknown()) != string(oversized) {
+		return nil
+	}
+	return status.Errorf(codes.ResourceExhausted, "the request holds more than %d values (items, postings, results, metadata pairs, list elements): more than any call accepts", MaxRequestValues)
+}
+
+func refuseOversizedUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := refuseOversized(req); err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func refuseOversizedStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, oversizedCheckingStream{ss})
+}
+
+// oversizedCheckingStream answers a stream's request boundedCodec did not
+// decode: a server-streaming handler receives it itself.
+type oversizedCheckingStream struct{ grpc.ServerStream }
+
+func (s oversizedCheckingStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return refuseOversized(m)
+}
