@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 )
@@ -354,6 +355,36 @@ func TestAuditTrailRecordsPayoutsTheirCallerGaveUpOn(t *testing.T) {
 	events := e.eventsOf(ctx, t, pb.SettlementService_CompletePayoutBatch_FullMethodName, 1)
 	if len(events) != 1 || events[0].Code != "OK" {
 		t.Errorf("the trail holds %v for the outcome that paid merchant PO-G-01; want one event OK", events)
+	}
+}
+
+// A payout batch whose creator gives up while its reservations wait for
+// their commit is opened all the same, and is in the trail as the batch it
+// became, OK: it was opened, and read back, with the creator's ended
+// context, so the batch stayed creating with its money reserved, and the
+// call and its event said it failed.
+func TestAuditTrailRecordsPayoutBatchItsCreatorGaveUpOn(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	f := newPayoutFixture(t, "PO-H", map[string]int64{"PO-H-01": 10000}, 10000)
+	e := f.e
+
+	e.giveUpWaitingForTheHead(t, func(ctx context.Context) error {
+		_, err := e.settle.CreatePayoutBatch(ctx, &pb.CreatePayoutBatchRequest{IdempotencyKey: "batch", Bank: "vcb", Market: f.market,
+			CutOff: timestamppb.Now(), PageSize: 100})
+		return err
+	})
+	events := e.eventsOf(ctx, t, pb.SettlementService_CreatePayoutBatch_FullMethodName, 1)
+	var status string
+	if err := e.db.Pool.QueryRow(ctx, `SELECT status FROM payout_batches`).Scan(&status); err != nil {
+		t.Fatal(err)
+	}
+	if bal := f.payable(t, "PO-H-01"); bal.DebitsPending != "10000" {
+		t.Fatalf("PO-H-01's payable after the batch: %v; want its 10000 reserved", bal)
+	}
+	if len(events) != 1 || events[0].Code != "OK" || status != "open" {
+		t.Errorf("the batch reserving PO-H-01's 10000 is %s, and the trail holds %v for it; want it open, and one event OK", status, events)
 	}
 }
 

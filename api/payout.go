@@ -112,7 +112,10 @@ func (s *SettlementServer) CreatePayoutBatch(ctx context.Context, req *pb.Create
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}
-	b, lines, next, err := s.Settlement.PayoutBatch(ctx, b.ID, int(req.GetPageSize()), "")
+	// The batch is made, its money reserved, even if the caller gave up
+	// while it was: its lines are read to answer with it, not refused for
+	// the caller's cancel.
+	b, lines, next, err := s.Settlement.PayoutBatch(context.WithoutCancel(ctx), b.ID, int(req.GetPageSize()), "")
 	if err != nil {
 		return nil, toStatus(ctx, err)
 	}

@@ -364,9 +364,17 @@ func (s *Service) finishReserving(ctx context.Context, b PayoutBatch) (PayoutBat
 			Metadata: map[string]string{"payout_batch": b.ID, "merchant": l.Merchant, "bank": b.Bank},
 		}
 	}
+	outs := s.ledger.Write(ctx, reqs)
+	// The ledger answers each reservation with what became of it, even once
+	// the caller has given up: what follows opens the batch those
+	// reservations hold money for, and reads it to answer, and must not
+	// fail for the caller's cancel, or the batch would stay creating with
+	// its money reserved, and be answered, and recorded in the audit trail,
+	// as a call that failed.
+	ctx = context.WithoutCancel(ctx)
 	var skipMerchants, skipReasons []string
 	var refused error
-	for i, out := range s.ledger.Write(ctx, reqs) {
+	for i, out := range outs {
 		switch {
 		case out.Err == nil:
 			// The projector opened the line in the same transaction.
