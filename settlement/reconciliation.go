@@ -320,7 +320,8 @@ func (s *Service) coverage(ctx context.Context, market string, scope []string) (
 // word that the payment is this line. A payment of the channel whose
 // reference is on the statement but that is not matched (another market's,
 // or one that moved no money) is read too, Excluded, so that its line is
-// not paired with another payment.
+// not paired with another payment. More than s.maxReconciled payments are
+// refused, naming the period: the caller narrows it, or the markets.
 func (s *Service) statementPayments(ctx context.Context, ch merchant.Channel, markets []string, st statement.Statement) ([]reconcile.Payment, error) {
 	// References are found through the journal, where each is the unique
 	// external reference of the entry that brought it (payment.ExternalRef).
@@ -337,9 +338,10 @@ SELECT id::text, COALESCE(provider_ref, ''), confirmed_amount, occurred_at, NOT 
  WHERE channel = $1
    AND id IN (SELECT id FROM payments WHERE channel = $1 AND occurred_at >= $3 AND occurred_at < $4 AND ` + matched + `
               UNION ` + payment.IDsByExternalRef("= ANY($5::text[])") + `)
- ORDER BY id`
+ ORDER BY id
+ LIMIT $6`
 	rows, err := s.pool.Query(ctx, q, string(ch), markets,
-		st.PeriodStart.Add(-ReconcileWindow), st.PeriodEnd.Add(ReconcileWindow), refs)
+		st.PeriodStart.Add(-ReconcileWindow), st.PeriodEnd.Add(ReconcileWindow), refs, s.maxReconciled+1)
 	if err != nil {
 		return nil, fmt.Errorf("read payments to reconcile: %w", err)
 	}
@@ -351,6 +353,10 @@ SELECT id::text, COALESCE(provider_ref, ''), confirmed_amount, occurred_at, NOT 
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read payments to reconcile: %w", err)
+	}
+	if len(payments) > s.maxReconciled {
+		return nil, invalid("period_start", "the ledger holds more than %d %s payments in [%s, %s) in the markets covered, more than one statement of at most %d lines can reconcile; import the statement by shorter periods or by market",
+			s.maxReconciled, ch, st.PeriodStart.Format(time.RFC3339), st.PeriodEnd.Format(time.RFC3339), MaxStatementLines)
 	}
 	return payments, nil
 }

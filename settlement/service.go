@@ -26,7 +26,16 @@ var ErrExceedsOwed = errors.New("settlement exceeds what the provider owes")
 type Options struct {
 	// Now is the clock that decides what "today" is for period checks.
 	Now func() time.Time
+	// MaxReconciledPayments bounds the ledger payments one statement import
+	// reads; 0 means DefaultMaxReconciledPayments.
+	MaxReconciledPayments int
 }
+
+// DefaultMaxReconciledPayments is twice the lines a statement may hold: a
+// period and markets holding more of the channel's payments would report
+// most of them missing from the statement, and reading them all would make
+// an import's memory grow with the ledger rather than with its file.
+const DefaultMaxReconciledPayments = 2 * MaxStatementLines
 
 // Service answers settlement reports and records provider settlements.
 type Service struct {
@@ -34,6 +43,8 @@ type Service struct {
 	ledger    *ledger.Ledger
 	merchants *merchant.Store
 	now       func() time.Time
+	// maxReconciled is Options.MaxReconciledPayments.
+	maxReconciled int
 }
 
 // NewService returns the settlement service over a ledger whose options
@@ -42,7 +53,10 @@ func NewService(pool *pgxpool.Pool, l *ledger.Ledger, merchants *merchant.Store,
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{pool: pool, ledger: l, merchants: merchants, now: opts.Now}
+	if opts.MaxReconciledPayments <= 0 {
+		opts.MaxReconciledPayments = DefaultMaxReconciledPayments
+	}
+	return &Service{pool: pool, ledger: l, merchants: merchants, now: opts.Now, maxReconciled: opts.MaxReconciledPayments}
 }
 
 func invalid(field, format string, args ...any) error {
