@@ -560,6 +560,13 @@ func TestHostileInputEveryRPC(t *testing.T) {
 	// The paged reports pin their point of the ledger: their base requests
 	// below continue the pages collected here, as of the same time.
 	reportsAsOf := &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.Now()}}
+	// A payments token continues its own query alone: the base request
+	// below is the one its pages were collected with.
+	paymentsFrom, paymentsTo := timestamppb.New(time.Now().Add(-24*time.Hour)), timestamppb.New(time.Now().Add(time.Hour))
+	paymentsQuery := func(token string) *pb.ListPaymentsRequest {
+		return &pb.ListPaymentsRequest{Merchant: a, Market: testMarket, Channel: pb.Channel_CHANNEL_VIETQR,
+			StartTime: proto.Clone(paymentsFrom).(*timestamppb.Timestamp), EndTime: proto.Clone(paymentsTo).(*timestamppb.Timestamp), PageSize: 1, PageToken: token}
+	}
 	keep := func(name, tok string, err error) {
 		if err != nil {
 			t.Fatalf("page of %s: %v", name, err)
@@ -579,7 +586,7 @@ func TestHostileInputEveryRPC(t *testing.T) {
 		keep("markets", r4.GetNextPageToken(), err)
 		r5, err := e.merchants.ListMerchants(ctx, &pb.ListMerchantsRequest{PageSize: 1})
 		keep("merchants", r5.GetNextPageToken(), err)
-		r6, err := e.payments.ListPayments(ctx, &pb.ListPaymentsRequest{Merchant: a, PageSize: 1})
+		r6, err := e.payments.ListPayments(ctx, paymentsQuery(""))
 		keep("payments", r6.GetNextPageToken(), err)
 		r7, err := admin.ListCredentials(ctx, &pb.ListCredentialsRequest{PageSize: 1})
 		keep("credentials", r7.GetNextPageToken(), err)
@@ -774,8 +781,7 @@ func TestHostileInputEveryRPC(t *testing.T) {
 		}},
 		{pb.PaymentService_GetPayment_FullMethodName, false, func() proto.Message { return &pb.GetPaymentRequest{Id: f.confirmedA.Id} }},
 		{pb.PaymentService_ListPayments_FullMethodName, false, func() proto.Message {
-			return &pb.ListPaymentsRequest{Merchant: a, Market: testMarket, Status: pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, Channel: pb.Channel_CHANNEL_VIETQR,
-				StartTime: timestamppb.New(time.Now().Add(-24 * time.Hour)), EndTime: timestamppb.New(time.Now().Add(time.Hour)), PageSize: 1, PageToken: tokens["payments"]}
+			return paymentsQuery(tokens["payments"])
 		}},
 
 		// SettlementService

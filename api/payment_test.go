@@ -463,6 +463,55 @@ func TestListPaymentsTimeBoundsToTheNanosecond(t *testing.T) {
 	}
 }
 
+// A ListPayments page token continues the query that issued it: sent with
+// another merchant, market, status, channel or time bound it is refused,
+// naming page_token, as AIP-158 has it. Taken as a place in another
+// listing, it started that listing after the first one's last payment and
+// left out, with no error, every payment of its own before it.
+func TestListPaymentsPageTokenContinuesItsOwnQuery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	at := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	// B's payments occurred before A's first, where A's first page ends.
+	for i, p := range []struct {
+		merchant string
+		minutes  int
+	}{{"TN-TEST-0002", 0}, {"TN-TEST-0002", 1}, {"TN-TEST-0001", 2}, {"TN-TEST-0001", 3}, {"TN-TEST-0001", 4}} {
+		e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("tok-", i), Merchant: p.merchant, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "12000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, OccurTime: timestamppb.New(at.Add(time.Duration(p.minutes) * time.Minute))})
+	}
+	first := &pb.ListPaymentsRequest{Merchant: "TN-TEST-0001", PageSize: 1}
+	page, err := e.payments.ListPayments(ctx, first)
+	if err != nil || page.NextPageToken == "" {
+		t.Fatalf("first page: %v, %v", page, err)
+	}
+	// The same query continues, at another page size too.
+	rest, err := e.payments.ListPayments(ctx, &pb.ListPaymentsRequest{Merchant: "TN-TEST-0001", PageSize: 10, PageToken: page.NextPageToken})
+	if err != nil || len(rest.Payments) != 2 {
+		t.Fatalf("the same query's next page: %d payments, %v; want the other 2", len(rest.Payments), err)
+	}
+	hour := timestamppb.New(at.Add(time.Hour))
+	for name, req := range map[string]*pb.ListPaymentsRequest{
+		"another merchant": {Merchant: "TN-TEST-0002"},
+		"a market":         {Market: testMarket},
+		"a market as well": {Merchant: "TN-TEST-0001", Market: testMarket},
+		"a status":         {Merchant: "TN-TEST-0001", Status: pb.PaymentStatus_PAYMENT_STATUS_PENDING},
+		"a channel":        {Merchant: "TN-TEST-0001", Channel: pb.Channel_CHANNEL_VIETQR},
+		"a start time":     {Merchant: "TN-TEST-0001", StartTime: timestamppb.New(at)},
+		"an end time":      {Merchant: "TN-TEST-0001", EndTime: hour},
+		"both times":       {Merchant: "TN-TEST-0001", StartTime: timestamppb.New(at), EndTime: hour},
+		"another end time": {Merchant: "TN-TEST-0001", EndTime: timestamppb.New(at.Add(2 * time.Hour))},
+	} {
+		req.PageToken = page.NextPageToken
+		resp, err := e.payments.ListPayments(ctx, req)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "page_token") {
+			t.Errorf("the token with %s: %d payments, %v; want InvalidArgument naming page_token", name, len(resp.GetPayments()), err)
+		}
+	}
+}
+
 // A bank's notification that confirms the stall's pending payment of a
 // payment request it names, by bill number or by id, is sent again with its
 // key (its answer was lost, or its deadline passed while it committed): it

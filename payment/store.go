@@ -256,9 +256,14 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Payment, string, error)
 		conds = append(conds, "occurred_at < "+arg(pg.CeilMicrosecond(f.End)))
 	}
 	if f.PageToken != "" {
-		at, id, err := decodeCursor(f.PageToken)
+		at, id, query, err := decodeCursor(f.PageToken)
 		if err != nil {
 			return nil, "", err
+		}
+		// Another query's place would start this one after a payment of
+		// that one, leaving out what of its own comes before.
+		if query != f.query() {
+			return nil, "", invalid("page_token", "continues another query; send the same merchant, market, status, channel, start_time and end_time as the first page")
 		}
 		conds = append(conds, "(occurred_at, id) > ("+arg(at)+", "+arg(id)+"::uuid)")
 	}
@@ -271,30 +276,44 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Payment, string, error)
 	if len(found) > size {
 		found = found[:size]
 		last := found[size-1]
-		next = encodeCursor(last.OccurredAt, last.ID)
+		next = encodeCursor(last.OccurredAt, last.ID, f.query())
 	}
 	return found, next, nil
 }
 
-func encodeCursor(t time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("p1:" + strconv.FormatInt(t.UnixMicro(), 10) + ":" + id))
+// query writes what a page token keeps of the filter, the query its pages
+// continue: every field but the page's size and token, times as the
+// microseconds they bound (a time a nanosecond apart bounds the same
+// payments).
+func (f Filter) query() string {
+	bound := func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return strconv.FormatInt(pg.CeilMicrosecond(t).UnixMicro(), 10)
+	}
+	return strings.Join([]string{f.Merchant, f.Market, string(f.Status), string(f.Channel), bound(f.Start), bound(f.End)}, ",")
 }
 
-func decodeCursor(token string) (time.Time, string, error) {
+func encodeCursor(t time.Time, id, query string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte("p2:" + strconv.FormatInt(t.UnixMicro(), 10) + ":" + id + ":" + query))
+}
+
+func decodeCursor(token string) (at time.Time, id, query string, err error) {
 	bad := invalid("page_token", "is not a token this service issued")
 	b, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil {
-		return time.Time{}, "", bad
+		return time.Time{}, "", "", bad
 	}
-	parts := strings.SplitN(string(b), ":", 3)
-	if len(parts) != 3 || parts[0] != "p1" || !ledger.ValidUUID(parts[2]) {
-		return time.Time{}, "", bad
+	parts := strings.SplitN(string(b), ":", 4)
+	if len(parts) != 4 || parts[0] != "p2" || !ledger.ValidUUID(parts[2]) {
+		return time.Time{}, "", "", bad
 	}
 	micros, err := strconv.ParseInt(parts[1], 10, 64)
 	if err != nil {
-		return time.Time{}, "", bad
+		return time.Time{}, "", "", bad
 	}
-	return time.UnixMicro(micros).UTC(), parts[2], nil
+	return time.UnixMicro(micros).UTC(), parts[2], parts[3], nil
 }
 
 var errNoRows = pgx.ErrNoRows
