@@ -560,12 +560,17 @@ func TestHostileInputEveryRPC(t *testing.T) {
 	// The paged reports pin their point of the ledger: their base requests
 	// below continue the pages collected here, as of the same time.
 	reportsAsOf := &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.Now()}}
-	// A payments token continues its own query alone: the base request
-	// below is the one its pages were collected with.
+	// A payments or entries token continues its own query alone: the base
+	// requests below are the ones their pages were collected with.
 	paymentsFrom, paymentsTo := timestamppb.New(time.Now().Add(-24*time.Hour)), timestamppb.New(time.Now().Add(time.Hour))
 	paymentsQuery := func(token string) *pb.ListPaymentsRequest {
 		return &pb.ListPaymentsRequest{Merchant: a, Market: testMarket, Channel: pb.Channel_CHANNEL_VIETQR,
 			StartTime: proto.Clone(paymentsFrom).(*timestamppb.Timestamp), EndTime: proto.Clone(paymentsTo).(*timestamppb.Timestamp), PageSize: 1, PageToken: token}
+	}
+	entriesFrom, entriesTo := timestamppb.New(time.Now().Add(-time.Hour)), timestamppb.New(time.Now().Add(time.Hour))
+	entriesQuery := func(token string) *pb.ListEntriesRequest {
+		return &pb.ListEntriesRequest{Market: testMarket, AccountCode: "merchant:" + a + ":payable", Kind: "payment", FromSequence: 1, ToSequence: 100,
+			StartTime: proto.Clone(entriesFrom).(*timestamppb.Timestamp), EndTime: proto.Clone(entriesTo).(*timestamppb.Timestamp), PageSize: 1, PageToken: token}
 	}
 	keep := func(name, tok string, err error) {
 		if err != nil {
@@ -578,7 +583,7 @@ func TestHostileInputEveryRPC(t *testing.T) {
 	{
 		r1, err := e.client.ListAccounts(ctx, &pb.ListAccountsRequest{PageSize: 1})
 		keep("accounts", r1.GetNextPageToken(), err)
-		r2, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{PageSize: 1})
+		r2, err := e.client.ListEntries(ctx, entriesQuery(""))
 		keep("entries", r2.GetNextPageToken(), err)
 		r3, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: testMarket, AsOf: reportsAsOf, PageSize: 2})
 		keep("trial", r3.GetNextPageToken(), err)
@@ -699,8 +704,7 @@ func TestHostileInputEveryRPC(t *testing.T) {
 		}},
 		{pb.LedgerService_GetEntry_FullMethodName, false, func() proto.Message { return &pb.GetEntryRequest{Id: f.entry.Id} }},
 		{pb.LedgerService_ListEntries_FullMethodName, false, func() proto.Message {
-			return &pb.ListEntriesRequest{Market: testMarket, AccountCode: "merchant:" + a + ":payable", Kind: "payment", FromSequence: 1, ToSequence: 100,
-				StartTime: timestamppb.New(time.Now().Add(-time.Hour)), EndTime: timestamppb.New(time.Now().Add(time.Hour)), PageSize: 2, PageToken: tokens["entries"]}
+			return entriesQuery(tokens["entries"])
 		}},
 		{pb.LedgerService_StreamEntries_FullMethodName, false, func() proto.Message {
 			return &pb.StreamEntriesRequest{FromSequence: 1, Market: testMarket}

@@ -262,6 +262,48 @@ func TestListAndStreamEntries(t *testing.T) {
 	}
 }
 
+// A ListEntries page token continues the query that issued it: sent with
+// another market, account, kind, sequence range or time bound it is
+// refused, naming page_token, as AIP-158 has it. Taken as a place in
+// another listing, it started that listing after the first one's last
+// entry and left out, with no error, every entry of its own before it.
+func TestListEntriesPageTokenContinuesItsOwnQuery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1", "M2")
+	m2 := e.postTransfers(t, "M2", 3) // before M1's, where M1's first page ends
+	m1 := e.postTransfers(t, "M1", 3)
+	page, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{Market: "M1", PageSize: 1})
+	if err != nil || page.NextPageToken == "" {
+		t.Fatalf("first page: %v, %v", page, err)
+	}
+	// The same query continues, at another page size too.
+	rest, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{Market: "M1", PageSize: 10, PageToken: page.NextPageToken})
+	if err != nil || len(rest.Entries) != 2 {
+		t.Fatalf("the same query's next page: %d entries, %v; want the other 2", len(rest.GetEntries()), err)
+	}
+	from := m2[0].RecordTime
+	for name, req := range map[string]*pb.ListEntriesRequest{
+		"another market":     {Market: "M2"},
+		"every market":       {},
+		"an account":         {Market: "M1", AccountCode: "cash:M1"},
+		"a kind":             {Market: "M1", Kind: "sale"},
+		"a first sequence":   {Market: "M1", FromSequence: 1},
+		"a last sequence":    {Market: "M1", ToSequence: m1[2].Sequence},
+		"a start time":       {Market: "M1", StartTime: from},
+		"an end time":        {Market: "M1", EndTime: timestamppb.New(time.Now().Add(time.Hour))},
+		"another end time":   {Market: "M1", EndTime: timestamppb.New(time.Now().Add(2 * time.Hour))},
+		"a start and an end": {Market: "M1", StartTime: from, EndTime: timestamppb.New(time.Now().Add(time.Hour))},
+	} {
+		req.PageToken = page.NextPageToken
+		resp, err := e.client.ListEntries(ctx, req)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "page_token") {
+			t.Errorf("the token with %s: %d entries, %v; want InvalidArgument naming page_token", name, len(resp.GetEntries()), err)
+		}
+	}
+}
+
 // A time bound of ListEntries is a point in nanoseconds, as a timestamp
 // carries it, though entries are recorded in whole microseconds: an entry
 // recorded a nanosecond before start_time is not listed from it, and one

@@ -269,9 +269,16 @@ func (l *Ledger) ListEntries(ctx context.Context, f EntryFilter) ([]Entry, strin
 		return "$" + strconv.Itoa(len(args))
 	}
 	if last != "" {
-		after, err := strconv.ParseInt(last, 10, 64)
-		if err != nil {
+		rest, listed := strings.CutPrefix(last, "entries:")
+		seq, query, ok := strings.Cut(rest, ":")
+		after, err := strconv.ParseInt(seq, 10, 64)
+		if !listed || !ok || err != nil {
 			return nil, "", invalid("page_token", "is not a token this service issued")
+		}
+		// Another query's place would start this one after an entry of
+		// that one, leaving out what of its own comes before.
+		if query != f.query() {
+			return nil, "", invalid("page_token", "continues another query; send the same market, account_code, kind, sequences and times as the first page")
 		}
 		conds = append(conds, "e.seq > "+arg(after))
 	}
@@ -322,9 +329,16 @@ func (l *Ledger) ListEntries(ctx context.Context, f EntryFilter) ([]Entry, strin
 	next := ""
 	if len(entries) > size {
 		entries = entries[:size]
-		next = encodeToken(strconv.FormatInt(entries[size-1].Seq, 10))
+		next = encodeToken("entries:" + strconv.FormatInt(entries[size-1].Seq, 10) + ":" + f.query())
 	}
 	return entries, next, nil
+}
+
+// query writes what a page token keeps of the filter, the query its pages
+// continue: every field but the page's size and token.
+func (f EntryFilter) query() string {
+	return strings.Join([]string{f.Market, f.AccountCode, f.Kind, strconv.FormatInt(f.FromSeq, 10), strconv.FormatInt(f.ToSeq, 10),
+		pg.BoundKey(f.Start), pg.BoundKey(f.End)}, ",")
 }
 
 // EntriesAfter returns up to limit entries with sequence above after, in

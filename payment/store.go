@@ -282,17 +282,9 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Payment, string, error)
 }
 
 // query writes what a page token keeps of the filter, the query its pages
-// continue: every field but the page's size and token, times as the
-// microseconds they bound (a time a nanosecond apart bounds the same
-// payments).
+// continue: every field but the page's size and token.
 func (f Filter) query() string {
-	bound := func(t time.Time) string {
-		if t.IsZero() {
-			return ""
-		}
-		return strconv.FormatInt(pg.CeilMicrosecond(t).UnixMicro(), 10)
-	}
-	return strings.Join([]string{f.Merchant, f.Market, string(f.Status), string(f.Channel), bound(f.Start), bound(f.End)}, ",")
+	return strings.Join([]string{f.Merchant, f.Market, string(f.Status), string(f.Channel), pg.BoundKey(f.Start), pg.BoundKey(f.End)}, ",")
 }
 
 func encodeCursor(t time.Time, id, query string) string {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -125,6 +126,16 @@ func CeilMicrosecond(t time.Time) time.Time {
 		return down.Add(time.Microsecond)
 	}
 	return t
+}
+
+// BoundKey writes a time bound as the whole microseconds it bounds
+// (CeilMicrosecond), "" for none, for a page token to keep: bounds a
+// nanosecond apart select the same rows, and are one query.
+func BoundKey(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(CeilMicrosecond(t).UnixMicro(), 10)
 }
 
 // Storable reports whether PostgreSQL can take b as text: UTF-8 without a
