@@ -545,6 +545,42 @@ func TestPayoutDueAfterARefundOfMoneyOwedAtTheCutOff(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// A page token of a batch's lines continues that batch's lines: sent with
+// another batch it is refused, naming page_token. It was taken as a place
+// in the other batch's lines, so a bank reading two batches with the
+// first one's token was shown the second without its first lines, with no
+// error, and those merchants were not paid.
+func TestPayoutLinesPageTokenContinuesItsOwnBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newPayoutFixture(t, "PO-T", map[string]int64{"PO-T-01": 10000, "PO-T-02": 20000, "PO-T-03": 30000}, 60000)
+	first := f.create(t, "tok-1", time.Now())
+	// Every line fails: the money is due again in the second batch.
+	var results []*pb.PayoutResult
+	for _, l := range first.Lines {
+		results = append(results, &pb.PayoutResult{Merchant: l.Merchant, Status: lineFailed, FailureReason: "tài khoản bị khóa"})
+	}
+	if _, err := f.e.settle.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: first.Batch.Id, Results: results}); err != nil {
+		t.Fatal(err)
+	}
+	second := f.create(t, "tok-2", time.Now())
+	if len(second.Lines) != 3 {
+		t.Fatalf("second batch: %v; want a line for each of the 3 merchants", second.Lines)
+	}
+	page, err := f.e.settle.GetPayoutBatch(ctx, &pb.GetPayoutBatchRequest{Id: first.Batch.Id, PageSize: 1})
+	if err != nil || page.NextPageToken == "" {
+		t.Fatalf("first page of the first batch: %v, %v", page, err)
+	}
+	rest, err := f.e.settle.GetPayoutBatch(ctx, &pb.GetPayoutBatchRequest{Id: first.Batch.Id, PageSize: 10, PageToken: page.NextPageToken})
+	if err != nil || len(rest.Lines) != 2 {
+		t.Fatalf("the first batch's next page: %v, %v; want its other 2 lines", rest.GetLines(), err)
+	}
+	other, err := f.e.settle.GetPayoutBatch(ctx, &pb.GetPayoutBatchRequest{Id: second.Batch.Id, PageSize: 10, PageToken: page.NextPageToken})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "page_token") {
+		t.Errorf("the first batch's token with the second: %d lines, %v; want InvalidArgument naming page_token", len(other.GetLines()), err)
+	}
+}
+
 // A bank's transfer reference is recorded once: a second line paid with
 // it is refused and stays open.
 func TestPayoutBankRefOnce(t *testing.T) {

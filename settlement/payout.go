@@ -617,7 +617,7 @@ func (s *Service) PayoutBatch(ctx context.Context, id string, pageSize int, page
 	if err != nil {
 		return PayoutBatch{}, nil, "", err
 	}
-	after, err := decodeLineToken(pageToken)
+	after, err := decodeLineToken(id, pageToken)
 	if err != nil {
 		return PayoutBatch{}, nil, "", err
 	}
@@ -634,23 +634,30 @@ func (s *Service) PayoutBatch(ctx context.Context, id string, pageSize int, page
 	if len(lines) > size {
 		lines = lines[:size]
 		last := lines[size-1]
-		next = base64.RawURLEncoding.EncodeToString([]byte(last.Market + "/" + last.Merchant))
+		next = base64.RawURLEncoding.EncodeToString([]byte(id + "/" + last.Market + "/" + last.Merchant))
 	}
 	return b, lines, next, nil
 }
 
-func decodeLineToken(token string) ([2]string, error) {
+// decodeLineToken reads a token of batch id's lines: the last line listed.
+// A token of another batch is refused: its place in that batch's lines
+// would start these after a line of that one, leaving out, unpaid, what
+// comes before it here.
+func decodeLineToken(id, token string) ([2]string, error) {
 	if token == "" {
 		return [2]string{}, nil
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(token)
-	market, code, ok := strings.Cut(string(raw), "/")
-	// Both go into a query: only codes, never a NUL or bytes that are not
-	// UTF-8, which PostgreSQL would refuse naming no field.
-	if err != nil || !ok || !merchant.ValidMarketCode(market) || !merchant.ValidMerchantCode(code) {
+	parts := strings.Split(string(raw), "/")
+	// The codes go into a query: only codes, never a NUL or bytes that are
+	// not UTF-8, which PostgreSQL would refuse naming no field.
+	if err != nil || len(parts) != 3 || !merchant.ValidMarketCode(parts[1]) || !merchant.ValidMerchantCode(parts[2]) {
 		return [2]string{}, invalid("page_token", "is not a token this service issued")
 	}
-	return [2]string{market, code}, nil
+	if parts[0] != id {
+		return [2]string{}, invalid("page_token", "continues the lines of another payout batch; send the id of the batch it came from")
+	}
+	return [2]string{parts[1], parts[2]}, nil
 }
 
 // PayoutBatchScope returns who may see and complete a payout batch.
