@@ -416,6 +416,45 @@ func TestImportStatementFindsExactlyTheBreaks(t *testing.T) {
 	}
 }
 
+// A page token of a report's items continues that listing: sent with
+// another report, or with matched items asked for or no longer, it is
+// refused, naming page_token. It was taken as a place in the other
+// listing, so a bank reading a second report with the first one's token
+// was shown it without its first breaks, with no error.
+func TestReconciliationItemsPageTokenContinuesItsOwnListing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	f := e.reconFixture(t)
+	csv, err := e.settle.ImportStatement(ctx, f.importRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	camt, err := e.settle.ImportStatement(ctx, &pb.ImportStatementRequest{Format: pb.StatementFormat_STATEMENT_FORMAT_CAMT053,
+		Content: reconCamt("STMT-TOKEN", f.start, f.end, f.lines), Channel: chVietQR})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := e.settle.GetReconciliationReport(ctx, &pb.GetReconciliationReportRequest{Id: csv.Report.Id, PageSize: 1})
+	if err != nil || page.NextPageToken == "" {
+		t.Fatalf("first page of breaks: %v, %v", page, err)
+	}
+	rest, err := e.settle.GetReconciliationReport(ctx, &pb.GetReconciliationReportRequest{Id: csv.Report.Id, PageSize: 10, PageToken: page.NextPageToken})
+	if err != nil || len(rest.Items) != len(csv.Breaks)-1 {
+		t.Fatalf("the same listing's next page: %v, %v; want the other %d breaks", rest.GetItems(), err, len(csv.Breaks)-1)
+	}
+	for name, req := range map[string]*pb.GetReconciliationReportRequest{
+		"another report":    {Id: camt.Report.Id},
+		"matched items too": {Id: csv.Report.Id, IncludeMatched: true},
+	} {
+		req.PageToken = page.NextPageToken
+		resp, err := e.settle.GetReconciliationReport(ctx, req)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "page_token") {
+			t.Errorf("the token with %s: %d items, %v; want InvalidArgument naming page_token", name, len(resp.GetItems()), err)
+		}
+	}
+}
+
 // Importing the same file again answers the kept report, replayed, and
 // writes nothing; so do eight imports of a new file racing each other,
 // which keep exactly one report. The same file for other markets is

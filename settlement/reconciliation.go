@@ -570,13 +570,19 @@ func (s *Service) ReconciliationReport(ctx context.Context, id string, q ItemQue
 	if err != nil {
 		return ReconciliationReport{}, nil, "", err
 	}
-	after, err := decodeItemToken(q.PageToken)
+	listed, after, err := decodeItemToken(q.PageToken)
 	if err != nil {
 		return ReconciliationReport{}, nil, "", err
 	}
 	r, err := s.report(ctx, id)
 	if err != nil {
 		return ReconciliationReport{}, nil, "", err
+	}
+	// Another listing's place would start this one after an item of that
+	// one, leaving out the breaks of this one before it.
+	query := itemQuery(r.ID, q.IncludeMatched)
+	if q.PageToken != "" && listed != query {
+		return ReconciliationReport{}, nil, "", invalid("page_token", "continues another listing; send the same id and include_matched as the first page")
 	}
 	items, idxs, err := s.readItems(ctx, r.ID, after, size+1, q.IncludeMatched)
 	if err != nil {
@@ -585,35 +591,44 @@ func (s *Service) ReconciliationReport(ctx context.Context, id string, q ItemQue
 	next := ""
 	if len(items) > size {
 		items = items[:size]
-		next = encodeItemToken(idxs[size-1])
+		next = encodeItemToken(query, idxs[size-1])
 	}
 	return r, items, next, nil
 }
 
-const itemTokenPrefix = "recon1:"
+const itemTokenPrefix = "recon2:"
 
-func encodeItemToken(idx int) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(itemTokenPrefix + strconv.Itoa(idx)))
+// itemQuery writes what a token of a report's items keeps of the listing
+// its pages continue: the report, and whether matched items are listed.
+func itemQuery(report string, matched bool) string {
+	return report + ":" + strconv.FormatBool(matched)
 }
 
-func decodeItemToken(s string) (int, error) {
+func encodeItemToken(query string, idx int) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(itemTokenPrefix + query + ":" + strconv.Itoa(idx)))
+}
+
+// decodeItemToken reads the listing a token continues (itemQuery) and the
+// last item's index.
+func decodeItemToken(s string) (string, int, error) {
 	if s == "" {
-		return 0, nil
+		return "", 0, nil
 	}
 	bad := invalid("page_token", "is not a token this service issued")
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return 0, bad
+		return "", 0, bad
 	}
 	rest, ok := strings.CutPrefix(string(b), itemTokenPrefix)
-	if !ok {
-		return 0, bad
+	i := strings.LastIndexByte(rest, ':')
+	if !ok || i < 0 {
+		return "", 0, bad
 	}
-	idx, err := strconv.Atoi(rest)
+	idx, err := strconv.Atoi(rest[i+1:])
 	if err != nil || idx < 1 {
-		return 0, bad
+		return "", 0, bad
 	}
-	return idx, nil
+	return rest[:i], idx, nil
 }
 
 // ReportFilter selects reports for ListReconciliationReports; zero fields

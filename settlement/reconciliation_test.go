@@ -50,16 +50,17 @@ func TestItemsOfLeavesEdgePaymentsToTheNeighbour(t *testing.T) {
 }
 
 func TestPageTokensRoundTrip(t *testing.T) {
-	if idx, err := decodeItemToken(encodeItemToken(42)); err != nil || idx != 42 {
-		t.Errorf("item token: %d, %v", idx, err)
+	query := itemQuery("01890a5d-ac96-774b-bcce-b302099a8057", true)
+	if got, idx, err := decodeItemToken(encodeItemToken(query, 42)); err != nil || got != query || idx != 42 {
+		t.Errorf("item token: %q %d, %v", got, idx, err)
 	}
 	at := time.Date(2026, 11, 20, 8, 0, 0, 123456000, time.UTC)
 	id := "01890a5d-ac96-774b-bcce-b302099a8057"
 	if gotAt, gotID, err := decodeReportToken(encodeReportToken(at, id)); err != nil || !gotAt.Equal(at) || gotID != id {
 		t.Errorf("report token: %v %s %v", gotAt, gotID, err)
 	}
-	for _, bad := range []string{"x", encodeReportToken(at, "nope"), encodeItemToken(0), "cmVjb24xOi0x"} {
-		_, err1 := decodeItemToken(bad)
+	for _, bad := range []string{"x", encodeReportToken(at, "nope"), encodeItemToken(query, 0), "cmVjb24xOi0x"} {
+		_, _, err1 := decodeItemToken(bad)
 		_, _, err2 := decodeReportToken(bad)
 		if err1 == nil || err2 == nil {
 			t.Errorf("token %q accepted: %v, %v", bad, err1, err2)

@@ -3093,7 +3093,9 @@ type GetReconciliationReportRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// Items per page: at most 1000; 100 when unset.
-	PageSize  int32  `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From next_page_token, with the same id and include_matched as the
+	// first page; a token of another listing is INVALID_ARGUMENT.
 	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Also list matched items; by default only breaks.
 	IncludeMatched bool `protobuf:"varint,4,opt,name=include_matched,json=includeMatched,proto3" json:"include_matched,omitempty"`
