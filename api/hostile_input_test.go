@@ -560,8 +560,11 @@ func TestHostileInputEveryRPC(t *testing.T) {
 	// The paged reports pin their point of the ledger: their base requests
 	// below continue the pages collected here, as of the same time.
 	reportsAsOf := &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.Now()}}
-	// A payments or entries token continues its own query alone: the base
-	// requests below are the ones their pages were collected with.
+	// A payments, entries or accounts token continues its own query alone:
+	// the base requests below are the ones their pages were collected with.
+	accountsQuery := func(token string) *pb.ListAccountsRequest {
+		return &pb.ListAccountsRequest{Market: testMarket, CodePrefix: "merchant:", PageSize: 1, PageToken: token}
+	}
 	paymentsFrom, paymentsTo := timestamppb.New(time.Now().Add(-24*time.Hour)), timestamppb.New(time.Now().Add(time.Hour))
 	paymentsQuery := func(token string) *pb.ListPaymentsRequest {
 		return &pb.ListPaymentsRequest{Merchant: a, Market: testMarket, Channel: pb.Channel_CHANNEL_VIETQR,
@@ -581,7 +584,7 @@ func TestHostileInputEveryRPC(t *testing.T) {
 		}
 	}
 	{
-		r1, err := e.client.ListAccounts(ctx, &pb.ListAccountsRequest{PageSize: 1})
+		r1, err := e.client.ListAccounts(ctx, accountsQuery(""))
 		keep("accounts", r1.GetNextPageToken(), err)
 		r2, err := e.client.ListEntries(ctx, entriesQuery(""))
 		keep("entries", r2.GetNextPageToken(), err)
@@ -683,7 +686,7 @@ func TestHostileInputEveryRPC(t *testing.T) {
 		}},
 		{pb.LedgerService_GetAccount_FullMethodName, false, func() proto.Message { return &pb.GetAccountRequest{Code: "merchant:" + a + ":payable"} }},
 		{pb.LedgerService_ListAccounts_FullMethodName, false, func() proto.Message {
-			return &pb.ListAccountsRequest{Market: testMarket, CodePrefix: "merchant:", PageSize: 2, PageToken: tokens["accounts"]}
+			return accountsQuery(tokens["accounts"])
 		}},
 		{pb.LedgerService_GetBalance_FullMethodName, false, func() proto.Message {
 			return &pb.GetBalanceRequest{AccountCode: "merchant:" + a + ":payable", AsOf: &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: 1}}}

@@ -304,6 +304,48 @@ func TestListEntriesPageTokenContinuesItsOwnQuery(t *testing.T) {
 	}
 }
 
+// A ListAccounts page token continues the query that issued it: sent with
+// another market or code prefix, or a token of another list (entries, a
+// trial balance), it is refused, naming page_token, as AIP-158 has it.
+// Taken as a place in the listing, it started the listing after the
+// first one's last account, or a code another list's token happened to
+// spell, and left out, with no error, every account before it.
+func TestListAccountsPageTokenContinuesItsOwnQuery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1", "M2")
+	e.postTransfers(t, "M1", 2)
+	page, err := e.client.ListAccounts(ctx, &pb.ListAccountsRequest{Market: "M2", PageSize: 1})
+	if err != nil || page.NextPageToken == "" || page.Accounts[0].Code != "cash:M2" {
+		t.Fatalf("first page: %v, %v", page, err)
+	}
+	rest, err := e.client.ListAccounts(ctx, &pb.ListAccountsRequest{Market: "M2", PageSize: 10, PageToken: page.NextPageToken})
+	if err != nil || len(rest.Accounts) != 1 || rest.Accounts[0].Code != "payable:M2" {
+		t.Fatalf("the same query's next page: %v, %v; want payable:M2", rest.GetAccounts(), err)
+	}
+	entries, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{PageSize: 1})
+	if err != nil || entries.NextPageToken == "" {
+		t.Fatalf("entries: %v, %v", entries, err)
+	}
+	trial, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{PageSize: 1})
+	if err != nil || trial.NextPageToken == "" {
+		t.Fatalf("trial balance: %v, %v", trial, err)
+	}
+	for name, req := range map[string]*pb.ListAccountsRequest{
+		"another market":             {Market: "M1", PageToken: page.NextPageToken},
+		"every market":               {PageToken: page.NextPageToken},
+		"a code prefix":              {Market: "M2", CodePrefix: "payable:", PageToken: page.NextPageToken},
+		"a token of ListEntries":     {PageToken: entries.NextPageToken},
+		"a token of a trial balance": {PageToken: trial.NextPageToken},
+	} {
+		resp, err := e.client.ListAccounts(ctx, req)
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "page_token") {
+			t.Errorf("%s: %d accounts, %v; want InvalidArgument naming page_token", name, len(resp.GetAccounts()), err)
+		}
+	}
+}
+
 // A time bound of ListEntries is a point in nanoseconds, as a timestamp
 // carries it, though entries are recorded in whole microseconds: an entry
 // recorded a nanosecond before start_time is not listed from it, and one

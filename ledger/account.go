@@ -186,7 +186,7 @@ func (l *Ledger) ListAccounts(ctx context.Context, f AccountFilter) ([]Account, 
 	if err != nil {
 		return nil, 0, "", err
 	}
-	after, err := decodeToken(f.PageToken)
+	last, err := decodeToken(f.PageToken)
 	if err != nil {
 		return nil, 0, "", err
 	}
@@ -195,6 +195,20 @@ func (l *Ledger) ListAccounts(ctx context.Context, f AccountFilter) ([]Account, 
 	}
 	if f.CodePrefix != "" && !ValidAccountCode(f.CodePrefix) {
 		return nil, 0, "", invalid("code_prefix", "must be of [A-Za-z0-9:._-], got %q", f.CodePrefix)
+	}
+	after := ""
+	if last != "" {
+		// A code spelled by another list's token, or another query's place,
+		// would start this listing after it, leaving out what comes before.
+		rest, listed := strings.CutPrefix(last, "accounts:")
+		query, code, ok := strings.Cut(rest, "/")
+		if !listed || !ok {
+			return nil, 0, "", invalid("page_token", "is not a token this service issued")
+		}
+		if query != f.query() {
+			return nil, 0, "", invalid("page_token", "continues another query; send the same market and code_prefix as the first page")
+		}
+		after = code
 	}
 	// The head and the totals are read in one snapshot: a round moves both
 	// in one transaction, so the totals are exactly those as of the head.
@@ -232,7 +246,12 @@ SELECT `+accountColumns+` FROM ledger_accounts
 	next := ""
 	if len(accounts) > size {
 		accounts = accounts[:size]
-		next = encodeToken(accounts[size-1].Code)
+		next = encodeToken("accounts:" + f.query() + "/" + accounts[size-1].Code)
 	}
 	return accounts, seq, next, nil
 }
+
+// query writes what a page token keeps of the filter, the query its pages
+// continue: every field but the page's size and token. Neither a market nor
+// a code holds a comma or a slash.
+func (f AccountFilter) query() string { return f.Market + "," + f.CodePrefix }

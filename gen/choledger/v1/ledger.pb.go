@@ -674,7 +674,9 @@ type ListAccountsRequest struct {
 	// Only accounts whose code starts with this, when set.
 	CodePrefix string `protobuf:"bytes,2,opt,name=code_prefix,json=codePrefix,proto3" json:"code_prefix,omitempty"`
 	// At most 1000; 100 when unset.
-	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From next_page_token, with the same market and code_prefix as the
+	// first page; a token of another query or list is INVALID_ARGUMENT.
 	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
