@@ -560,8 +560,15 @@ func TestHostileInputEveryRPC(t *testing.T) {
 	// The paged reports pin their point of the ledger: their base requests
 	// below continue the pages collected here, as of the same time.
 	reportsAsOf := &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.Now()}}
-	// A payments, entries or accounts token continues its own query alone:
-	// the base requests below are the ones their pages were collected with.
+	// A payments, entries, accounts, markets or merchants token continues
+	// its own query alone: the base requests below are the ones their pages
+	// were collected with.
+	marketsQuery := func(token string) *pb.ListMarketsRequest {
+		return &pb.ListMarketsRequest{Province: "Thái Nguyên", Status: pb.MarketStatus_MARKET_STATUS_ACTIVE, PageSize: 1, PageToken: token}
+	}
+	merchantsQuery := func(token string) *pb.ListMerchantsRequest {
+		return &pb.ListMerchantsRequest{Market: testMarket, Status: pb.MerchantStatus_MERCHANT_STATUS_ACTIVE, PageSize: 1, PageToken: token}
+	}
 	accountsQuery := func(token string) *pb.ListAccountsRequest {
 		return &pb.ListAccountsRequest{Market: testMarket, CodePrefix: "merchant:", PageSize: 1, PageToken: token}
 	}
@@ -590,9 +597,9 @@ func TestHostileInputEveryRPC(t *testing.T) {
 		keep("entries", r2.GetNextPageToken(), err)
 		r3, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: testMarket, AsOf: reportsAsOf, PageSize: 2})
 		keep("trial", r3.GetNextPageToken(), err)
-		r4, err := e.merchants.ListMarkets(ctx, &pb.ListMarketsRequest{PageSize: 1})
+		r4, err := e.merchants.ListMarkets(ctx, marketsQuery(""))
 		keep("markets", r4.GetNextPageToken(), err)
-		r5, err := e.merchants.ListMerchants(ctx, &pb.ListMerchantsRequest{PageSize: 1})
+		r5, err := e.merchants.ListMerchants(ctx, merchantsQuery(""))
 		keep("merchants", r5.GetNextPageToken(), err)
 		r6, err := e.payments.ListPayments(ctx, paymentsQuery(""))
 		keep("payments", r6.GetNextPageToken(), err)
@@ -726,7 +733,7 @@ func TestHostileInputEveryRPC(t *testing.T) {
 		}},
 		{pb.MerchantService_GetMarket_FullMethodName, false, func() proto.Message { return &pb.GetMarketRequest{Code: testMarket} }},
 		{pb.MerchantService_ListMarkets_FullMethodName, false, func() proto.Message {
-			return &pb.ListMarketsRequest{Province: "Thái Nguyên", Status: pb.MarketStatus_MARKET_STATUS_ACTIVE, PageSize: 1, PageToken: tokens["markets"]}
+			return marketsQuery(tokens["markets"])
 		}},
 		{pb.MerchantService_UpdateMarket_FullMethodName, true, func() proto.Message {
 			return &pb.UpdateMarketRequest{Market: &pb.Market{Code: "TN-OTHER", Name: "Chợ Khác", Province: "Thái Nguyên", Ward: "Phường Khác",
@@ -743,7 +750,7 @@ func TestHostileInputEveryRPC(t *testing.T) {
 		}},
 		{pb.MerchantService_GetMerchant_FullMethodName, false, func() proto.Message { return &pb.GetMerchantRequest{Code: a} }},
 		{pb.MerchantService_ListMerchants_FullMethodName, false, func() proto.Message {
-			return &pb.ListMerchantsRequest{Market: testMarket, Status: pb.MerchantStatus_MERCHANT_STATUS_ACTIVE, PageSize: 1, PageToken: tokens["merchants"]}
+			return merchantsQuery(tokens["merchants"])
 		}},
 		{pb.MerchantService_UpdateMerchant_FullMethodName, true, func() proto.Message {
 			return &pb.UpdateMerchantRequest{Merchant: &pb.Merchant{Code: "TN-TEST-0008", Market: testMarket, Stalls: []string{"Z-008"},

@@ -272,6 +272,73 @@ func TestListMerchantsMasksAndPages(t *testing.T) {
 	}
 }
 
+// A page token of ListMarkets or ListMerchants continues the query that
+// issued it: sent with another province, market or status, or to the
+// other list, it is refused, naming page_token, as AIP-158 has it. Taken
+// as a place in the listing, it started the listing after the first one's
+// last code and left out, with no error, every market or merchant before
+// it.
+func TestMarketAndMerchantPageTokensContinueTheirOwnQuery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newMerchantEnv(t)
+	e.market(t, "HN-01", "Hà Nội")
+	e.market(t, "HN-02", "Hà Nội")
+	e.market(t, "TN-01", "Thái Nguyên")
+	e.market(t, "TN-02", "Thái Nguyên")
+	for _, code := range []string{"HN-01-A", "HN-01-B"} {
+		e.merchant(t, sampleMerchant(code, "HN-01", "S-"+code))
+	}
+	for _, code := range []string{"TN-01-A", "TN-01-B"} {
+		e.merchant(t, sampleMerchant(code, "TN-01", "S-"+code))
+	}
+	markets, err := e.client.ListMarkets(ctx, &pb.ListMarketsRequest{Province: "Thái Nguyên", PageSize: 1})
+	if err != nil || markets.NextPageToken == "" {
+		t.Fatalf("first page of markets: %v, %v", markets, err)
+	}
+	if rest, err := e.client.ListMarkets(ctx, &pb.ListMarketsRequest{Province: "Thái Nguyên", PageSize: 10, PageToken: markets.NextPageToken}); err != nil || len(rest.Markets) != 1 {
+		t.Fatalf("the same query's next page: %v, %v; want TN-02", rest.GetMarkets(), err)
+	}
+	merchants, err := e.client.ListMerchants(ctx, &pb.ListMerchantsRequest{Market: "TN-01", PageSize: 1})
+	if err != nil || merchants.NextPageToken == "" {
+		t.Fatalf("first page of merchants: %v, %v", merchants, err)
+	}
+	if rest, err := e.client.ListMerchants(ctx, &pb.ListMerchantsRequest{Market: "TN-01", PageSize: 10, PageToken: merchants.NextPageToken}); err != nil || len(rest.Merchants) != 1 {
+		t.Fatalf("the same query's next page: %v, %v; want TN-01-B", rest.GetMerchants(), err)
+	}
+	for name, call := range map[string]func() (int, error){
+		"markets of another province": func() (int, error) {
+			r, err := e.client.ListMarkets(ctx, &pb.ListMarketsRequest{Province: "Hà Nội", PageToken: markets.NextPageToken})
+			return len(r.GetMarkets()), err
+		},
+		"markets of every province": func() (int, error) {
+			r, err := e.client.ListMarkets(ctx, &pb.ListMarketsRequest{PageToken: markets.NextPageToken})
+			return len(r.GetMarkets()), err
+		},
+		"markets of a status": func() (int, error) {
+			r, err := e.client.ListMarkets(ctx, &pb.ListMarketsRequest{Province: "Thái Nguyên", Status: pb.MarketStatus_MARKET_STATUS_ACTIVE, PageToken: markets.NextPageToken})
+			return len(r.GetMarkets()), err
+		},
+		"merchants of another market": func() (int, error) {
+			r, err := e.client.ListMerchants(ctx, &pb.ListMerchantsRequest{Market: "HN-01", PageToken: merchants.NextPageToken})
+			return len(r.GetMerchants()), err
+		},
+		"merchants of every market": func() (int, error) {
+			r, err := e.client.ListMerchants(ctx, &pb.ListMerchantsRequest{PageToken: merchants.NextPageToken})
+			return len(r.GetMerchants()), err
+		},
+		"merchants of a status": func() (int, error) {
+			r, err := e.client.ListMerchants(ctx, &pb.ListMerchantsRequest{Market: "TN-01", Status: pb.MerchantStatus_MERCHANT_STATUS_ACTIVE, PageToken: merchants.NextPageToken})
+			return len(r.GetMerchants()), err
+		},
+	} {
+		n, err := call()
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "page_token") {
+			t.Errorf("the token with %s: %d listed, %v; want InvalidArgument naming page_token", name, n, err)
+		}
+	}
+}
+
 // GetMerchant shows personal data in full only to the merchant itself and
 // to admins; a bank or auditor of the market gets it masked, as
 // ListMerchants shows it, so that reading merchants one by one reveals no

@@ -57,13 +57,16 @@ func accountNotOpened(field string, spec ledger.AccountSpec, err error) error {
 	return fmt.Errorf("open account %s: %w", spec.Code, err)
 }
 
-// Page tokens are opaque to clients; inside they hold what is listed and the
-// last code listed, so that a token of one list is refused by another.
-func encodeToken(list, last string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(list + ":" + last))
+// Page tokens are opaque to clients; inside they hold what is listed, the
+// last code listed and the query their pages continue (every filter, as
+// the list checked it), so that a token of another list or query is
+// refused rather than taken as a place in this one, which would leave out
+// what comes before it. Codes hold no slash.
+func encodeToken(list, query, last string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(list + ":" + last + "/" + query))
 }
 
-func decodeToken(list, token string) (string, error) {
+func decodeToken(list, query, token string) (string, error) {
 	if token == "" {
 		return "", nil
 	}
@@ -73,7 +76,14 @@ func decodeToken(list, token string) (string, error) {
 	if err != nil || !strings.HasPrefix(string(b), list+":") || !pg.Storable(b) {
 		return "", invalid("page_token", "is not a token of this list")
 	}
-	return string(b[len(list)+1:]), nil
+	last, listed, ok := strings.Cut(string(b[len(list)+1:]), "/")
+	if !ok {
+		return "", invalid("page_token", "is not a token of this list")
+	}
+	if listed != query {
+		return "", invalid("page_token", "continues another query; send the same filters as the first page")
+	}
+	return last, nil
 }
 
 // Markets.
@@ -161,16 +171,17 @@ func (s *Store) ListMarkets(ctx context.Context, f MarketFilter) ([]Market, stri
 	if err != nil {
 		return nil, "", err
 	}
-	after, err := decodeToken("markets", f.PageToken)
-	if err != nil {
-		return nil, "", err
-	}
 	province, verr := text("province", f.Province, 0, 100)
 	if verr != nil {
 		return nil, "", verr
 	}
 	if f.Status != "" && !f.Status.valid() {
 		return nil, "", invalid("status", "must be active or closed, got %q", f.Status)
+	}
+	query := string(f.Status) + "," + province
+	after, err := decodeToken("markets", query, f.PageToken)
+	if err != nil {
+		return nil, "", err
 	}
 	const list = `
 SELECT ` + marketColumns + ` FROM markets
@@ -187,7 +198,7 @@ SELECT ` + marketColumns + ` FROM markets
 	next := ""
 	if len(markets) > size {
 		markets = markets[:size]
-		next = encodeToken("markets", markets[size-1].Code)
+		next = encodeToken("markets", query, markets[size-1].Code)
 	}
 	return markets, next, nil
 }
@@ -559,10 +570,6 @@ func (s *Store) ListMerchants(ctx context.Context, f MerchantFilter) ([]Merchant
 	if err != nil {
 		return nil, "", err
 	}
-	after, err := decodeToken("merchants", f.PageToken)
-	if err != nil {
-		return nil, "", err
-	}
 	market := strings.TrimSpace(f.Market)
 	if market != "" {
 		var verr *ledger.Error
@@ -572,6 +579,11 @@ func (s *Store) ListMerchants(ctx context.Context, f MerchantFilter) ([]Merchant
 	}
 	if f.Status != "" && !f.Status.valid() {
 		return nil, "", invalid("status", "must be pending, active, suspended or closed, got %q", f.Status)
+	}
+	query := market + "," + string(f.Status)
+	after, err := decodeToken("merchants", query, f.PageToken)
+	if err != nil {
+		return nil, "", err
 	}
 	const list = `
 SELECT ` + merchantColumns + ` FROM merchants m
@@ -588,7 +600,7 @@ SELECT ` + merchantColumns + ` FROM merchants m
 	next := ""
 	if len(merchants) > size {
 		merchants = merchants[:size]
-		next = encodeToken("merchants", merchants[size-1].Code)
+		next = encodeToken("merchants", query, merchants[size-1].Code)
 	}
 	return merchants, next, nil
 }

@@ -772,7 +772,9 @@ type ListMarketsRequest struct {
 	Province string                 `protobuf:"bytes,1,opt,name=province,proto3" json:"province,omitempty"`
 	Status   MarketStatus           `protobuf:"varint,2,opt,name=status,proto3,enum=choledger.v1.MarketStatus" json:"status,omitempty"`
 	// At most 1000; 100 when unset.
-	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From next_page_token, with the same province and status as the first
+	// page; a token of another query is INVALID_ARGUMENT.
 	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1166,7 +1168,9 @@ type ListMerchantsRequest struct {
 	Market string                 `protobuf:"bytes,1,opt,name=market,proto3" json:"market,omitempty"`
 	Status MerchantStatus         `protobuf:"varint,2,opt,name=status,proto3,enum=choledger.v1.MerchantStatus" json:"status,omitempty"`
 	// At most 1000; 100 when unset.
-	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From next_page_token, with the same market and status as the first
+	// page; a token of another query is INVALID_ARGUMENT.
 	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
