@@ -346,10 +346,17 @@ func (s *Store) List(ctx context.Context, role Role, pageSize int, pageToken str
 	after := "00000000-0000-0000-0000-000000000000"
 	if pageToken != "" {
 		b, err := base64.RawURLEncoding.DecodeString(pageToken)
-		if err != nil || !ledger.ValidUUID(string(b)) {
+		rest, listed := strings.CutPrefix(string(b), "credentials:")
+		listedRole, id, ok := strings.Cut(rest, "/")
+		if err != nil || !listed || !ok || !ledger.ValidUUID(id) {
 			return nil, "", invalid("page_token", "is not a token this service issued")
 		}
-		after = string(b)
+		// Another role's place would start this listing after one of its
+		// credentials, leaving out what comes before.
+		if Role(listedRole) != role {
+			return nil, "", invalid("page_token", "continues the credentials of another role; send the same role as the first page")
+		}
+		after = id
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+credentialColumns+` FROM credentials
  WHERE id > $1::uuid AND ($2 = '' OR role = $2) ORDER BY id LIMIT $3`, after, string(role), size+1)
@@ -371,7 +378,7 @@ func (s *Store) List(ctx context.Context, role Role, pageSize int, pageToken str
 	next := ""
 	if len(out) > size {
 		out = out[:size]
-		next = base64.RawURLEncoding.EncodeToString([]byte(out[size-1].CredentialID))
+		next = base64.RawURLEncoding.EncodeToString([]byte("credentials:" + string(role) + "/" + out[size-1].CredentialID))
 	}
 	return out, next, nil
 }

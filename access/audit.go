@@ -273,22 +273,30 @@ func ListEvents(ctx context.Context, pool *pgxpool.Pool, credentialID string, de
 	if err != nil {
 		return nil, "", err
 	}
-	before := int64(1<<63 - 1)
-	if pageToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(pageToken)
-		if err == nil {
-			before, err = strconv.ParseInt(string(b), 10, 64)
-		}
-		if err != nil {
-			return nil, "", invalid("page_token", "is not a token this service issued")
-		}
-	}
 	if credentialID != "" {
 		id, ok := ledger.CanonicalUUID(credentialID)
 		if !ok {
 			return nil, "", invalid("credential_id", "must be a credential id (UUID), got %q", credentialID)
 		}
 		credentialID = id
+	}
+	// What a token keeps of the query its pages continue: another query's
+	// place would start this listing after one of its events, leaving out
+	// what comes before.
+	query := credentialID + "," + strconv.FormatBool(deniedOnly)
+	before := int64(1<<63 - 1)
+	if pageToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(pageToken)
+		rest, listed := strings.CutPrefix(string(b), "audit:")
+		listedQuery, last, ok := strings.Cut(rest, "/")
+		id, perr := strconv.ParseInt(last, 10, 64)
+		if err != nil || !listed || !ok || perr != nil {
+			return nil, "", invalid("page_token", "is not a token this service issued")
+		}
+		before = id
+		if listedQuery != query {
+			return nil, "", invalid("page_token", "continues another query; send the same credential_id and denied_only as the first page")
+		}
 	}
 	rows, err := pool.Query(ctx, `
 SELECT id, at, COALESCE(credential_id::text, ''), role, method, target, code, message FROM audit_events
@@ -314,7 +322,7 @@ SELECT id, at, COALESCE(credential_id::text, ''), role, method, target, code, me
 	next := ""
 	if len(out) > size {
 		out = out[:size]
-		next = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(out[size-1].ID, 10)))
+		next = base64.RawURLEncoding.EncodeToString([]byte("audit:" + query + "/" + strconv.FormatInt(out[size-1].ID, 10)))
 	}
 	return out, next, nil
 }

@@ -609,6 +609,64 @@ func TestBoundAuditorCannotListAuditTrail(t *testing.T) {
 	}
 }
 
+// A page token of ListCredentials or ListAuditEvents continues the query
+// that issued it: sent with another role, credential or denied_only, it is
+// refused, naming page_token, as AIP-158 has it. Taken as a place in the
+// listing, it started the listing after the first one's last credential or
+// event and left out, with no error, every one of its own before it.
+func TestAdminPageTokensContinueTheirOwnQuery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	admin := pb.NewAdminServiceClient(e.conn)
+	bank, _ := e.issue(t, access.IssueRequest{Name: "bank", Role: access.RoleBank, Provider: "napas"})
+	for _, name := range []string{"auditor 1", "auditor 2"} {
+		e.issue(t, access.IssueRequest{Name: name, Role: access.RoleAuditor})
+	}
+	for _, code := range []string{"AU-01", "AU-02"} {
+		if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: code, Name: "Chợ " + code, Province: "Thái Nguyên"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	creds, err := admin.ListCredentials(ctx, &pb.ListCredentialsRequest{Role: pb.Role_ROLE_AUDITOR, PageSize: 1})
+	if err != nil || creds.NextPageToken == "" {
+		t.Fatalf("first page of auditors: %v, %v", creds, err)
+	}
+	if rest, err := admin.ListCredentials(ctx, &pb.ListCredentialsRequest{Role: pb.Role_ROLE_AUDITOR, PageSize: 10, PageToken: creds.NextPageToken}); err != nil || len(rest.Credentials) != 1 {
+		t.Fatalf("the same query's next page: %v, %v; want the other auditor", rest.GetCredentials(), err)
+	}
+	events, err := admin.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: 1})
+	if err != nil || events.NextPageToken == "" {
+		t.Fatalf("first page of the trail: %v, %v", events, err)
+	}
+	if rest, err := admin.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: 10, PageToken: events.NextPageToken}); err != nil || len(rest.AuditEvents) == 0 {
+		t.Fatalf("the same query's next page: %v, %v; want the earlier events", rest.GetAuditEvents(), err)
+	}
+	for name, call := range map[string]func() (int, error){
+		"credentials of another role": func() (int, error) {
+			r, err := admin.ListCredentials(ctx, &pb.ListCredentialsRequest{Role: pb.Role_ROLE_BANK, PageToken: creds.NextPageToken})
+			return len(r.GetCredentials()), err
+		},
+		"credentials of every role": func() (int, error) {
+			r, err := admin.ListCredentials(ctx, &pb.ListCredentialsRequest{PageToken: creds.NextPageToken})
+			return len(r.GetCredentials()), err
+		},
+		"events of a credential": func() (int, error) {
+			r, err := admin.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{CredentialId: bank.CredentialID, PageToken: events.NextPageToken})
+			return len(r.GetAuditEvents()), err
+		},
+		"denied events only": func() (int, error) {
+			r, err := admin.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{DeniedOnly: true, PageToken: events.NextPageToken})
+			return len(r.GetAuditEvents()), err
+		},
+	} {
+		n, err := call()
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "page_token") {
+			t.Errorf("the token with %s: %d listed, %v; want InvalidArgument naming page_token", name, n, err)
+		}
+	}
+}
+
 // Malformed ids and page tokens of the admin RPCs are the caller's mistake:
 // InvalidArgument naming the field, never the database's complaint about a
 // uuid as Internal. Ids in capitals are the same ids.
