@@ -562,6 +562,9 @@ func TestHostileInputEveryRPC(t *testing.T) {
 	reportsAsOf := &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.Now()}}
 	// A token of a list with filters continues its own query alone: the
 	// base requests below are the ones their pages were collected with.
+	reportsQuery := func(token string) *pb.ListReconciliationReportsRequest {
+		return &pb.ListReconciliationReportsRequest{Channel: pb.Channel_CHANNEL_VIETQR, Market: testMarket, PageSize: 1, PageToken: token}
+	}
 	marketsQuery := func(token string) *pb.ListMarketsRequest {
 		return &pb.ListMarketsRequest{Province: "Thái Nguyên", Status: pb.MarketStatus_MARKET_STATUS_ACTIVE, PageSize: 1, PageToken: token}
 	}
@@ -613,7 +616,7 @@ func TestHostileInputEveryRPC(t *testing.T) {
 		keep("reconItems", r10.GetNextPageToken(), err)
 		r11, err := e.settle.GetPayoutBatch(ctx, &pb.GetPayoutBatchRequest{Id: f.batch.Id, PageSize: 1})
 		keep("batchLines", r11.GetNextPageToken(), err)
-		r12, err := e.settle.ListReconciliationReports(ctx, &pb.ListReconciliationReportsRequest{PageSize: 1})
+		r12, err := e.settle.ListReconciliationReports(ctx, reportsQuery(""))
 		keep("reports", r12.GetNextPageToken(), err)
 	}
 	t.Logf("page tokens collected from: %v", func() []string {
@@ -827,7 +830,7 @@ func TestHostileInputEveryRPC(t *testing.T) {
 			return &pb.GetReconciliationReportRequest{Id: f.report.Id, PageSize: 1, PageToken: tokens["reconItems"], IncludeMatched: true}
 		}},
 		{pb.SettlementService_ListReconciliationReports_FullMethodName, false, func() proto.Message {
-			return &pb.ListReconciliationReportsRequest{Channel: pb.Channel_CHANNEL_VIETQR, Market: testMarket, PageSize: 1, PageToken: tokens["reports"]}
+			return reportsQuery(tokens["reports"])
 		}},
 
 		// AdminService

@@ -455,6 +455,53 @@ func TestReconciliationItemsPageTokenContinuesItsOwnListing(t *testing.T) {
 	}
 }
 
+// A ListReconciliationReports page token continues the query that issued
+// it: sent with another channel or market, or by a caller who sees other
+// reports, it is refused, naming page_token, as AIP-158 has it. Taken as a
+// place in the listing, it started the listing after the first one's last
+// report and left out, with no error, every newer one of its own.
+func TestReconciliationReportsPageTokenContinuesItsOwnQuery(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	f := e.reconFixture(t)
+	camt := func(id, market string) {
+		if _, err := e.settle.ImportStatement(ctx, &pb.ImportStatementRequest{Format: pb.StatementFormat_STATEMENT_FORMAT_CAMT053,
+			Content: reconCamt(id, f.start, f.end, f.lines), Channel: chVietQR, Market: market}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	camt("STMT-TN-TEST", testMarket)
+	camt("STMT-TN-OTHER", "TN-OTHER")
+	camt("STMT-ALL", "")
+	page, err := e.settle.ListReconciliationReports(ctx, &pb.ListReconciliationReportsRequest{PageSize: 1})
+	if err != nil || page.NextPageToken == "" || page.Reports[0].StatementId != "STMT-ALL" {
+		t.Fatalf("first page: %v, %v", page, err)
+	}
+	if rest, err := e.settle.ListReconciliationReports(ctx, &pb.ListReconciliationReportsRequest{PageSize: 10, PageToken: page.NextPageToken}); err != nil || len(rest.Reports) != 2 {
+		t.Fatalf("the same query's next page: %v, %v; want the other 2 reports", rest.GetReports(), err)
+	}
+	for name, call := range map[string]func() (int, error){
+		"a market": func() (int, error) {
+			r, err := e.settle.ListReconciliationReports(ctx, &pb.ListReconciliationReportsRequest{Market: "TN-OTHER", PageToken: page.NextPageToken})
+			return len(r.GetReports()), err
+		},
+		"a channel": func() (int, error) {
+			r, err := e.settle.ListReconciliationReports(ctx, &pb.ListReconciliationReportsRequest{Channel: chVietQR, PageToken: page.NextPageToken})
+			return len(r.GetReports()), err
+		},
+		"the bank of one market": func() (int, error) {
+			r, err := f.bank.ListReconciliationReports(ctx, &pb.ListReconciliationReportsRequest{PageToken: page.NextPageToken})
+			return len(r.GetReports()), err
+		},
+	} {
+		n, err := call()
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "page_token") {
+			t.Errorf("the token with %s: %d reports, %v; want InvalidArgument naming page_token", name, n, err)
+		}
+	}
+}
+
 // Importing the same file again answers the kept report, replayed, and
 // writes nothing; so do eight imports of a new file racing each other,
 // which keep exactly one report. The same file for other markets is

@@ -681,9 +681,14 @@ func (s *Service) ListReconciliationReports(ctx context.Context, f ReportFilter)
 		conds = append(conds, "markets <@ "+arg(f.Within)+"::text[]")
 	}
 	if f.PageToken != "" {
-		at, id, err := decodeReportToken(f.PageToken)
+		at, id, query, err := decodeReportToken(f.PageToken)
 		if err != nil {
 			return nil, "", err
+		}
+		// Another query's place would start this one after a report of
+		// that one, leaving out the newer reports of this one.
+		if query != f.query() {
+			return nil, "", invalid("page_token", "continues another query; send the same channel and market, with the same credential, as the first page")
 		}
 		conds = append(conds, "(created_at, id) < ("+arg(at)+", "+arg(id)+"::uuid)")
 	}
@@ -704,36 +709,44 @@ func (s *Service) ListReconciliationReports(ctx context.Context, f ReportFilter)
 	if len(reports) > size {
 		reports = reports[:size]
 		last := reports[size-1]
-		next = encodeReportToken(last.CreatedAt, last.ID)
+		next = encodeReportToken(last.CreatedAt, last.ID, f.query())
 	}
 	return reports, next, nil
 }
 
-const reportTokenPrefix = "reports1:"
-
-func encodeReportToken(t time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(reportTokenPrefix + strconv.FormatInt(t.UnixMicro(), 10) + ":" + id))
+// query writes what a page token keeps of the filter, the query its pages
+// continue: every field but the page's size and token, the caller's
+// provider and markets included. None holds a colon.
+func (f ReportFilter) query() string {
+	within := "*"
+	if f.Within != nil {
+		within = strings.Join(f.Within, " ")
+	}
+	return strings.Join([]string{string(f.Channel), f.Provider, f.Market, within}, ",")
 }
 
-func decodeReportToken(s string) (time.Time, string, error) {
+const reportTokenPrefix = "reports2:"
+
+func encodeReportToken(t time.Time, id, query string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(reportTokenPrefix + strconv.FormatInt(t.UnixMicro(), 10) + ":" + id + ":" + query))
+}
+
+func decodeReportToken(s string) (at time.Time, id, query string, err error) {
 	bad := invalid("page_token", "is not a token this service issued")
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
-		return time.Time{}, "", bad
+		return time.Time{}, "", "", bad
 	}
 	rest, ok := strings.CutPrefix(string(b), reportTokenPrefix)
-	if !ok {
-		return time.Time{}, "", bad
+	parts := strings.SplitN(rest, ":", 3)
+	if !ok || len(parts) != 3 || !ledger.ValidUUID(parts[1]) {
+		return time.Time{}, "", "", bad
 	}
-	micros, id, ok := strings.Cut(rest, ":")
-	if !ok || !ledger.ValidUUID(id) {
-		return time.Time{}, "", bad
-	}
-	us, err := strconv.ParseInt(micros, 10, 64)
+	us, err := strconv.ParseInt(parts[0], 10, 64)
 	if err != nil {
-		return time.Time{}, "", bad
+		return time.Time{}, "", "", bad
 	}
-	return time.UnixMicro(us).UTC(), id, nil
+	return time.UnixMicro(us).UTC(), parts[1], parts[2], nil
 }
 
 // ReconciliationScope returns who may see a reconciliation report.

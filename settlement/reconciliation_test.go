@@ -56,12 +56,13 @@ func TestPageTokensRoundTrip(t *testing.T) {
 	}
 	at := time.Date(2026, 11, 20, 8, 0, 0, 123456000, time.UTC)
 	id := "01890a5d-ac96-774b-bcce-b302099a8057"
-	if gotAt, gotID, err := decodeReportToken(encodeReportToken(at, id)); err != nil || !gotAt.Equal(at) || gotID != id {
-		t.Errorf("report token: %v %s %v", gotAt, gotID, err)
+	reports := ReportFilter{Channel: "VIETQR", Provider: "napas", Within: []string{"TN-01", "TN-02"}}.query()
+	if gotAt, gotID, gotQuery, err := decodeReportToken(encodeReportToken(at, id, reports)); err != nil || !gotAt.Equal(at) || gotID != id || gotQuery != reports {
+		t.Errorf("report token: %v %s %q %v", gotAt, gotID, gotQuery, err)
 	}
-	for _, bad := range []string{"x", encodeReportToken(at, "nope"), encodeItemToken(query, 0), "cmVjb24xOi0x"} {
+	for _, bad := range []string{"x", encodeReportToken(at, "nope", reports), encodeItemToken(query, 0), "cmVjb24xOi0x"} {
 		_, _, err1 := decodeItemToken(bad)
-		_, _, err2 := decodeReportToken(bad)
+		_, _, _, err2 := decodeReportToken(bad)
 		if err1 == nil || err2 == nil {
 			t.Errorf("token %q accepted: %v, %v", bad, err1, err2)
 		}

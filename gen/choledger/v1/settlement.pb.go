@@ -3226,8 +3226,11 @@ type ListReconciliationReportsRequest struct {
 	// Unset: every channel (a bank's credential: its provider's channels).
 	Channel Channel `protobuf:"varint,1,opt,name=channel,proto3,enum=choledger.v1.Channel" json:"channel,omitempty"`
 	// Unset: every market the caller covers.
-	Market        string `protobuf:"bytes,2,opt,name=market,proto3" json:"market,omitempty"`
-	PageSize      int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	Market   string `protobuf:"bytes,2,opt,name=market,proto3" json:"market,omitempty"`
+	PageSize int32  `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// From next_page_token, with the same channel and market, and by a
+	// credential of the same scope, as the first page; a token of another
+	// query is INVALID_ARGUMENT.
 	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
