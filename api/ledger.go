@@ -19,6 +19,9 @@ type LedgerServer struct {
 	// draining is closed when the server shuts down (Server.Drain), so
 	// that StreamEntries ends instead of holding GracefulStop.
 	draining <-chan struct{}
+	// reads gives StreamEntries its turn among the heavy reads page by
+	// page.
+	reads *readGate
 }
 
 func (s *LedgerServer) CreateAccount(ctx context.Context, req *pb.CreateAccountRequest) (*pb.CreateAccountResponse, error) {
@@ -237,7 +240,12 @@ func (s *LedgerServer) StreamEntries(req *pb.StreamEntriesRequest, stream pb.Led
 		// Take the wake-up channel before reading, so a commit between the
 		// read and the wait is not missed.
 		committed := s.Ledger.Committed()
+		release, err := s.reads.enter(ctx)
+		if err != nil {
+			return err
+		}
 		entries, err := s.Ledger.EntriesAfter(ctx, after, req.GetMarket(), streamPage)
+		release()
 		if err != nil {
 			return toStatus(ctx, err)
 		}

@@ -53,6 +53,14 @@ type Server struct {
 
 	draining  chan struct{}
 	drainOnce sync.Once
+	reads     *readGate
+}
+
+// HeavyReads is how many heavy reads (VerifyJournal, the reports, statement
+// imports, journal pages) are running and how many wait for their turn,
+// for monitoring: at most half the database pool runs them at once.
+func (s *Server) HeavyReads() (running, waiting int) {
+	return len(s.reads.turns), int(s.reads.waiting.Load())
 }
 
 // Drain ends the calls that would never end by themselves, following
@@ -72,7 +80,10 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 	}
 	auth := &authorizer{credentials: svc.Credentials, audit: svc.Audit,
 		binder: &binder{ledger: svc.Ledger, merchants: svc.Merchants, payments: svc.Payments, settlement: svc.Settlement}}
-	unary := []grpc.UnaryServerInterceptor{recoverUnary, logUnary, refuseOversizedUnary, auth.unary}
+	// The services share the credentials' pool; heavy reads take turns in
+	// half of it.
+	reads := newReadGate(svc.Credentials.Pool().Config().MaxConns)
+	unary := []grpc.UnaryServerInterceptor{recoverUnary, logUnary, refuseOversizedUnary, auth.unary, reads.unary}
 	stream := []grpc.StreamServerInterceptor{recoverStream, logStream, refuseOversizedStream, auth.stream}
 	if svc.RPCs != nil {
 		unary = append([]grpc.UnaryServerInterceptor{countUnary(svc.RPCs)}, unary...)
@@ -82,7 +93,7 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 	s := grpc.NewServer(opts...)
 	draining := make(chan struct{})
 	pb.RegisterAdminServiceServer(s, &AdminServer{Credentials: svc.Credentials, Audit: svc.Audit, Merchants: svc.Merchants})
-	pb.RegisterLedgerServiceServer(s, &LedgerServer{Ledger: svc.Ledger, draining: draining})
+	pb.RegisterLedgerServiceServer(s, &LedgerServer{Ledger: svc.Ledger, draining: draining, reads: reads})
 	if svc.Merchants != nil {
 		pb.RegisterMerchantServiceServer(s, &MerchantServer{Merchants: svc.Merchants})
 	}
@@ -107,7 +118,7 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 		h.SetServingStatus(pb.SettlementService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(s)
-	return &Server{GRPC: s, Health: h, draining: draining}
+	return &Server{GRPC: s, Health: h, draining: draining, reads: reads}
 }
 
 // recoverUnary turns a panic in a handler into an Internal error for that

@@ -118,6 +118,7 @@ func serve(ctx context.Context, cfg config, transport credentials.TransportCrede
 		// return keeps them from writing to the audit trail or the pool
 		// that app.close closes next.
 		grpc.WaitForHandlers(true))
+	addHeavyReadGauges(reg, srv)
 	stopMetrics, err := serveMetrics(cfg.MetricsAddr, reg)
 	if err != nil {
 		lis.Close()

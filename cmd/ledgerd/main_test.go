@@ -299,6 +299,8 @@ func TestServeExposesMetrics(t *testing.T) {
 		"choledger_ledger_rounds_total 1\n",
 		"choledger_ledger_entries_total 1\n",
 		"choledger_db_connections_max ",
+		"choledger_heavy_reads_running 0\n",
+		"choledger_heavy_reads_waiting 0\n",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %q:\n%s", want, body)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/choledger/choledger/api"
 	"github.com/choledger/choledger/internal/metrics"
 )
 
@@ -37,6 +38,16 @@ func (a *app) metrics() *metrics.Registry {
 		reg.AddGauge(g)
 	}
 	return reg
+}
+
+// addHeavyReadGauges exposes the heavy reads the server runs and those
+// waiting for their turn: auditors queueing behind each other show here,
+// not as payments waiting for a connection.
+func addHeavyReadGauges(reg *metrics.Registry, srv *api.Server) {
+	reg.AddGauge(metrics.Gauge{Name: "choledger_heavy_reads_running", Help: "Heavy reads (VerifyJournal, reports, statement imports, journal pages) running; at most half the database pool.",
+		Read: func() float64 { running, _ := srv.HeavyReads(); return float64(running) }})
+	reg.AddGauge(metrics.Gauge{Name: "choledger_heavy_reads_waiting", Help: "Heavy reads waiting for their turn.",
+		Read: func() float64 { _, waiting := srv.HeavyReads(); return float64(waiting) }})
 }
 
 // serveMetrics serves reg on addr at /metrics, unless addr is "off", and
