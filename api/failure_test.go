@@ -359,6 +359,150 @@ SELECT (SELECT count(*) FROM payout_batches),
 	e.checkRollups(t)
 }
 
+// stalledBatch makes a batch whose creation is cut where ledgerd would
+// die: while it reserves its one line ("reserving": the line is still to
+// reserve), or as it opens the batch ("opening": the line is reserved).
+// The creator never sends its key again. It returns the request and the
+// batch's id.
+func stalledBatch(t *testing.T, f *payoutFixture, cut string) (*pb.CreatePayoutBatchRequest, string) {
+	t.Helper()
+	ctx := context.Background()
+	switch cut {
+	case "reserving":
+		cutOnce(t, f.e, "ledger_entries", "INSERT")
+	case "opening":
+		cutOnce(t, f.e, "payout_batches", "UPDATE")
+	}
+	req := &pb.CreatePayoutBatchRequest{IdempotencyKey: "lost", Bank: "vcb", Market: f.market, CutOff: timestamppb.New(f.e.now()), PageSize: 100}
+	if _, err := f.e.settle.CreatePayoutBatch(ctx, req); status.Code(err) != codes.Unavailable {
+		t.Fatalf("the creation cut while %s: %v; want Unavailable", cut, err)
+	}
+	var id string
+	if err := f.e.db.Pool.QueryRow(ctx, `SELECT id::text FROM payout_batches`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return req, id
+}
+
+// A batch whose creation was cut before it reserved its line, and whose
+// creator then sends a new key (it lost its own, or retries with a new one
+// after an error), is finished by that next batch, which lists the
+// merchant skipped naming it: the bank reads it by that id as an open
+// batch and pays its line. The old key, sent after all, is answered with
+// that batch.
+func TestPayoutBatchLeftCreatingIsFinishedByTheNext(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const m = "PO-H-01"
+	f := newPayoutFixture(t, "PO-H", map[string]int64{m: 40000}, 40000)
+	e := f.e
+	req, lost := stalledBatch(t, f, "reserving")
+
+	next := f.create(t, "next", e.now())
+	if l := lineOf(next.Lines, m); l == nil || l.Status != lineSkipped || !strings.Contains(l.Reason, lost) {
+		t.Fatalf("the next batch's line: %v; want it skipped, naming batch %s", l, lost)
+	}
+	batch, lines := e.allLines(t, lost)
+	if batch.Status != batchOpen || len(lines) != 1 || lines[0].Status != lineOpen || lines[0].Amount != "40000" {
+		t.Fatalf("the batch the skip names is %v with lines %v; want it open, its line open for 40000 đồng", batch.Status, lines)
+	}
+	if _, err := e.settle.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: lost, Results: []*pb.PayoutResult{
+		{Merchant: m, Status: linePaid, BankRef: "OUT-1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if bal := f.payable(t, m); bal.DebitsPending != "0" || bal.Posted != "0" {
+		t.Errorf("%s after its payout: %v, want nothing owed", m, bal)
+	}
+	again, err := e.settle.CreatePayoutBatch(ctx, req)
+	if err != nil || again.Batch.Id != lost || !again.Replayed || again.Batch.Status != batchComplete {
+		t.Errorf("the lost key sent again: %v, %v; want batch %s completed, replayed", again, err, lost)
+	}
+	e.checkInvariants(t)
+	e.checkRollups(t)
+}
+
+// A batch left creating, finished at once by its own key sent again and by
+// two batches under new keys, reserves its line once: the old key is
+// answered with it open, and each new batch lists the merchant skipped
+// naming it, or not at all once the line holds all it is due.
+func TestPayoutBatchLeftCreatingIsFinishedOnceAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const m = "PO-K-01"
+	f := newPayoutFixture(t, "PO-K", map[string]int64{m: 40000}, 40000)
+	e := f.e
+	req, lost := stalledBatch(t, f, "reserving")
+
+	reqs := []*pb.CreatePayoutBatchRequest{req}
+	for _, key := range []string{"next-1", "next-2"} {
+		reqs = append(reqs, &pb.CreatePayoutBatchRequest{IdempotencyKey: key, Bank: "vcb", Market: f.market, CutOff: timestamppb.New(e.now()), PageSize: 100})
+	}
+	answers, errs := make([]*pb.CreatePayoutBatchResponse, len(reqs)), make([]error, len(reqs))
+	var wg sync.WaitGroup
+	for i, r := range reqs {
+		wg.Go(func() { answers[i], errs[i] = e.settle.CreatePayoutBatch(ctx, r) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("%s: %v", reqs[i].IdempotencyKey, err)
+		}
+	}
+	if a := answers[0]; a.Batch.Id != lost || !a.Replayed || a.Batch.Status != batchOpen {
+		t.Errorf("the lost key sent again: batch %s %v, replayed %v; want %s open, replayed", a.Batch.Id, a.Batch.Status, a.Replayed, lost)
+	}
+	for i, a := range answers[1:] {
+		if l := lineOf(a.Lines, m); l != nil && (l.Status != lineSkipped || !strings.Contains(l.Reason, lost)) {
+			t.Errorf("%s: line %v; want none, or skipped naming batch %s", reqs[i+1].IdempotencyKey, l, lost)
+		}
+	}
+	_, lines := e.allLines(t, lost)
+	if len(lines) != 1 || lines[0].Status != lineOpen || lines[0].Amount != "40000" {
+		t.Errorf("the batch's lines: %v; want its line open for 40000 đồng", lines)
+	}
+	if bal := f.payable(t, m); bal.DebitsPending != "40000" {
+		t.Errorf("%s with its line open: %v; want 40000 đồng reserved once", m, bal)
+	}
+	e.checkInvariants(t)
+	e.checkRollups(t)
+}
+
+// A batch whose creation was cut and that nobody finished within the 30
+// days a reservation holds is over, as its reservations are: a line never
+// reserved is skipped, one reserved has lapsed, the batch is completed,
+// and the next batch pays the merchant what it is owed.
+func TestPayoutBatchLeftCreatingLapsesAfter30Days(t *testing.T) {
+	t.Parallel()
+	for cut, want := range map[string]pb.PayoutLineStatus{"reserving": lineSkipped, "opening": lineExpired} {
+		t.Run(cut, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			const m = "PO-E-01"
+			f := newPayoutFixture(t, "PO-E", map[string]int64{m: 40000}, 40000)
+			e := f.e
+			_, lost := stalledBatch(t, f, cut)
+
+			e.advance(31 * 24 * time.Hour)
+			if _, err := e.ledger.ExpireDue(ctx); err != nil {
+				t.Fatal(err)
+			}
+			later := f.create(t, "later", e.now())
+			if l := lineOf(later.Lines, m); l == nil || l.Status != lineOpen || l.Amount != "40000" {
+				t.Fatalf("the batch 31 days later: line %v; want it open for 40000 đồng", l)
+			}
+			batch, lines := e.allLines(t, lost)
+			if batch.Status != batchComplete || len(lines) != 1 || lines[0].Status != want {
+				t.Errorf("the batch left creating is %v with lines %v; want it completed, its line %v", batch.Status, lines, want)
+			}
+			if bal := f.payable(t, m); bal.DebitsPending != "40000" || bal.Posted != "40000" {
+				t.Errorf("%s with the later batch's line reserved: %v", m, bal)
+			}
+			e.checkInvariants(t)
+			e.checkRollups(t)
+		})
+	}
+}
+
 // A statement import and a merchant's creation, each cut once half-way: the
 // first answer is Unavailable, the same request sent again does the work
 // once, as if nothing had happened.

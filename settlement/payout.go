@@ -49,7 +49,8 @@ type BatchStatus string
 
 const (
 	// BatchCreating: lines are being reserved; retrying the creation with
-	// the same key finishes it.
+	// the same key finishes it, as does a later batch that finds one of its
+	// merchants due money (finishCreating).
 	BatchCreating  BatchStatus = "creating"
 	BatchOpen      BatchStatus = "open"
 	BatchCompleted BatchStatus = "completed"
@@ -167,7 +168,8 @@ func (r PayoutBatchRequest) validate(now time.Time) error {
 //
 // The same key with the same request returns the batch (replayed); with
 // another request it is refused naming the field. A batch left half-made
-// by a crash is finished by that retry.
+// by a crash is finished by that retry, or by the next batch that finds
+// one of its merchants due money.
 func (s *Service) CreatePayoutBatch(ctx context.Context, r PayoutBatchRequest) (PayoutBatch, bool, error) {
 	if err := r.validate(s.now()); err != nil {
 		return PayoutBatch{}, false, err
@@ -229,6 +231,7 @@ type dueLine struct {
 	bin, account, holder     *string
 	due                      int64
 	inBatch                  *string // an unresolved line of another batch
+	inCreating               bool    // that batch is still being created
 	funds                    *int64  // the bank's unreserved settlement money for the market; nil without an account
 }
 
@@ -259,10 +262,12 @@ WITH owed AS (
       JOIN ledger_accounts a ON a.code = 'merchant:' || m.code || ':payable'
      WHERE $1::text[] IS NULL OR m.market = ANY($1))
 SELECT o.code, o.market, o.status, o.payout_bank_bin, o.payout_account_number, o.payout_holder_name, o.due,
-       (SELECT l.batch_id::text FROM payout_lines l WHERE l.merchant = o.code AND l.status IN ('reserving', 'open')),
+       ob.id, COALESCE(ob.status = 'creating', false),
        (SELECT s.debits_posted - s.credits_posted - s.credits_pending FROM ledger_accounts s
          WHERE s.code = 'bank:' || $3 || ':market:' || o.market || ':settlement')
   FROM owed o
+  LEFT JOIN LATERAL (SELECT b.id::text, b.status FROM payout_lines l JOIN payout_batches b ON b.id = l.batch_id
+                      WHERE l.merchant = o.code AND l.status IN ('reserving', 'open')) ob ON true
  WHERE o.due > 0
  ORDER BY o.market, o.code`
 
@@ -273,17 +278,12 @@ func (s *Service) planBatch(ctx context.Context, r PayoutBatchRequest) (string, 
 	if err != nil {
 		return "", err
 	}
-	rows, err := s.pool.Query(ctx, dueAtCutOff, r.Markets, cutSeq, r.Bank)
+	lines, err := s.due(ctx, r, cutSeq)
 	if err != nil {
-		return "", fmt.Errorf("read what is due: %w", err)
+		return "", err
 	}
-	lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (dueLine, error) {
-		var d dueLine
-		err := row.Scan(&d.merchant, &d.market, &d.status, &d.bin, &d.account, &d.holder, &d.due, &d.inBatch, &d.funds)
-		return d, err
-	})
-	if err != nil {
-		return "", fmt.Errorf("read what is due: %w", err)
+	if lines, err = s.finishCreating(ctx, r, cutSeq, lines); err != nil {
+		return "", err
 	}
 	now := s.now()
 	id := ledger.NewID(now)
@@ -337,6 +337,69 @@ SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::t
 	return id, nil
 }
 
+// finishCreating finishes the batches still being created that hold
+// merchants due money, and returns what is due once they are. Such a
+// batch's creation may have stopped half-way, its creator gone and its key
+// never sent again: its merchants would be skipped by every batch for
+// ever, and nothing would pay or release them. Finished, its lines are
+// open for the bank to pay, or skipped (or past their time) and due here.
+// A merchant whose due that batch now holds in full is due nothing here,
+// but stays listed skipped naming it: the bank, which may never have seen
+// that batch's id, reads it there. Finishing a batch its creator is
+// finishing too is safe (finishReserving).
+func (s *Service) finishCreating(ctx context.Context, r PayoutBatchRequest, cutSeq int64, lines []dueLine) ([]dueLine, error) {
+	var creating []string
+	for _, d := range lines {
+		if d.inCreating && !slices.Contains(creating, *d.inBatch) {
+			creating = append(creating, *d.inBatch)
+		}
+	}
+	if len(creating) == 0 {
+		return lines, nil
+	}
+	for _, id := range creating {
+		b, err := s.batch(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.finishReserving(ctx, b); err != nil && !errors.Is(err, ledger.ErrRefused) {
+			// A reservation the database refuses leaves that batch creating,
+			// its merchants skipped naming it, and its creator is told; this
+			// batch is made all the same.
+			return nil, err
+		}
+	}
+	again, err := s.due(ctx, r, cutSeq)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range lines {
+		if d.inCreating && !slices.ContainsFunc(again, func(a dueLine) bool { return a.merchant == d.merchant }) {
+			// Skipped, it takes no funds: its place among the lines to
+			// fund does not matter.
+			again = append(again, d)
+		}
+	}
+	return again, nil
+}
+
+// due reads what is due at cutSeq (dueAtCutOff).
+func (s *Service) due(ctx context.Context, r PayoutBatchRequest, cutSeq int64) ([]dueLine, error) {
+	rows, err := s.pool.Query(ctx, dueAtCutOff, r.Markets, cutSeq, r.Bank)
+	if err != nil {
+		return nil, fmt.Errorf("read what is due: %w", err)
+	}
+	lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (dueLine, error) {
+		var d dueLine
+		err := row.Scan(&d.merchant, &d.market, &d.status, &d.bin, &d.account, &d.holder, &d.due, &d.inBatch, &d.inCreating, &d.funds)
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read what is due: %w", err)
+	}
+	return lines, nil
+}
+
 // finishReserving reserves the lines of a batch still being created and
 // opens it. Each reservation is an idempotent ledger write, so running it
 // again after a crash, or twice at once, reserves each line once.
@@ -347,6 +410,18 @@ func (s *Service) finishReserving(ctx context.Context, b PayoutBatch) (PayoutBat
 	lines, err := s.lines(ctx, b.ID, "l.status = 'reserving'", nil)
 	if err != nil {
 		return PayoutBatch{}, err
+	}
+	var skipMerchants, skipReasons []string
+	if s.now().Sub(b.CreatedAt) >= PayoutTimeout {
+		// Nobody finished the batch within the time its reservations hold:
+		// its lines are over, as those reservations would be, and what they
+		// were due is in the next batch. A copy reserving one at this very
+		// moment is refused by the projection, as for any skipped line.
+		for _, l := range lines {
+			skipMerchants = append(skipMerchants, l.Merchant)
+			skipReasons = append(skipReasons, fmt.Sprintf("the batch was not finished within %s of its creation; what is due is in the next batch", PayoutTimeout))
+		}
+		lines = nil
 	}
 	reqs := make([]any, len(lines))
 	for i, l := range lines {
@@ -372,7 +447,6 @@ func (s *Service) finishReserving(ctx context.Context, b PayoutBatch) (PayoutBat
 	// its money reserved, and be answered, and recorded in the audit trail,
 	// as a call that failed.
 	ctx = context.WithoutCancel(ctx)
-	var skipMerchants, skipReasons []string
 	var refused error
 	for i, out := range outs {
 		switch {
@@ -785,6 +859,9 @@ UPDATE payout_lines l SET status = CASE l.status WHEN 'reserving' THEN 'open' EL
   FROM unnest($1::text[], $2::text[], $3::text[]) AS t(batch_id, merchant, entry_id)
  WHERE l.batch_id = t.batch_id::uuid AND l.merchant = t.merchant AND l.status IN ('reserving', 'skipped')`
 
+	// A batch is completed with its last line to resolve, one still
+	// creating too: its creation stopped once its lines were reserved,
+	// and nobody finished it before they lapsed.
 	projectPayoutResolved = `
 WITH resolved AS (
     UPDATE payout_lines l
@@ -795,7 +872,7 @@ WITH resolved AS (
  RETURNING l.batch_id, t.at)
 UPDATE payout_batches b SET status = 'completed', completed_at = r.at
   FROM (SELECT batch_id, max(at) AS at FROM resolved GROUP BY batch_id ORDER BY batch_id) r
- WHERE b.id = r.batch_id AND b.status = 'open'
+ WHERE b.id = r.batch_id AND b.status IN ('creating', 'open')
    AND NOT EXISTS (SELECT 1 FROM payout_lines o
                     WHERE o.batch_id = b.id AND o.status IN ('reserving', 'open')
                       AND (o.entry_id IS NULL OR o.entry_id <> ALL ($1::text[]::uuid[])))`
