@@ -1001,3 +1001,30 @@ func TestAmountWithAThousandsSeparatorIsRefused(t *testing.T) {
 	wantPayment(t, got.Payment, pb.PaymentStatus_PAYMENT_STATUS_PENDING, "0", "500", "0", "0")
 	e.checkInvariants(t)
 }
+
+// Copies of one refund sent at once are each answered with the payment as
+// the refund left it, the one that recorded it and the replays alike: a
+// copy that found the refund recorded by another had read the payment
+// before it, and answered with the payment not yet refunded.
+func TestRefundCopiesAnswerWithTheRefundedPayment(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	for round := range 10 {
+		p := e.record(t, bankNotice(fmt.Sprint("pay-", round), a, "10000", fmt.Sprint("FT-", round))).Payment
+		req := &pb.RefundPaymentRequest{IdempotencyKey: fmt.Sprint("refund-", round), PaymentId: p.Id, Amount: "1000"}
+		resps, errs := copies(8, func() (*pb.RefundPaymentResponse, error) { return e.payments.RefundPayment(ctx, req) })
+		for i, r := range resps {
+			if errs[i] != nil {
+				t.Fatalf("copy %d of refund %d: %v", i, round, errs[i])
+			}
+			if r.Payment.RefundedAmount != "1000" || r.Payment.Status != pb.PaymentStatus_PAYMENT_STATUS_PARTIALLY_REFUNDED || r.EntryId != r.Payment.EntryIds[len(r.Payment.EntryIds)-1] {
+				t.Fatalf("copy %d of refund %d (replayed %v, entry %s) answered payment\n%v\nwithout its refund", i, round, r.Replayed, r.EntryId, r.Payment)
+			}
+			e.sameAsStored(t, fmt.Sprint("copy ", i, " of refund ", round), r.Payment)
+		}
+	}
+	e.checkInvariants(t)
+}

@@ -204,6 +204,12 @@ func (s *Service) Refund(ctx context.Context, r RefundRequest) (Payment, Refund,
 	}
 	ledgerKey := keyRefund + r.Key
 	if refund, ok, err := s.refundOfKey(ctx, ledgerKey, p, r); ok || err != nil {
+		if ok {
+			// The payment was read before the key's refund may have
+			// committed (a copy of this request sent at once recorded it):
+			// the answer is the payment as it is now, that refund in it.
+			p, err = s.read(ctx, p.ID)
+		}
 		return p, refund, ok, err
 	}
 	if r.Amount != nil && (!r.Amount.IsInteger() || !r.Amount.IsPositive()) {
