@@ -81,6 +81,16 @@ type apiReplay struct {
 	changed func(t *testing.T)
 }
 
+// sendMaybeTwice sends call once, or, one time in four, twice at once
+// (sendTwice), answering with the copy that was not a replay.
+func sendMaybeTwice[T interface {
+	proto.Message
+	GetReplayed() bool
+}](t *testing.T, rng *rand.Rand, call func() (T, error)) (T, error) {
+	t.Helper()
+	return sendTwice(t, rng.IntN(4) == 0, call, T.GetReplayed)
+}
+
 // modelSeed is the seed TestPaymentAPIAgreesWithItsModel runs with unless
 // MODEL_SEED names another.
 const modelSeed = 20261128
@@ -96,7 +106,8 @@ const modelSeed = 20261128
 // allow_unmatched, and suspense is matched back; payout batches of both
 // banks at cut-offs now and earlier are paid, fail or lapse; fee plans
 // change between payments, merchants are suspended and reinstated; calls
-// that must be refused are; and earlier requests are sent again, as they
+// that must be refused are; a share of the writes are sent twice at once,
+// both copies answered alike; and earlier requests are sent again, as they
 // were (replays) and changed (refused). A plain model of the documented
 // rules says what every answer, payment, list, balance, settlement report,
 // payout batch and line must be; every report asked again as of its point
@@ -347,7 +358,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 		} else {
 			amount = left
 		}
-		resp, err := via.RefundPayment(ctx, req)
+		resp, err := sendMaybeTwice(t, rng, func() (*pb.RefundPaymentResponse, error) { return via.RefundPayment(ctx, req) })
 		what := fmt.Sprintf("refund %d of %s (confirmed %d, refunded %d)", amount, p.id, p.confirmed, p.refunded)
 		switch feeBack := p.refundFee(min(amount, left)); {
 		case amount > left:
@@ -710,7 +721,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 			if rng.IntN(3) == 0 {
 				req.ProviderRef = key("SREF")
 			}
-			resp, err := stallConn[m.code].RecordPayment(ctx, req)
+			resp, err := sendMaybeTwice(t, rng, func() (*pb.RecordPaymentResponse, error) { return stallConn[m.code].RecordPayment(ctx, req) })
 			if m.suspended {
 				wantCode("a payment of suspended "+m.code, err, codes.FailedPrecondition)
 				continue
@@ -725,7 +736,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 		case r < 22: // only the bank saw it
 			amount := amountOf()
 			req := &pb.RecordPaymentRequest{IdempotencyKey: key("bank"), Merchant: m.code, Channel: ch, Amount: fmt.Sprint(amount), Source: bank, ProviderRef: key("FT")}
-			resp, err := bankPayments[ch].RecordPayment(ctx, req)
+			resp, err := sendMaybeTwice(t, rng, func() (*pb.RecordPaymentResponse, error) { return bankPayments[ch].RecordPayment(ctx, req) })
 			if m.suspended {
 				wantCode("a payment of suspended "+m.code, err, codes.FailedPrecondition)
 				continue
@@ -753,7 +764,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 			if p.ref == "" && rng.IntN(2) == 0 {
 				req.ProviderRef = key("CREF")
 			}
-			resp, err := bankPayments[p.channel].ConfirmPayment(ctx, req)
+			resp, err := sendMaybeTwice(t, rng, func() (*pb.ConfirmPaymentResponse, error) { return bankPayments[p.channel].ConfirmPayment(ctx, req) })
 			if err != nil || resp.Replayed {
 				t.Fatalf("confirm %s for %d of %d: %v, %v", p.id, amount, p.amount, resp, err)
 			}
@@ -803,7 +814,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 				amount = 1000 + rng.Int64N(p.amount-999)
 			}
 			req := &pb.RecordPaymentRequest{IdempotencyKey: key("notice"), Merchant: p.merchant, Channel: p.channel, Amount: fmt.Sprint(amount), Source: bank, ProviderRef: p.ref}
-			resp, err := bankPayments[p.channel].RecordPayment(ctx, req)
+			resp, err := sendMaybeTwice(t, rng, func() (*pb.RecordPaymentResponse, error) { return bankPayments[p.channel].RecordPayment(ctx, req) })
 			if err != nil || resp.Replayed {
 				t.Fatalf("notice of %s for %d of %d: %v, %v", p.id, amount, p.amount, resp, err)
 			}
@@ -818,7 +829,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 			}
 			req := &pb.RejectPaymentRequest{IdempotencyKey: key("reject"), PaymentId: p.id, Reason: "khách hủy"}
 			c := bankPayments[p.channel]
-			resp, err := c.RejectPayment(ctx, req)
+			resp, err := sendMaybeTwice(t, rng, func() (*pb.RejectPaymentResponse, error) { return c.RejectPayment(ctx, req) })
 			if err != nil || resp.Replayed {
 				t.Fatalf("reject %s: %v, %v", p.id, resp, err)
 			}
@@ -950,7 +961,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 			var p *apiPayment
 			if rng.IntN(2) == 0 {
 				req := &pb.RecordPaymentRequest{IdempotencyKey: key("stallqr"), Merchant: m.code, Channel: qr, Amount: fmt.Sprint(amount), Source: stall, PaymentRequestId: rq.id}
-				resp, err := stallConn[m.code].RecordPayment(ctx, req)
+				resp, err := sendMaybeTwice(t, rng, func() (*pb.RecordPaymentResponse, error) { return stallConn[m.code].RecordPayment(ctx, req) })
 				if err != nil {
 					t.Fatalf("stall payment of request %s: %v", rq.id, err)
 				}
@@ -968,7 +979,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 			}
 			req := &pb.RecordPaymentRequest{IdempotencyKey: key("billnotice"), Merchant: m.code, Channel: qr, Amount: fmt.Sprint(conf), Source: bank,
 				ProviderRef: key("FTQR"), BillNumber: rq.bill}
-			resp, err := bankPayments[qr].RecordPayment(ctx, req)
+			resp, err := sendMaybeTwice(t, rng, func() (*pb.RecordPaymentResponse, error) { return bankPayments[qr].RecordPayment(ctx, req) })
 			if err != nil || resp.Replayed {
 				t.Fatalf("notice of bill %s: %v, %v", rq.bill, resp, err)
 			}
@@ -1008,7 +1019,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 			}
 			req := &pb.RecordPaymentRequest{IdempotencyKey: key("billnotice"), Merchant: m.code, Channel: qr, Amount: fmt.Sprint(rq.amount), Source: bank,
 				ProviderRef: key("FTQR"), PaymentRequestId: rq.id}
-			resp, err := bankPayments[qr].RecordPayment(ctx, req)
+			resp, err := sendMaybeTwice(t, rng, func() (*pb.RecordPaymentResponse, error) { return bankPayments[qr].RecordPayment(ctx, req) })
 			if m.suspended {
 				wantCode("a payment of suspended "+m.code, err, codes.FailedPrecondition)
 				continue
@@ -1145,7 +1156,9 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 				req.AllowUnmatched = rng.IntN(3) != 0
 			}
 			req.Amount = fmt.Sprint(amount)
-			resp, err := bankSettle[ch].RecordProviderSettlement(ctx, req)
+			resp, err := sendMaybeTwice(t, rng, func() (*pb.RecordProviderSettlementResponse, error) {
+				return bankSettle[ch].RecordProviderSettlement(ctx, req)
+			})
 			if amount > o && !req.AllowUnmatched {
 				wantCode(fmt.Sprintf("settle %d of the %d %s owes", amount, o, code), err, codes.FailedPrecondition)
 				continue
