@@ -590,3 +590,65 @@ func TestUnconfirmedPaymentShowsTheFeeItWasNeverCharged(t *testing.T) {
 		t.Errorf("the merchant's settlement: %v; want no payment and no fee", s.Totals)
 	}
 }
+
+
+// A stall's payment of a payment request carrying the bank's reference,
+// and the bank's notification of the bill with that reference, recorded
+// in one round (as when the stall and the bank send them at the same
+// moment; an operator's bulk call puts them in one round every time): the
+// notification confirms the stall's payment, as it does when it comes
+// after, or records the payment itself, the stall's then refused as a
+// repeat. It is never refused for the stall's pending payment, which would
+// then expire with the money the bank reported. So too a stall's payment
+// and the notification of its reference naming no request, in the same
+// call.
+func TestStallPaymentAndBillNotificationInOneRound(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	// Which write of a round wins varies: both orders, a few times each.
+	for i := range 16 {
+		bankFirst := i%2 == 1
+		pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: fmt.Sprint("req-", i), Merchant: a, Amount: "150000"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := fmt.Sprint("FT263300000", i)
+		stall := &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("stall-", i), Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: pr.PaymentRequest.Id, ProviderRef: ref}
+		notice := bankNotice(fmt.Sprint("bank-", i), a, "150000", ref)
+		notice.BillNumber = pr.PaymentRequest.BillNumber
+		plainStall := &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("plain-stall-", i), Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "PLAIN-" + ref}
+		plainNotice := bankNotice(fmt.Sprint("plain-bank-", i), a, "150000", "PLAIN-"+ref)
+		items := []*pb.RecordPaymentRequest{stall, notice, plainStall, plainNotice}
+		if bankFirst {
+			items = []*pb.RecordPaymentRequest{notice, stall, plainNotice, plainStall}
+		}
+		resp, err := e.payments.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: items})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pair := range [][2]*pb.RecordPaymentRequest{{stall, notice}, {plainStall, plainNotice}} {
+			got := resp.Results[slices.Index(items, pair[1])]
+			if got.Error != nil {
+				t.Fatalf("bank first %v: notification %s: %v; want the payment confirmed", bankFirst, pair[1].ProviderRef, got.Error)
+			}
+			wantPayment(t, got.Payment, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "150000", "750", "0", "0")
+			if got.Payment.ProviderRef != pair[1].ProviderRef || got.Payment.PaymentRequestId != pair[0].PaymentRequestId {
+				t.Errorf("bank first %v: notification %s recorded %v", bankFirst, pair[1].ProviderRef, got.Payment)
+			}
+			e.sameAsStored(t, "the notification", got.Payment)
+			if s := resp.Results[slices.Index(items, pair[0])]; s.Error == nil && s.Payment.Id != got.Payment.Id {
+				t.Errorf("bank first %v: the stall recorded %v beside the bank's %s", bankFirst, s.Payment, got.Payment.Id)
+			}
+		}
+	}
+	bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + a + ":payable"})
+	if err != nil || bal.Balance.Posted != "4776000" || bal.Balance.CreditsPending != "0" {
+		t.Errorf("payable of %s: %v, %v; want the 32 payments confirmed less their fees, 4776000, nothing pending", a, bal, err)
+	}
+	e.checkInvariants(t)
+}
