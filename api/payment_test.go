@@ -591,7 +591,6 @@ func TestUnconfirmedPaymentShowsTheFeeItWasNeverCharged(t *testing.T) {
 	}
 }
 
-
 // A stall's payment of a payment request carrying the bank's reference,
 // and the bank's notification of the bill with that reference, recorded
 // in one round (as when the stall and the bank send them at the same
@@ -649,6 +648,50 @@ func TestStallPaymentAndBillNotificationInOneRound(t *testing.T) {
 	bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + a + ":payable"})
 	if err != nil || bal.Balance.Posted != "4776000" || bal.Balance.CreditsPending != "0" {
 		t.Errorf("payable of %s: %v, %v; want the 32 payments confirmed less their fees, 4776000, nothing pending", a, bal, err)
+	}
+	e.checkInvariants(t)
+}
+
+// Copies of one bank notification of a bill, sent at once, all get the
+// stall's payment it confirmed: the one that confirmed it, the others as
+// its replays. A copy that read its key unused, and the stall's payment
+// confirmed by the time it looked for it, planned a payment of its own
+// under the key, and was refused as a key reused for another request.
+func TestBillNotificationCopiesAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	for round := range 24 {
+		pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: fmt.Sprint("req-", round), Merchant: a, Amount: "150000"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: fmt.Sprint("stall-", round), Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: pr.PaymentRequest.Id}).Payment
+		notice := bankNotice(fmt.Sprint("bank-", round), a, "150000", fmt.Sprint("FT-COPY-", round))
+		notice.BillNumber = pr.PaymentRequest.BillNumber
+		resps, errs := copies(8, func() (*pb.RecordPaymentResponse, error) { return e.payments.RecordPayment(ctx, notice) })
+		fresh := 0
+		for i, r := range resps {
+			if errs[i] != nil {
+				t.Fatalf("copy %d of notification %d: %v; want payment %s confirmed", i, round, errs[i], stall.Id)
+			}
+			if r.Payment.Id != stall.Id || r.Payment.Status != pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED {
+				t.Fatalf("copy %d of notification %d: %v; want payment %s confirmed", i, round, r.Payment, stall.Id)
+			}
+			if !r.Replayed {
+				fresh++
+			}
+		}
+		if fresh != 1 {
+			t.Errorf("notification %d: %d copies answered as not replayed; want 1", round, fresh)
+		}
+	}
+	bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + a + ":payable"})
+	if err != nil || bal.Balance.Posted != "3582000" || bal.Balance.CreditsPending != "0" {
+		t.Errorf("payable of %s: %v, %v; want the 24 payments confirmed once each, 3582000", a, bal, err)
 	}
 	e.checkInvariants(t)
 }

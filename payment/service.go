@@ -269,7 +269,8 @@ func (s *Service) recordAgain(ctx context.Context, reqs []RecordRequest, out []O
 // first (by a notification of the same bill with another reference, in the
 // same call or another), so it confirms another pending payment of the
 // request or is a payment of its own; or a stall's pending payment of the
-// merchant took its reference first, so it confirms that payment.
+// merchant took its reference first, so it confirms that payment; or a
+// copy of it took its key first, so it is that copy's replay.
 type planAgain struct{ err error }
 
 func (e planAgain) Error() string { return e.err.Error() }
@@ -673,6 +674,13 @@ func (s *Service) explainRecordError(ctx context.Context, p *plan, err error, o 
 	// payment request carries none, and another pending payment of the
 	// request, or none, may take its place.
 	if p.match != nil && p.match.ProviderRef == "" && (errors.Is(err, ledger.ErrPendingClosed) || errors.Is(err, ledger.ErrPendingExpired)) {
+		return planAgain{explained}
+	}
+	// A copy of this notification, sent at once, used its key after this
+	// one read it unused, and wrote what the state before it called for
+	// (the confirmation of the pending payment this one then found
+	// confirmed): read again, the key answers with that copy's payment.
+	if p.req.Source == SourceBank && errors.Is(err, ledger.ErrIdempotencyConflict) {
 		return planAgain{explained}
 	}
 	return explained
