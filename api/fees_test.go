@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -91,18 +89,7 @@ func TestFeesAndRefundsAddUp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, ledgerOptions())
-	seed := uint64(feesSeed)
-	if s := os.Getenv("FEES_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("FEES_SEED: %v", err)
-		}
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("seed %d (FEES_SEED=%d replays it)", seed, seed)
-		}
-	})
+	seed := propertySeed(t, "FEES_SEED", feesSeed)
 	rng := rand.New(rand.NewPCG(seed, 0xfee5))
 	firstDay := settlement.DayOf(time.Now())
 	qr, momo := pb.Channel_CHANNEL_VIETQR, pb.Channel_CHANNEL_MOMO

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -169,4 +170,23 @@ func TestMain(m *testing.M) {
 	// Errors only; a test may watch its own server's (watchServerLog).
 	slog.SetDefault(slog.New(watchingHandler{slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})}))
 	os.Exit(m.Run())
+}
+
+// propertySeed is the seed a property test runs with: seed, unless the
+// environment variable name gives another. A failure logs it, so that
+// name=seed replays the run.
+func propertySeed(t *testing.T, name string, seed uint64) uint64 {
+	t.Helper()
+	if s := os.Getenv(name); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("seed %d (%s=%d replays it)", seed, name, seed)
+		}
+	})
+	return seed
 }

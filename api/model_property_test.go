@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,18 +116,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, ledgerOptions())
-	seed := uint64(modelSeed)
-	if s := os.Getenv("MODEL_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("MODEL_SEED: %v", err)
-		}
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("seed %d (MODEL_SEED=%d replays it)", seed, seed)
-		}
-	})
+	seed := propertySeed(t, "MODEL_SEED", modelSeed)
 	rng := rand.New(rand.NewPCG(seed, 0x40de1))
 	firstDay := settlement.DayOf(time.Now())
 	qr, momo := pb.Channel_CHANNEL_VIETQR, pb.Channel_CHANNEL_MOMO

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -221,14 +219,7 @@ func TestSettlementProperty(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	e := newEnv(t, ledgerOptions())
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SETTLEMENT_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("SETTLEMENT_SEED: %v", err)
-		}
-	}
-	t.Logf("seed %d (SETTLEMENT_SEED replays it)", seed)
+	seed := propertySeed(t, "SETTLEMENT_SEED", uint64(time.Now().UnixNano()))
 	rng := rand.New(rand.NewPCG(seed, 0x5e771e))
 	firstDay := settlement.DayOf(time.Now())
 
