@@ -739,6 +739,57 @@ func TestNotificationOfABillWhileTheStallRecordsItsReference(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// A bank's notification of a bill for more than the bill, the customer
+// having paid 200,000 of a 150,000 bill, while the stall's payment of the
+// bill is pending: it is a payment of its own of what the bank received,
+// as it is when the stall recorded nothing or the bank leaves the bill
+// out, and the stall's payment stays pending. A pending entry is posted
+// for at most its amount, so it could not confirm the stall's payment,
+// and was refused FailedPrecondition: money the bank received could not
+// be recorded at all while the stall's payment was pending.
+func TestNotificationOfABillForMoreThanTheBill(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: pr.PaymentRequest.Id}).Payment
+	notice := bankNotice("bank-1", a, "200000", "FT26330000001")
+	notice.BillNumber = pr.PaymentRequest.BillNumber
+	resp, err := e.payments.RecordPayment(ctx, notice)
+	if err != nil {
+		t.Fatalf("notification of 200000 đồng of the bill of 150000: %v; want it recorded", err)
+	}
+	paid := resp.Payment
+	if paid.Id == stall.Id || paid.Source != pb.PaymentSource_PAYMENT_SOURCE_BANK || paid.Amount != "200000" ||
+		paid.BillNumber != pr.PaymentRequest.BillNumber || paid.PaymentRequestId != pr.PaymentRequest.Id {
+		t.Errorf("the notification recorded %v; want a bank payment of its own of 200000 đồng, of bill %s", paid, pr.PaymentRequest.BillNumber)
+	}
+	wantPayment(t, paid, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "200000", "1000", "0", "0")
+	e.sameAsStored(t, "the notification's payment", paid)
+	// Sent again under another key, it is the payment it recorded.
+	notice.IdempotencyKey = "bank-2"
+	again, err := e.payments.RecordPayment(ctx, notice)
+	if err != nil || !again.Replayed || again.Payment.Id != paid.Id {
+		t.Errorf("the notification sent again: %v, %v; want payment %s replayed", again, err, paid.Id)
+	}
+	left, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: stall.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPayment(t, left.Payment, pb.PaymentStatus_PAYMENT_STATUS_PENDING, "0", "750", "0", "0")
+	bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + a + ":payable"})
+	if err != nil || bal.Balance.Posted != "199000" {
+		t.Errorf("payable of %s: %v, %v; want 199000, the 200000 the bank received less 1000", a, bal.GetBalance().GetPosted(), err)
+	}
+	e.checkInvariants(t)
+}
+
 // momoNotice is MoMo's notification of a payment.
 func momoNotice(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
 	r := bankNotice(key, merchant, amount, ref)

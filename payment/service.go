@@ -507,7 +507,7 @@ func (s *Service) decide(ctx context.Context, p *plan, byRef map[refKey]Payment)
 		p.request = &req
 	}
 	if r.Source == SourceBank {
-		match, err := s.findPendingMatch(ctx, r, p.request, byRef)
+		match, err := s.findPendingMatch(ctx, r, p.request, byRef, p.amount)
 		if err != nil {
 			return err
 		}

@@ -179,7 +179,10 @@ func (s *Service) paymentsByRef(ctx context.Context, channels, refs []string) (m
 // payment for the same payment request that has not expired. One past its
 // expiry is the sweeper's to void, and can no longer be confirmed: the
 // notification is a payment of its own, as it is once the sweeper has run.
-func (s *Service) findPendingMatch(ctx context.Context, r RecordRequest, req *PaymentRequest, byRef map[refKey]Payment) (*Payment, error) {
+// So is a notification for more than the pending payment, a customer
+// paying more than the bill: a pending entry is posted for at most its
+// amount, and the bank's money is recorded whole.
+func (s *Service) findPendingMatch(ctx context.Context, r RecordRequest, req *PaymentRequest, byRef map[refKey]Payment, amount int64) (*Payment, error) {
 	if p, ok := byRef[refKey{r.Channel, r.ProviderRef}]; ok {
 		return &p, nil
 	}
@@ -187,8 +190,9 @@ func (s *Service) findPendingMatch(ctx context.Context, r RecordRequest, req *Pa
 		return nil, nil
 	}
 	found, err := s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments
- WHERE request_id = $1 AND status = 'pending' AND expires_at > $4 AND merchant = $2 AND channel = $3 ORDER BY created_at LIMIT 1`,
-		req.ID, r.Merchant, string(r.Channel), s.opts.Now())
+ WHERE request_id = $1 AND status = 'pending' AND expires_at > $4 AND merchant = $2 AND channel = $3 AND amount >= $5
+ ORDER BY created_at LIMIT 1`,
+		req.ID, r.Merchant, string(r.Channel), s.opts.Now(), amount)
 	if err != nil || len(found) == 0 {
 		return nil, err
 	}
