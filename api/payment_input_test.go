@@ -790,6 +790,43 @@ func TestNotificationOfABillForMoreThanTheBill(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// A bank's notification of a bill whose older pending payment the stall
+// recorded with another reference, and a newer one without any: it
+// confirms the one without a reference, which may be of its transfer,
+// rather than being refused for the other, which is of another.
+func TestNotificationOfABillSkipsAPaymentOfAnotherReference(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	referenced := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "STALL-REF-1", PaymentRequestId: pr.PaymentRequest.Id}).Payment
+	unreferenced := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-2", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: pr.PaymentRequest.Id}).Payment
+	notice := bankNotice("bank-1", a, "150000", "FT26330000001")
+	notice.BillNumber = pr.PaymentRequest.BillNumber
+	resp, err := e.payments.RecordPayment(ctx, notice)
+	if err != nil {
+		t.Fatalf("notification of the bill: %v; want it to confirm payment %s, which carries no reference", err, unreferenced.Id)
+	}
+	if resp.Payment.Id != unreferenced.Id || resp.Payment.ProviderRef != "FT26330000001" {
+		t.Errorf("the notification recorded payment %s with reference %q; want %s with FT26330000001", resp.Payment.Id, resp.Payment.ProviderRef, unreferenced.Id)
+	}
+	wantPayment(t, resp.Payment, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "150000", "750", "0", "0")
+	e.sameAsStored(t, "the confirmed payment", resp.Payment)
+	left, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: referenced.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPayment(t, left.Payment, pb.PaymentStatus_PAYMENT_STATUS_PENDING, "0", "750", "0", "0")
+	e.checkInvariants(t)
+}
+
 // momoNotice is MoMo's notification of a payment.
 func momoNotice(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
 	r := bankNotice(key, merchant, amount, ref)
