@@ -827,6 +827,45 @@ func TestNotificationOfABillSkipsAPaymentOfAnotherReference(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// A bank's notification of a bill whose number it sends in lower case,
+// as a payer may have typed it into the transfer: it confirms the stall's
+// payment of the bill, as the number in capitals does. Bill numbers are
+// made of capitals and digits, so no two differ by case alone; the lower
+// case one was answered NotFound, as for a bill that does not exist.
+func TestNotificationOfABillInLowerCase(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bill := pr.PaymentRequest.BillNumber
+	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: pr.PaymentRequest.Id}).Payment
+	notice := bankNotice("bank-1", a, "150000", "FT26330000001")
+	notice.BillNumber = strings.ToLower(bill)
+	resp, err := e.payments.RecordPayment(ctx, notice)
+	if err != nil {
+		t.Fatalf("notification of bill %s: %v; want it to confirm the stall's payment %s of bill %s", notice.BillNumber, err, stall.Id, bill)
+	}
+	if resp.Payment.Id != stall.Id || resp.Payment.BillNumber != bill {
+		t.Errorf("the notification recorded payment %s of bill %s; want the stall's %s of bill %s", resp.Payment.Id, resp.Payment.BillNumber, stall.Id, bill)
+	}
+	wantPayment(t, resp.Payment, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "150000", "750", "0", "0")
+	// Sent again under its key, in either case, it is the same notification.
+	for _, number := range []string{strings.ToLower(bill), bill} {
+		notice.BillNumber = number
+		again, err := e.payments.RecordPayment(ctx, notice)
+		if err != nil || !again.Replayed || again.Payment.Id != stall.Id {
+			t.Errorf("the notification sent again with bill %s: %v, %v; want payment %s replayed", number, again, err, stall.Id)
+		}
+	}
+	e.checkInvariants(t)
+}
+
 // momoNotice is MoMo's notification of a payment.
 func momoNotice(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
 	r := bankNotice(key, merchant, amount, ref)

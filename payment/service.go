@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/bits"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -397,6 +398,10 @@ func (s *Service) validate(r RecordRequest) (*plan, error) {
 	if err := checkRef("bill_number", r.BillNumber); err != nil {
 		return nil, err
 	}
+	// Bill numbers are made of capitals and digits (newBillNumber), so no
+	// two differ by case alone, and a payer may have typed the one a bank
+	// echoes back in lower case.
+	r.BillNumber = strings.ToUpper(r.BillNumber)
 	if r.RequestID != "" {
 		id, ok := ledger.CanonicalUUID(r.RequestID)
 		if !ok {

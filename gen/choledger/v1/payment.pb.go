@@ -569,7 +569,8 @@ type RecordPaymentRequest struct {
 	// The provider's transaction reference: required from a bank, optional
 	// from a stall. Unique per channel.
 	ProviderRef string `protobuf:"bytes,6,opt,name=provider_ref,json=providerRef,proto3" json:"provider_ref,omitempty"`
-	// The payment request this pays, if any; or its bill number.
+	// The payment request this pays, if any; or its bill number, in any
+	// letter case.
 	PaymentRequestId string `protobuf:"bytes,7,opt,name=payment_request_id,json=paymentRequestId,proto3" json:"payment_request_id,omitempty"`
 	BillNumber       string `protobuf:"bytes,8,opt,name=bill_number,json=billNumber,proto3" json:"bill_number,omitempty"`
 	// When the customer paid; defaults to now.
