@@ -593,10 +593,13 @@ func TestRefundAfterRefundsOfTheEarlierRule(t *testing.T) {
 }
 
 // The bank's notification of a payment request's bill number, with a
-// reference other than the one the stall recorded for that payment, is
-// refused, as ConfirmPayment refuses it: confirming would record the
-// bank's reference nowhere, and the same notification sent again under
-// another key would be a second payment.
+// reference other than the one the stall recorded for the request's
+// pending payment, is a payment of its own: the stall's payment is another
+// transfer's (or its reference a typing error, and it expires
+// unconfirmed), and confirming it would record the bank's reference
+// nowhere. The bank's money is recorded, once: the notification sent again
+// under another key is that payment's replay. It was refused, and the
+// money could not be recorded while the stall's payment was pending.
 func TestNotificationOfABillWithAnotherReference(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -607,18 +610,33 @@ func TestNotificationOfABillWithAnotherReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
-		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "STALL-REF-1", PaymentRequestId: pr.PaymentRequest.Id})
-	for _, key := range []string{"bank-1", "bank-2"} {
-		_, err := e.payments.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "STALL-REF-1", PaymentRequestId: pr.PaymentRequest.Id}).Payment
+	var own *pb.Payment
+	for i, key := range []string{"bank-1", "bank-2"} {
+		resp, err := e.payments.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
 			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT26330000001", BillNumber: pr.PaymentRequest.BillNumber})
-		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "provider_ref") {
-			t.Errorf("notification %s of the bill with another reference: %v; want FailedPrecondition naming provider_ref", key, err)
+		if err != nil {
+			t.Fatalf("notification %s of the bill with another reference: %v; want it recorded", key, err)
 		}
+		if i == 0 {
+			own = resp.Payment
+		}
+		if resp.Payment.Id == stall.Id || resp.Payment.Id != own.Id || resp.Replayed != (i == 1) || resp.Payment.ProviderRef != "FT26330000001" ||
+			resp.Payment.PaymentRequestId != pr.PaymentRequest.Id {
+			t.Errorf("notification %s: payment %v, replayed %v; want a payment of its own with the bank's reference and the bill, the second a replay", key, resp.Payment, resp.Replayed)
+		}
+		wantPayment(t, resp.Payment, pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED, "150000", "750", "0", "0")
 	}
-	var n int
-	if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM payments WHERE merchant = $1`, a).Scan(&n); err != nil || n != 1 {
-		t.Errorf("payments of %s: %d, %v; want the stall's one", a, n, err)
+	e.sameAsStored(t, "the bank's payment", own)
+	left, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: stall.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPayment(t, left.Payment, pb.PaymentStatus_PAYMENT_STATUS_PENDING, "0", "750", "0", "0")
+	bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + a + ":payable"})
+	if err != nil || bal.Balance.Posted != "149250" {
+		t.Errorf("payable of %s: %v, %v; want 149250, the bank's 150000 less its fee, once", a, bal.GetBalance().GetPosted(), err)
 	}
 	e.checkInvariants(t)
 }

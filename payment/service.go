@@ -604,27 +604,21 @@ func (s *Service) planConfirm(p *plan) error {
 
 // recordedReference decides what a bank notification gets when a payment
 // already carries its provider reference, or is the pending payment of the
-// payment request it names. The notification confirms the
-// payment when it is its merchant's and still pending (nil, so the caller
-// plans the confirmation); it repeats the one that recorded or confirmed
-// the payment when merchant and amount agree (errDuplicate: the recorded
-// payment, as a replay). Anything else is refused: the reference of
-// another merchant's payment is never used for this one (naming nothing of
-// the other payment), a payment the stall recorded with another reference
-// is not confirmed by this one, a different amount is not a repeat, and a payment
-// that expired or was rejected was never paid, so acknowledging the
-// notification would tell the bank the money was recorded when it was not.
+// payment request it names (one without a reference, findPendingMatch).
+// The notification confirms the payment when it is its merchant's and
+// still pending (nil, so the caller plans the confirmation); it repeats
+// the one that recorded or confirmed the payment when merchant and amount
+// agree (errDuplicate: the recorded payment, as a replay). Anything else
+// is refused: the reference of another merchant's payment is never used
+// for this one (naming nothing of the other payment), a different amount
+// is not a repeat, and a payment that expired or was rejected was never
+// paid, so acknowledging the notification would tell the bank the money
+// was recorded when it was not.
 func recordedReference(p *plan, match *Payment) error {
 	r := p.req
 	switch {
 	case match.Merchant != r.Merchant:
 		return fail(ledger.ErrDuplicateExternalRef, "provider_ref", "%s reference %s is already recorded for another merchant", r.Channel, r.ProviderRef)
-	case match.ProviderRef != "" && match.ProviderRef != r.ProviderRef:
-		// Matched by its payment request, but the stall recorded another
-		// reference: as ConfirmPayment, refuse rather than confirm and
-		// drop the bank's reference, which a resent notification would
-		// then not find.
-		return fail(ErrAmountMismatch, "provider_ref", "payment %s of this payment request carries %s reference %s, got %s", match.ID, r.Channel, match.ProviderRef, r.ProviderRef)
 	case match.Status == StatusPending:
 		return nil
 	case match.Status == StatusExpired || match.Status == StatusRejected:

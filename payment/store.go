@@ -181,10 +181,13 @@ func (s *Service) paymentsByRef(ctx context.Context, channels, refs []string) (m
 // notification is a payment of its own, as it is once the sweeper has run.
 // So is a notification for more than the pending payment, a customer
 // paying more than the bill: a pending entry is posted for at most its
-// amount, and the bank's money is recorded whole. Of the request's pending
-// payments, one the stall recorded without a reference, which may be of
-// this transfer, comes before one with another reference, which is of
-// another: the notification confirms it rather than being refused.
+// amount, and the bank's money is recorded whole. And so is one whose
+// request's pending payments the stall recorded each with another
+// reference: each is another transfer's (or its reference a stall's
+// typing error, and the payment expires unconfirmed), and confirming one
+// would record the bank's reference nowhere; as a payment of its own the
+// notification is recorded with its reference, and sent again it is that
+// payment's replay.
 func (s *Service) findPendingMatch(ctx context.Context, r RecordRequest, req *PaymentRequest, byRef map[refKey]Payment, amount int64) (*Payment, error) {
 	if p, ok := byRef[refKey{r.Channel, r.ProviderRef}]; ok {
 		return &p, nil
@@ -193,8 +196,8 @@ func (s *Service) findPendingMatch(ctx context.Context, r RecordRequest, req *Pa
 		return nil, nil
 	}
 	found, err := s.queryPayments(ctx, `SELECT `+paymentColumns+` FROM payments
- WHERE request_id = $1 AND status = 'pending' AND expires_at > $4 AND merchant = $2 AND channel = $3 AND amount >= $5
- ORDER BY provider_ref IS NOT NULL, created_at LIMIT 1`,
+ WHERE request_id = $1 AND status = 'pending' AND expires_at > $4 AND merchant = $2 AND channel = $3 AND amount >= $5 AND provider_ref IS NULL
+ ORDER BY created_at LIMIT 1`,
 		req.ID, r.Merchant, string(r.Channel), s.opts.Now(), amount)
 	if err != nil || len(found) == 0 {
 		return nil, err
