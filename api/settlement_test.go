@@ -1351,3 +1351,54 @@ func TestMarketSettlementListsOnlyMerchants(t *testing.T) {
 	}
 	checkDays(t, testMarket, mr.Totals, mr.Days)
 }
+
+// Every page of a market's settlement is as of its first page: a merchant
+// registered after the first page was read is on none of its later pages,
+// and the count of lines stays what the first page said, whatever the
+// order, so a client adding the pages up gets the totals the report gave.
+func TestMarketSettlementPagesKeepTheFirstPagesMerchants(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "p1", Merchant: "TN-TEST-0002", Channel: pb.Channel_CHANNEL_VIETQR,
+		Amount: "120000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-P1"})
+	day := today()
+	orders := []pb.MerchantSettlementOrder{pb.MerchantSettlementOrder_MERCHANT_SETTLEMENT_ORDER_MERCHANT, pb.MerchantSettlementOrder_MERCHANT_SETTLEMENT_ORDER_AMOUNT_DUE}
+	firsts := make([]*pb.GetMarketSettlementResponse, len(orders))
+	for i, order := range orders {
+		r, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: testMarket, StartDay: day, PageSize: 1, OrderBy: order})
+		if err != nil {
+			t.Fatal(err)
+		}
+		firsts[i] = r
+	}
+	for i, code := range []string{"TN-TEST-0000", "TN-TEST-0003"} {
+		if _, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: &pb.Merchant{
+			Code: code, Market: testMarket, Stalls: []string{fmt.Sprintf("C-%03d", i)}, DisplayName: "Hàng mới",
+			OwnerName: "Lê Văn Mới", Phone: "0912345670", Channels: []pb.Channel{pb.Channel_CHANNEL_VIETQR}, FeePlan: &pb.FeePlan{MinFee: "0"},
+		}}); err != nil {
+			t.Fatalf("create merchant %s: %v", code, err)
+		}
+	}
+	for i, order := range orders {
+		listed := []string{firsts[i].Merchants[0].Merchant}
+		for token := firsts[i].NextPageToken; token != ""; {
+			r, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: testMarket, StartDay: day, PageSize: 1, OrderBy: order, PageToken: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.TotalSize != firsts[i].TotalSize {
+				t.Errorf("%v: a later page counts %d lines, the first %d", order, r.TotalSize, firsts[i].TotalSize)
+			}
+			for _, l := range r.Merchants {
+				listed = append(listed, l.Merchant)
+			}
+			token = r.NextPageToken
+		}
+		slices.Sort(listed)
+		if want := []string{"TN-TEST-0001", "TN-TEST-0002"}; !slices.Equal(listed, want) {
+			t.Errorf("%v: the pages list %v, want the merchants of the first page's point %v", order, listed, want)
+		}
+	}
+}

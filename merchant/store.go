@@ -416,24 +416,36 @@ func (s *Store) CreateMerchant(ctx context.Context, m Merchant) (Merchant, error
 	const insert = `
 INSERT INTO merchants (code, market, display_name, owner_name, phone, status, status_reason,
                        payout_bank_bin, payout_account_number, payout_holder_name,
-                       channels, fee_channels, fee_basis_points, min_fee)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                       channels, fee_channels, fee_basis_points, min_fee, registration)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT DO NOTHING
 RETURNING code`
+	// A merchant is numbered in its market as it is registered, holding the
+	// market's row until it commits, so the numbers commit in order: a
+	// snapshot that sees the market's count sees every merchant numbered up
+	// to it and none after, which is how a market's settlement keeps its
+	// later pages to the merchants of its first.
+	const count = `UPDATE markets SET merchants_registered = merchants_registered + 1 WHERE code = $1 RETURNING merchants_registered`
 	c := stored(m)
 	var out Merchant
 	err = pg.Transact(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		if err := marketOpen(ctx, tx, "merchant.market", m.Market, "FOR SHARE"); err != nil {
-			return err
-		}
 		// Opened with the merchant, so that a create that fails (a stall
 		// taken meanwhile) leaves no account of a merchant that is not.
 		if _, _, err := ledger.OpenAccount(ctx, tx, payableSpec(m)); err != nil {
 			return accountNotOpened("merchant.code", payableSpec(m), err)
 		}
+		// The market's row is held from here to the commit: against a
+		// concurrent close, and to number the merchant.
+		if err := marketOpen(ctx, tx, "merchant.market", m.Market, "FOR NO KEY UPDATE"); err != nil {
+			return err
+		}
+		var registration int64
+		if err := tx.QueryRow(ctx, count, m.Market).Scan(&registration); err != nil {
+			return err
+		}
 		var code string
 		err := tx.QueryRow(ctx, insert, m.Code, m.Market, m.DisplayName, m.Owner, m.Phone, string(m.Status), m.StatusReason,
-			c.bin, c.account, c.holder, c.channels, c.feeChannels, c.feeBasisPoints, m.Fees.MinFee).Scan(&code)
+			c.bin, c.account, c.holder, c.channels, c.feeChannels, c.feeBasisPoints, m.Fees.MinFee, registration).Scan(&code)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errorf(ErrMerchantExists, "merchant.code", "merchant %s already exists", m.Code)
 		}

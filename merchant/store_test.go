@@ -414,18 +414,19 @@ func TestSchemaRefusesBadMerchants(t *testing.T) {
 	market(t, s, "M1")
 	market(t, s, "M2")
 	create(t, s, newMerchant("A-1", "M1", "S-1"))
-	const cols = `INSERT INTO merchants (code, market, display_name, owner_name, phone, status, channels, fee_channels, fee_basis_points, payout_bank_bin, payout_account_number, payout_holder_name) VALUES `
+	const cols = `INSERT INTO merchants (code, market, display_name, owner_name, phone, status, channels, fee_channels, fee_basis_points, payout_bank_bin, payout_account_number, payout_holder_name, registration) VALUES `
 	for _, tc := range []struct{ name, sql, code string }{
 		{"stall held twice", `INSERT INTO merchant_stalls (market, stall, merchant) VALUES ('M1', 'S-1', 'A-1')`, pg.CodeUniqueViolation},
 		{"stall in another market than its merchant", `INSERT INTO merchant_stalls (market, stall, merchant) VALUES ('M2', 'S-5', 'A-1')`, "23503"},
 		{"lower-case stall", `INSERT INTO merchant_stalls (market, stall, merchant) VALUES ('M1', 's-5', 'A-1')`, pg.CodeCheckViolation},
-		{"merchant of no market", cols + `('B-1', 'M9', 'x', 'y', '0912345678', 'active', '{VIETQR}', '{}', '{}', NULL, NULL, NULL)`, "23503"},
-		{"bad phone", cols + `('B-1', 'M1', 'x', 'y', '091234567', 'active', '{VIETQR}', '{}', '{}', NULL, NULL, NULL)`, pg.CodeCheckViolation},
-		{"no channels", cols + `('B-1', 'M1', 'x', 'y', '0912345678', 'active', '{}', '{}', '{}', NULL, NULL, NULL)`, pg.CodeCheckViolation},
-		{"unknown channel", cols + `('B-1', 'M1', 'x', 'y', '0912345678', 'active', '{CASH}', '{}', '{}', NULL, NULL, NULL)`, pg.CodeCheckViolation},
-		{"fee for a channel not accepted", cols + `('B-1', 'M1', 'x', 'y', '0912345678', 'active', '{VIETQR}', '{MOMO}', '{10}', NULL, NULL, NULL)`, pg.CodeCheckViolation},
-		{"fee above 10%", cols + `('B-1', 'M1', 'x', 'y', '0912345678', 'active', '{VIETQR}', '{VIETQR}', '{1001}', NULL, NULL, NULL)`, pg.CodeCheckViolation},
-		{"half a payout account", cols + `('B-1', 'M1', 'x', 'y', '0912345678', 'active', '{VIETQR}', '{}', '{}', '970436', NULL, NULL)`, pg.CodeCheckViolation},
+		{"merchant of no market", cols + `('B-1', 'M9', 'x', 'y', '0912345678', 'active', '{VIETQR}', '{}', '{}', NULL, NULL, NULL, 9)`, "23503"},
+		{"bad phone", cols + `('B-1', 'M1', 'x', 'y', '091234567', 'active', '{VIETQR}', '{}', '{}', NULL, NULL, NULL, 9)`, pg.CodeCheckViolation},
+		{"no channels", cols + `('B-1', 'M1', 'x', 'y', '0912345678', 'active', '{}', '{}', '{}', NULL, NULL, NULL, 9)`, pg.CodeCheckViolation},
+		{"unknown channel", cols + `('B-1', 'M1', 'x', 'y', '0912345678', 'active', '{CASH}', '{}', '{}', NULL, NULL, NULL, 9)`, pg.CodeCheckViolation},
+		{"fee for a channel not accepted", cols + `('B-1', 'M1', 'x', 'y', '0912345678', 'active', '{VIETQR}', '{MOMO}', '{10}', NULL, NULL, NULL, 9)`, pg.CodeCheckViolation},
+		{"fee above 10%", cols + `('B-1', 'M1', 'x', 'y', '0912345678', 'active', '{VIETQR}', '{VIETQR}', '{1001}', NULL, NULL, NULL, 9)`, pg.CodeCheckViolation},
+		{"half a payout account", cols + `('B-1', 'M1', 'x', 'y', '0912345678', 'active', '{VIETQR}', '{}', '{}', '970436', NULL, NULL, 9)`, pg.CodeCheckViolation},
+		{"number of another merchant of the market", cols + `('B-1', 'M1', 'x', 'y', '0912345678', 'active', '{VIETQR}', '{}', '{}', NULL, NULL, NULL, 1)`, pg.CodeUniqueViolation},
 		{"unknown status", `UPDATE merchants SET status = 'deleted'`, pg.CodeCheckViolation},
 		{"released stalls of an open merchant", `UPDATE merchants SET released_stalls = '{S-1}'`, pg.CodeCheckViolation},
 		{"bad market code", `INSERT INTO markets (code, name, province, status) VALUES ('m 1', 'x', 'y', 'active')`, pg.CodeCheckViolation},

@@ -111,6 +111,10 @@ type pageToken struct {
 	EndMicros    int64  `json:"end_time"`
 	LastDue      int64  `json:"due"`
 	LastMerchant string `json:"merchant"`
+	// Registered counts the market's merchants the first page saw (see
+	// merchant.Store.CreateMerchant). Tokens issued before they held it
+	// have none, and list every merchant.
+	Registered *int64 `json:"registered,omitempty"`
 }
 
 const tokenPrefix = "settlement1:"
@@ -217,10 +221,17 @@ func (s *Service) MarketSettlement(ctx context.Context, q MarketQuery) (MarketSe
 	// accounts, each opened with its merchant. Read from the merchants: an
 	// account an operator opened under a code of that shape (a supplier's,
 	// or one in dollars) is no merchant's, and its money is not owed to the
-	// market's merchants.
+	// market's merchants. A later page lists the merchants registered by
+	// the first page's point: registering one writes no ledger entry, so
+	// the first page's sequence cannot tell one registered since.
+	var registered *int64
+	if token != nil {
+		registered = token.Registered
+	}
 	rows, err := tx.Query(ctx, `
 SELECT a.id, m.code FROM merchants m JOIN ledger_accounts a ON a.code = 'merchant:' || m.code || ':payable'
- WHERE m.market = $1 AND a.market = $1 ORDER BY m.code`, mk.Code)
+ WHERE m.market = $1 AND a.market = $1 AND ($2::bigint IS NULL OR m.registration <= $2)
+ ORDER BY m.code`, mk.Code, registered)
 	if err != nil {
 		return MarketSettlement{}, fmt.Errorf("read payable accounts: %w", err)
 	}
@@ -367,7 +378,9 @@ SELECT a.id, m.code FROM merchants m JOIN ledger_accounts a ON a.code = 'merchan
 			}
 		}
 		if token != nil {
-			t.AsOf = token.AsOf
+			t.AsOf, t.Registered = token.AsOf, token.Registered
+		} else if err := tx.QueryRow(ctx, `SELECT merchants_registered FROM markets WHERE code = $1`, mk.Code).Scan(&t.Registered); err != nil {
+			return MarketSettlement{}, fmt.Errorf("count the market's merchants: %w", err)
 		}
 		if w.cut {
 			t.Cut, t.CutDay, t.CutAfter = true, w.cutDay.String(), w.cutAfter
