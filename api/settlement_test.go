@@ -1402,3 +1402,28 @@ func TestMarketSettlementPagesKeepTheFirstPagesMerchants(t *testing.T) {
 		}
 	}
 }
+
+// A market code is read trimmed, so a page token continues the request
+// that got it as that request was sent, its market padded or not: the
+// code the token holds is the market's, not the spelling of one request.
+func TestMarketSettlementContinuesItsPaddedMarket(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	day := today()
+	first, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: testMarket + " ", StartDay: day, PageSize: 1})
+	if err != nil || first.NextPageToken == "" {
+		t.Fatalf("first page of %q: %v, %v; want a page and a token", testMarket+" ", first, err)
+	}
+	for _, market := range []string{testMarket + " ", testMarket} {
+		next, err := e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: market, StartDay: day, PageSize: 1, PageToken: first.NextPageToken})
+		if err != nil {
+			t.Errorf("second page of %q: %v", market, err)
+			continue
+		}
+		if len(next.Merchants) != 1 || next.Merchants[0].Merchant != "TN-TEST-0002" {
+			t.Errorf("second page of %q lists %v, want TN-TEST-0002", market, next.Merchants)
+		}
+	}
+}

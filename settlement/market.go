@@ -182,13 +182,19 @@ func (s *Service) MarketSettlement(ctx context.Context, q MarketQuery) (MarketSe
 	if err != nil {
 		return MarketSettlement{}, err
 	}
+	// Read first: the market's code, trimmed as every code is read, is
+	// what a page token holds, not how one request spelled it.
+	mk, err := s.merchants.GetMarket(ctx, q.Market)
+	if err != nil {
+		return MarketSettlement{}, ledger.RenameField(err, "code", "market")
+	}
 	var token *pageToken
 	if q.PageToken != "" {
 		t, err := decodePageToken(q.PageToken)
 		if err != nil {
 			return MarketSettlement{}, err
 		}
-		if t.Market != q.Market || t.Start != start.String() || t.End != end.String() || t.Order != q.Order {
+		if t.Market != mk.Code || t.Start != start.String() || t.End != end.String() || t.Order != q.Order {
 			return MarketSettlement{}, invalid("page_token", "continues another query (market %s, %s to %s); send the same market, days and order as the first page", t.Market, t.Start, t.End)
 		}
 		// A later page may leave the point out, or name the first page's;
@@ -198,10 +204,6 @@ func (s *Service) MarketSettlement(ctx context.Context, q MarketQuery) (MarketSe
 			return MarketSettlement{}, invalid("page_token", "continues the report as of sequence %d: send the first page's as_of, or none", t.Seq)
 		}
 		token = &t
-	}
-	mk, err := s.merchants.GetMarket(ctx, q.Market)
-	if err != nil {
-		return MarketSettlement{}, ledger.RenameField(err, "code", "market")
 	}
 	tx, err := s.snapshot(ctx)
 	if err != nil {
