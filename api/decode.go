@@ -21,8 +21,10 @@ import (
 // interceptor sees it, credential check included, and an empty item takes
 // 2 bytes of the message and a few hundred of memory decoded: a request of
 // the receive limit (MaxRecvMsgBytes) made of them took a gigabyte. The
-// largest requests any RPC accepts, a RecordPayments of 1,000 items with
-// their times or a CompletePayoutBatch of 1,000 results, hold about 2,000.
+// largest requests any RPC bounds, a RecordPayments of 1,000 items with
+// their times or a CompletePayoutBatch of 1,000 results, hold about 2,000;
+// so a credential is bound to at most 9,999 markets (one unbound covers
+// them all).
 const MaxRequestValues = 10_000
 
 // boundedCodec decodes requests as gRPC's proto codec does, once it has

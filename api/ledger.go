@@ -213,6 +213,22 @@ func (s *LedgerServer) ListEntries(ctx context.Context, req *pb.ListEntriesReque
 	return resp, nil
 }
 
+// readPage reads StreamEntries' next page of entries after seq, in its
+// turn among the heavy reads: the turn is held for the read only, never
+// while the page is sent or the stream waits for commits.
+func (s *LedgerServer) readPage(ctx context.Context, after int64, market string) ([]ledger.Entry, error) {
+	release, err := s.reads.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	entries, err := s.Ledger.EntriesAfter(ctx, after, market, streamPage)
+	if err != nil {
+		return nil, toStatus(ctx, err)
+	}
+	return entries, nil
+}
+
 // streamPage is how many entries StreamEntries reads per query.
 const streamPage = 500
 
@@ -240,14 +256,9 @@ func (s *LedgerServer) StreamEntries(req *pb.StreamEntriesRequest, stream pb.Led
 		// Take the wake-up channel before reading, so a commit between the
 		// read and the wait is not missed.
 		committed := s.Ledger.Committed()
-		release, err := s.reads.enter(ctx)
+		entries, err := s.readPage(ctx, after, req.GetMarket())
 		if err != nil {
 			return err
-		}
-		entries, err := s.Ledger.EntriesAfter(ctx, after, req.GetMarket(), streamPage)
-		release()
-		if err != nil {
-			return toStatus(ctx, err)
 		}
 		for _, e := range entries {
 			if err := stream.Send(&pb.StreamEntriesResponse{Entry: entryToProto(e)}); err != nil {
