@@ -298,10 +298,16 @@ func ListEvents(ctx context.Context, pool *pgxpool.Pool, credentialID string, de
 			return nil, "", invalid("page_token", "continues another query; send the same credential_id and denied_only as the first page")
 		}
 	}
+	where := `id < $1 AND ($2 = '' OR credential_id = NULLIF($2, '')::uuid)`
+	if deniedOnly {
+		// Written out, not a parameter, so that every plan can walk the
+		// partial index of the refusals rather than the whole trail.
+		where += ` AND code IN ('PermissionDenied', 'Unauthenticated')`
+	}
 	rows, err := pool.Query(ctx, `
 SELECT id, at, COALESCE(credential_id::text, ''), role, method, target, code, message FROM audit_events
- WHERE id < $1 AND ($2 = '' OR credential_id = NULLIF($2, '')::uuid) AND (NOT $3 OR code IN ('PermissionDenied', 'Unauthenticated'))
- ORDER BY id DESC LIMIT $4`, before, credentialID, deniedOnly, size+1)
+ WHERE `+where+`
+ ORDER BY id DESC LIMIT $3`, before, credentialID, size+1)
 	if err != nil {
 		return nil, "", err
 	}

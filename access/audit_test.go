@@ -9,6 +9,9 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/choledger/choledger/access"
 	"github.com/choledger/choledger/internal/pg/pgtest"
 )
@@ -130,3 +133,60 @@ func TestAuditStoresRefusedEventAsPlaceholder(t *testing.T) {
 		t.Errorf("the refused event is not logged: %s", logged.String())
 	}
 }
+
+// The refusals of the trail are listed from their own partial index, not
+// by walking back through every event: refusals are rare, and the trail
+// holds every write. The plan of the very statement ListEvents sends says
+// so.
+func TestDeniedEventsListedFromTheirIndex(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	if _, err := db.Pool.Exec(ctx, `
+INSERT INTO audit_events (at, role, method, target, code, message)
+SELECT now(), 'bank', '/choledger.v1.PaymentService/RecordPayment', 'p-' || i, CASE WHEN i % 10000 = 0 THEN 'PermissionDenied' ELSE 'OK' END, ''
+  FROM generate_series(1, 50000) AS i;
+ANALYZE audit_events`); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent struct {
+		sql  string
+		args []any
+	}
+	cfg.ConnConfig.Tracer = queryTracer(func(sql string, args []any) { sent.sql, sent.args = sql, args })
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	denied, _, err := access.ListEvents(ctx, pool, "", true, 100, "")
+	if err != nil || len(denied) != 5 {
+		t.Fatalf("denied events: %d, %v; want the 5", len(denied), err)
+	}
+	rows, err := db.Pool.Query(ctx, "EXPLAIN "+sent.sql, sent.args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "audit_events_denied") {
+		t.Errorf("ListEvents of the refusals plans %q; want it to read audit_events_denied", plan)
+	}
+}
+
+// queryTracer hands every query a connection sends to its func.
+type queryTracer func(sql string, args []any)
+
+func (f queryTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	f(d.SQL, d.Args)
+	return ctx
+}
+
+func (queryTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
