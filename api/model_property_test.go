@@ -97,19 +97,22 @@ const modelSeed = 20261128
 // that make each call in production: stalls record payments, some of a
 // payment request whose bill the bank's notification names; banks record,
 // confirm (in full or in part, by ConfirmPayment or by a notification of
-// the reference), reject and bulk record them; refunds in part, in full
-// and of the rest; the clock passes the payments' timeout, the payment
-// requests' and the payout lines', with the sweeper run at once or later;
-// providers settle with two banks, beyond what they owe with
-// allow_unmatched, and suspense is matched back; payout batches of both
-// banks at cut-offs now and earlier are paid, fail or lapse; fee plans
-// change between payments, merchants are suspended and reinstated; calls
-// that must be refused are; a share of the writes are sent twice at once,
-// both copies answered alike; and earlier requests are sent again, as they
-// were (replays) and changed (refused). A plain model of the documented
-// rules says what every answer, payment, list, balance, settlement report,
-// payout batch and line must be; every report asked again as of its point
-// says what it said; the ledger's invariants and the rollups hold.
+// the reference or of the bill, named in capitals or not; a notification
+// of a bill for more than the stall's payment, or whose stall payment
+// carries another reference, is a payment of its own), reject and bulk
+// record them; refunds in part, in full and of the rest; the clock passes
+// the payments' timeout, the payment requests' and the payout lines', with
+// the sweeper run at once or later; providers settle with two banks,
+// beyond what they owe with allow_unmatched, and suspense is matched back;
+// payout batches of both banks at cut-offs now and earlier are paid, fail
+// or lapse; fee plans change between payments, merchants are suspended and
+// reinstated; calls that must be refused are; a share of the writes are
+// sent twice at once, both copies answered alike; and earlier requests are
+// sent again, as they were (replays) and changed (refused). A plain model
+// of the documented rules says what every answer, payment, list, balance,
+// settlement report, payout batch and line must be; every report asked
+// again as of its point says what it said; the ledger's invariants and the
+// rollups hold.
 //
 // MODEL_SEED=n replays a run with seed n; a failure logs the seed.
 func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
@@ -948,11 +951,14 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 			var p *apiPayment
 			if rng.IntN(2) == 0 {
 				req := &pb.RecordPaymentRequest{IdempotencyKey: key("stallqr"), Merchant: m.code, Channel: qr, Amount: fmt.Sprint(amount), Source: stall, PaymentRequestId: rq.id}
+				if rng.IntN(4) == 0 {
+					req.ProviderRef = key("FTST") // another transfer's, or mistyped
+				}
 				resp, err := sendMaybeTwice(t, rng, func() (*pb.RecordPaymentResponse, error) { return stallConn[m.code].RecordPayment(ctx, req) })
 				if err != nil {
 					t.Fatalf("stall payment of request %s: %v", rq.id, err)
 				}
-				p = newPayment(m, qr, stall, amount, "", resp.Payment)
+				p = newPayment(m, qr, stall, amount, req.ProviderRef, resp.Payment)
 				p.requestID, p.bill = rq.id, rq.bill
 				check("stall payment of a request", resp.Payment, p)
 				recordReplay(stallConn[m.code], req, p.id)
@@ -960,22 +966,35 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 					continue // the bank's notice comes later, or never
 				}
 			}
-			conf := amount
-			if p != nil && rng.IntN(3) == 0 {
+			// The notice confirms the stall's payment, in full or in part,
+			// unless it is for more than the stall's payment or the stall
+			// recorded that with another reference: then it is a payment of
+			// its own, and the stall's stays pending.
+			conf, own := amount, p == nil
+			switch {
+			case p != nil && p.ref != "":
+				own = true
+			case p != nil && rng.IntN(3) == 0:
 				conf = 1000 + rng.Int64N(amount-999)
+			case p != nil && rng.IntN(3) == 0:
+				conf, own = amount+1+rng.Int64N(5000), true
+			}
+			bill := rq.bill
+			if rng.IntN(3) == 0 {
+				bill = strings.ToLower(bill) // as a payer may have typed it
 			}
 			req := &pb.RecordPaymentRequest{IdempotencyKey: key("billnotice"), Merchant: m.code, Channel: qr, Amount: fmt.Sprint(conf), Source: bank,
-				ProviderRef: key("FTQR"), BillNumber: rq.bill}
+				ProviderRef: key("FTQR"), BillNumber: bill}
 			resp, err := sendMaybeTwice(t, rng, func() (*pb.RecordPaymentResponse, error) { return bankPayments[qr].RecordPayment(ctx, req) })
 			if err != nil || resp.Replayed {
 				t.Fatalf("notice of bill %s: %v, %v", rq.bill, resp, err)
 			}
-			if p != nil {
-				p.ref = req.ProviderRef
-				confirmed(p, conf)
-			} else {
+			if own {
 				p = newPayment(m, qr, bank, conf, req.ProviderRef, resp.Payment)
 				p.requestID, p.bill = rq.id, rq.bill
+			} else {
+				p.ref = req.ProviderRef
+				confirmed(p, conf)
 			}
 			check("notice of a bill", resp.Payment, p)
 			recordReplay(bankPayments[qr], req, p.id)
