@@ -546,3 +546,32 @@ func TestImportsAndMerchantsSurviveLostConnections(t *testing.T) {
 	}
 	e.checkInvariants(t)
 }
+
+// A batch whose every line is skipped when it is planned is completed as
+// it is made. Made creating, a creation cut before it was opened left it
+// creating for ever: none of its lines is due anywhere, so no later batch
+// finishes it.
+func TestPayoutBatchOfSkippedLinesIsCompletedAsItIsMade(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const m = "PO-S-01"
+	// The bank holds less than the merchant is due: its line is skipped.
+	f := newPayoutFixture(t, "PO-S", map[string]int64{m: 40000}, 10000)
+	e := f.e
+	cutOnce(t, e, "payout_batches", "UPDATE")
+	req := &pb.CreatePayoutBatchRequest{IdempotencyKey: "skipped", Bank: "vcb", Market: f.market, CutOff: timestamppb.New(e.now()), PageSize: 100}
+	resp, err := e.settle.CreatePayoutBatch(ctx, req)
+	if err != nil {
+		t.Fatalf("a batch of a skipped line: %v", err)
+	}
+	batch, lines := e.allLines(t, resp.Batch.Id)
+	if batch.Status != batchComplete || resp.Batch.Status != batchComplete || len(lines) != 1 || lines[0].Status != lineSkipped {
+		t.Errorf("the batch is %v (answered %v) with lines %v; want it completed, its line skipped", batch.Status, resp.Batch.Status, lines)
+	}
+	again, err := e.settle.CreatePayoutBatch(ctx, req)
+	if err != nil || !again.Replayed || again.Batch.Id != resp.Batch.Id || again.Batch.Status != batchComplete {
+		t.Errorf("the key sent again: %v, %v; want the completed batch, replayed", again, err)
+	}
+	e.checkInvariants(t)
+	e.checkRollups(t)
+}

@@ -318,11 +318,19 @@ func (s *Service) planBatch(ctx context.Context, r PayoutBatchRequest) (string, 
 		}
 		funds[d.market] = left
 	}
+	// A batch with no line to reserve is done as it is made, as
+	// finishReserving would leave it: made creating, a creation cut before
+	// that would leave it creating for ever, no line of it due anywhere for
+	// a later batch to finish it by (finishCreating).
+	status, completedAt := BatchCreating, (*time.Time)(nil)
+	if !slices.Contains(statuses, string(LineReserving)) {
+		status, completedAt = BatchCompleted, &now
+	}
 	err = pg.Transact(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
-INSERT INTO payout_batches (id, idempotency_key, creator, bank, market, markets, cut_off, cut_off_seq, status, created_at)
-VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, 'creating', $9)`,
-			id, r.Key, r.Creator, r.Bank, r.Market, r.Markets, r.CutOff, cutSeq, now); err != nil {
+INSERT INTO payout_batches (id, idempotency_key, creator, bank, market, markets, cut_off, cut_off_seq, status, created_at, completed_at)
+VALUES ($1, $2, $3, $4, NULLIF($5, ''), $6, $7, $8, $9, $10, $11)`,
+			id, r.Key, r.Creator, r.Bank, r.Market, r.Markets, r.CutOff, cutSeq, string(status), now, completedAt); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `
