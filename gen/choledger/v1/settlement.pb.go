@@ -2676,10 +2676,11 @@ type ImportStatementRequest struct {
 	Market string `protobuf:"bytes,4,opt,name=market,proto3" json:"market,omitempty"`
 	// The period the statement covers: start inclusive, end exclusive.
 	// Required for CSV; for camt, unset means the statement's own FrToDt.
-	// A line booked outside it refuses the statement. At most 366 days, in
-	// which the markets covered hold at most 200,000 of the channel's
-	// payments (InvalidArgument naming period_start otherwise: import by
-	// shorter periods or by market).
+	// A line booked outside it refuses the statement. At most 366 days
+	// (INVALID_ARGUMENT naming period_end otherwise), in which the markets
+	// covered hold at most 200,000 of the channel's payments
+	// (INVALID_ARGUMENT naming period_start otherwise: import by shorter
+	// periods or by market).
 	PeriodStart   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
 	PeriodEnd     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=period_end,json=periodEnd,proto3" json:"period_end,omitempty"`
 	unknownFields protoimpl.UnknownFields
