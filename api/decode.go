@@ -23,8 +23,9 @@ import (
 // the receive limit (MaxRecvMsgBytes) made of them took a gigabyte. The
 // largest requests any RPC bounds, a RecordPayments of 1,000 items with
 // their times or a CompletePayoutBatch of 1,000 results, hold about 2,000;
-// so a credential is bound to at most 9,999 markets (one unbound covers
-// them all).
+// so a credential is bound to at most 9,998 markets, its request and
+// itself being two values, and 9,997 with a ttl (one unbound covers them
+// all).
 const MaxRequestValues = 10_000
 
 // boundedCodec decodes requests as gRPC's proto codec does, once it has

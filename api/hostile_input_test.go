@@ -30,6 +30,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/choledger/choledger/access"
+	"github.com/choledger/choledger/api"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 )
 
@@ -1175,5 +1176,30 @@ func TestRequestOfTooManyValuesIsRefusedUndecoded(t *testing.T) {
 	resp, err := pb.NewPaymentServiceClient(e.conn).RecordPayments(ctx, bulk)
 	if err != nil || len(resp.Results) != 1000 || resp.Results[0].GetError().GetCode() != int32(codes.NotFound) {
 		t.Fatalf("the largest bulk: %v, %v", err, resp.GetResults()[:min(1, len(resp.GetResults()))])
+	}
+}
+
+// The bound on a request's values is also the bound on a credential's
+// markets, the one list no call bounds itself: an IssueCredential holds
+// the request, the credential and each market (and a ttl, when it has
+// one), so a credential names at most 9,998 markets.
+func TestCredentialMarketsAreBoundByTheRequestValues(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	issue := func(n int) error {
+		markets := make([]string, n)
+		for i := range markets {
+			markets[i] = fmt.Sprintf("TN-M%05d", i)
+		}
+		_, err := pb.NewAdminServiceClient(e.conn).IssueCredential(ctx, &pb.IssueCredentialRequest{Credential: &pb.Credential{
+			Name: fmt.Sprint("auditor of ", n, " markets"), Role: pb.Role_ROLE_AUDITOR, Markets: markets}})
+		return err
+	}
+	if err := issue(api.MaxRequestValues - 2); err != nil {
+		t.Errorf("a credential of %d markets: %v", api.MaxRequestValues-2, err)
+	}
+	if err := issue(api.MaxRequestValues - 1); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("a credential of %d markets: got %v, want ResourceExhausted", api.MaxRequestValues-1, err)
 	}
 }
