@@ -808,6 +808,30 @@ func TestNotificationOfABillForMoreThanTheBill(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// A bank's notification of a reference the stall's pending payment
+// carries, for more than that payment, confirms nothing and records
+// nothing: the reference names one transfer, so it cannot be a payment of
+// its own as a bill's notification for more is, and a pending entry is
+// posted for at most its amount. It is refused naming the amount, and the
+// stall's payment stays pending, for someone to sort out which is right.
+func TestNotificationOfAStallReferenceForMore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "FT26330000001"}).Payment
+	_, err := e.payments.RecordPayment(ctx, bankNotice("bank-1", a, "200000", "FT26330000001"))
+	wantCode(t, err, codes.FailedPrecondition, "amount")
+	left, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: stall.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPayment(t, left.Payment, pb.PaymentStatus_PAYMENT_STATUS_PENDING, "0", "750", "0", "0")
+	e.checkInvariants(t)
+}
+
 // A bank's notification of a bill whose older pending payment the stall
 // recorded with another reference, and a newer one without any: it
 // confirms the one without a reference, which may be of its transfer,

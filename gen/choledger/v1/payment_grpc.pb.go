@@ -44,9 +44,11 @@ type PaymentServiceClient interface {
 	CreatePaymentRequest(ctx context.Context, in *CreatePaymentRequestRequest, opts ...grpc.CallOption) (*CreatePaymentRequestResponse, error)
 	// RecordPayment records a payment. From a stall it is pending until
 	// confirmed; from a bank (with the provider's reference) it is posted, and
-	// if a pending payment matches (same reference, or same request, no
-	// reference and at least the amount the bank reports) that one is posted
-	// instead of recording a second.
+	// if a pending payment matches (same reference, or same request and no
+	// reference) for at least the amount the bank reports, that one is posted
+	// instead of recording a second. A pending payment of the same reference
+	// for less refuses it (FAILED_PRECONDITION): a reference is one
+	// transfer's.
 	RecordPayment(ctx context.Context, in *RecordPaymentRequest, opts ...grpc.CallOption) (*RecordPaymentResponse, error)
 	// RecordPayments records up to 1000 payments, each with its own outcome.
 	// An item the caller may not record (another merchant's, or another
@@ -166,9 +168,11 @@ type PaymentServiceServer interface {
 	CreatePaymentRequest(context.Context, *CreatePaymentRequestRequest) (*CreatePaymentRequestResponse, error)
 	// RecordPayment records a payment. From a stall it is pending until
 	// confirmed; from a bank (with the provider's reference) it is posted, and
-	// if a pending payment matches (same reference, or same request, no
-	// reference and at least the amount the bank reports) that one is posted
-	// instead of recording a second.
+	// if a pending payment matches (same reference, or same request and no
+	// reference) for at least the amount the bank reports, that one is posted
+	// instead of recording a second. A pending payment of the same reference
+	// for less refuses it (FAILED_PRECONDITION): a reference is one
+	// transfer's.
 	RecordPayment(context.Context, *RecordPaymentRequest) (*RecordPaymentResponse, error)
 	// RecordPayments records up to 1000 payments, each with its own outcome.
 	// An item the caller may not record (another merchant's, or another
