@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 )
 
@@ -419,6 +420,97 @@ func TestPayoutBatchLeftCreatingIsFinishedByTheNext(t *testing.T) {
 	}
 	e.checkInvariants(t)
 	e.checkRollups(t)
+}
+
+// A batch left creating by one bank credential is its creator's: another
+// credential's batch, of another scope (here one bound to the market,
+// beside the provider's unbound one), lists the merchant skipped naming
+// it but leaves it creating: that credential is refused the batch, and
+// once finished there its merchant was due nothing in the creator's next
+// batch, which so never named it, and the line stayed reserved in a batch
+// no bank knew of until it lapsed. The creator's own next batch finishes
+// it, names it, and reads it open; if the creator never comes back, the
+// other's batch 30 days on finishes it, its line never reserved, and pays
+// the merchant itself.
+func TestPayoutBatchLeftCreatingIsItsCreators(t *testing.T) {
+	t.Parallel()
+	for _, creatorReturns := range []bool{true, false} {
+		t.Run(fmt.Sprint("creator returns ", creatorReturns), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			const m = "PO-S-01"
+			f := newPayoutFixture(t, "PO-S", map[string]int64{m: 40000}, 40000)
+			e := f.e
+			_, unboundSecret := e.issue(t, access.IssueRequest{Name: "NAPAS", Role: access.RoleBank, Provider: "napas"})
+			_, boundSecret := e.issue(t, access.IssueRequest{Name: "NAPAS for PO-S", Role: access.RoleBank, Provider: "napas", Markets: []string{f.market}})
+			creator := pb.NewSettlementServiceClient(e.dial(t, unboundSecret))
+			other := pb.NewSettlementServiceClient(e.dial(t, boundSecret))
+			batchReq := func(key string) *pb.CreatePayoutBatchRequest {
+				return &pb.CreatePayoutBatchRequest{IdempotencyKey: key, Bank: "vcb", Market: f.market, CutOff: timestamppb.New(e.now()), PageSize: 100}
+			}
+
+			cutOnce(t, e, "ledger_entries", "INSERT")
+			if _, err := creator.CreatePayoutBatch(ctx, batchReq("lost")); status.Code(err) != codes.Unavailable {
+				t.Fatalf("the creation cut while reserving: %v; want Unavailable", err)
+			}
+			var lost string
+			if err := e.db.Pool.QueryRow(ctx, `SELECT id::text FROM payout_batches`).Scan(&lost); err != nil {
+				t.Fatal(err)
+			}
+
+			next, err := other.CreatePayoutBatch(ctx, batchReq("other-next"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l := lineOf(next.Lines, m); l == nil || l.Status != lineSkipped || !strings.Contains(l.Reason, lost) {
+				t.Fatalf("the other credential's batch: line %v; want it skipped, naming batch %s", l, lost)
+			}
+			if _, err := other.GetPayoutBatch(ctx, &pb.GetPayoutBatchRequest{Id: lost}); status.Code(err) != codes.PermissionDenied {
+				t.Errorf("the other credential reading batch %s: %v; want PermissionDenied", lost, err)
+			}
+
+			if !creatorReturns {
+				e.advance(31 * 24 * time.Hour)
+				if _, err := e.ledger.ExpireDue(ctx); err != nil {
+					t.Fatal(err)
+				}
+				later, err := other.CreatePayoutBatch(ctx, batchReq("other-later"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if l := lineOf(later.Lines, m); l == nil || l.Status != lineOpen || l.Amount != "40000" {
+					t.Fatalf("the other credential's batch 31 days later: line %v; want it open for 40000 đồng", l)
+				}
+				if batch, lines := e.allLines(t, lost); batch.Status != batchComplete || len(lines) != 1 || lines[0].Status != lineSkipped {
+					t.Errorf("batch %s 31 days later: %v with lines %v; want it completed, its line skipped", lost, batch.Status, lines)
+				}
+				e.checkInvariants(t)
+				e.checkRollups(t)
+				return
+			}
+
+			own, err := creator.CreatePayoutBatch(ctx, batchReq("creator-next"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l := lineOf(own.Lines, m); l == nil || l.Status != lineSkipped || !strings.Contains(l.Reason, lost) {
+				t.Fatalf("the creator's next batch: line %v; want it skipped, naming batch %s", l, lost)
+			}
+			read, err := creator.GetPayoutBatch(ctx, &pb.GetPayoutBatchRequest{Id: lost})
+			if err != nil || read.Batch.Status != batchOpen || len(read.Lines) != 1 || read.Lines[0].Status != lineOpen {
+				t.Fatalf("the creator reading batch %s: %v, %v; want it open, its line open", lost, read, err)
+			}
+			if _, err := creator.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: lost, Results: []*pb.PayoutResult{
+				{Merchant: m, Status: linePaid, BankRef: "OUT-1"}}}); err != nil {
+				t.Fatal(err)
+			}
+			if bal := f.payable(t, m); bal.DebitsPending != "0" || bal.Posted != "0" {
+				t.Errorf("%s after its payout: %v, want nothing owed", m, bal)
+			}
+			e.checkInvariants(t)
+			e.checkRollups(t)
+		})
+	}
 }
 
 // A batch left creating, finished at once by its own key sent again and by

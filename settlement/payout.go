@@ -345,16 +345,16 @@ SELECT $1, * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::t
 	return id, nil
 }
 
-// finishCreating finishes the batches still being created that hold
-// merchants due money, and returns what is due once they are. Such a
-// batch's creation may have stopped half-way, its creator gone and its key
-// never sent again: its merchants would be skipped by every batch for
-// ever, and nothing would pay or release them. Finished, its lines are
-// open for the bank to pay, or skipped (or past their time) and due here.
-// A merchant whose due that batch now holds in full is due nothing here,
-// but stays listed skipped naming it: the bank, which may never have seen
-// that batch's id, reads it there. Finishing a batch its creator is
-// finishing too is safe (finishReserving).
+// finishCreating finishes the batches still being created, by r's creator
+// or 30 days ago and more, that hold merchants due money, and returns what
+// is due once they are. Such a batch's creation may have stopped half-way,
+// its creator gone and its key never sent again: its merchants would be
+// skipped by every batch for ever, and nothing would pay or release them.
+// Finished, its lines are open for the bank to pay, or skipped (or past
+// their time) and due here. A merchant whose due that batch now holds in
+// full is due nothing here, but stays listed skipped naming it: the bank,
+// which may never have seen that batch's id, reads it there. Finishing a
+// batch its creator is finishing too is safe (finishReserving).
 func (s *Service) finishCreating(ctx context.Context, r PayoutBatchRequest, cutSeq int64, lines []dueLine) ([]dueLine, error) {
 	var creating []string
 	for _, d := range lines {
@@ -369,6 +369,16 @@ func (s *Service) finishCreating(ctx context.Context, r PayoutBatchRequest, cutS
 		b, err := s.batch(ctx, id)
 		if err != nil {
 			return nil, err
+		}
+		if b.Creator != r.Creator && s.now().Sub(b.CreatedAt) < PayoutTimeout {
+			// A bank reads only the batches it created, and once this one's
+			// lines held what their merchants are due, its creator's next
+			// batch would not list them, nor name it: they would stay
+			// reserved in a batch no bank knows of until they lapsed. It is
+			// left to its creator's next batch, its merchants skipped naming
+			// it here, until its lines are past their time and finishing it
+			// reserves nothing.
+			continue
 		}
 		if _, err := s.finishReserving(ctx, b); err != nil && !errors.Is(err, ledger.ErrRefused) {
 			// A reservation the database refuses leaves that batch creating,

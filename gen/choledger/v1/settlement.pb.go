@@ -84,9 +84,9 @@ const (
 	// Every line is paid, failed, skipped or expired.
 	PayoutBatchStatus_PAYOUT_BATCH_STATUS_COMPLETED PayoutBatchStatus = 2
 	// Its lines are being reserved; the creator's retry with the same key
-	// (or a CompletePayoutBatch, or a later batch in which one of its
-	// merchants is due money) finishes it. A line not reserved within 30
-	// days of the batch's creation is skipped.
+	// (or a CompletePayoutBatch, or the creator's later batch in which one of
+	// its merchants is due money, or anyone's 30 days on) finishes it. A line
+	// not reserved within 30 days of the batch's creation is skipped.
 	PayoutBatchStatus_PAYOUT_BATCH_STATUS_CREATING PayoutBatchStatus = 3
 )
 

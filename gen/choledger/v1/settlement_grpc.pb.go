@@ -74,10 +74,12 @@ type SettlementServiceClient interface {
 	// money can never be in two open batches. Merchants owed money that
 	// cannot be paid out (no payout account, suspended, or the bank has not
 	// received enough from the providers) are listed as skipped, with the
-	// reason. A merchant in a batch still being created (its creator stopped
-	// half-way and never sent its key again) is finished there first, and
-	// listed as skipped naming that batch, which GetPayoutBatch then reads
-	// open. The same key with the same request returns the same batch.
+	// reason. A merchant in a batch still being created by the same
+	// credential's scope (it stopped half-way and never sent its key again)
+	// is finished there first, and listed as skipped naming that batch, which
+	// GetPayoutBatch then reads open; one in another scope's is listed as
+	// skipped naming it, left to its creator for 30 days. The same key with
+	// the same request returns the same batch.
 	CreatePayoutBatch(ctx context.Context, in *CreatePayoutBatchRequest, opts ...grpc.CallOption) (*CreatePayoutBatchResponse, error)
 	// GetPayoutBatch returns a batch and a page of its lines.
 	GetPayoutBatch(ctx context.Context, in *GetPayoutBatchRequest, opts ...grpc.CallOption) (*GetPayoutBatchResponse, error)
@@ -250,10 +252,12 @@ type SettlementServiceServer interface {
 	// money can never be in two open batches. Merchants owed money that
 	// cannot be paid out (no payout account, suspended, or the bank has not
 	// received enough from the providers) are listed as skipped, with the
-	// reason. A merchant in a batch still being created (its creator stopped
-	// half-way and never sent its key again) is finished there first, and
-	// listed as skipped naming that batch, which GetPayoutBatch then reads
-	// open. The same key with the same request returns the same batch.
+	// reason. A merchant in a batch still being created by the same
+	// credential's scope (it stopped half-way and never sent its key again)
+	// is finished there first, and listed as skipped naming that batch, which
+	// GetPayoutBatch then reads open; one in another scope's is listed as
+	// skipped naming it, left to its creator for 30 days. The same key with
+	// the same request returns the same batch.
 	CreatePayoutBatch(context.Context, *CreatePayoutBatchRequest) (*CreatePayoutBatchResponse, error)
 	// GetPayoutBatch returns a batch and a page of its lines.
 	GetPayoutBatch(context.Context, *GetPayoutBatchRequest) (*GetPayoutBatchResponse, error)
