@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -30,19 +31,30 @@ const MaxRequestValues = 10_000
 
 // boundedCodec decodes requests as gRPC's proto codec does, once it has
 // counted their values on the wire. One holding more than MaxRequestValues
-// is not decoded: it is answered ResourceExhausted by refuseOversized, the
-// first interceptor, where a codec's own error would reach the client as
-// Internal.
+// is not decoded, and is answered ResourceExhausted by refuseUndecoded,
+// the first interceptor; one that does not decode (invalid UTF-8 in a
+// string, a truncated message) is answered InvalidArgument there. A codec's
+// own error would reach the client as Internal ("grpc: failed to
+// unmarshal"), the server's fault, for what is the client's.
 type boundedCodec struct{ encoding.CodecV2 }
 
 func newBoundedCodec() boundedCodec {
 	return boundedCodec{encoding.GetCodecV2(grpcproto.Name)}
 }
 
-// oversized is the mark boundedCodec leaves, as an unknown field, on a
-// request it did not decode: the largest field number there is, which no
-// message of ours uses.
-var oversized = protowire.AppendVarint(protowire.AppendTag(nil, protowire.MaxValidNumber, protowire.VarintType), 1)
+// The mark boundedCodec leaves on a request it did not decode is an
+// unknown field of the largest field number there is, which no message of
+// ours uses: why, after a byte that says which of these it is.
+const (
+	markOversized = 'R'
+	markMalformed = 'I'
+)
+
+func markUndecoded(m proto.Message, kind byte, why string) {
+	proto.Reset(m)
+	b := protowire.AppendTag(nil, protowire.MaxValidNumber, protowire.BytesType)
+	m.ProtoReflect().SetUnknown(protowire.AppendString(b, string(kind)+why))
+}
 
 func (c boundedCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	m, ok := v.(proto.Message)
@@ -52,11 +64,13 @@ func (c boundedCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 	defer buf.Free()
 	if countValues(buf.ReadOnlyData(), m.ProtoReflect().Descriptor(), MaxRequestValues) > MaxRequestValues {
-		proto.Reset(m)
-		m.ProtoReflect().SetUnknown(oversized)
+		markUndecoded(m, markOversized, fmt.Sprintf("the request holds more than %d values (items, postings, results, metadata pairs, list elements): more than any call accepts", MaxRequestValues))
 		return nil
 	}
-	return proto.Unmarshal(buf.ReadOnlyData(), m)
+	if err := proto.Unmarshal(buf.ReadOnlyData(), m); err != nil {
+		markUndecoded(m, markMalformed, fmt.Sprintf("the request is not a valid %s: %v", m.ProtoReflect().Descriptor().FullName(), err))
+	}
+	return nil
 }
 
 // countValues counts b, an encoded message of type md, and the messages and
@@ -93,33 +107,48 @@ func countValues(b []byte, md protoreflect.MessageDescriptor, limit int) int {
 	return n
 }
 
-// refuseOversized answers a request boundedCodec did not decode.
-func refuseOversized(req any) error {
+// refuseUndecoded answers a request boundedCodec did not decode.
+func refuseUndecoded(req any) error {
 	m, ok := req.(proto.Message)
-	if !ok || string(m.ProtoReflect().GetUnknown()) != string(oversized) {
+	if !ok {
 		return nil
 	}
-	return status.Errorf(codes.ResourceExhausted, "the request holds more than %d values (items, postings, results, metadata pairs, list elements): more than any call accepts", MaxRequestValues)
+	raw := m.ProtoReflect().GetUnknown()
+	num, typ, n := protowire.ConsumeTag(raw)
+	if n < 0 || num != protowire.MaxValidNumber || typ != protowire.BytesType {
+		return nil
+	}
+	why, l := protowire.ConsumeString(raw[n:])
+	if l < 0 || n+l != len(raw) || why == "" {
+		return nil
+	}
+	switch why[0] {
+	case markOversized:
+		return status.Error(codes.ResourceExhausted, why[1:])
+	case markMalformed:
+		return status.Error(codes.InvalidArgument, why[1:])
+	}
+	return nil
 }
 
-func refuseOversizedUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := refuseOversized(req); err != nil {
+func refuseUndecodedUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := refuseUndecoded(req); err != nil {
 		return nil, err
 	}
 	return handler(ctx, req)
 }
 
-func refuseOversizedStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	return handler(srv, oversizedCheckingStream{ss})
+func refuseUndecodedStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, undecodedCheckingStream{ss})
 }
 
-// oversizedCheckingStream answers a stream's request boundedCodec did not
+// undecodedCheckingStream answers a stream's request boundedCodec did not
 // decode: a server-streaming handler receives it itself.
-type oversizedCheckingStream struct{ grpc.ServerStream }
+type undecodedCheckingStream struct{ grpc.ServerStream }
 
-func (s oversizedCheckingStream) RecvMsg(m any) error {
+func (s undecodedCheckingStream) RecvMsg(m any) error {
 	if err := s.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
-	return refuseOversized(m)
+	return refuseUndecoded(m)
 }

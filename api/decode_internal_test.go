@@ -48,12 +48,12 @@ func TestCountValues(t *testing.T) {
 func TestStreamRequestOfTooManyValuesIsRefused(t *testing.T) {
 	// No stream request has a list today, so the stream is fed a bulk's.
 	wire := bytes.Repeat([]byte{0x0a, 0x00}, MaxRequestValues+1)
-	ss := oversizedCheckingStream{recvStream{wire: wire}}
+	ss := undecodedCheckingStream{recvStream{wire: wire}}
 	err := ss.RecvMsg(&pb.RecordPaymentsRequest{})
 	if st := status.Convert(err); st.Code() != codes.ResourceExhausted {
 		t.Fatalf("got %v, want ResourceExhausted", err)
 	}
-	ok := oversizedCheckingStream{recvStream{wire: wire[:20]}}
+	ok := undecodedCheckingStream{recvStream{wire: wire[:20]}}
 	req := &pb.RecordPaymentsRequest{}
 	if err := ok.RecvMsg(req); err != nil || len(req.Payments) != 10 {
 		t.Fatalf("a request of 10 items: %v, %d items", err, len(req.Payments))

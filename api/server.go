@@ -83,8 +83,8 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 	// The services share the credentials' pool; heavy reads take turns in
 	// half of it.
 	reads := newReadGate(svc.Credentials.Pool().Config().MaxConns)
-	unary := []grpc.UnaryServerInterceptor{recoverUnary, logUnary, refuseOversizedUnary, auth.unary, reads.unary}
-	stream := []grpc.StreamServerInterceptor{recoverStream, logStream, refuseOversizedStream, auth.stream}
+	unary := []grpc.UnaryServerInterceptor{recoverUnary, logUnary, refuseUndecodedUnary, auth.unary, reads.unary}
+	stream := []grpc.StreamServerInterceptor{recoverStream, logStream, refuseUndecodedStream, auth.stream}
 	if svc.RPCs != nil {
 		unary = append([]grpc.UnaryServerInterceptor{countUnary(svc.RPCs)}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{countStream(svc.RPCs)}, stream...)
