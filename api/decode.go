@@ -32,8 +32,9 @@ const MaxRequestValues = 10_000
 // boundedCodec decodes requests as gRPC's proto codec does, once it has
 // counted their values on the wire. One holding more than MaxRequestValues
 // is not decoded, and is answered ResourceExhausted by refuseUndecoded,
-// the first interceptor; one that does not decode (invalid UTF-8 in a
-// string, a truncated message) is answered InvalidArgument there. A codec's
+// an interceptor before the credential check; one that does not decode
+// (invalid UTF-8 in a string, a truncated message) is answered
+// InvalidArgument there. A codec's
 // own error would reach the client as Internal ("grpc: failed to
 // unmarshal"), the server's fault, for what is the client's.
 type boundedCodec struct{ encoding.CodecV2 }
