@@ -343,20 +343,15 @@ func (s *Store) List(ctx context.Context, role Role, pageSize int, pageToken str
 	if err != nil {
 		return nil, "", err
 	}
-	after := "00000000-0000-0000-0000-000000000000"
-	if pageToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(pageToken)
-		rest, listed := strings.CutPrefix(string(b), "credentials:")
-		listedRole, id, ok := strings.Cut(rest, "/")
-		if err != nil || !listed || !ok || !ledger.ValidUUID(id) {
-			return nil, "", invalid("page_token", "is not a token this service issued")
-		}
-		// Another role's place would start this listing after one of its
-		// credentials, leaving out what comes before.
-		if Role(listedRole) != role {
-			return nil, "", invalid("page_token", "continues the credentials of another role; send the same role as the first page")
-		}
-		after = id
+	after, err := ledger.PageAfter("credentials", string(role), pageToken, "role")
+	if err != nil {
+		return nil, "", err
+	}
+	switch {
+	case after == "":
+		after = "00000000-0000-0000-0000-000000000000"
+	case !ledger.ValidUUID(after):
+		return nil, "", invalid("page_token", "is not a token of this list")
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+credentialColumns+` FROM credentials
  WHERE id > $1::uuid AND ($2 = '' OR role = $2) ORDER BY id LIMIT $3`, after, string(role), size+1)
@@ -378,7 +373,7 @@ func (s *Store) List(ctx context.Context, role Role, pageSize int, pageToken str
 	next := ""
 	if len(out) > size {
 		out = out[:size]
-		next = base64.RawURLEncoding.EncodeToString([]byte("credentials:" + string(role) + "/" + out[size-1].CredentialID))
+		next = ledger.PageToken("credentials", string(role), out[size-1].CredentialID)
 	}
 	return out, next, nil
 }

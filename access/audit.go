@@ -2,7 +2,6 @@ package access
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -280,22 +279,15 @@ func ListEvents(ctx context.Context, pool *pgxpool.Pool, credentialID string, de
 		}
 		credentialID = id
 	}
-	// What a token keeps of the query its pages continue: another query's
-	// place would start this listing after one of its events, leaving out
-	// what comes before.
 	query := credentialID + "," + strconv.FormatBool(deniedOnly)
+	place, err := ledger.PageAfter("audit", query, pageToken, "credential_id and denied_only")
+	if err != nil {
+		return nil, "", err
+	}
 	before := int64(1<<63 - 1)
-	if pageToken != "" {
-		b, err := base64.RawURLEncoding.DecodeString(pageToken)
-		rest, listed := strings.CutPrefix(string(b), "audit:")
-		listedQuery, last, ok := strings.Cut(rest, "/")
-		id, perr := strconv.ParseInt(last, 10, 64)
-		if err != nil || !listed || !ok || perr != nil {
-			return nil, "", invalid("page_token", "is not a token this service issued")
-		}
-		before = id
-		if listedQuery != query {
-			return nil, "", invalid("page_token", "continues another query; send the same credential_id and denied_only as the first page")
+	if place != "" {
+		if before, err = strconv.ParseInt(place, 10, 64); err != nil {
+			return nil, "", invalid("page_token", "is not a token of this list")
 		}
 	}
 	where := `id < $1 AND ($2 = '' OR credential_id = NULLIF($2, '')::uuid)`
@@ -328,7 +320,7 @@ SELECT id, at, COALESCE(credential_id::text, ''), role, method, target, code, me
 	next := ""
 	if len(out) > size {
 		out = out[:size]
-		next = base64.RawURLEncoding.EncodeToString([]byte("audit:" + query + "/" + strconv.FormatInt(out[size-1].ID, 10)))
+		next = ledger.PageToken("audit", query, strconv.FormatInt(out[size-1].ID, 10))
 	}
 	return out, next, nil
 }

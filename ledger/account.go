@@ -186,7 +186,7 @@ func (l *Ledger) ListAccounts(ctx context.Context, f AccountFilter) ([]Account, 
 	if err != nil {
 		return nil, 0, "", err
 	}
-	last, err := decodeToken(f.PageToken)
+	after, err := PageAfter("accounts", f.query(), f.PageToken, "market and code_prefix")
 	if err != nil {
 		return nil, 0, "", err
 	}
@@ -195,20 +195,6 @@ func (l *Ledger) ListAccounts(ctx context.Context, f AccountFilter) ([]Account, 
 	}
 	if f.CodePrefix != "" && !ValidAccountCode(f.CodePrefix) {
 		return nil, 0, "", invalid("code_prefix", "must be of [A-Za-z0-9:._-], got %q", f.CodePrefix)
-	}
-	after := ""
-	if last != "" {
-		// A code spelled by another list's token, or another query's place,
-		// would start this listing after it, leaving out what comes before.
-		rest, listed := strings.CutPrefix(last, "accounts:")
-		query, code, ok := strings.Cut(rest, "/")
-		if !listed || !ok {
-			return nil, 0, "", invalid("page_token", "is not a token this service issued")
-		}
-		if query != f.query() {
-			return nil, 0, "", invalid("page_token", "continues another query; send the same market and code_prefix as the first page")
-		}
-		after = code
 	}
 	// The head and the totals are read in one snapshot: a round moves both
 	// in one transaction, so the totals are exactly those as of the head.
@@ -246,7 +232,7 @@ SELECT `+accountColumns+` FROM ledger_accounts
 	next := ""
 	if len(accounts) > size {
 		accounts = accounts[:size]
-		next = encodeToken("accounts:" + f.query() + "/" + accounts[size-1].Code)
+		next = PageToken("accounts", f.query(), accounts[size-1].Code)
 	}
 	return accounts, seq, next, nil
 }

@@ -204,7 +204,7 @@ func (l *Ledger) TrialBalance(ctx context.Context, market string, at AsOf, pageS
 	}
 	if len(tb.Lines) > size {
 		tb.Lines = tb.Lines[:size]
-		tb.NextPage = encodeToken(fmt.Sprintf("tb:%d:%s:%s:%s", seq, at.Key(), market, tb.Lines[size-1].Account.Code))
+		tb.NextPage = PageToken("trial balance", "", fmt.Sprintf("%d:%s:%s:%s", seq, at.Key(), market, tb.Lines[size-1].Account.Code))
 	}
 	if seq != head && len(tb.Lines) > 0 {
 		ids := make([]int64, len(tb.Lines))
@@ -270,16 +270,14 @@ func decodeTrialBalanceToken(token, market string, at AsOf) (after string, seq i
 	if token == "" {
 		return "", 0, nil
 	}
-	s, err := decodeToken(token)
+	// Its point and market are checked below: a later page may leave the
+	// point out.
+	last, err := PageAfter("trial balance", "", token, "")
 	if err != nil {
 		return "", 0, err
 	}
 	bad := invalid("page_token", "is not a token of a trial balance")
-	rest, ok := strings.CutPrefix(s, "tb:")
-	if !ok {
-		return "", 0, bad
-	}
-	parts := strings.SplitN(rest, ":", 4)
+	parts := strings.SplitN(last, ":", 4)
 	if len(parts) != 4 {
 		return "", 0, bad
 	}

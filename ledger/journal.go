@@ -231,22 +231,37 @@ func PageSize(n int) (int, error) {
 	return n, nil
 }
 
-// Page tokens are opaque to clients; inside they hold the last key listed.
-func encodeToken(last string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("v1:" + last))
+// Page tokens are opaque to clients. Inside, one holds the list it is of,
+// the place of the last item listed, and the query its pages continue
+// (every filter, as the list checked it), so that a token of another list
+// or query is refused rather than taken as a place in this one: that
+// would start the listing after an item of the other, and leave out, with
+// no error, what comes before it. Neither list nor place holds a "|".
+
+// PageToken is the token of list's page after the item at place last, for
+// query.
+func PageToken(list, query, last string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(list + "|" + last + "|" + query))
 }
 
-func decodeToken(token string) (string, error) {
+// PageAfter reads a token of list for query: the place of the last item
+// listed, "" for no token. resend names what a token of another query must
+// be sent with instead.
+func PageAfter(list, query, token, resend string) (string, error) {
 	if token == "" {
 		return "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(token)
+	parts := strings.SplitN(string(b), "|", 3)
 	// What a token holds goes into a query: bytes this service never
 	// issues (a NUL, not UTF-8) would be refused there, naming no field.
-	if err != nil || !strings.HasPrefix(string(b), "v1:") || !pg.Storable(b) {
-		return "", invalid("page_token", "is not a token this service issued")
+	if err != nil || len(parts) != 3 || parts[0] != list || !pg.Storable(b) {
+		return "", invalid("page_token", "is not a token of this list")
 	}
-	return string(b[3:]), nil
+	if parts[2] != query {
+		return "", invalid("page_token", "continues another query; send the same %s as the first page", resend)
+	}
+	return parts[1], nil
 }
 
 // ListEntries returns a page of entries in ledger order and the token of
@@ -256,7 +271,7 @@ func (l *Ledger) ListEntries(ctx context.Context, f EntryFilter) ([]Entry, strin
 	if err != nil {
 		return nil, "", err
 	}
-	last, err := decodeToken(f.PageToken)
+	last, err := PageAfter("entries", f.query(), f.PageToken, "market, account_code, kind, sequences and times")
 	if err != nil {
 		return nil, "", err
 	}
@@ -269,16 +284,9 @@ func (l *Ledger) ListEntries(ctx context.Context, f EntryFilter) ([]Entry, strin
 		return "$" + strconv.Itoa(len(args))
 	}
 	if last != "" {
-		rest, listed := strings.CutPrefix(last, "entries:")
-		seq, query, ok := strings.Cut(rest, ":")
-		after, err := strconv.ParseInt(seq, 10, 64)
-		if !listed || !ok || err != nil {
-			return nil, "", invalid("page_token", "is not a token this service issued")
-		}
-		// Another query's place would start this one after an entry of
-		// that one, leaving out what of its own comes before.
-		if query != f.query() {
-			return nil, "", invalid("page_token", "continues another query; send the same market, account_code, kind, sequences and times as the first page")
+		after, err := strconv.ParseInt(last, 10, 64)
+		if err != nil {
+			return nil, "", invalid("page_token", "is not a token of this list")
 		}
 		conds = append(conds, "e.seq > "+arg(after))
 	}
@@ -329,7 +337,7 @@ func (l *Ledger) ListEntries(ctx context.Context, f EntryFilter) ([]Entry, strin
 	next := ""
 	if len(entries) > size {
 		entries = entries[:size]
-		next = encodeToken("entries:" + strconv.FormatInt(entries[size-1].Seq, 10) + ":" + f.query())
+		next = PageToken("entries", f.query(), strconv.FormatInt(entries[size-1].Seq, 10))
 	}
 	return entries, next, nil
 }

@@ -2,7 +2,6 @@ package merchant
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -55,35 +54,6 @@ func accountNotOpened(field string, spec ledger.AccountSpec, err error) error {
 		return errorf(ledger.ErrAccountExists, field, "the ledger already has an account %s with other attributes (%v)", spec.Code, err)
 	}
 	return fmt.Errorf("open account %s: %w", spec.Code, err)
-}
-
-// Page tokens are opaque to clients; inside they hold what is listed, the
-// last code listed and the query their pages continue (every filter, as
-// the list checked it), so that a token of another list or query is
-// refused rather than taken as a place in this one, which would leave out
-// what comes before it. Codes hold no slash.
-func encodeToken(list, query, last string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(list + ":" + last + "/" + query))
-}
-
-func decodeToken(list, query, token string) (string, error) {
-	if token == "" {
-		return "", nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	// What a token holds goes into a query, where a NUL or bytes that are
-	// not UTF-8 would be refused naming no field.
-	if err != nil || !strings.HasPrefix(string(b), list+":") || !pg.Storable(b) {
-		return "", invalid("page_token", "is not a token of this list")
-	}
-	last, listed, ok := strings.Cut(string(b[len(list)+1:]), "/")
-	if !ok {
-		return "", invalid("page_token", "is not a token of this list")
-	}
-	if listed != query {
-		return "", invalid("page_token", "continues another query; send the same filters as the first page")
-	}
-	return last, nil
 }
 
 // Markets.
@@ -179,7 +149,7 @@ func (s *Store) ListMarkets(ctx context.Context, f MarketFilter) ([]Market, stri
 		return nil, "", invalid("status", "must be active or closed, got %q", f.Status)
 	}
 	query := string(f.Status) + "," + province
-	after, err := decodeToken("markets", query, f.PageToken)
+	after, err := ledger.PageAfter("markets", query, f.PageToken, "province and status")
 	if err != nil {
 		return nil, "", err
 	}
@@ -198,7 +168,7 @@ SELECT ` + marketColumns + ` FROM markets
 	next := ""
 	if len(markets) > size {
 		markets = markets[:size]
-		next = encodeToken("markets", query, markets[size-1].Code)
+		next = ledger.PageToken("markets", query, markets[size-1].Code)
 	}
 	return markets, next, nil
 }
@@ -593,7 +563,7 @@ func (s *Store) ListMerchants(ctx context.Context, f MerchantFilter) ([]Merchant
 		return nil, "", invalid("status", "must be pending, active, suspended or closed, got %q", f.Status)
 	}
 	query := market + "," + string(f.Status)
-	after, err := decodeToken("merchants", query, f.PageToken)
+	after, err := ledger.PageAfter("merchants", query, f.PageToken, "market and status")
 	if err != nil {
 		return nil, "", err
 	}
@@ -612,7 +582,7 @@ SELECT ` + merchantColumns + ` FROM merchants m
 	next := ""
 	if len(merchants) > size {
 		merchants = merchants[:size]
-		next = encodeToken("merchants", query, merchants[size-1].Code)
+		next = ledger.PageToken("merchants", query, merchants[size-1].Code)
 	}
 	return merchants, next, nil
 }

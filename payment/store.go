@@ -2,7 +2,6 @@ package payment
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -265,15 +264,14 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Payment, string, error)
 	if !f.End.IsZero() {
 		conds = append(conds, "occurred_at < "+arg(pg.CeilMicrosecond(f.End)))
 	}
-	if f.PageToken != "" {
-		at, id, query, err := decodeCursor(f.PageToken)
+	place, err := ledger.PageAfter("payments", f.query(), f.PageToken, "merchant, market, status, channel, start_time and end_time")
+	if err != nil {
+		return nil, "", err
+	}
+	if place != "" {
+		at, id, err := decodeCursor(place)
 		if err != nil {
 			return nil, "", err
-		}
-		// Another query's place would start this one after a payment of
-		// that one, leaving out what of its own comes before.
-		if query != f.query() {
-			return nil, "", invalid("page_token", "continues another query; send the same merchant, market, status, channel, start_time and end_time as the first page")
 		}
 		conds = append(conds, "(occurred_at, id) > ("+arg(at)+", "+arg(id)+"::uuid)")
 	}
@@ -286,7 +284,7 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Payment, string, error)
 	if len(found) > size {
 		found = found[:size]
 		last := found[size-1]
-		next = encodeCursor(last.OccurredAt, last.ID, f.query())
+		next = ledger.PageToken("payments", f.query(), encodeCursor(last.OccurredAt, last.ID))
 	}
 	return found, next, nil
 }
@@ -297,25 +295,20 @@ func (f Filter) query() string {
 	return strings.Join([]string{f.Merchant, f.Market, string(f.Status), string(f.Channel), pg.BoundKey(f.Start), pg.BoundKey(f.End)}, ",")
 }
 
-func encodeCursor(t time.Time, id, query string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("p2:" + strconv.FormatInt(t.UnixMicro(), 10) + ":" + id + ":" + query))
+// encodeCursor writes a payment's place in the order of a listing: its time
+// and id.
+func encodeCursor(t time.Time, id string) string {
+	return strconv.FormatInt(t.UnixMicro(), 10) + ":" + id
 }
 
-func decodeCursor(token string) (at time.Time, id, query string, err error) {
-	bad := invalid("page_token", "is not a token this service issued")
-	b, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil {
-		return time.Time{}, "", "", bad
+func decodeCursor(place string) (time.Time, string, error) {
+	bad := invalid("page_token", "is not a token of this list")
+	micros, id, ok := strings.Cut(place, ":")
+	us, err := strconv.ParseInt(micros, 10, 64)
+	if !ok || err != nil || !ledger.ValidUUID(id) {
+		return time.Time{}, "", bad
 	}
-	parts := strings.SplitN(string(b), ":", 4)
-	if len(parts) != 4 || parts[0] != "p2" || !ledger.ValidUUID(parts[2]) {
-		return time.Time{}, "", "", bad
-	}
-	micros, err := strconv.ParseInt(parts[1], 10, 64)
-	if err != nil {
-		return time.Time{}, "", "", bad
-	}
-	return time.UnixMicro(micros).UTC(), parts[2], parts[3], nil
+	return time.UnixMicro(us).UTC(), id, nil
 }
 
 var errNoRows = pgx.ErrNoRows

@@ -2,7 +2,6 @@ package settlement
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -726,7 +725,7 @@ func (s *Service) PayoutBatch(ctx context.Context, id string, pageSize int, page
 	if len(lines) > size {
 		lines = lines[:size]
 		last := lines[size-1]
-		next = base64.RawURLEncoding.EncodeToString([]byte(id + "/" + last.Market + "/" + last.Merchant))
+		next = ledger.PageToken("payout lines", id, last.Market+"/"+last.Merchant)
 	}
 	return b, lines, next, nil
 }
@@ -736,20 +735,15 @@ func (s *Service) PayoutBatch(ctx context.Context, id string, pageSize int, page
 // would start these after a line of that one, leaving out, unpaid, what
 // comes before it here.
 func decodeLineToken(id, token string) ([2]string, error) {
-	if token == "" {
-		return [2]string{}, nil
+	place, err := ledger.PageAfter("payout lines", id, token, "id, of the batch it came from,")
+	if err != nil || place == "" {
+		return [2]string{}, err
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(token)
-	parts := strings.Split(string(raw), "/")
-	// The codes go into a query: only codes, never a NUL or bytes that are
-	// not UTF-8, which PostgreSQL would refuse naming no field.
-	if err != nil || len(parts) != 3 || !merchant.ValidMarketCode(parts[1]) || !merchant.ValidMerchantCode(parts[2]) {
-		return [2]string{}, invalid("page_token", "is not a token this service issued")
+	market, code, ok := strings.Cut(place, "/")
+	if !ok || !merchant.ValidMarketCode(market) || !merchant.ValidMerchantCode(code) {
+		return [2]string{}, invalid("page_token", "is not a token of this list")
 	}
-	if parts[0] != id {
-		return [2]string{}, invalid("page_token", "continues the lines of another payout batch; send the id of the batch it came from")
-	}
-	return [2]string{parts[1], parts[2]}, nil
+	return [2]string{market, code}, nil
 }
 
 // PayoutBatchScope returns who may see and complete a payout batch.

@@ -3,7 +3,6 @@ package settlement
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"slices"
@@ -570,19 +569,23 @@ func (s *Service) ReconciliationReport(ctx context.Context, id string, q ItemQue
 	if err != nil {
 		return ReconciliationReport{}, nil, "", err
 	}
-	listed, after, err := decodeItemToken(q.PageToken)
+	// The token is read first, for the report as the id names it (s.report
+	// refuses an id that is not a report's).
+	rid, _ := ledger.CanonicalUUID(id)
+	query := rid + "," + strconv.FormatBool(q.IncludeMatched)
+	place, err := ledger.PageAfter("report items", query, q.PageToken, "id and include_matched")
 	if err != nil {
 		return ReconciliationReport{}, nil, "", err
+	}
+	after := 0
+	if place != "" {
+		if after, err = strconv.Atoi(place); err != nil || after < 1 {
+			return ReconciliationReport{}, nil, "", invalid("page_token", "is not a token of this list")
+		}
 	}
 	r, err := s.report(ctx, id)
 	if err != nil {
 		return ReconciliationReport{}, nil, "", err
-	}
-	// Another listing's place would start this one after an item of that
-	// one, leaving out the breaks of this one before it.
-	query := itemQuery(r.ID, q.IncludeMatched)
-	if q.PageToken != "" && listed != query {
-		return ReconciliationReport{}, nil, "", invalid("page_token", "continues another listing; send the same id and include_matched as the first page")
 	}
 	items, idxs, err := s.readItems(ctx, r.ID, after, size+1, q.IncludeMatched)
 	if err != nil {
@@ -591,44 +594,9 @@ func (s *Service) ReconciliationReport(ctx context.Context, id string, q ItemQue
 	next := ""
 	if len(items) > size {
 		items = items[:size]
-		next = encodeItemToken(query, idxs[size-1])
+		next = ledger.PageToken("report items", query, strconv.Itoa(idxs[size-1]))
 	}
 	return r, items, next, nil
-}
-
-const itemTokenPrefix = "recon2:"
-
-// itemQuery writes what a token of a report's items keeps of the listing
-// its pages continue: the report, and whether matched items are listed.
-func itemQuery(report string, matched bool) string {
-	return report + ":" + strconv.FormatBool(matched)
-}
-
-func encodeItemToken(query string, idx int) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(itemTokenPrefix + query + ":" + strconv.Itoa(idx)))
-}
-
-// decodeItemToken reads the listing a token continues (itemQuery) and the
-// last item's index.
-func decodeItemToken(s string) (string, int, error) {
-	if s == "" {
-		return "", 0, nil
-	}
-	bad := invalid("page_token", "is not a token this service issued")
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return "", 0, bad
-	}
-	rest, ok := strings.CutPrefix(string(b), itemTokenPrefix)
-	i := strings.LastIndexByte(rest, ':')
-	if !ok || i < 0 {
-		return "", 0, bad
-	}
-	idx, err := strconv.Atoi(rest[i+1:])
-	if err != nil || idx < 1 {
-		return "", 0, bad
-	}
-	return rest[:i], idx, nil
 }
 
 // ReportFilter selects reports for ListReconciliationReports; zero fields
@@ -680,15 +648,14 @@ func (s *Service) ListReconciliationReports(ctx context.Context, f ReportFilter)
 	if f.Within != nil {
 		conds = append(conds, "markets <@ "+arg(f.Within)+"::text[]")
 	}
-	if f.PageToken != "" {
-		at, id, query, err := decodeReportToken(f.PageToken)
+	place, err := ledger.PageAfter("reports", f.query(), f.PageToken, "channel and market, with the same credential,")
+	if err != nil {
+		return nil, "", err
+	}
+	if place != "" {
+		at, id, err := decodeReportPlace(place)
 		if err != nil {
 			return nil, "", err
-		}
-		// Another query's place would start this one after a report of
-		// that one, leaving out the newer reports of this one.
-		if query != f.query() {
-			return nil, "", invalid("page_token", "continues another query; send the same channel and market, with the same credential, as the first page")
 		}
 		conds = append(conds, "(created_at, id) < ("+arg(at)+", "+arg(id)+"::uuid)")
 	}
@@ -709,14 +676,14 @@ func (s *Service) ListReconciliationReports(ctx context.Context, f ReportFilter)
 	if len(reports) > size {
 		reports = reports[:size]
 		last := reports[size-1]
-		next = encodeReportToken(last.CreatedAt, last.ID, f.query())
+		next = ledger.PageToken("reports", f.query(), strconv.FormatInt(last.CreatedAt.UnixMicro(), 10)+":"+last.ID)
 	}
 	return reports, next, nil
 }
 
 // query writes what a page token keeps of the filter, the query its pages
 // continue: every field but the page's size and token, the caller's
-// provider and markets included. None holds a colon.
+// provider and markets included.
 func (f ReportFilter) query() string {
 	within := "*"
 	if f.Within != nil {
@@ -725,28 +692,15 @@ func (f ReportFilter) query() string {
 	return strings.Join([]string{string(f.Channel), f.Provider, f.Market, within}, ",")
 }
 
-const reportTokenPrefix = "reports2:"
-
-func encodeReportToken(t time.Time, id, query string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(reportTokenPrefix + strconv.FormatInt(t.UnixMicro(), 10) + ":" + id + ":" + query))
-}
-
-func decodeReportToken(s string) (at time.Time, id, query string, err error) {
-	bad := invalid("page_token", "is not a token this service issued")
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil {
-		return time.Time{}, "", "", bad
+// decodeReportPlace reads a report's place in a listing: its creation
+// time and id.
+func decodeReportPlace(place string) (time.Time, string, error) {
+	micros, id, ok := strings.Cut(place, ":")
+	us, err := strconv.ParseInt(micros, 10, 64)
+	if !ok || err != nil || !ledger.ValidUUID(id) {
+		return time.Time{}, "", invalid("page_token", "is not a token of this list")
 	}
-	rest, ok := strings.CutPrefix(string(b), reportTokenPrefix)
-	parts := strings.SplitN(rest, ":", 3)
-	if !ok || len(parts) != 3 || !ledger.ValidUUID(parts[1]) {
-		return time.Time{}, "", "", bad
-	}
-	us, err := strconv.ParseInt(parts[0], 10, 64)
-	if err != nil {
-		return time.Time{}, "", "", bad
-	}
-	return time.UnixMicro(us).UTC(), parts[1], parts[2], nil
+	return time.UnixMicro(us).UTC(), id, nil
 }
 
 // ReconciliationScope returns who may see a reconciliation report.
