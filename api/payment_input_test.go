@@ -606,10 +606,7 @@ func TestNotificationOfABillWithAnotherReference(t *testing.T) {
 	e := newEnv(t, ledgerOptions())
 	e.setUpMarket(t)
 	const a = "TN-TEST-0001"
-	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pr := e.billOf(t, a)
 	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
 		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "STALL-REF-1", PaymentRequestId: pr.PaymentRequest.Id}).Payment
 	var own *pb.Payment
@@ -653,10 +650,7 @@ func TestTwoNotificationsOfABillInOneBulk(t *testing.T) {
 	e := newEnv(t, ledgerOptions())
 	e.setUpMarket(t)
 	const a = "TN-TEST-0001"
-	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pr := e.billOf(t, a)
 	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
 		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: pr.PaymentRequest.Id}).Payment
 	first, second := bankNotice("bank-1", a, "150000", "FT26330000001"), bankNotice("bank-2", a, "150000", "FT26330000002")
@@ -697,10 +691,7 @@ func TestNotificationOfABillWhileTheStallRecordsItsReference(t *testing.T) {
 	e := newEnv(t, ledgerOptions())
 	e.setUpMarket(t)
 	const a = "TN-TEST-0001"
-	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pr := e.billOf(t, a)
 	// The payment requests are held, so that the notification stops where
 	// it looks its bill up: after it read which payments carry its
 	// reference, before it writes.
@@ -771,10 +762,7 @@ func TestNotificationOfABillForMoreThanTheBill(t *testing.T) {
 	e := newEnv(t, ledgerOptions())
 	e.setUpMarket(t)
 	const a = "TN-TEST-0001"
-	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pr := e.billOf(t, a)
 	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
 		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: pr.PaymentRequest.Id}).Payment
 	notice := bankNotice("bank-1", a, "200000", "FT26330000001")
@@ -842,10 +830,7 @@ func TestNotificationOfABillSkipsAPaymentOfAnotherReference(t *testing.T) {
 	e := newEnv(t, ledgerOptions())
 	e.setUpMarket(t)
 	const a = "TN-TEST-0001"
-	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pr := e.billOf(t, a)
 	referenced := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
 		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "STALL-REF-1", PaymentRequestId: pr.PaymentRequest.Id}).Payment
 	unreferenced := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-2", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
@@ -880,10 +865,7 @@ func TestNotificationOfABillInLowerCase(t *testing.T) {
 	e := newEnv(t, ledgerOptions())
 	e.setUpMarket(t)
 	const a = "TN-TEST-0001"
-	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pr := e.billOf(t, a)
 	bill := pr.PaymentRequest.BillNumber
 	stall := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "stall-1", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
 		Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, PaymentRequestId: pr.PaymentRequest.Id}).Payment
@@ -916,6 +898,17 @@ func momoNotice(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
 }
 
 // bankNotice is a bank's VietQR notification of a payment.
+// billOf creates merchant a's payment request of 150,000 đồng (key
+// req-1), whose bill the bank's notifications name.
+func (e *env) billOf(t *testing.T, a string) *pb.CreatePaymentRequestResponse {
+	t.Helper()
+	pr, err := e.payments.CreatePaymentRequest(context.Background(), &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: a, Amount: "150000", Purpose: "rau cai"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pr
+}
+
 func bankNotice(key, merchant, amount, ref string) *pb.RecordPaymentRequest {
 	return &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: merchant, Channel: pb.Channel_CHANNEL_VIETQR, Amount: amount,
 		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: ref}
