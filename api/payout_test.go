@@ -1053,3 +1053,57 @@ func TestPayoutFailureReasonOf200Characters(t *testing.T) {
 	}
 	f.e.checkInvariants(t)
 }
+
+// A merchant due more than one posting may carry (an operator's adjustment
+// of 10^15 đồng on top of its payments) is paid 10^15 in one batch and the
+// rest in the next, at the same cut-off; its line was refused by the
+// ledger, so the batch was answered InvalidArgument naming a posting the
+// request does not have, stayed creating, and every later batch of its
+// creator, finishing it first, was refused the same way.
+func TestPayoutOfMoreThanOnePostingCarries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const m = "PO-L-01"
+	f := newPayoutFixture(t, "PO-L", map[string]int64{m: 100000}, 100000)
+	e := f.e
+	const largest = "1000000000000000"
+	e.account(t, "po-l:assets", pb.AccountType_ACCOUNT_TYPE_ASSET, "VND", f.market, false)
+	if _, err := e.client.PostEntry(ctx, &pb.PostEntryRequest{IdempotencyKey: "adjustment", Market: f.market, Kind: "adjustment", Currency: "VND",
+		Postings: []*pb.PostingInput{posting("po-l:assets", debit, largest), posting("merchant:"+m+":payable", credit, largest)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "ps-large", Channel: pb.Channel_CHANNEL_VIETQR,
+		Market: f.market, Amount: largest, Bank: "vcb", BankRef: "VCB-IN-LARGE", AllowUnmatched: true}); err != nil {
+		t.Fatal(err)
+	}
+	owed := f.payable(t, m).Posted
+	time.Sleep(2 * time.Millisecond)
+	cutOff := time.Now()
+
+	paid := int64(0)
+	for i := 1; i <= 2; i++ {
+		r, err := e.settle.CreatePayoutBatch(ctx, &pb.CreatePayoutBatchRequest{IdempotencyKey: fmt.Sprint("batch-", i), Bank: "vcb", Market: f.market, CutOff: timestamppb.New(cutOff)})
+		if err != nil {
+			t.Fatalf("batch-%d of %s đồng owed: %v", i, owed, err)
+		}
+		l := lineOf(r.Lines, m)
+		if l == nil || l.Status != lineOpen {
+			t.Fatalf("batch-%d line %v, want one open", i, l)
+		}
+		var amount int64
+		fmt.Sscan(l.Amount, &amount)
+		if amount > 1_000_000_000_000_000 {
+			t.Fatalf("batch-%d pays %d, more than a posting carries", i, amount)
+		}
+		if _, err := e.settle.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: r.Batch.Id, Results: []*pb.PayoutResult{
+			{Merchant: m, Status: linePaid, BankRef: fmt.Sprint("VCB-PO-L-", i)}}}); err != nil {
+			t.Fatal(err)
+		}
+		paid += amount
+	}
+	if got := f.payable(t, m).Posted; got != "0" || fmt.Sprint(paid) != owed {
+		t.Errorf("after two batches paid %d of %s owed, the payable holds %s, want 0", paid, owed, got)
+	}
+	e.checkInvariants(t)
+	e.checkRollups(t)
+}

@@ -148,7 +148,7 @@ func (r PayoutBatchRequest) validate(now time.Time) error {
 //	                      - payouts paid since
 //	                      - refunds since of payments confirmed by then
 //	available now       = posted credits - posted debits - pending debits
-//	due                 = the smaller of the two
+//	due                 = the smaller of the two, at most ledger.MaxAmount
 //
 // So money confirmed after the cut-off waits for the next batch, a refund
 // since takes from what is due the money it gives back of a payment that
@@ -409,6 +409,10 @@ func (s *Service) due(ctx context.Context, r PayoutBatchRequest, cutSeq int64) (
 	lines, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (dueLine, error) {
 		var d dueLine
 		err := row.Scan(&d.merchant, &d.market, &d.status, &d.bin, &d.account, &d.holder, &d.due, &d.inBatch, &d.inCreating, &d.funds)
+		// A line is one posting, which carries at most ledger.MaxAmount:
+		// the rest stays owed, and is due in the next batch at the same
+		// cut-off, once this one's payout is paid.
+		d.due = min(d.due, ledger.MaxAmount)
 		return d, err
 	})
 	if err != nil {
