@@ -422,6 +422,48 @@ func TestPayoutBatchLeftCreatingIsFinishedByTheNext(t *testing.T) {
 	e.checkRollups(t)
 }
 
+// A batch left creating whose merchant was suspended since, or lost its
+// payout account, is finished by the next batch all the same, its line
+// reserved: that batch names it, not only the suspension or the account,
+// so that the bank, which never saw the lost batch's id, reads it and
+// pays or fails the line. Naming only the suspension left the money
+// reserved in a batch no bank knew of until it lapsed.
+func TestPayoutBatchLeftCreatingIsNamedWhateverElseSkipsItsMerchant(t *testing.T) {
+	t.Parallel()
+	for name, change := range map[string]func(e *env, m string) error{
+		"suspended": func(e *env, m string) error {
+			_, err := e.merchants.SuspendMerchant(context.Background(), &pb.SuspendMerchantRequest{Code: m, Reason: "kiểm tra"})
+			return err
+		},
+		"without a payout account": func(e *env, m string) error {
+			_, err := e.merchants.UpdateMerchant(context.Background(), &pb.UpdateMerchantRequest{
+				Merchant: &pb.Merchant{Code: m}, UpdateMask: mask("payout_account")})
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			const m = "PO-N-01"
+			f := newPayoutFixture(t, "PO-N", map[string]int64{m: 40000}, 40000)
+			e := f.e
+			_, lost := stalledBatch(t, f, "reserving")
+			if err := change(e, m); err != nil {
+				t.Fatal(err)
+			}
+			next := f.create(t, "next", e.now())
+			batch, lines := e.allLines(t, lost)
+			if batch.Status != batchOpen || len(lines) != 1 || lines[0].Status != lineOpen {
+				t.Fatalf("batch %s after the next one: %v with lines %v; want it open, its line open", lost, batch.Status, lines)
+			}
+			if l := lineOf(next.Lines, m); l == nil || l.Status != lineSkipped || !strings.Contains(l.Reason, lost) {
+				t.Errorf("the next batch's line: %v; want it skipped, naming batch %s, whose open line holds the merchant's 40000 đồng", l, lost)
+			}
+			e.checkInvariants(t)
+			e.checkRollups(t)
+		})
+	}
+}
+
 // A batch left creating by one bank credential is its creator's: another
 // credential's batch, of another scope (here one bound to the market,
 // beside the provider's unbound one), lists the merchant skipped naming

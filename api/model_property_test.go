@@ -433,12 +433,12 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 				f = funds[bank+":"+m.market]
 			}
 			switch {
+			case m.open != nil:
+				l.skipped = "open payout batch"
 			case !m.account:
 				l.skipped = "no payout account"
 			case m.suspended:
 				l.skipped = "suspended"
-			case m.open != nil:
-				l.skipped = "open payout batch"
 			case !fundsOpen[bank+":"+m.market]:
 				l.skipped = "has received nothing"
 			case f < due:

@@ -300,12 +300,16 @@ func (s *Service) planBatch(ctx context.Context, r PayoutBatchRequest) (string, 
 			left = *d.funds
 		}
 		switch {
+		// The batch first: its open line holds the merchant's money
+		// whatever has happened to the merchant since, and the bank may
+		// know of it only from here (a batch left creating, finished by
+		// this one).
+		case d.inBatch != nil:
+			reasons[i] = "the merchant is in open payout batch " + *d.inBatch
 		case d.bin == nil:
 			reasons[i] = "the merchant has no payout account"
 		case d.status == string(merchant.StatusSuspended):
 			reasons[i] = "the merchant is suspended"
-		case d.inBatch != nil:
-			reasons[i] = "the merchant is in open payout batch " + *d.inBatch
 		case d.funds == nil:
 			reasons[i] = fmt.Sprintf("bank %s has received nothing from the providers for market %s", r.Bank, d.market)
 		case left < d.due:
