@@ -87,8 +87,14 @@ func newEnv(t *testing.T, opts ledger.Options) *env {
 // newEnvWith is newEnv with options for the gRPC server, e.g. TLS.
 func newEnvWith(t *testing.T, opts ledger.Options, serverOpts ...grpc.ServerOption) *env {
 	t.Helper()
-	e := &env{db: pgtest.New(t)}
-	db := e.db
+	return newEnvOn(t, pgtest.New(t), opts, serverOpts...)
+}
+
+// newEnvOn is newEnvWith on a database of the caller's, whose pool the
+// whole stack uses.
+func newEnvOn(t *testing.T, db *pgtest.DB, opts ledger.Options, serverOpts ...grpc.ServerOption) *env {
+	t.Helper()
+	e := &env{db: db}
 	if opts.ExpiryInterval == 0 {
 		opts.ExpiryInterval = -1
 	}

@@ -89,8 +89,11 @@ func transactOnce(ctx context.Context, db Beginner, opts pgx.TxOptions, fn func(
 
 // Backoff sleeps before retry number attempt: exponential from 2 ms with
 // full jitter, capped at 200 ms, so that colliding writers spread out.
+// The doubling stops once past the cap (2 ms<<7 is 256 ms): the audit
+// trail retries for as long as the database is out of reach, and 2 ms
+// shifted by some 43 attempts overflows to a ceiling below zero.
 func Backoff(ctx context.Context, attempt int) error {
-	ceiling := min(2*time.Millisecond<<(attempt-1), 200*time.Millisecond)
+	ceiling := min(2*time.Millisecond<<min(attempt-1, 7), 200*time.Millisecond)
 	t := time.NewTimer(time.Duration(rand.Int64N(int64(ceiling)) + 1))
 	defer t.Stop()
 	select {

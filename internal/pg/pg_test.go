@@ -3,6 +3,7 @@ package pg_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -76,5 +77,30 @@ func TestUnstorable(t *testing.T) {
 	other := db.Pool.QueryRow(ctx, `SELECT 'x'::int::text`).Scan(&s)
 	if other == nil || pg.Unstorable(other) || pg.Unstorable(nil) {
 		t.Errorf("another refusal: Unstorable(%v) = true", other)
+	}
+}
+
+// Backoff waits at most 200 ms however many attempts came before: the
+// audit trail tries a batch again while the database is out of reach, and
+// at the 44th attempt, some four seconds into an outage, 2 ms shifted
+// that far overflowed to a ceiling below zero: Backoff panicked, and
+// ledgerd ended.
+func TestBackoffAfterManyAttempts(t *testing.T) {
+	t.Parallel()
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for attempt := 1; attempt <= 1000; attempt++ {
+		if err := pg.Backoff(done, attempt); err == nil {
+			t.Fatalf("attempt %d: Backoff under an ended context returned nil", attempt)
+		}
+	}
+	for _, attempt := range []int{8, 44, 64, 100, 1 << 20} {
+		start := time.Now()
+		if err := pg.Backoff(context.Background(), attempt); err != nil {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+		if waited := time.Since(start); waited > 300*time.Millisecond {
+			t.Errorf("attempt %d waited %v, more than the 200 ms cap", attempt, waited)
+		}
 	}
 }
