@@ -101,6 +101,10 @@ func toStatus(ctx context.Context, err error) error {
 		slog.WarnContext(ctx, "database unavailable", "err", err)
 		return status.Error(codes.Unavailable, "the database cannot be reached now; retry, with the same idempotency key for a write")
 	}
+	if pg.Cancelled(err) {
+		slog.WarnContext(ctx, "database statement cancelled", "err", err)
+		return status.Error(codes.Unavailable, "the database cancelled a statement that took too long (a statement or lock timeout); retry, with the same idempotency key for a write")
+	}
 	slog.ErrorContext(ctx, "internal error", "err", err)
 	return status.Error(codes.Internal, "internal error; it has been logged")
 }

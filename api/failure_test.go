@@ -709,3 +709,54 @@ func TestPayoutBatchOfSkippedLinesIsCompletedAsItIsMade(t *testing.T) {
 	e.checkInvariants(t)
 	e.checkRollups(t)
 }
+
+// A statement the database cancels, at its statement_timeout or
+// lock_timeout (here behind a lock another session holds on the
+// merchants), wrote nothing and may succeed when sent again: a read or a
+// write is answered Unavailable, as the ledger's committer answers one of
+// its writes cancelled so, never Internal, which no client retries. Sent
+// again once the lock is gone, the write is made once.
+func TestCancelledStatementsAreUnavailable(t *testing.T) {
+	t.Parallel()
+	for _, setting := range []string{"statement_timeout", "lock_timeout"} {
+		t.Run(setting, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			e := newEnv(t, ledgerOptions())
+			e.setUpMarket(t)
+			if _, err := e.db.Pool.Exec(ctx, `ALTER DATABASE `+e.db.Name+` SET `+setting+` = '100ms'`); err != nil {
+				t.Fatal(err)
+			}
+			e.db.Pool.Reset() // new connections take the setting
+			locker, err := e.db.Pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := locker.Exec(ctx, `LOCK TABLE merchants IN ACCESS EXCLUSIVE MODE`); err != nil {
+				t.Fatal(err)
+			}
+			merchant := &pb.Merchant{Code: "TN-TEST-0003", Market: testMarket, Stalls: []string{"C-001"}, DisplayName: "Hàng cá",
+				OwnerName: "Lê Văn Cá", Phone: "0911222333", Channels: []pb.Channel{pb.Channel_CHANNEL_VIETQR}, FeePlan: &pb.FeePlan{MinFee: "0"}}
+			_, listErr := e.merchants.ListMerchants(ctx, &pb.ListMerchantsRequest{Market: testMarket})
+			_, createErr := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: merchant})
+			if err := locker.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for what, err := range map[string]error{"ListMerchants": listErr, "CreateMerchant": createErr} {
+				if status.Code(err) != codes.Unavailable {
+					t.Errorf("%s behind the lock: %v, want Unavailable", what, err)
+				}
+			}
+			if _, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: merchant}); err != nil {
+				t.Fatalf("CreateMerchant sent again once the lock is gone: %v", err)
+			}
+			resp, err := e.merchants.ListMerchants(ctx, &pb.ListMerchantsRequest{Market: testMarket})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.Merchants) != 3 {
+				t.Errorf("the market lists %d merchants, want 3", len(resp.Merchants))
+			}
+		})
+	}
+}

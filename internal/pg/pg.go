@@ -112,6 +112,7 @@ const (
 	CodeCheckViolation       = "23514"
 	CodeNumericOverflow      = "22003"
 	CodeLockNotAvailable     = "55P03"
+	CodeQueryCanceled        = "57014"
 	// A text holds a character the database's encoding has no place for: a
 	// NUL (or bytes that are not UTF-8) in a UTF-8 database.
 	CodeCharacterNotInRepertoire = "22021"
@@ -196,6 +197,18 @@ func Unavailable(err error) bool {
 	var netErr net.Error
 	return errors.As(err, &connectErr) || errors.Is(err, pgconn.ErrConnClosed) || pgconn.SafeToRetry(err) ||
 		errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// Cancelled reports whether err is the database cancelling a statement
+// that ran out of time: its statement_timeout or lock_timeout, or an
+// operator's pg_cancel_backend. Its transaction wrote nothing, and the
+// same work may succeed when tried again.
+func Cancelled(err error) bool {
+	switch Code(err) {
+	case CodeQueryCanceled, CodeLockNotAvailable:
+		return true
+	}
+	return false
 }
 
 // Constraint returns the name of the constraint err violated, if any.
