@@ -34,11 +34,12 @@ type Event struct {
 // wait for what was recorded to be written; a crash loses at most the
 // events of the last flush interval, never a ledger write.
 type Audit struct {
-	pool   *pgxpool.Pool
-	log    *slog.Logger
-	events chan auditItem
-	done   chan struct{}
-	once   sync.Once
+	pool    *pgxpool.Pool
+	log     *slog.Logger
+	events  chan auditItem
+	closing chan struct{} // closed by Close: a batch is tried once more, not retried
+	done    chan struct{}
+	once    sync.Once
 }
 
 type auditItem struct {
@@ -54,7 +55,7 @@ const (
 
 // NewAudit starts the audit writer.
 func NewAudit(pool *pgxpool.Pool, log *slog.Logger) *Audit {
-	a := &Audit{pool: pool, log: log, events: make(chan auditItem, auditQueue), done: make(chan struct{})}
+	a := &Audit{pool: pool, log: log, events: make(chan auditItem, auditQueue), closing: make(chan struct{}), done: make(chan struct{})}
 	go a.run()
 	return a
 }
@@ -134,9 +135,14 @@ func (a *Audit) Sync(ctx context.Context) error {
 	}
 }
 
-// Close writes what is queued and stops the writer.
+// Close writes what is queued and stops the writer. A batch the database
+// cannot take is no longer tried again for half a minute, only once more,
+// and logged: ledgerd stopped while the database is out of reach would
+// otherwise wait 30 s a batch past its shutdown timeout, and one killed
+// meanwhile loses its queued events without a line in the log.
 func (a *Audit) Close() {
 	a.once.Do(func() {
+		close(a.closing)
 		close(a.events)
 		<-a.done
 	})
@@ -260,9 +266,18 @@ SELECT at, credential_id::uuid, role, method, target, code, message
   FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
        AS t(at, credential_id, role, method, target, code, message)`,
 			at, cred, role, method, target, code, msg)
-		if err == nil || !pg.Unavailable(err) || pg.Backoff(ctx, attempt) != nil {
+		if err == nil || !pg.Unavailable(err) || a.isClosing() || pg.Backoff(ctx, attempt) != nil {
 			return err
 		}
+	}
+}
+
+func (a *Audit) isClosing() bool {
+	select {
+	case <-a.closing:
+		return true
+	default:
+		return false
 	}
 }
 

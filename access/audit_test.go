@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
@@ -190,3 +192,40 @@ func (f queryTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Tra
 }
 
 func (queryTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// Closed while the database is out of reach, the trail tries what is
+// queued once more and logs every event it could not write, at once: it
+// retried each batch for half a minute, so ledgerd stopped during an
+// outage waited 30 s a batch past its shutdown timeout, and one killed
+// meanwhile lost its queued events without a line in the log.
+func TestAuditClosesAtOnceWhileTheDatabaseIsOutOfReach(t *testing.T) {
+	t.Parallel()
+	// A socket folder no server listens in: every connection is refused.
+	pool, err := pgxpool.New(context.Background(), "postgres://postgres@/choledger?sslmode=disable&host="+url.QueryEscape(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var logged bytes.Buffer
+	a := access.NewAudit(pool, slog.New(slog.NewTextHandler(&logged, nil)))
+	targets := []string{"first", "second", "third"}
+	for _, target := range targets {
+		a.Record(access.Event{Role: access.RoleAdmin, Method: "/m/Write", Target: target, Code: "OK"})
+		time.Sleep(150 * time.Millisecond) // a batch each: the writer flushes every 100 ms
+	}
+	closed := make(chan struct{})
+	go func() {
+		a.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close still retries the trail's batches after 5 s")
+	}
+	for _, target := range targets {
+		if !strings.Contains(logged.String(), "target="+target) {
+			t.Errorf("the event naming %s is neither written nor logged", target)
+		}
+	}
+}
