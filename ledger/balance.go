@@ -90,11 +90,31 @@ func (l *Ledger) snapshot(ctx context.Context) (pgx.Tx, error) {
 	return l.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 }
 
+// AwaitRecorded waits until every entry recorded so far has committed. A
+// round takes its record time once it holds the ledger head, and holds the
+// head until it commits, so taking the head's lock, even shared, waits for
+// the round recording now: a snapshot begun after it sees every entry
+// recorded before it. A read as of a time calls it first: otherwise an
+// entry recorded just before that time, still committing, would be left
+// out, and counted once it committed, and the state as of one past time
+// would change from one read to the next.
+func (l *Ledger) AwaitRecorded(ctx context.Context) error {
+	if _, err := l.pool.Exec(ctx, `SELECT 1 FROM ledger_head FOR KEY SHARE`); err != nil {
+		return fmt.Errorf("wait for the entries recorded so far: %w", err)
+	}
+	return nil
+}
+
 // Balance returns the account with code and its totals as of at, with the
 // sequence they are as of.
 func (l *Ledger) Balance(ctx context.Context, code string, at AsOf) (Account, Totals, int64, error) {
 	if !ValidAccountCode(code) {
 		return Account{}, Totals{}, 0, invalid("account_code", "must be 1-200 of [A-Za-z0-9:._-], got %q", code)
+	}
+	if !at.Time.IsZero() {
+		if err := l.AwaitRecorded(ctx); err != nil {
+			return Account{}, Totals{}, 0, err
+		}
 	}
 	tx, err := l.snapshot(ctx)
 	if err != nil {
@@ -165,6 +185,11 @@ func (l *Ledger) TrialBalance(ctx context.Context, market string, at AsOf, pageS
 	after, pinned, err := decodeTrialBalanceToken(pageToken, market, at)
 	if err != nil {
 		return tb, err
+	}
+	if pageToken == "" && !at.Time.IsZero() {
+		if err := l.AwaitRecorded(ctx); err != nil {
+			return tb, err
+		}
 	}
 	tx, err := l.snapshot(ctx)
 	if err != nil {

@@ -629,7 +629,14 @@ func periodTotals(w window, opening, openingPending int64, moves map[Day]*moveme
 	return t
 }
 
+// snapshot begins a report's read once every entry recorded so far has
+// committed: a period, or an as-of point, that ended a moment ago then
+// counts an entry recorded just before its end, still committing when the
+// report was asked, as it does when asked later.
 func (s *Service) snapshot(ctx context.Context) (pgx.Tx, error) {
+	if err := s.ledger.AwaitRecorded(ctx); err != nil {
+		return nil, err
+	}
 	return s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 }
 
