@@ -94,3 +94,52 @@ func TestAsOfAPastTimeCountsWhatWasStillCommitting(t *testing.T) {
 		}
 	}
 }
+
+// A listing of the entries recorded before a time already past lists one
+// still committing, as it does when asked later.
+func TestEntriesRecordedBeforeAPastTimeListWhatWasStillCommitting(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h := holdingProjector{held: make(chan struct{}), release: make(chan struct{})}
+	opts := ledgerOptions()
+	opts.Projectors = []ledger.Projector{h}
+	e := newEnv(t, opts)
+	e.marketAccounts(t, "M1")
+
+	posted := make(chan error, 1)
+	go func() {
+		_, err := e.client.PostEntry(ctx, &pb.PostEntryRequest{IdempotencyKey: "sale-1", Market: "M1", Kind: "sale", Currency: "VND",
+			Postings: []*pb.PostingInput{posting("cash:M1", debit, "15000"), posting("payable:M1", credit, "15000")},
+			Metadata: map[string]string{"hold": "yes"}})
+		posted <- err
+	}()
+	<-h.held
+	// The sale is recorded, and still committing, at this point.
+	time.Sleep(20 * time.Millisecond)
+	end := timestamppb.Now()
+
+	listed := make(chan int, 1)
+	go func() {
+		r, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{Market: "M1", EndTime: end})
+		if err != nil {
+			t.Error(err)
+		}
+		listed <- len(r.GetEntries())
+	}()
+	time.Sleep(300 * time.Millisecond)
+	close(h.release)
+	if err := <-posted; err != nil {
+		t.Fatal(err)
+	}
+	after, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{Market: "M1", EndTime: end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Entries) != 1 {
+		t.Fatalf("entries recorded before %s, listed once the sale committed: %d, want 1", end.AsTime(), len(after.Entries))
+	}
+	if n := <-listed; n != 1 {
+		t.Errorf("entries recorded before %s, listed while the sale recorded before it committed: %d; listed after: 1", end.AsTime(), n)
+	}
+}
