@@ -330,12 +330,10 @@ func (l *Ledger) ListEntries(ctx context.Context, f EntryFilter) ([]Entry, strin
 	if len(conds) > 0 {
 		where = strings.Join(conds, " AND ")
 	}
-	if !f.End.IsZero() {
-		// The entries recorded before a time already past are all of them,
-		// one still committing included.
-		if err := l.AwaitRecorded(ctx); err != nil {
-			return nil, "", err
-		}
+	// The entries recorded before a time just past are all of them, one
+	// still committing included.
+	if err := l.AwaitRecorded(ctx, f.End); err != nil {
+		return nil, "", err
 	}
 	entries, err := loadEntries(ctx, l.pool, where+" ORDER BY e.seq LIMIT "+arg(size+1), args...)
 	if err != nil {

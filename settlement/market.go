@@ -205,7 +205,11 @@ func (s *Service) MarketSettlement(ctx context.Context, q MarketQuery) (MarketSe
 		}
 		token = &t
 	}
-	tx, err := s.snapshot(ctx)
+	point := reportPoint(end, q.AsOf)
+	if token != nil {
+		point = time.Time{} // the first page's point, whose entries it read
+	}
+	tx, err := s.snapshot(ctx, point)
 	if err != nil {
 		return MarketSettlement{}, err
 	}

@@ -328,6 +328,20 @@ func resolveWindow(ctx context.Context, tx pgx.Tx, start, end Day, at ledger.AsO
 	return w, nil
 }
 
+// reportPoint is the time a report over days up to end as of at is the
+// state at: the period's end, or the point's time if it is earlier; none
+// for a point given as a sequence, which names committed entries only.
+func reportPoint(end Day, at ledger.AsOf) time.Time {
+	if at.Seq > 0 {
+		return time.Time{}
+	}
+	point := end.AddDays(1).Start()
+	if !at.Time.IsZero() && at.Time.Before(point) {
+		point = at.Time
+	}
+	return point
+}
+
 // settleTime is how long after a day's end its rollups are taken as final:
 // an entry is timed before its transaction commits, so one recorded just
 // before midnight may still be committing just after.
@@ -629,12 +643,12 @@ func periodTotals(w window, opening, openingPending int64, moves map[Day]*moveme
 	return t
 }
 
-// snapshot begins a report's read once every entry recorded so far has
-// committed: a period, or an as-of point, that ended a moment ago then
-// counts an entry recorded just before its end, still committing when the
-// report was asked, as it does when asked later.
-func (s *Service) snapshot(ctx context.Context) (pgx.Tx, error) {
-	if err := s.ledger.AwaitRecorded(ctx); err != nil {
+// snapshot begins a report's read once every entry recorded before its
+// point has committed: a period, or an as-of point, that ended a moment
+// ago then counts an entry recorded just before its end, still committing
+// when the report was asked, as it does when asked later.
+func (s *Service) snapshot(ctx context.Context, point time.Time) (pgx.Tx, error) {
+	if err := s.ledger.AwaitRecorded(ctx, point); err != nil {
 		return nil, err
 	}
 	return s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
@@ -678,7 +692,7 @@ func (s *Service) MerchantSettlement(ctx context.Context, q MerchantQuery) (Merc
 	if err != nil {
 		return MerchantSettlement{}, ledger.RenameField(err, "code", "merchant")
 	}
-	tx, err := s.snapshot(ctx)
+	tx, err := s.snapshot(ctx, reportPoint(end, q.AsOf))
 	if err != nil {
 		return MerchantSettlement{}, err
 	}
