@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -155,6 +156,20 @@ func parseSecret(s string) (id string, random []byte, ok bool) {
 		return "", nil, false
 	}
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32], random, true
+}
+
+// secretInText is a credential secret within a text, its id kept apart.
+var secretInText = regexp.MustCompile(secretPrefix + `([0-9a-fA-F]{32})_[A-Za-z0-9_-]+`)
+
+// redact hides the random part of every secret in s, keeping the id it
+// names. An operator revoking a leaked secret may paste it where its id
+// goes: the refusal, the call's log line and the audit trail, which every
+// unbound auditor reads, must not pass on a secret that still works.
+func redact(s string) string {
+	if !strings.Contains(s, secretPrefix) {
+		return s
+	}
+	return secretInText.ReplaceAllString(s, secretPrefix+"${1}_[redacted]")
 }
 
 func invalid(field, format string, args ...any) error {
@@ -383,7 +398,7 @@ func (s *Store) List(ctx context.Context, role Role, pageSize int, pageToken str
 func (s *Store) Revoke(ctx context.Context, id string) (Credential, error) {
 	id, ok := ledger.CanonicalUUID(id)
 	if !ok {
-		return Credential{}, invalid("id", "must be a credential id (UUID), got %q", id)
+		return Credential{}, invalid("id", "must be a credential id (UUID), got %q", redact(id))
 	}
 	c, err := scanCredential(s.pool.QueryRow(ctx, `
 UPDATE credentials SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1::uuid

@@ -68,12 +68,14 @@ func (a *Audit) Record(e Event) {
 	}
 	// What a call named is the request's field as sent: any caller may put
 	// in it what PostgreSQL refuses, and would so erase its own denied call,
-	// and every other event of the batch, from the trail.
+	// and every other event of the batch, from the trail. It, and a message
+	// echoing it, may be a secret sent in the wrong field, which the trail's
+	// readers must not learn.
 	e.Role = Role(storable(string(e.Role), maxName))
 	e.Method = storable(e.Method, maxName)
-	e.Target = storable(e.Target, maxTarget)
+	e.Target = storable(redact(e.Target), maxTarget)
 	e.Code = storable(e.Code, maxName)
-	e.Message = storable(e.Message, maxMessage)
+	e.Message = storable(redact(e.Message), maxMessage)
 	a.events <- auditItem{event: e}
 }
 
@@ -290,7 +292,7 @@ func ListEvents(ctx context.Context, pool *pgxpool.Pool, credentialID string, de
 	if credentialID != "" {
 		id, ok := ledger.CanonicalUUID(credentialID)
 		if !ok {
-			return nil, "", invalid("credential_id", "must be a credential id (UUID), got %q", credentialID)
+			return nil, "", invalid("credential_id", "must be a credential id (UUID), got %q", redact(credentialID))
 		}
 		credentialID = id
 	}

@@ -1070,3 +1070,36 @@ func TestBulkWithADeniedItemIsRefusedWhole(t *testing.T) {
 		t.Fatalf("payments after the refused bulk: %v, %v; want none", got, err)
 	}
 }
+
+// An operator who finds a secret leaked, and revokes it by pasting the
+// secret where its id goes, is refused, the credential still working: the
+// secret must then be in neither the answer, which the log line of the call
+// holds, nor the audit trail, which every unbound auditor lists.
+func TestSecretSentAsCredentialIDIsNotEchoed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	_, leaked := e.issue(t, access.IssueRequest{Name: "VietQR bank", Role: access.RoleBank, Provider: "napas"})
+	random := leaked[strings.LastIndex(leaked, "_")+1:]
+	admin := pb.NewAdminServiceClient(e.conn)
+	_, auditorSecret := e.issue(t, access.IssueRequest{Name: "auditor", Role: access.RoleAuditor})
+	auditor := pb.NewAdminServiceClient(e.dial(t, auditorSecret))
+
+	_, err := admin.RevokeCredential(ctx, &pb.RevokeCredentialRequest{Id: leaked})
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || strings.Contains(st.Message(), random) {
+		t.Errorf("revoking a secret as its id: %v; want InvalidArgument without the secret", err)
+	}
+	_, err = auditor.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{CredentialId: leaked})
+	if st := status.Convert(err); st.Code() != codes.InvalidArgument || strings.Contains(st.Message(), random) {
+		t.Errorf("listing the audit events of a secret: %v; want InvalidArgument without the secret", err)
+	}
+	events, err := auditor.ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range events.AuditEvents {
+		if strings.Contains(ev.Target, random) || strings.Contains(ev.Message, random) {
+			t.Errorf("the trail shows the auditor a working bank's secret: %s target %q message %q", ev.Method, ev.Target, ev.Message)
+		}
+	}
+}
