@@ -50,6 +50,9 @@ var (
 	ErrCredentialNotFound = errors.New("credential not found")
 )
 
+// ErrLastAdmin refuses to revoke the last working admin credential.
+var ErrLastAdmin = errors.New("last working admin credential")
+
 // Principal is who a credential stands for.
 type Principal struct {
 	CredentialID string
@@ -394,19 +397,48 @@ func (s *Store) List(ctx context.Context, role Role, pageSize int, pageToken str
 }
 
 // Revoke makes a credential unusable from now on. Revoking a revoked
-// credential keeps its first revocation time.
+// credential keeps its first revocation time. The last working admin
+// credential is not revoked (ErrLastAdmin): only an admin issues and
+// revokes credentials, so without one a leaked secret could not be revoked
+// again, nor a credential issued.
 func (s *Store) Revoke(ctx context.Context, id string) (Credential, error) {
 	id, ok := ledger.CanonicalUUID(id)
 	if !ok {
 		return Credential{}, invalid("id", "must be a credential id (UUID), got %q", redact(id))
 	}
-	c, err := scanCredential(s.pool.QueryRow(ctx, `
+	now := s.now().UTC()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return Credential{}, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op once committed
+	// The working admins, locked in one order: of two admins revoking each
+	// other at once, the second waits for the first and then no longer
+	// finds it working.
+	rows, err := tx.Query(ctx, `
+SELECT id::text FROM credentials
+ WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)
+ ORDER BY id FOR UPDATE`, now)
+	if err != nil {
+		return Credential{}, err
+	}
+	admins, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return Credential{}, err
+	}
+	if len(admins) == 1 && admins[0] == id {
+		return Credential{}, &ledger.Error{Kind: ErrLastAdmin, Msg: "credential " + id + " is the last working admin credential: issue another admin credential first"}
+	}
+	c, err := scanCredential(tx.QueryRow(ctx, `
 UPDATE credentials SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1::uuid
-RETURNING `+credentialColumns, id, s.now().UTC()), nil)
+RETURNING `+credentialColumns, id, now), nil)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Credential{}, &ledger.Error{Kind: ErrCredentialNotFound, Field: "id", Msg: "no credential " + id}
 	}
-	return c, err
+	if err != nil {
+		return Credential{}, err
+	}
+	return c, tx.Commit(ctx)
 }
 
 // Pool is the store's database, which the audit listing reads too.

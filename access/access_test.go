@@ -134,3 +134,41 @@ func TestScope(t *testing.T) {
 		t.Errorf("a bank of 100 markets has a scope of %d characters, leaving no room for a key of 128", len(s))
 	}
 }
+
+// Two admins revoking each other at the same moment leave one of them
+// working: the second revocation waits for the first and is refused once
+// the first has left it the last admin.
+func TestAdminsRevokingEachOtherLeaveOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := access.NewStore(pgtest.New(t).Pool, nil)
+	issue := func() string {
+		c, _, err := s.Issue(ctx, access.IssueRequest{Name: "admin", Role: access.RoleAdmin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.CredentialID
+	}
+	left := issue()
+	for range 20 {
+		pair := []string{left, issue()}
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, id := range pair {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = s.Revoke(ctx, id)
+			}()
+		}
+		wg.Wait()
+		switch {
+		case errs[0] == nil && errors.Is(errs[1], access.ErrLastAdmin):
+			left = pair[1]
+		case errs[1] == nil && errors.Is(errs[0], access.ErrLastAdmin):
+			left = pair[0]
+		default:
+			t.Fatalf("two admins revoked at once: %v; want one revoked and the other refused as the last", errs)
+		}
+	}
+}

@@ -1103,3 +1103,66 @@ func TestSecretSentAsCredentialIDIsNotEchoed(t *testing.T) {
 		}
 	}
 }
+
+// Only an admin issues and revokes credentials: once none works, a leaked
+// secret can no longer be revoked, nor a new stall let in. The last working
+// admin credential is not revoked, by itself or by another admin at the
+// same moment; an expired or revoked one does not count.
+func TestLastWorkingAdminIsNotRevoked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	operator := pb.NewAdminServiceClient(e.conn)
+	admins, err := operator.ListCredentials(ctx, &pb.ListCredentialsRequest{Role: pb.Role_ROLE_ADMIN})
+	if err != nil || len(admins.Credentials) != 1 {
+		t.Fatalf("the env's admins: %v, %v", admins, err)
+	}
+	operatorID := admins.Credentials[0].Id
+	expired, _ := e.issue(t, access.IssueRequest{Name: "expired admin", Role: access.RoleAdmin, TTL: time.Hour})
+	e.advance(2 * time.Hour)
+	revoked, _ := e.issue(t, access.IssueRequest{Name: "revoked admin", Role: access.RoleAdmin})
+	if _, err := operator.RevokeCredential(ctx, &pb.RevokeCredentialRequest{Id: revoked.CredentialID}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two admins revoke each other at once: one is left, whichever it is.
+	second, secondSecret := e.issue(t, access.IssueRequest{Name: "second admin", Role: access.RoleAdmin})
+	clients := map[string]pb.AdminServiceClient{operatorID: operator, second.CredentialID: pb.NewAdminServiceClient(e.dial(t, secondSecret))}
+	other := map[string]string{operatorID: second.CredentialID, second.CredentialID: operatorID}
+	errs := make(chan error, 2)
+	for id, client := range clients {
+		go func() {
+			_, err := client.RevokeCredential(ctx, &pb.RevokeCredentialRequest{Id: other[id]})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		// The one revoked first is refused: Unauthenticated if it called
+		// after, FailedPrecondition if at the same time.
+		if err := <-errs; err != nil && status.Code(err) != codes.Unauthenticated && status.Code(err) != codes.FailedPrecondition {
+			t.Fatalf("two admins revoking each other: %v", err)
+		}
+	}
+	var last string
+	for id, client := range clients {
+		if _, err := client.ListCredentials(ctx, &pb.ListCredentialsRequest{}); err == nil {
+			last = id
+		}
+	}
+	if last == "" {
+		t.Fatal("two admins revoking each other at once left no admin credential working")
+	}
+
+	if _, err := clients[last].RevokeCredential(ctx, &pb.RevokeCredentialRequest{Id: last}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("the last working admin revoking itself: %v, want FailedPrecondition", err)
+	}
+	// Revoking an admin that no longer works changes nothing.
+	for _, id := range []string{revoked.CredentialID, expired.CredentialID} {
+		if _, err := clients[last].RevokeCredential(ctx, &pb.RevokeCredentialRequest{Id: id}); err != nil {
+			t.Errorf("revoking an admin that no longer works: %v", err)
+		}
+	}
+	if _, err := clients[last].ListCredentials(ctx, &pb.ListCredentialsRequest{}); err != nil {
+		t.Fatalf("the last admin: %v", err)
+	}
+}

@@ -60,6 +60,7 @@ var codeOf = []struct {
 	{settlement.ErrBatchNotFound, codes.NotFound},
 	{settlement.ErrReportNotFound, codes.NotFound},
 	{access.ErrCredentialNotFound, codes.NotFound},
+	{access.ErrLastAdmin, codes.FailedPrecondition},
 	{ledger.ErrUnavailable, codes.Unavailable},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
