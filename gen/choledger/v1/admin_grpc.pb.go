@@ -37,7 +37,9 @@ type AdminServiceClient interface {
 	// a hash of it is stored.
 	IssueCredential(ctx context.Context, in *IssueCredentialRequest, opts ...grpc.CallOption) (*IssueCredentialResponse, error)
 	ListCredentials(ctx context.Context, in *ListCredentialsRequest, opts ...grpc.CallOption) (*ListCredentialsResponse, error)
-	// RevokeCredential makes a credential unusable at once.
+	// RevokeCredential makes a credential unusable at once. The last working
+	// admin credential (neither revoked nor expired) is not revoked,
+	// FAILED_PRECONDITION: issue another admin credential first.
 	RevokeCredential(ctx context.Context, in *RevokeCredentialRequest, opts ...grpc.CallOption) (*RevokeCredentialResponse, error)
 	// ListAuditEvents lists recorded writes and denied calls, newest first.
 	// For admins and auditors bound to no market: events name no market, so
@@ -105,7 +107,9 @@ type AdminServiceServer interface {
 	// a hash of it is stored.
 	IssueCredential(context.Context, *IssueCredentialRequest) (*IssueCredentialResponse, error)
 	ListCredentials(context.Context, *ListCredentialsRequest) (*ListCredentialsResponse, error)
-	// RevokeCredential makes a credential unusable at once.
+	// RevokeCredential makes a credential unusable at once. The last working
+	// admin credential (neither revoked nor expired) is not revoked,
+	// FAILED_PRECONDITION: issue another admin credential first.
 	RevokeCredential(context.Context, *RevokeCredentialRequest) (*RevokeCredentialResponse, error)
 	// ListAuditEvents lists recorded writes and denied calls, newest first.
 	// For admins and auditors bound to no market: events name no market, so
