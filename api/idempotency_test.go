@@ -350,3 +350,45 @@ func TestPaymentKeyReusedWithAnotherOccurTime(t *testing.T) {
 	}
 	e.checkInvariants(t)
 }
+
+// A confirmation's or rejection's key sent again for another payment still
+// pending is refused naming the payment the key closed, as it is once that
+// other payment is no longer pending, and writes nothing: not with the
+// ledger's pending entries, which the request does not name.
+func TestCloseKeyReusedForAnotherPayment(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	pending := func(key string) *pb.Payment {
+		return e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "20000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	}
+	for _, reject := range []bool{false, true} {
+		first, other := pending(fmt.Sprintf("first-%v", reject)), pending(fmt.Sprintf("other-%v", reject))
+		close := func(p *pb.Payment) error {
+			if reject {
+				_, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "close", PaymentId: p.Id})
+				return err
+			}
+			_, err := e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "close", PaymentId: p.Id})
+			return err
+		}
+		if err := close(first); err != nil {
+			t.Fatal(err)
+		}
+		before := e.journalSize(t)
+		err := close(other)
+		if status.Code(err) != codes.AlreadyExists || !strings.Contains(err.Error(), first.Id) || strings.Contains(err.Error(), "pending_entry_id") {
+			t.Errorf("reject %v: the key that closed payment %s, sent for pending payment %s: %v; want AlreadyExists naming %s", reject, first.Id, other.Id, err, first.Id)
+		}
+		if n := e.journalSize(t); n != before {
+			t.Errorf("reject %v: the refused request wrote: journal %v, then %v", reject, before, n)
+		}
+		if got, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: other.Id}); err != nil || got.Payment.Status != pb.PaymentStatus_PAYMENT_STATUS_PENDING {
+			t.Errorf("reject %v: payment %s after the refused request: %v, %v; want it pending", reject, other.Id, got.GetPayment().GetStatus(), err)
+		}
+	}
+	e.checkInvariants(t)
+}

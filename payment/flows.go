@@ -41,18 +41,18 @@ func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Payment, bool,
 			return Payment{}, false, err
 		}
 	}
+	same := func(e ledger.Entry) error {
+		if e.Metadata["amount"] != strconv.FormatInt(amount, 10) {
+			return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q confirmed payment %s for %s đồng, got %d", r.Key, p.ID, e.Metadata["amount"], amount)
+		}
+		if r.ProviderRef != "" && r.ProviderRef != p.ProviderRef {
+			return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q confirmed payment %s with reference %q, got %q", r.Key, p.ID, p.ProviderRef, r.ProviderRef)
+		}
+		return nil
+	}
 	if p.Status != StatusPending {
 		// A retry finds the payment confirmed by its own key: the answer,
 		// if it asks for what the key confirmed.
-		same := func(e ledger.Entry) error {
-			if e.Metadata["amount"] != strconv.FormatInt(amount, 10) {
-				return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q confirmed payment %s for %s đồng, got %d", r.Key, p.ID, e.Metadata["amount"], amount)
-			}
-			if r.ProviderRef != "" && r.ProviderRef != p.ProviderRef {
-				return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q confirmed payment %s with reference %q, got %q", r.Key, p.ID, p.ProviderRef, r.ProviderRef)
-			}
-			return nil
-		}
 		if replay, ok, err := s.replay(ctx, ledgerKey, p.ID, same); ok || err != nil {
 			return replay, ok, err
 		}
@@ -83,6 +83,9 @@ func (s *Service) Confirm(ctx context.Context, r ConfirmRequest) (Payment, bool,
 	}
 	res, err := s.ledger.ClosePending(ctx, req)
 	if err != nil {
+		if errors.Is(err, ledger.ErrIdempotencyConflict) {
+			return s.keyUsedElsewhere(ctx, ledgerKey, p.ID, same, err)
+		}
 		if errors.Is(err, ledger.ErrPendingExpired) || errors.Is(err, ledger.ErrPendingClosed) {
 			return Payment{}, false, fail(ErrWrongState, "payment_id", "payment %s can no longer be confirmed: %v", p.ID, err)
 		}
@@ -136,13 +139,13 @@ func (s *Service) Reject(ctx context.Context, r RejectRequest) (Payment, bool, e
 		return Payment{}, false, ledger.RenameField(err, "id", "payment_id")
 	}
 	ledgerKey := keyReject + r.Key
-	if p.Status != StatusPending {
-		same := func(e ledger.Entry) error {
-			if e.Metadata["reason"] != r.Reason {
-				return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q rejected payment %s with reason %q, got %q", r.Key, p.ID, e.Metadata["reason"], r.Reason)
-			}
-			return nil
+	same := func(e ledger.Entry) error {
+		if e.Metadata["reason"] != r.Reason {
+			return fail(ledger.ErrIdempotencyConflict, "idempotency_key", "key %q rejected payment %s with reason %q, got %q", r.Key, p.ID, e.Metadata["reason"], r.Reason)
 		}
+		return nil
+	}
+	if p.Status != StatusPending {
 		if replay, ok, err := s.replay(ctx, ledgerKey, p.ID, same); ok || err != nil {
 			return replay, ok, err
 		}
@@ -154,6 +157,9 @@ func (s *Service) Reject(ctx context.Context, r RejectRequest) (Payment, bool, e
 	}
 	res, err := s.ledger.ClosePending(ctx, ledger.CloseRequest{IdempotencyKey: ledgerKey, PendingID: p.PendingEntryID, Void: true, Kind: KindReject, Metadata: md})
 	if err != nil {
+		if errors.Is(err, ledger.ErrIdempotencyConflict) {
+			return s.keyUsedElsewhere(ctx, ledgerKey, p.ID, same, err)
+		}
 		if errors.Is(err, ledger.ErrPendingClosed) {
 			return Payment{}, false, fail(ErrWrongState, "payment_id", "payment %s can no longer be rejected: %v", p.ID, err)
 		}
@@ -370,6 +376,19 @@ const refundAttempts = 32
 
 func refundOf(e ledger.Entry) Refund {
 	return Refund{EntryID: e.ID, Amount: mdInt(e.Metadata, "amount"), FeeReturned: mdInt(e.Metadata, "fee_returned")}
+}
+
+// keyUsedElsewhere answers a confirmation or rejection of a pending payment
+// that the ledger refused for its key, which closed another payment (or
+// this one, asked otherwise by a copy sent at once): as replay does once
+// the payment is no longer pending, naming the payment the key closed or
+// what differs, not with the ledger's refusal, which names pending entries
+// the request does not.
+func (s *Service) keyUsedElsewhere(ctx context.Context, ledgerKey, paymentID string, same func(ledger.Entry) error, refused error) (Payment, bool, error) {
+	if replay, ok, err := s.replay(ctx, ledgerKey, paymentID, same); ok || err != nil {
+		return replay, ok, err
+	}
+	return Payment{}, false, refused
 }
 
 // replay answers a request whose ledger key was already used: with the
