@@ -102,7 +102,8 @@ func (s *AdminServer) RevokeCredential(ctx context.Context, req *pb.RevokeCreden
 }
 
 func (s *AdminServer) ListAuditEvents(ctx context.Context, req *pb.ListAuditEventsRequest) (*pb.ListAuditEventsResponse, error) {
-	// What was recorded before this call is listed, however recently.
+	// What this ledgerd recorded before this call is listed, however
+	// recently; another ledgerd's events follow within its flush interval.
 	if err := s.Audit.Sync(ctx); err != nil {
 		return nil, toStatus(ctx, err)
 	}
