@@ -89,7 +89,7 @@ SELECT format('merchant %s, %s: rollups %s/%s/%s/%s/%s/%s, payments %s/%s/%s/%s/
        <> (COALESCE(p.n, 0), COALESCE(p.gross, 0), COALESCE(p.fees, 0), COALESCE(x.rn, 0), COALESCE(p.refunded, 0), COALESCE(p.fr, 0))`, headOnly},
 	{"payments are their entries", `
 WITH recorded AS (
-    SELECT (e.metadata->>'payment_id')::uuid AS id, e.seq, e.id AS entry_id, e.phase, e.market, e.currency, e.occurred_at,
+    SELECT (e.metadata->>'payment_id')::uuid AS id, e.seq, e.id AS entry_id, e.phase, e.market, e.currency, e.occurred_at, e.expires_at,
            e.metadata->>'merchant' AS merchant, e.metadata->>'channel' AS channel, e.metadata->>'source' AS source,
            (e.metadata->>'amount')::bigint AS amount, (e.metadata->>'fee')::bigint AS fee,
            NULLIF(e.metadata->>'provider_ref', '') AS provider_ref, NULLIF(e.metadata->>'request_id', '')::uuid AS request_id
@@ -97,10 +97,11 @@ WITH recorded AS (
      WHERE e.kind = 'payment' AND e.metadata ? 'payment_id' AND e.seq <= $1),
      refunds AS (
     SELECT (metadata->>'payment_id')::uuid AS id, sum((metadata->>'amount')::bigint) AS refunded,
-           sum((metadata->>'fee_returned')::bigint) AS fee_returned
+           sum((metadata->>'fee_returned')::bigint) AS fee_returned, array_agg(id ORDER BY seq) AS entry_ids
       FROM ledger_entries WHERE kind = 'refund' AND metadata ? 'payment_id' AND seq <= $1 GROUP BY 1),
      figures AS (
     SELECT r.*, c.kind AS closed_by, COALESCE(f.refunded, 0) AS refunded, COALESCE(f.fee_returned, 0) AS fee_returned,
+           ARRAY[r.entry_id] || CASE WHEN c.id IS NULL THEN '{}' ELSE ARRAY[c.id] END || COALESCE(f.entry_ids, '{}') AS entry_ids,
            CASE WHEN r.phase = 'posted' THEN r.amount WHEN c.kind = 'payment_confirm' THEN (c.metadata->>'amount')::bigint ELSE 0 END AS confirmed,
            CASE WHEN c.kind = 'payment_confirm' THEN (c.metadata->>'fee')::bigint ELSE r.fee END AS charged,
            COALESCE(r.provider_ref, NULLIF(c.metadata->>'provider_ref', '')) AS ref
@@ -110,6 +111,7 @@ WITH recorded AS (
      j AS (
     SELECT id, merchant, market, channel, source, currency, amount, confirmed, charged AS fee, refunded, fee_returned, ref, request_id,
            CASE WHEN phase = 'pending' THEN entry_id END AS pending_entry_id, occurred_at,
+           CASE WHEN phase = 'pending' AND closed_by IS NULL THEN expires_at END AS expires_at, entry_ids,
            CASE WHEN phase = 'posted' OR closed_by = 'payment_confirm' THEN
                      CASE WHEN refunded = 0 THEN 'confirmed' WHEN refunded = confirmed THEN 'refunded' ELSE 'partially_refunded' END
                 WHEN closed_by IS NULL THEN 'pending'
@@ -118,21 +120,21 @@ WITH recorded AS (
       FROM figures),
      p AS (
     SELECT id, merchant, market, channel, source, currency, amount, confirmed_amount, fee, refunded_amount, fee_refunded, provider_ref,
-           request_id, pending_entry_id, occurred_at, status
+           request_id, pending_entry_id, occurred_at, expires_at, entry_ids, status
       FROM payments)
-SELECT format('payment %s: in the journal %s, in payments %s (status/merchant/market/channel/source/currency/amount/confirmed/fee/refunded/fee returned/provider reference/request/pending entry/occurred)',
+SELECT format('payment %s: in the journal %s, in payments %s (status/merchant/market/channel/source/currency/amount/confirmed/fee/refunded/fee returned/provider reference/request/pending entry/occurred/expires/entries)',
               COALESCE(j.id, p.id), CASE WHEN j.id IS NULL THEN 'none' ELSE
               ROW(j.status, j.merchant, j.market, j.channel, j.source, j.currency, j.amount, j.confirmed, j.fee, j.refunded, j.fee_returned,
-                  j.ref, j.request_id, j.pending_entry_id, j.occurred_at)::text END,
+                  j.ref, j.request_id, j.pending_entry_id, j.occurred_at, j.expires_at, j.entry_ids)::text END,
               CASE WHEN p.id IS NULL THEN 'none' ELSE
               ROW(p.status, p.merchant, p.market, p.channel, p.source, p.currency, p.amount, p.confirmed_amount, p.fee, p.refunded_amount,
-                  p.fee_refunded, p.provider_ref, p.request_id, p.pending_entry_id, p.occurred_at)::text END)
+                  p.fee_refunded, p.provider_ref, p.request_id, p.pending_entry_id, p.occurred_at, p.expires_at, p.entry_ids)::text END)
   FROM j FULL JOIN p ON p.id = j.id
  WHERE ROW(j.id, j.status, j.merchant, j.market, j.channel, j.source, j.currency, j.amount, j.confirmed, j.fee, j.refunded, j.fee_returned,
-           j.ref, j.request_id, j.pending_entry_id, j.occurred_at)
+           j.ref, j.request_id, j.pending_entry_id, j.occurred_at, j.expires_at, j.entry_ids)
        IS DISTINCT FROM
        ROW(p.id, p.status, p.merchant, p.market, p.channel, p.source, p.currency, p.amount, p.confirmed_amount, p.fee, p.refunded_amount,
-           p.fee_refunded, p.provider_ref, p.request_id, p.pending_entry_id, p.occurred_at)`, headOnly},
+           p.fee_refunded, p.provider_ref, p.request_id, p.pending_entry_id, p.occurred_at, p.expires_at, p.entry_ids)`, headOnly},
 	{"payout lines are their entries", `
 WITH reserved AS (
     SELECT e.id, e.market, (e.metadata->>'payout_batch')::uuid AS batch_id, e.metadata->>'merchant' AS merchant,

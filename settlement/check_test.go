@@ -167,6 +167,19 @@ func TestCheckRollupsFindsChangedProjections(t *testing.T) {
 			sql{`UPDATE payments SET provider_ref = 'FORGED' WHERE id = $1`, []any{h.direct.ID}},
 			sql{`UPDATE payments SET provider_ref = $2 WHERE id = $1`, []any{h.direct.ID, h.direct.ProviderRef}},
 			"payments are their entries"},
+		// A payout batch reads a payment's entries from the row to tell a
+		// refund since its cut-off of a payment confirmed by then, which
+		// gives back money that was owed, from one it pays no less for.
+		{"a refunded payment's entries emptied",
+			sql{`UPDATE payments SET entry_ids = '{}' WHERE id = $1`, []any{h.direct.ID}},
+			sql{`UPDATE payments SET entry_ids = $2::text[]::uuid[] WHERE id = $1`, []any{h.direct.ID, h.direct.EntryIDs}},
+			"payments are their entries"},
+		// A bank's notification of a bill confirms a pending payment only
+		// while the row says it has not expired.
+		{"a pending payment's expiry moved",
+			sql{`UPDATE payments SET expires_at = expires_at - interval '1 day' WHERE id = $1`, []any{h.pending.ID}},
+			sql{`UPDATE payments SET expires_at = $2 WHERE id = $1`, []any{h.pending.ID, h.pending.ExpiresAt}},
+			"payments are their entries"},
 		{"a paid payout line shown failed",
 			sql{`UPDATE payout_lines SET status = 'failed', bank_ref = NULL, reason = 'account closed' WHERE batch_id = $1 AND merchant = 'TS-CHK-01'`, []any{h.batch}},
 			sql{`UPDATE payout_lines SET status = 'paid', bank_ref = 'VCB-OUT-1', reason = '' WHERE batch_id = $1 AND merchant = 'TS-CHK-01'`, []any{h.batch}},
