@@ -296,8 +296,9 @@ func SettlementAccount(bank, market string) string {
 // Currency is the currency of every account this package opens.
 const Currency = "VND"
 
-// marketAccounts are the accounts a market cannot take payments without.
-func marketAccounts(market string) []ledger.AccountSpec {
+// MarketAccounts are the accounts a market cannot take payments without,
+// as it opens them.
+func MarketAccounts(market string) []ledger.AccountSpec {
 	specs := []ledger.AccountSpec{
 		{Code: FeesAccount(market), Type: ledger.Revenue, Currency: Currency, Market: market},
 		{Code: SuspenseAccount(market), Type: ledger.Liability, Currency: Currency, Market: market},
@@ -308,7 +309,8 @@ func marketAccounts(market string) []ledger.AccountSpec {
 	return specs
 }
 
-func payableSpec(m Merchant) ledger.AccountSpec {
+// PayableSpec is the payable account of merchant m, as it opens it.
+func PayableSpec(m Merchant) ledger.AccountSpec {
 	return ledger.AccountSpec{
 		Code: PayableAccount(m.Code), Type: ledger.Liability, Currency: Currency, Market: m.Market,
 		Flags: ledger.FlagDebitsMustNotExceedCredits,

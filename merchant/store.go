@@ -87,7 +87,7 @@ func (s *Store) CreateMarket(ctx context.Context, m Market) (Market, error) {
 	if exists {
 		return Market{}, errorf(ErrMarketExists, "market.code", "market %s already exists", m.Code)
 	}
-	if err := s.openAccounts(ctx, "market.code", marketAccounts(m.Code)...); err != nil {
+	if err := s.openAccounts(ctx, "market.code", MarketAccounts(m.Code)...); err != nil {
 		return Market{}, err
 	}
 	const insert = `
@@ -401,8 +401,8 @@ RETURNING code`
 	err = pg.Transact(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		// Opened with the merchant, so that a create that fails (a stall
 		// taken meanwhile) leaves no account of a merchant that is not.
-		if _, _, err := ledger.OpenAccount(ctx, tx, payableSpec(m)); err != nil {
-			return accountNotOpened("merchant.code", payableSpec(m), err)
+		if _, _, err := ledger.OpenAccount(ctx, tx, PayableSpec(m)); err != nil {
+			return accountNotOpened("merchant.code", PayableSpec(m), err)
 		}
 		// The market's row is held from here to the commit: against a
 		// concurrent close, and to number the merchant.

@@ -3,11 +3,13 @@ package settlement
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
 )
 
 // Arguments of the checks: the head alone, or the journal queries'
@@ -211,6 +213,93 @@ func CheckRollups(ctx context.Context, pool *pgxpool.Pool) ([]ledger.Violation, 
 		for _, d := range details {
 			out = append(out, ledger.Violation{Invariant: c.name, Detail: d})
 		}
+	}
+	accounts, err := checkAccounts(ctx, tx)
+	if err != nil {
+		return nil, fmt.Errorf("check accounts: %w", err)
+	}
+	return append(out, accounts...), nil
+}
+
+// checkAccounts compares the accounts of every market, merchant and
+// settlement bank with what they were opened as. Nothing in the journal
+// records an account's type, market or flags, yet its type decides the
+// sign of the balance it shows, its market the report that lists it, and
+// its flags what it may be overdrawn by: a payable made an asset showed
+// what its merchant is owed as owed by it, and a merchant moved to
+// another market left its market's report, and no hash or sum changed.
+func checkAccounts(ctx context.Context, tx pgx.Tx) ([]ledger.Violation, error) {
+	rows, err := tx.Query(ctx, `
+SELECT 'market', code, '' FROM markets
+ UNION ALL SELECT 'merchant', code, market FROM merchants
+ UNION ALL SELECT DISTINCT 'bank', bank, market FROM provider_settlements`)
+	if err != nil {
+		return nil, err
+	}
+	var specs []ledger.AccountSpec
+	var of []string // what each spec was opened for
+	for rows.Next() {
+		var what, code, market string
+		if err := rows.Scan(&what, &code, &market); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		switch what {
+		case "market":
+			for _, s := range merchant.MarketAccounts(code) {
+				specs, of = append(specs, s), append(of, "market "+code)
+			}
+		case "merchant":
+			specs, of = append(specs, merchant.PayableSpec(merchant.Merchant{Code: code, Market: market})), append(of, "merchant "+code)
+		default:
+			specs, of = append(specs, settlementAccountSpec(code, market)), append(of, "bank "+code+" in market "+market)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	codes := make([]string, len(specs))
+	for i, s := range specs {
+		codes[i] = s.Code
+	}
+	rows, err = tx.Query(ctx, `SELECT code, type, currency, market, flags FROM ledger_accounts WHERE code = ANY($1)`, codes)
+	if err != nil {
+		return nil, err
+	}
+	held := map[string]ledger.AccountSpec{}
+	for rows.Next() {
+		var a ledger.AccountSpec
+		if err := rows.Scan(&a.Code, &a.Type, &a.Currency, &a.Market, &a.Flags); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		held[a.Code] = a
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var out []ledger.Violation
+	for i, want := range specs {
+		// A market opened before a channel, or suspense, existed has no
+		// account of it; a merchant always has its payable, opened with it.
+		got, ok := held[want.Code]
+		if ok && got == want {
+			continue
+		}
+		detail := fmt.Sprintf("account %s of %s: ", want.Code, of[i])
+		if ok {
+			detail += fmt.Sprintf("%s %s in market %s with flags %d", got.Type, got.Currency, got.Market, got.Flags)
+		} else if strings.HasSuffix(want.Code, ":payable") {
+			detail += "none"
+		} else {
+			continue
+		}
+		out = append(out, ledger.Violation{
+			Invariant: "accounts are as their markets, merchants and banks opened them",
+			Detail:    detail + fmt.Sprintf(", opened as %s %s in market %s with flags %d", want.Type, want.Currency, want.Market, want.Flags),
+		})
 	}
 	return out, nil
 }

@@ -35,8 +35,10 @@ func newCheckedHistory(t *testing.T) checkedHistory {
 	payments := payment.NewService(db.Pool, l, store, payment.Options{Now: func() time.Time { return clock() }})
 	svc := settlement.NewService(db.Pool, l, store, settlement.Options{Now: func() time.Time { return clock() }})
 	const mk = "TS-CHK"
-	if _, err := store.CreateMarket(ctx, merchant.Market{Code: mk, Name: "Chợ Kiểm", Province: "Thái Nguyên"}); err != nil {
-		t.Fatal(err)
+	for _, m := range []merchant.Market{{Code: mk, Name: "Chợ Kiểm", Province: "Thái Nguyên"}, {Code: "TS-ELSE", Name: "Chợ Khác", Province: "Thái Nguyên"}} {
+		if _, err := store.CreateMarket(ctx, m); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, code := range []string{"TS-CHK-01", "TS-CHK-02"} {
 		if _, err := store.CreateMerchant(ctx, merchant.Merchant{
@@ -180,6 +182,21 @@ func TestCheckRollupsFindsChangedProjections(t *testing.T) {
 			sql{`UPDATE payments SET expires_at = expires_at - interval '1 day' WHERE id = $1`, []any{h.pending.ID}},
 			sql{`UPDATE payments SET expires_at = $2 WHERE id = $1`, []any{h.pending.ID, h.pending.ExpiresAt}},
 			"payments are their entries"},
+		// An account's type decides the sign of the balance it shows.
+		{"a merchant's payable made an asset, what it is owed shown as owing",
+			sql{`UPDATE ledger_accounts SET type = 'asset' WHERE code = 'merchant:TS-CHK-01:payable'`, nil},
+			sql{`UPDATE ledger_accounts SET type = 'liability' WHERE code = 'merchant:TS-CHK-01:payable'`, nil},
+			"accounts are as their markets, merchants and banks opened them"},
+		{"a merchant moved to another market, out of its market's report",
+			sql{`WITH s AS (UPDATE merchant_stalls SET market = 'TS-ELSE' WHERE merchant = 'TS-CHK-02')
+UPDATE merchants SET market = 'TS-ELSE' WHERE code = 'TS-CHK-02'`, nil},
+			sql{`WITH s AS (UPDATE merchant_stalls SET market = 'TS-CHK' WHERE merchant = 'TS-CHK-02')
+UPDATE merchants SET market = 'TS-CHK' WHERE code = 'TS-CHK-02'`, nil},
+			"accounts are as their markets, merchants and banks opened them"},
+		{"a settlement account's limit on paying out money the bank has not received lifted",
+			sql{`UPDATE ledger_accounts SET flags = 0 WHERE code = 'bank:vcb:market:TS-CHK:settlement'`, nil},
+			sql{`UPDATE ledger_accounts SET flags = 2 WHERE code = 'bank:vcb:market:TS-CHK:settlement'`, nil},
+			"accounts are as their markets, merchants and banks opened them"},
 		{"a paid payout line shown failed",
 			sql{`UPDATE payout_lines SET status = 'failed', bank_ref = NULL, reason = 'account closed' WHERE batch_id = $1 AND merchant = 'TS-CHK-01'`, []any{h.batch}},
 			sql{`UPDATE payout_lines SET status = 'paid', bank_ref = 'VCB-OUT-1', reason = '' WHERE batch_id = $1 AND merchant = 'TS-CHK-01'`, []any{h.batch}},

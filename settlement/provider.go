@@ -218,6 +218,16 @@ func (r ProviderSettlementRequest) duplicateRef() error {
 // key.
 func (r ProviderSettlementRequest) bankCreditRef() string { return "bank:" + r.Bank + ":" + r.BankRef }
 
+// settlementAccountSpec is a settlement bank's account of market, as
+// openSettlementAccount opens it: it refuses credits beyond its debits, so
+// the bank never pays out money it has not received.
+func settlementAccountSpec(bank, market string) ledger.AccountSpec {
+	return ledger.AccountSpec{
+		Code: merchant.SettlementAccount(bank, market), Type: ledger.Asset, Currency: Currency, Market: market,
+		Flags: ledger.FlagCreditsMustNotExceedDebits,
+	}
+}
+
 // openSettlementAccount opens a settlement bank's account of a market for
 // r, if it is not open. A credit whose bank reference is recorded already
 // is refused here, before the account is opened for money that will not
@@ -235,9 +245,7 @@ func (s *Service) openSettlementAccount(ctx context.Context, code, market string
 	case err != nil:
 		return err
 	}
-	if _, _, err := s.ledger.CreateAccount(ctx, ledger.AccountSpec{
-		Code: code, Type: ledger.Asset, Currency: Currency, Market: market, Flags: ledger.FlagCreditsMustNotExceedDebits,
-	}); err != nil {
+	if _, _, err := s.ledger.CreateAccount(ctx, settlementAccountSpec(r.Bank, market)); err != nil {
 		if errors.Is(err, ledger.ErrAccountExists) {
 			return fail(ledger.ErrAccountExists, "bank", "the ledger already has an account %s with other attributes (%v)", code, err)
 		}
