@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1425,5 +1426,152 @@ func TestMarketSettlementContinuesItsPaddedMarket(t *testing.T) {
 		if len(next.Merchants) != 1 || next.Merchants[0].Merchant != "TN-TEST-0002" {
 			t.Errorf("second page of %q lists %v, want TN-TEST-0002", market, next.Merchants)
 		}
+	}
+}
+
+// What is read as of a time that has passed is final: a payment booked
+// at or before it, whose round was still committing when it was first
+// read, is counted the first time too, by every read as of that time,
+// not only when it is asked again.
+func TestReadsAsOfAPassedTimeAreFinal(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "before", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "100000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-BEFORE"})
+
+	// A round that has booked its payment, and so taken its time, is held
+	// before it commits: its write of the merchant's payable waits for
+	// this lock.
+	hold, err := e.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback(ctx) //nolint:errcheck // released below
+	if _, err := hold.Exec(ctx, `SELECT 1 FROM ledger_accounts WHERE code = $1 FOR UPDATE`, "merchant:"+a+":payable"); err != nil {
+		t.Fatal(err)
+	}
+	waiting := func() int {
+		var n int
+		if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	recorded := make(chan error, 1)
+	go func() {
+		_, err := e.payments.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: "held", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR,
+			Amount: "50000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-HELD"})
+		recorded <- err
+	}()
+	until(ctx, func() bool { return waiting() == 1 })
+	at := &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.Now()}}
+	day := settlement.DayOf(at.GetTime().AsTime()).String()
+
+	reads := []struct {
+		name string
+		read func() (proto.Message, error)
+	}{
+		{"GetBalance", func() (proto.Message, error) {
+			return e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + a + ":payable", AsOf: at})
+		}},
+		{"GetTrialBalance", func() (proto.Message, error) {
+			return e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: testMarket, AsOf: at})
+		}},
+		{"GetMerchantSettlement", func() (proto.Message, error) {
+			return e.settle.GetMerchantSettlement(ctx, &pb.GetMerchantSettlementRequest{Merchant: a, StartDay: day, EndDay: day, AsOf: at})
+		}},
+		{"GetMarketSettlement", func() (proto.Message, error) {
+			return e.settle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: testMarket, StartDay: day, EndDay: day, AsOf: at})
+		}},
+		// The entries recorded before it: an auditor who lists the
+		// journal a period after another, up to a time just passed, would
+		// see the payment in neither.
+		{"ListEntries", func() (proto.Message, error) {
+			return e.client.ListEntries(ctx, &pb.ListEntriesRequest{Market: testMarket, EndTime: at.GetTime()})
+		}},
+	}
+	type answer struct {
+		msg proto.Message
+		err error
+	}
+	firsts := make([]chan answer, len(reads))
+	var answered atomic.Int32
+	for i, r := range reads {
+		firsts[i] = make(chan answer, 1)
+		go func() {
+			m, err := r.read()
+			firsts[i] <- answer{m, err}
+			answered.Add(1)
+		}()
+	}
+	// Each read has answered, or waits for the round: either way it has
+	// read what it reads before the round is let go.
+	until(ctx, func() bool { return int(answered.Load())+waiting()-1 >= len(reads) })
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-recorded; err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range reads {
+		first := <-firsts[i]
+		if first.err != nil {
+			t.Fatalf("%s: %v", r.name, first.err)
+		}
+		again, err := r.read()
+		if err != nil {
+			t.Fatalf("%s again: %v", r.name, err)
+		}
+		if !proto.Equal(first.msg, again) {
+			t.Errorf("%s as of %s, while a payment booked before it committed:\n%v\nasked again:\n%v",
+				r.name, at.GetTime().AsTime().Format(time.RFC3339Nano), first.msg, again)
+		}
+	}
+}
+
+// Only a time that may still gain entries waits for the round holding the
+// ledger head: a report of a day not yet over, and reads as of a time
+// before the newest entry, answer while a round holds it, so that the
+// reports stalls and auditors ask all day take no lock on the row every
+// write needs.
+func TestReadsOfThePastAndOfTodayDoNotWaitForTheHead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "first", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "100000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-FIRST"})
+	before := timestamppb.Now()
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "second", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "50000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-SECOND"})
+
+	holder, err := e.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx) //nolint:errcheck // read-only
+	if _, err := holder.Exec(ctx, `SELECT last_seq FROM ledger_head FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	past := &pb.AsOf{Point: &pb.AsOf_Time{Time: before}}
+	if r, err := e.client.GetBalance(callCtx, &pb.GetBalanceRequest{AccountCode: "merchant:" + a + ":payable", AsOf: past}); err != nil {
+		t.Errorf("GetBalance as of a time before the newest entry, while a round holds the head: %v", err)
+	} else if r.Balance.Posted != "99500" {
+		t.Errorf("GetBalance as of a time before the second payment: %s, want 99500", r.Balance.Posted)
+	}
+	if _, err := e.settle.GetMerchantSettlement(callCtx, &pb.GetMerchantSettlementRequest{Merchant: a, StartDay: today()}); err != nil {
+		t.Errorf("today's report, while a round holds the head: %v", err)
+	}
+	if _, err := e.settle.GetMarketSettlement(callCtx, &pb.GetMarketSettlementRequest{Market: testMarket, StartDay: today()}); err != nil {
+		t.Errorf("today's market report, while a round holds the head: %v", err)
+	}
+	if _, err := e.client.ListEntries(callCtx, &pb.ListEntriesRequest{Market: testMarket, EndTime: before}); err != nil {
+		t.Errorf("entries recorded before a time before the newest entry, while a round holds the head: %v", err)
 	}
 }

@@ -90,25 +90,31 @@ func (l *Ledger) snapshot(ctx context.Context) (pgx.Tx, error) {
 	return l.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 }
 
-// AwaitRecorded waits, when at is a time of the last minute, until every
-// entry recorded by then has committed. A round takes its record time once
-// it holds the ledger head, and holds the head until it commits, so taking
-// the head's lock, even shared, waits for the round recording now: a
-// snapshot begun after it sees every entry recorded before at. A read as
-// of a time calls it first: otherwise an entry recorded just before that
-// time, still committing, would be left out, and counted once it
-// committed, and the state as of one past time would change from one read
-// to the next. A time older than a minute waits for nothing (no round
-// holds the head that long), and neither does a time still to come, which
-// a read takes as now: so reads of the past and of today take no lock on
-// the head every write needs. The database's clock decides, as it dates
-// the entries.
+// AwaitRecorded waits, when at may still gain entries, until every entry
+// recorded by then has committed. A round takes its record time once it
+// holds the ledger head, and holds the head until it commits, so taking
+// the head's lock, even shared, waits for the round recording now; the
+// next round takes the head after this statement began, and so records a
+// later time than at. A read as of a time calls it first: otherwise an
+// entry recorded just before that time, still committing, would be left
+// out, and counted once it committed, and the state as of one past time
+// would change from one read to the next.
+//
+// Only a time between the newest committed entry and now can gain
+// entries: the round in progress recorded after the newest committed one,
+// and a time still to come is read as now, final only once it has passed.
+// So reads of the past and of a period not yet over (a report of today)
+// take no lock on the row every write needs. The database's clock
+// decides, as it dates the entries.
 func (l *Ledger) AwaitRecorded(ctx context.Context, at time.Time) error {
 	if at.IsZero() {
 		return nil
 	}
-	if _, err := l.pool.Exec(ctx, `SELECT 1 FROM ledger_head WHERE $1::timestamptz BETWEEN now() - interval '1 minute' AND now() FOR KEY SHARE`, at); err != nil {
-		return fmt.Errorf("wait for the entries recorded before %s: %w", at.Format(time.RFC3339Nano), err)
+	if _, err := l.pool.Exec(ctx, `
+SELECT FROM ledger_head
+ WHERE $1::timestamptz BETWEEN COALESCE((SELECT recorded_at FROM ledger_entries ORDER BY recorded_at DESC, seq DESC LIMIT 1), '-infinity') AND now()
+   FOR KEY SHARE`, at); err != nil {
+		return fmt.Errorf("wait for the entries recorded by %s: %w", at.Format(time.RFC3339Nano), err)
 	}
 	return nil
 }
@@ -277,6 +283,9 @@ SELECT currency, COALESCE(SUM(debits_pending), 0), COALESCE(SUM(credits_pending)
 // SequenceAt returns the sequence of the last entry recorded at or before t:
 // the ledger's state at t is its state right after that entry.
 func (l *Ledger) SequenceAt(ctx context.Context, t time.Time) (int64, error) {
+	if err := l.AwaitRecorded(ctx, t); err != nil {
+		return 0, err
+	}
 	seq, _, err := resolveAsOf(ctx, l.pool, AsOf{Time: t})
 	return seq, err
 }

@@ -332,7 +332,7 @@ func (l *Ledger) ListEntries(ctx context.Context, f EntryFilter) ([]Entry, strin
 	}
 	// The entries recorded before a time just past are all of them, one
 	// still committing included.
-	if err := l.AwaitRecorded(ctx, f.End); err != nil {
+	if err := l.AwaitRecorded(ctx, pg.CeilMicrosecond(f.End)); err != nil {
 		return nil, "", err
 	}
 	entries, err := loadEntries(ctx, l.pool, where+" ORDER BY e.seq LIMIT "+arg(size+1), args...)
