@@ -969,6 +969,53 @@ func TestProviderSettlement(t *testing.T) {
 	e.checkRollups(t)
 }
 
+// Credits racing for what a provider owes, each at a bank that has received
+// nothing for the market yet: a credit refused because another took what
+// was owed meanwhile opens no account at its bank, which would tell a
+// payout batch the bank had received 0 đồng rather than nothing.
+func TestRacingCreditsRefusedOpenNoSettlementAccount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	for round := range 4 {
+		e.record(t, bankNotice(fmt.Sprint("paid-", round), "TN-TEST-0001", "100000", fmt.Sprint("FT-PAID-", round)))
+		results := make([]codes.Code, 8)
+		var wg sync.WaitGroup
+		for i := range results {
+			wg.Go(func() {
+				_, err := e.settle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: fmt.Sprint("credit-", round, "-", i),
+					Channel: pb.Channel_CHANNEL_VIETQR, Market: testMarket, Amount: "100000", Bank: fmt.Sprint("r", round, "bank", i), BankRef: fmt.Sprint("REF-", round, "-", i)})
+				results[i] = status.Code(err)
+			})
+		}
+		wg.Wait()
+		recorded := 0
+		for i, c := range results {
+			code := fmt.Sprint("bank:r", round, "bank", i, ":market:", testMarket, ":settlement")
+			_, err := e.client.GetAccount(ctx, &pb.GetAccountRequest{Code: code})
+			switch c {
+			case codes.OK:
+				recorded++
+				if err != nil {
+					t.Errorf("credit %d recorded; its bank's account %s: %v", i, code, err)
+				}
+			case codes.FailedPrecondition:
+				if status.Code(err) != codes.NotFound {
+					t.Errorf("credit %d refused, yet its bank's account %s is open (%v)", i, code, err)
+				}
+			default:
+				t.Errorf("credit %d: %v", i, c)
+			}
+		}
+		if recorded != 1 {
+			t.Errorf("round %d: %d credits of what NAPAS owes recorded, want 1", round, recorded)
+		}
+	}
+	e.checkRollups(t)
+	e.checkInvariants(t)
+}
+
 // A provider credit above what the provider owes, with unmatched money
 // allowed: the excess waits in the market's suspense account, and once the
 // payment it was for is confirmed it is reclassified to the provider. Each

@@ -152,6 +152,9 @@ func classifyCommitError(err error) error {
 type accountState struct {
 	Account
 	changed bool
+	// opening: an entry of the round opens it (EntryRequest.Opens); it is
+	// written, and has an id, only once the round's entries are decided.
+	opening bool
 }
 
 // pendingInfo is a pending entry that a close op in the round refers to.
@@ -169,8 +172,8 @@ type pendingInfo struct {
 // whose lock statement is waiting in PostgreSQL goes on the moment the
 // previous round commits. A round makes five round trips: begin, the
 // reads, the lock with the reads under it, the writes and the commit (a
-// replayed key adds the read of its entry, and a refused write the read of
-// its key again).
+// replayed key adds the read of its entry, a refused write the read of
+// its key again, and an account an entry opens its insert).
 func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcome, bool, error) {
 	outs := make([]Outcome, len(ops))
 	now := l.opts.Now().UTC()
@@ -470,7 +473,23 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 	firstSeq := lastSeq + 1
 	lastSeq += int64(len(fresh))
 
-	// 8. Number, time and chain the new entries, then write everything.
+	// 8. Open the accounts the accepted entries open, in code order; then
+	// number, time and chain the new entries, and write everything.
+	var opening []string
+	for code, a := range accounts {
+		if a.opening {
+			opening = append(opening, code)
+		}
+	}
+	slices.Sort(opening)
+	for _, code := range opening {
+		a := accounts[code]
+		opened, _, err := OpenAccount(ctx, tx, AccountSpec{Code: a.Code, Type: a.Type, Currency: a.Currency, Market: a.Market, Flags: a.Flags})
+		if err != nil {
+			return nil, false, err
+		}
+		a.ID, a.CreatedAt = opened.ID, opened.CreatedAt
+	}
 	w := &roundWriter{}
 	headSeq := make(map[string]int64, len(markets))
 	for j, e := range fresh {
@@ -561,9 +580,25 @@ func (o *op) externalRef() string {
 }
 
 // applyEntry checks a new entry against the round's accounts and, if it
-// holds, moves their totals.
-func (l *Ledger) applyEntry(o *op, accounts map[string]*accountState, now time.Time) (*Entry, *Error) {
+// holds, moves their totals. The accounts it opens join the round's only
+// if it holds.
+func (l *Ledger) applyEntry(o *op, accounts map[string]*accountState, now time.Time) (_ *Entry, refused *Error) {
 	r := o.entry
+	for i, spec := range r.Opens {
+		a := accounts[spec.Code]
+		if a == nil {
+			accounts[spec.Code] = &accountState{Account: Account{Code: spec.Code, Type: spec.Type, Currency: spec.Currency, Market: spec.Market, Flags: spec.Flags}, opening: true}
+			defer func() {
+				if refused != nil {
+					delete(accounts, spec.Code)
+				}
+			}()
+			continue
+		}
+		if a.Type != spec.Type || a.Currency != spec.Currency || a.Market != spec.Market || a.Flags != spec.Flags {
+			return nil, errorf(ErrAccountExists, fmt.Sprintf("opens[%d].code", i), "account %s exists as %s %s in market %s with flags %d", spec.Code, a.Type, a.Currency, a.Market, a.Flags)
+		}
+	}
 	for i, p := range o.postings {
 		field := fmt.Sprintf("postings[%d].account_code", i)
 		a := accounts[p.AccountCode]

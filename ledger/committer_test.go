@@ -481,3 +481,52 @@ func theRecorded(t *testing.T, what string, n int, outcome func(c int) (ledger.R
 	}
 	return recorded
 }
+
+// An entry opens the accounts it names to open only if it is recorded: one
+// refused in its round opens none, and a later write of the round cannot
+// post to it, while one recorded opens its account for the writes after
+// it. An account that exists with other attributes refuses the entry.
+func TestEntryOpensItsAccountsOnlyIfRecorded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, db, inRound := inOneRound(t)
+	open(t, l, "clearing:M", ledger.Asset, "M", 0)
+	open(t, l, "payable:M", ledger.Liability, "M", ledger.FlagDebitsMustNotExceedCredits)
+	bank := func(code string) ledger.AccountSpec {
+		return ledger.AccountSpec{Code: code, Type: ledger.Asset, Currency: "VND", Market: "M", Flags: ledger.FlagCreditsMustNotExceedDebits}
+	}
+	refused := transfer("refused", "M", "clearing:M", "bank:y", 500) // a credit to a bank that has received nothing
+	refused.Opens = []ledger.AccountSpec{bank("bank:y")}
+	credit := transfer("credit", "M", "bank:x", "clearing:M", 500)
+	credit.Opens = []ledger.AccountSpec{bank("bank:x")}
+	out := inRound([]any{
+		refused,
+		credit,
+		transfer("after-credit", "M", "bank:x", "clearing:M", 100),
+		transfer("after-refused", "M", "bank:y", "clearing:M", 100),
+	})
+	for i, want := range []error{ledger.ErrExceedsDebits, nil, nil, ledger.ErrAccountNotFound} {
+		if err := out[i].Err; !errors.Is(err, want) {
+			t.Errorf("write %d of the round: %v; want %v", i, err, want)
+		}
+	}
+	if _, err := l.GetAccount(ctx, "bank:y"); !errors.Is(err, ledger.ErrAccountNotFound) {
+		t.Errorf("the refused write's account: %v; want it not opened", err)
+	}
+	a, err := l.GetAccount(ctx, "bank:x")
+	if err != nil || a.Flags != ledger.FlagCreditsMustNotExceedDebits || a.Totals.DebitsPosted != 600 {
+		t.Errorf("the recorded write's account: %+v, %v; want it open with its flag and 600 debited", a, err)
+	}
+
+	other := transfer("other", "M", "clearing:M", "payable:M", 100)
+	other.Opens = []ledger.AccountSpec{bank("payable:M")}
+	if _, err := l.Post(ctx, other); !errors.Is(err, ledger.ErrAccountExists) {
+		t.Errorf("opening an account that exists as another: %v; want ErrAccountExists", err)
+	}
+	unposted := transfer("unposted", "M", "clearing:M", "payable:M", 100)
+	unposted.Opens = []ledger.AccountSpec{bank("bank:z")}
+	if _, err := l.Post(ctx, unposted); !errors.Is(err, ledger.ErrInvalid) || !strings.Contains(err.Error(), "opens[0].code") {
+		t.Errorf("opening an account the entry does not post to: %v; want ErrInvalid naming opens[0].code", err)
+	}
+	checkInvariants(t, db)
+}

@@ -121,6 +121,10 @@ type EntryRequest struct {
 	// OccurredAt defaults to the time the ledger receives the request.
 	OccurredAt time.Time
 	Metadata   map[string]string
+	// Opens are accounts the entry posts to that it opens if they do not
+	// exist yet, in the transaction that records it: a refused entry opens
+	// none. One that exists with other attributes refuses the entry.
+	Opens []AccountSpec
 }
 
 // CloseRequest asks to post or void a pending entry.
@@ -349,6 +353,19 @@ func (r *EntryRequest) validate(now time.Time) ([]Posting, *Error) {
 	}
 	if err := checkMetadata(r.Metadata); err != nil {
 		return nil, err
+	}
+	for i, spec := range r.Opens {
+		field := fmt.Sprintf("opens[%d]", i)
+		if err := spec.validate(); err != nil {
+			err.Field = field + "." + err.Field
+			return nil, err
+		}
+		if spec.Market != r.Market || spec.Currency != r.Currency {
+			return nil, invalid(field, "account %s is of market %s in %s, the entry of market %s in %s", spec.Code, spec.Market, spec.Currency, r.Market, r.Currency)
+		}
+		if !slices.ContainsFunc(postings, func(p Posting) bool { return p.AccountCode == spec.Code }) {
+			return nil, invalid(field+".code", "the entry posts nothing to %s", spec.Code)
+		}
 	}
 	return postings, nil
 }

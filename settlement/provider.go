@@ -129,7 +129,9 @@ func wholeDong(d decimal.Decimal) (int64, error) {
 //
 // The settlement bank's account for the market is opened on first use with
 // the flag "credits must not exceed debits": money can leave it (payouts)
-// only once a provider has paid it in. A refused credit opens none.
+// only once a provider has paid it in. It is opened by the entry of the
+// credit, so a refused credit opens none, also when a write committed
+// meanwhile refuses it.
 func (s *Service) RecordProviderSettlement(ctx context.Context, r ProviderSettlementRequest) (ProviderSettlement, bool, error) {
 	r.Market = strings.TrimSpace(r.Market)
 	amount, err := r.validate()
@@ -154,8 +156,6 @@ func (s *Service) recordSettlement(ctx context.Context, ledgerKey string, r Prov
 		return ProviderSettlement{}, false, ledger.RenameField(err, "code", "market")
 	}
 	clearing := merchant.ClearingAccount(r.Channel, mk.Code)
-	settlement := merchant.SettlementAccount(r.Bank, mk.Code)
-	opened := false
 	for attempt := 1; ; attempt++ {
 		acct, err := s.ledger.GetAccount(ctx, clearing)
 		if err != nil {
@@ -170,19 +170,13 @@ func (s *Service) recordSettlement(ctx context.Context, ledgerKey string, r Prov
 			}
 			settled = max(owed, 0)
 		}
-		// The bank's account is opened once the credit is known to be
-		// recorded, so that a refused one (a bank code mistyped, a credit
-		// recorded before) leaves no account behind.
-		if !opened {
-			if err := s.openSettlementAccount(ctx, settlement, mk.Code, r); err != nil {
-				return ProviderSettlement{}, false, err
-			}
-			opened = true
-		}
 		res, err := s.ledger.Post(ctx, settlementEntry(ledgerKey, r, mk.Code, amount, settled))
 		switch {
 		case errors.Is(err, ledger.ErrDuplicateExternalRef):
 			return ProviderSettlement{}, false, r.duplicateRef()
+		case errors.Is(err, ledger.ErrAccountExists):
+			return ProviderSettlement{}, false, fail(ledger.ErrAccountExists, "bank", "the ledger already has an account %s with other attributes (%v)",
+				merchant.SettlementAccount(r.Bank, mk.Code), err)
 		case errors.Is(err, ledger.ErrRefused) && strings.Contains(err.Error(), "provider_settlements_within_owed"):
 			// Another write lowered the clearing balance after it was read.
 			switch {
@@ -218,40 +212,14 @@ func (r ProviderSettlementRequest) duplicateRef() error {
 // key.
 func (r ProviderSettlementRequest) bankCreditRef() string { return "bank:" + r.Bank + ":" + r.BankRef }
 
-// settlementAccountSpec is a settlement bank's account of market, as
-// openSettlementAccount opens it: it refuses credits beyond its debits, so
-// the bank never pays out money it has not received.
+// settlementAccountSpec is a settlement bank's account of market, as its
+// first credit opens it: it refuses credits beyond its debits, so the bank
+// never pays out money it has not received.
 func settlementAccountSpec(bank, market string) ledger.AccountSpec {
 	return ledger.AccountSpec{
 		Code: merchant.SettlementAccount(bank, market), Type: ledger.Asset, Currency: Currency, Market: market,
 		Flags: ledger.FlagCreditsMustNotExceedDebits,
 	}
-}
-
-// openSettlementAccount opens a settlement bank's account of a market for
-// r, if it is not open. A credit whose bank reference is recorded already
-// is refused here, before the account is opened for money that will not
-// come; the ledger refuses it again if it is recorded meanwhile.
-func (s *Service) openSettlementAccount(ctx context.Context, code, market string, r ProviderSettlementRequest) error {
-	switch _, err := s.ledger.GetAccount(ctx, code); {
-	case errors.Is(err, ledger.ErrAccountNotFound):
-		var recorded bool
-		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE external_ref = $1)`, r.bankCreditRef()).Scan(&recorded); err != nil {
-			return fmt.Errorf("read bank reference: %w", err)
-		}
-		if recorded {
-			return r.duplicateRef()
-		}
-	case err != nil:
-		return err
-	}
-	if _, _, err := s.ledger.CreateAccount(ctx, settlementAccountSpec(r.Bank, market)); err != nil {
-		if errors.Is(err, ledger.ErrAccountExists) {
-			return fail(ledger.ErrAccountExists, "bank", "the ledger already has an account %s with other attributes (%v)", code, err)
-		}
-		return fmt.Errorf("open account %s: %w", code, err)
-	}
-	return nil
 }
 
 // settlementEntry is the entry of a provider's credit of amount, settled
@@ -285,6 +253,7 @@ func settlementEntry(ledgerKey string, r ProviderSettlementRequest, market strin
 		Postings:       postings,
 		ExternalRef:    r.bankCreditRef(),
 		Metadata:       md,
+		Opens:          []ledger.AccountSpec{settlementAccountSpec(r.Bank, market)},
 	}
 }
 
