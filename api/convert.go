@@ -83,21 +83,22 @@ func accountToProto(a ledger.Account, seq int64) *pb.Account {
 
 func entryToProto(e ledger.Entry) *pb.Entry {
 	out := &pb.Entry{
-		Id:             e.ID,
-		Sequence:       e.Seq,
-		Market:         e.Market,
-		Kind:           e.Kind,
-		Phase:          phases[e.Phase],
-		Currency:       e.Currency,
-		PendingEntryId: e.PendingID,
-		PendingState:   pendingStates[e.PendingState],
-		ClosingEntryId: e.ClosedBy,
-		IdempotencyKey: e.IdempotencyKey,
-		ExternalRef:    e.ExternalRef,
-		OccurTime:      timestamppb.New(e.OccurredAt),
-		RecordTime:     timestamppb.New(e.RecordedAt),
-		Metadata:       e.Metadata,
-		Hash:           hex.EncodeToString(e.Hash),
+		Id:                   e.ID,
+		Sequence:             e.Seq,
+		Market:               e.Market,
+		Kind:                 e.Kind,
+		Phase:                phases[e.Phase],
+		Currency:             e.Currency,
+		PendingEntryId:       e.PendingID,
+		PendingEntrySequence: e.PendingSeq,
+		PendingState:         pendingStates[e.PendingState],
+		ClosingEntryId:       e.ClosedBy,
+		IdempotencyKey:       e.IdempotencyKey,
+		ExternalRef:          e.ExternalRef,
+		OccurTime:            timestamppb.New(e.OccurredAt),
+		RecordTime:           timestamppb.New(e.RecordedAt),
+		Metadata:             e.Metadata,
+		Hash:                 hex.EncodeToString(e.Hash),
 	}
 	if !e.ExpiresAt.IsZero() {
 		out.ExpireTime = timestamppb.New(e.ExpiresAt)

@@ -20,7 +20,10 @@ var genesisHash = make([]byte, sha256.Size)
 // canonicalBytes is the stable encoding of everything an entry records; its
 // hash, chained to the previous entry of the market, is what VerifyJournal
 // recomputes. Every field is length-prefixed, and times are whole
-// microseconds in UTC, which is what PostgreSQL stores.
+// microseconds in UTC, which is what PostgreSQL stores. docs/design.md
+// ("Hash chain") spells it out for auditors who verify exports offline,
+// and api's TestJournalExportFollowsAndVerifiesOffline holds the two to
+// each other.
 func canonicalBytes(e *Entry) []byte {
 	var b []byte
 	str := func(s string) {
@@ -35,7 +38,7 @@ func canonicalBytes(e *Entry) []byte {
 	str(e.Kind)
 	str(string(e.Phase))
 	str(e.Currency)
-	num(e.pendingSeq)
+	num(e.PendingSeq)
 	str(e.IdempotencyKey)
 	str(e.ExternalRef)
 	num(e.OccurredAt.UnixMicro())

@@ -426,7 +426,7 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 		} else {
 			e, err = l.applyClose(o, pendings, accounts, now)
 			if err == nil {
-				closedSeqs = append(closedSeqs, e.pendingSeq)
+				closedSeqs = append(closedSeqs, e.PendingSeq)
 			}
 		}
 		if err != nil {
@@ -686,7 +686,7 @@ func (l *Ledger) applyClose(o *op, pendings map[string]*pendingInfo, accounts ma
 		Phase:          PhaseVoidPending,
 		Currency:       pe.Currency,
 		PendingID:      pe.ID,
-		pendingSeq:     pe.Seq,
+		PendingSeq:     pe.Seq,
 		IdempotencyKey: r.IdempotencyKey,
 		ExternalRef:    r.ExternalRef,
 		OccurredAt:     r.OccurredAt,
@@ -845,7 +845,7 @@ func (w *roundWriter) addEntry(e *Entry, accounts map[string]*accountState, reqH
 		return err
 	}
 	w.eSeq = append(w.eSeq, e.Seq)
-	w.ePendingSeq = append(w.ePendingSeq, e.pendingSeq)
+	w.ePendingSeq = append(w.ePendingSeq, e.PendingSeq)
 	w.eID = append(w.eID, e.ID)
 	w.eMarket = append(w.eMarket, e.Market)
 	w.eKind = append(w.eKind, e.Kind)

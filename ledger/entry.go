@@ -77,8 +77,9 @@ type Entry struct {
 	Currency string
 	Postings []Posting
 	// PendingID is the pending entry a post_pending or void_pending entry
-	// closes.
-	PendingID string
+	// closes, and PendingSeq its sequence, which the hash covers.
+	PendingID  string
+	PendingSeq int64
 	// For pending entries: when the entry expires, where it stands, and the
 	// entry that closed it.
 	ExpiresAt    time.Time
@@ -92,7 +93,6 @@ type Entry struct {
 	Metadata       map[string]string
 	Hash           []byte
 
-	pendingSeq int64
 	// flaw says how the stored rows differ from anything the ledger
 	// writes, in what the hash does not cover; "" when they do not.
 	// VerifyJournal reports it.

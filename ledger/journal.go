@@ -104,7 +104,7 @@ func scanEntries(rows pgx.Rows, lenient bool) ([]Entry, error) {
 			metadata    []byte
 			closedPhase string
 		)
-		if err := rows.Scan(&e.Seq, &e.ID, &e.Market, &e.Kind, &phase, &e.Currency, &e.pendingSeq, &e.PendingID,
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Market, &e.Kind, &phase, &e.Currency, &e.PendingSeq, &e.PendingID,
 			&e.IdempotencyKey, &e.ExternalRef, &e.OccurredAt, &e.RecordedAt, &expires,
 			&metadata, &e.Hash, &e.ClosedBy, &closedPhase); err != nil {
 			return nil, fmt.Errorf("read entries: %w", err)

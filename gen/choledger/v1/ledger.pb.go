@@ -1112,6 +1112,10 @@ type Entry struct {
 	Postings []*Posting             `protobuf:"bytes,7,rep,name=postings,proto3" json:"postings,omitempty"`
 	// The pending entry this entry posts or voids.
 	PendingEntryId string `protobuf:"bytes,8,opt,name=pending_entry_id,json=pendingEntryId,proto3" json:"pending_entry_id,omitempty"`
+	// That pending entry's sequence, which the hash covers: with it an entry
+	// verifies from its predecessor's hash alone, when the pending entry was
+	// exported on an earlier day.
+	PendingEntrySequence int64 `protobuf:"varint,18,opt,name=pending_entry_sequence,json=pendingEntrySequence,proto3" json:"pending_entry_sequence,omitempty"`
 	// For a pending entry: when it expires unless posted or voided first.
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// For a pending entry: where it stands, and the entry that closed it.
@@ -1122,8 +1126,9 @@ type Entry struct {
 	OccurTime      *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=occur_time,json=occurTime,proto3" json:"occur_time,omitempty"`
 	RecordTime     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=record_time,json=recordTime,proto3" json:"record_time,omitempty"`
 	Metadata       map[string]string      `protobuf:"bytes,16,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	// Hex SHA-256 over the entry's canonical bytes and the previous hash of
-	// its market's chain.
+	// Hex SHA-256 over the previous hash of its market's chain and the
+	// entry's canonical bytes, which docs/design.md ("Hash chain") spells
+	// out field by field, so that an auditor can verify an export offline.
 	Hash          string `protobuf:"bytes,17,opt,name=hash,proto3" json:"hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1213,6 +1218,13 @@ func (x *Entry) GetPendingEntryId() string {
 		return x.PendingEntryId
 	}
 	return ""
+}
+
+func (x *Entry) GetPendingEntrySequence() int64 {
+	if x != nil {
+		return x.PendingEntrySequence
+	}
+	return 0
 }
 
 func (x *Entry) GetExpireTime() *timestamppb.Timestamp {
@@ -2661,7 +2673,7 @@ const file_choledger_v1_ledger_proto_rawDesc = "" +
 	"\aPosting\x12!\n" +
 	"\faccount_code\x18\x01 \x01(\tR\vaccountCode\x125\n" +
 	"\tdirection\x18\x02 \x01(\x0e2\x17.choledger.v1.DirectionR\tdirection\x12\x16\n" +
-	"\x06amount\x18\x03 \x01(\tR\x06amount\"\x84\x06\n" +
+	"\x06amount\x18\x03 \x01(\tR\x06amount\"\xba\x06\n" +
 	"\x05Entry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x03R\bsequence\x12\x16\n" +
@@ -2670,7 +2682,8 @@ const file_choledger_v1_ledger_proto_rawDesc = "" +
 	"\x05phase\x18\x05 \x01(\x0e2\x18.choledger.v1.EntryPhaseR\x05phase\x12\x1a\n" +
 	"\bcurrency\x18\x06 \x01(\tR\bcurrency\x121\n" +
 	"\bpostings\x18\a \x03(\v2\x15.choledger.v1.PostingR\bpostings\x12(\n" +
-	"\x10pending_entry_id\x18\b \x01(\tR\x0ependingEntryId\x12;\n" +
+	"\x10pending_entry_id\x18\b \x01(\tR\x0ependingEntryId\x124\n" +
+	"\x16pending_entry_sequence\x18\x12 \x01(\x03R\x14pendingEntrySequence\x12;\n" +
 	"\vexpire_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12?\n" +
 	"\rpending_state\x18\n" +
