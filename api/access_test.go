@@ -1166,3 +1166,83 @@ func TestLastWorkingAdminIsNotRevoked(t *testing.T) {
 		t.Fatalf("the last admin: %v", err)
 	}
 }
+
+// A market or merchant code is read trimmed by the calls that take it, and
+// a credential's binding is checked against the code as they read it: a
+// bank or auditor bound to TN-TEST, or TN-TEST-0001's own stall, naming
+// its market or itself with a space around it is answered as an operator
+// is, not refused as if it named another market or merchant.
+func TestBoundCallersNamePaddedCodesAsOperatorsDo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a, padded = "TN-TEST-0001", " " + testMarket + " "
+	_, bankSecret := e.issue(t, access.IssueRequest{Name: "VietQR bank of TN-TEST", Role: access.RoleBank, Provider: "napas", Markets: []string{testMarket}})
+	_, auditorSecret := e.issue(t, access.IssueRequest{Name: "auditor of TN-TEST", Role: access.RoleAuditor, Markets: []string{testMarket}})
+	_, stallSecret := e.issue(t, access.IssueRequest{Name: "stall A", Role: access.RoleMerchant, Merchant: a})
+	bank, auditor, stall := e.dial(t, bankSecret), e.dial(t, auditorSecret), e.dial(t, stallSecret)
+	bankSettle := pb.NewSettlementServiceClient(bank)
+	start := time.Now().Add(-time.Hour).Truncate(time.Hour)
+
+	for _, c := range []struct {
+		name string
+		call func() error
+	}{
+		{"the bank: provider credit", func() error {
+			_, err := bankSettle.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "credit", Channel: pb.Channel_CHANNEL_VIETQR,
+				Market: padded, Amount: "50000", Bank: "vcb", BankRef: "VCB-1", AllowUnmatched: true})
+			return err
+		}},
+		{"the bank: reclassification", func() error {
+			e.record(t, bankNotice("late", a, "50000", "FT-LATE"))
+			_, err := bankSettle.ReclassifySuspense(ctx, &pb.ReclassifySuspenseRequest{IdempotencyKey: "match", Market: padded,
+				Channel: pb.Channel_CHANNEL_VIETQR, Amount: "50000", Reason: "VCB-1 paid FT-LATE"})
+			return err
+		}},
+		{"the bank: payout batch", func() error {
+			_, err := bankSettle.CreatePayoutBatch(ctx, &pb.CreatePayoutBatchRequest{IdempotencyKey: "batch", Bank: "vcb", Market: padded, CutOff: timestamppb.Now()})
+			return err
+		}},
+		{"the bank: statement import", func() error {
+			_, err := bankSettle.ImportStatement(ctx, &pb.ImportStatementRequest{Format: pb.StatementFormat_STATEMENT_FORMAT_CSV, Channel: pb.Channel_CHANNEL_VIETQR,
+				Market: padded, PeriodStart: timestamppb.New(start), PeriodEnd: timestamppb.New(start.Add(3 * time.Hour)),
+				Content: reconCSV([]stmtLine{{ref: "FT-LATE", amount: "50000", at: time.Now()}})})
+			return err
+		}},
+		{"the bank: market settlement", func() error {
+			_, err := bankSettle.GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: padded, StartDay: today()})
+			return err
+		}},
+		{"the bank: merchants", func() error {
+			_, err := pb.NewMerchantServiceClient(bank).ListMerchants(ctx, &pb.ListMerchantsRequest{Market: padded})
+			return err
+		}},
+		{"the auditor: market settlement", func() error {
+			_, err := pb.NewSettlementServiceClient(auditor).GetMarketSettlement(ctx, &pb.GetMarketSettlementRequest{Market: padded, StartDay: today()})
+			return err
+		}},
+		{"the auditor: merchants", func() error {
+			_, err := pb.NewMerchantServiceClient(auditor).ListMerchants(ctx, &pb.ListMerchantsRequest{Market: padded})
+			return err
+		}},
+		{"the stall: itself", func() error {
+			_, err := pb.NewMerchantServiceClient(stall).GetMerchant(ctx, &pb.GetMerchantRequest{Code: " " + a + " "})
+			return err
+		}},
+		{"the stall: its QR", func() error {
+			_, err := pb.NewMerchantServiceClient(stall).GetMerchantQr(ctx, &pb.GetMerchantQrRequest{Code: " " + a + " "})
+			return err
+		}},
+		{"the stall: its settlement", func() error {
+			_, err := pb.NewSettlementServiceClient(stall).GetMerchantSettlement(ctx, &pb.GetMerchantSettlementRequest{Merchant: " " + a + " ", StartDay: today()})
+			return err
+		}},
+	} {
+		if err := c.call(); err != nil {
+			t.Errorf("%s, its code padded: %v; want it answered, as an operator's is", c.name, err)
+		}
+	}
+	e.checkRollups(t)
+	e.checkInvariants(t)
+}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
@@ -174,13 +175,13 @@ func (b *binder) bind(ctx context.Context, p access.Principal, req any) (string,
 	case *pb.GetMarketSettlementRequest:
 		return r.GetMarket(), b.market(p, r.GetMarket())
 	case *pb.RecordProviderSettlementRequest:
-		if p.Role == access.RoleBank && (providerOf(r.GetChannel()) != p.Provider || !p.InMarket(r.GetMarket())) {
+		if p.Role == access.RoleBank && (providerOf(r.GetChannel()) != p.Provider || !p.InMarket(codeAsRead(r.GetMarket()))) {
 			return r.GetMarket(), errDenied
 		}
 		return r.GetMarket(), nil
 	case *pb.ReclassifySuspenseRequest:
 		// The bank of the provider the money is matched to.
-		if p.Role == access.RoleBank && (providerOf(r.GetChannel()) != p.Provider || !p.InMarket(r.GetMarket())) {
+		if p.Role == access.RoleBank && (providerOf(r.GetChannel()) != p.Provider || !p.InMarket(codeAsRead(r.GetMarket()))) {
 			return r.GetMarket(), errDenied
 		}
 		return r.GetMarket(), nil
@@ -260,6 +261,14 @@ func (b *binder) bind(ctx context.Context, p access.Principal, req any) (string,
 	return "", nil
 }
 
+// codeAsRead is a market or merchant code a request names as the calls
+// that take one read it: trimmed of spaces (merchant.Store's GetMarket,
+// GetMerchant and ListMerchants). A binding is checked against the code
+// the call acts on, or a bank, auditor or stall naming its own market or
+// merchant with a space around it would be refused what an operator's same
+// request is answered.
+func codeAsRead(code string) string { return strings.TrimSpace(code) }
+
 func unbound(p access.Principal) bool {
 	return p.Role == access.RoleAdmin || (p.Role == access.RoleAuditor && len(p.Markets) == 0)
 }
@@ -268,7 +277,7 @@ func (b *binder) market(p access.Principal, market string) error {
 	if unbound(p) || p.Role == access.RoleMerchant {
 		return nil // merchants never reach market-wide reads: the roles exclude them
 	}
-	if market == "" || !p.InMarket(market) {
+	if market = codeAsRead(market); market == "" || !p.InMarket(market) {
 		return errDenied
 	}
 	return nil
@@ -315,7 +324,7 @@ func (b *binder) merchant(ctx context.Context, p access.Principal, code string) 
 	case unbound(p):
 		return nil
 	case p.Role == access.RoleMerchant:
-		if code != p.Merchant {
+		if codeAsRead(code) != p.Merchant {
 			return errDenied
 		}
 		return nil
@@ -345,7 +354,7 @@ func (b *binder) record(ctx context.Context, p access.Principal, r *pb.RecordPay
 	case access.RoleAdmin:
 		return nil
 	case access.RoleMerchant:
-		if r.GetMerchant() != p.Merchant || r.GetSource() != pb.PaymentSource_PAYMENT_SOURCE_STALL {
+		if codeAsRead(r.GetMerchant()) != p.Merchant || r.GetSource() != pb.PaymentSource_PAYMENT_SOURCE_STALL {
 			return errDenied
 		}
 		return nil
@@ -388,7 +397,7 @@ func (b *binder) listPayments(ctx context.Context, p access.Principal, r *pb.Lis
 	case unbound(p):
 		return nil
 	case p.Role == access.RoleMerchant:
-		if r.GetMerchant() != p.Merchant {
+		if codeAsRead(r.GetMerchant()) != p.Merchant {
 			return errDenied
 		}
 		return nil
