@@ -607,3 +607,28 @@ func TestAccountsListedWithTheSequenceTheirBalanceIsAsOf(t *testing.T) {
 	}
 	check("CreateAccount of an existing account", again.Account)
 }
+
+// A trial balance of a market the ledger holds no account of, a code
+// mistyped or written in lower case, is NotFound, as VerifyJournal's is: it
+// answered an empty trial balance, balanced at zero, and an auditor read
+// that the market owed and was owed nothing. A market with accounts and no
+// entries yet balances at zero.
+func TestTrialBalanceOfNoMarket(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "TN-CHO", "TN-MOI")
+	e.postTransfers(t, "TN-CHO", 3)
+	for _, market := range []string{"TN-CHOO", "tn-cho"} {
+		tb, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: market})
+		if st := status.Convert(err); st.Code() != codes.NotFound || !strings.Contains(st.Message(), "market") || !strings.Contains(st.Message(), market) {
+			t.Errorf("GetTrialBalance of market %q: %v, %v; want NotFound naming market %s", market, tb, err, market)
+		}
+	}
+	for _, market := range []string{"TN-CHO", "TN-MOI"} {
+		tb, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: market})
+		if err != nil || len(tb.Lines) == 0 {
+			t.Errorf("GetTrialBalance of market %s: %v, %v; want its accounts", market, tb, err)
+		}
+	}
+}

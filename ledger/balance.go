@@ -239,6 +239,11 @@ func (l *Ledger) TrialBalance(ctx context.Context, market string, at AsOf, pageS
 	if err := rows.Err(); err != nil {
 		return tb, err
 	}
+	if pageToken == "" && market != "" && len(tb.Lines) == 0 {
+		// Balanced at zero, an auditor who mistyped a market's code would
+		// read that it owes and is owed nothing.
+		return tb, errorf(ErrAccountNotFound, "market", "the ledger holds no account of market %s", market)
+	}
 	if len(tb.Lines) > size {
 		tb.Lines = tb.Lines[:size]
 		tb.NextPage = PageToken("trial balance", "", fmt.Sprintf("%d:%s:%s:%s", seq, at.Key(), market, tb.Lines[size-1].Account.Code))

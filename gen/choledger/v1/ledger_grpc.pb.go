@@ -68,7 +68,8 @@ type LedgerServiceClient interface {
 	// with follow set keeps sending new entries as they are committed.
 	StreamEntries(ctx context.Context, in *StreamEntriesRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StreamEntriesResponse], error)
 	// GetTrialBalance lists account totals and their sums per currency, now or
-	// as of a point in the ledger's history.
+	// as of a point in the ledger's history. A market the ledger holds no
+	// account of is NOT_FOUND, so that a mistyped one does not balance at zero.
 	GetTrialBalance(ctx context.Context, in *GetTrialBalanceRequest, opts ...grpc.CallOption) (*GetTrialBalanceResponse, error)
 	// VerifyJournal recomputes a market's hash chain over a range of the
 	// journal and reports the first entry whose hash does not hold. A market
@@ -249,7 +250,8 @@ type LedgerServiceServer interface {
 	// with follow set keeps sending new entries as they are committed.
 	StreamEntries(*StreamEntriesRequest, grpc.ServerStreamingServer[StreamEntriesResponse]) error
 	// GetTrialBalance lists account totals and their sums per currency, now or
-	// as of a point in the ledger's history.
+	// as of a point in the ledger's history. A market the ledger holds no
+	// account of is NOT_FOUND, so that a mistyped one does not balance at zero.
 	GetTrialBalance(context.Context, *GetTrialBalanceRequest) (*GetTrialBalanceResponse, error)
 	// VerifyJournal recomputes a market's hash chain over a range of the
 	// journal and reports the first entry whose hash does not hold. A market
