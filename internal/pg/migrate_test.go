@@ -2,7 +2,9 @@ package pg_test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -111,5 +113,54 @@ func TestKeyDigestMigrationKeepsAValidIndex(t *testing.T) {
 	wantApplied(t, applied)
 	if after := oid(); after != before {
 		t.Fatalf("the valid index was built again (oid %d, then %d)", before, after)
+	}
+}
+
+// During a rolling deploy the release before migration 00017 keeps serving
+// once a newer ledgerd has applied it, and registers merchants without a
+// number. Such a merchant is numbered next in its market, as the newer
+// ledgerd numbers its own, before and after it; it was refused (a NOT NULL
+// violation, answered Internal), so no merchant could be registered until
+// every older ledgerd had stopped.
+func TestMerchantRegisteredByTheReleaseBeforeNumbering(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	mustExec(t, db, `INSERT INTO markets (code, name, province, status) VALUES ('M1', 'Chợ 1', 'Thái Nguyên', 'active'), ('M2', 'Chợ 2', 'Thái Nguyên', 'active')`)
+	const columns = `code, market, display_name, owner_name, phone, status, channels`
+	registerNow := func(code, market string) {
+		t.Helper()
+		mustExec(t, db, fmt.Sprintf(`
+WITH n AS (UPDATE markets SET merchants_registered = merchants_registered + 1 WHERE code = '%[2]s' RETURNING merchants_registered)
+INSERT INTO merchants (%[3]s, registration) SELECT '%[1]s', '%[2]s', 'Stall', 'Nguyen Van A', '0912345678', 'active', '{VIETQR}', merchants_registered FROM n`,
+			code, market, columns))
+	}
+	registerBefore := func(code, market string) {
+		t.Helper()
+		mustExec(t, db, fmt.Sprintf(`
+INSERT INTO merchants (%[3]s) VALUES ('%[1]s', '%[2]s', 'Stall', 'Nguyen Van A', '0912345678', 'active', '{VIETQR}')
+ON CONFLICT (code) DO NOTHING RETURNING code`, code, market, columns))
+	}
+	registerNow("M1-0001", "M1")
+	registerBefore("M1-0002", "M1")
+	registerBefore("M2-0001", "M2")
+	registerNow("M1-0003", "M1")
+
+	rows, err := db.Pool.Query(ctx, `SELECT m.code, m.registration, k.merchants_registered FROM merchants m JOIN markets k ON k.code = m.market ORDER BY m.code`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var code string
+		var registration, registered int64
+		err := r.Scan(&code, &registration, &registered)
+		return fmt.Sprintf("%s #%d of %d", code, registration, registered), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"M1-0001 #1 of 3", "M1-0002 #2 of 3", "M1-0003 #3 of 3", "M2-0001 #1 of 1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("merchants: %q; want %q", got, want)
 	}
 }
