@@ -164,3 +164,43 @@ ON CONFLICT (code) DO NOTHING RETURNING code`, code, market, columns))
 		t.Errorf("merchants: %q; want %q", got, want)
 	}
 }
+
+// The same for the release before migration 00015: its projector records a
+// reclassification without provider_remaining, and every ReclassifySuspense
+// it served after 00015 broke the NOT NULL rule, answered Unavailable ("send
+// it again"), which failed again every time. Its row is given what the
+// provider's own credits leave in suspense, as the newer projector gives
+// its own, and a reclassification beyond them is refused.
+func TestSuspenseReclassifiedByTheReleaseBeforeProviderRemaining(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	mustExec(t, db, `INSERT INTO provider_settlements (entry_id, market, channel, provider, bank, bank_ref, amount, unmatched, remaining_owed, recorded_at) VALUES
+		(gen_random_uuid(), 'M1', 'VIETQR', 'napas', 'vcb', 'IN-1', 5000, 3000, 0, now()),
+		(gen_random_uuid(), 'M1', 'MOMO', 'momo', 'vcb', 'IN-2', 9000, 9000, -100, now())`)
+	reclassifyBefore := func(provider, channel string, amount int64) error {
+		_, err := db.Pool.Exec(ctx, fmt.Sprintf(`
+INSERT INTO suspense_reclassifications (entry_id, market, channel, provider, amount, reason, remaining_suspense, remaining_owed, recorded_at)
+VALUES (gen_random_uuid(), 'M1', '%s', '%s', %d, 'matched', 0, 0, now())`, channel, provider, amount))
+		return err
+	}
+	for _, amount := range []int64{1000, 1500} {
+		if err := reclassifyBefore("napas", "VIETQR", amount); err != nil {
+			t.Fatalf("a reclassification of %d đồng recorded as the release before 00015 did: %v", amount, err)
+		}
+	}
+	if err := reclassifyBefore("napas", "VIETQR", 501); pg.Code(err) != pg.CodeCheckViolation {
+		t.Errorf("a reclassification of 501 đồng, beyond the 500 napas's credits leave: %v; want a check violation", err)
+	}
+	var remaining []int64
+	rows, err := db.Pool.Query(ctx, `SELECT provider_remaining FROM suspense_reclassifications ORDER BY amount`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if remaining, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{2000, 500}; !slices.Equal(remaining, want) {
+		t.Errorf("provider_remaining: %v; want %v", remaining, want)
+	}
+}
