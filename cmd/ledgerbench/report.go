@@ -389,6 +389,8 @@ func (r *report) markdown() string {
 			group(int64(v.FoundConfirmed)), group(int64(v.Confirmed)), group(int64(v.FoundRefunds)), group(int64(v.Refunds)))
 		p("- `ledger.CheckInvariants` over the whole journal (balances, account totals, limits, open pending list, gapless sequence, every market's hash chain): %d violations, %s.\n",
 			len(v.Violations), v.InvariantsTime.Round(100*time.Millisecond))
+		p("- `settlement.CheckRollups` (every payment field by field against its entries, the daily rollups against the journal): %d violations, %s.\n",
+			len(v.RollupViolations), v.RollupsTime.Round(100*time.Millisecond))
 	}
 	for _, s := range r.Scenarios {
 		if s.Hot != nil {

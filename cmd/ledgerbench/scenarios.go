@@ -25,9 +25,10 @@ type ackSet struct {
 	// reference.
 	payments []ackedPayment
 	refs     []string
-	// Payments a confirmation acknowledged; refund entries acknowledged.
+	// Payments a confirmation acknowledged; refunds acknowledged, by entry,
+	// for the payment and amount acknowledged.
 	confirmedIDs []string
-	refundIDs    []string
+	refunds      []ackedRefund
 	// The hot scenario's payable credit: gross less fee of every payment
 	// acknowledged there.
 	net int64
@@ -37,6 +38,12 @@ type ackSet struct {
 type ackedPayment struct {
 	id, merchant string
 	amount       int64
+}
+
+// ackedRefund is a refund as its answer acknowledged it.
+type ackedRefund struct {
+	entryID, paymentID string
+	amount             int64
 }
 
 // The payment layer's key prefixes (payment/service.go). A change there
@@ -54,7 +61,7 @@ func (a *ackSet) merge(o *ackSet) {
 	a.payments = append(a.payments, o.payments...)
 	a.refs = append(a.refs, o.refs...)
 	a.confirmedIDs = append(a.confirmedIDs, o.confirmedIDs...)
-	a.refundIDs = append(a.refundIDs, o.refundIDs...)
+	a.refunds = append(a.refunds, o.refunds...)
 	a.net += o.net
 }
 
@@ -204,16 +211,7 @@ func (w *worker) refund(pay *pb.Payment) bool {
 		req.Amount = strconv.FormatInt(amount/2000*1000, 10)
 	}
 	p, client := &w.b.bank, w.pay
-	ack := func(r *pb.RefundPaymentResponse, resent bool) {
-		if r.GetReplayed() && !resent {
-			w.sc.anomaly("RefundPayment %s: replayed on first use of a fresh key", key)
-		}
-		a := &w.sc.acks
-		a.mu.Lock()
-		a.keys = append(a.keys, keyRefund+p.scope+"/"+key)
-		a.refundIDs = append(a.refundIDs, r.GetEntryId())
-		a.mu.Unlock()
-	}
+	ack := func(r *pb.RefundPaymentResponse, resent bool) { w.ackRefund(p, req, r, resent) }
 	var resp *pb.RefundPaymentResponse
 	err := w.call("RefundPayment", p, func(ctx context.Context) error {
 		var err error
@@ -232,6 +230,25 @@ func (w *worker) refund(pay *pb.Payment) bool {
 	}
 	ack(resp, false)
 	return true
+}
+
+// ackRefund notes a refund. It must be of the payment asked, and of the
+// amount asked when one was: the checks after the run look the refund up
+// as its answer acknowledged it.
+func (w *worker) ackRefund(p *principal, req *pb.RefundPaymentRequest, r *pb.RefundPaymentResponse, resent bool) {
+	key := req.GetIdempotencyKey()
+	if r.GetReplayed() && !resent {
+		w.sc.anomaly("RefundPayment %s: replayed on first use of a fresh key", key)
+	}
+	if r.GetPayment().GetId() != req.GetPaymentId() || (req.GetAmount() != "" && mustInt(r.GetAmount()) != mustInt(req.GetAmount())) {
+		w.sc.anomaly("RefundPayment %s: asked to refund %q of payment %s, acknowledged %q of payment %s (entry %s)", key,
+			req.GetAmount(), req.GetPaymentId(), r.GetAmount(), r.GetPayment().GetId(), r.GetEntryId())
+	}
+	a := &w.sc.acks
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.keys = append(a.keys, keyRefund+p.scope+"/"+key)
+	a.refunds = append(a.refunds, ackedRefund{entryID: r.GetEntryId(), paymentID: r.GetPayment().GetId(), amount: mustInt(r.GetAmount())})
 }
 
 // opDirect: one bank-direct payment at a merchant of the skewed market day.

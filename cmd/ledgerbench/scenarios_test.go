@@ -108,3 +108,25 @@ func TestRecordPaymentsAnsweredOutOfOrderIsAnAnomaly(t *testing.T) {
 		t.Error("a batch answered in reverse order passed without an anomaly")
 	}
 }
+
+// A refund acknowledged of another payment, or of another amount than
+// asked, is a failed check: the checks after the run look the refund up
+// as its answer gave it.
+func TestRefundAnsweredWrongIsAnAnomaly(t *testing.T) {
+	for name, spoil := range map[string]func(*pb.RefundPaymentResponse){
+		"as asked":        func(*pb.RefundPaymentResponse) {},
+		"another payment": func(r *pb.RefundPaymentResponse) { r.Payment.Id = "0193a7c4-0000-7000-8000-000000000003" },
+		"another amount":  func(r *pb.RefundPaymentResponse) { r.Amount = "40000" },
+	} {
+		b := &bench{cfg: config{Seed: 1}, bank: newPrincipal("bank", "secret", "napas"), conns: []*grpc.ClientConn{nil}}
+		sc := &scenarioRun{name: "mixed"}
+		req := &pb.RefundPaymentRequest{IdempotencyKey: "f1", PaymentId: "0193a7c4-0000-7000-8000-000000000001", Amount: "20000"}
+		resp := &pb.RefundPaymentResponse{Payment: &pb.Payment{Id: req.PaymentId, Amount: "40000"}, Amount: "20000", FeeReturned: "0",
+			EntryId: "0193a7c4-0000-7000-8000-000000000002"}
+		spoil(resp)
+		b.newWorker(sc, 0).ackRefund(&b.bank, req, resp, false)
+		if got := len(sc.anomalies) > 0; got != (name != "as asked") {
+			t.Errorf("%s: anomalies %v", name, sc.anomalies)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/settlement"
 )
 
 // verification is what the checks after the run found. Any failure makes
@@ -23,6 +24,8 @@ type verification struct {
 	MissingKeyCount                            int
 	Violations                                 []ledger.Violation
 	InvariantsTime                             time.Duration
+	RollupViolations                           []ledger.Violation
+	RollupsTime                                time.Duration
 	Failures                                   []string
 }
 
@@ -33,9 +36,11 @@ func (v *verification) fail(format string, args ...any) {
 // verify checks, against the database, that every write a client saw
 // acknowledged is in the ledger exactly once (ledger.CheckAcknowledged on
 // the keys as stored, and the payments projection by id with the merchant
-// and amount acknowledged, provider reference, status and refund entry), then the ledger's invariants
+// and amount acknowledged, provider reference, status, and refund entry
+// with the payment and amount acknowledged), then the ledger's invariants
 // (ledger.CheckInvariants: balances, totals, limits, pending list, gapless
-// sequence, every market's hash chain).
+// sequence, every market's hash chain) and that every payment is what its
+// entries say (settlement.CheckRollups, with the daily rollups).
 func verify(ctx context.Context, pool *pgxpool.Pool, a *ackSet) (*verification, error) {
 	v := &verification{}
 	keys := distinct(a.keys)
@@ -113,13 +118,28 @@ func verify(ctx context.Context, pool *pgxpool.Pool, a *ackSet) (*verification, 
 	if v.FoundConfirmed != v.Confirmed || len(confirmed) != len(a.confirmedIDs) {
 		v.fail("confirmations: %d acknowledged, %d payments found confirmed", len(a.confirmedIDs), v.FoundConfirmed)
 	}
-	refunds := distinct(a.refundIDs)
+	// A refund is found when its row is of the payment and amount its
+	// answer acknowledged.
+	refunds := slices.Clone(a.refunds)
+	slices.SortFunc(refunds, func(x, y ackedRefund) int { return strings.Compare(x.entryID, y.entryID) })
+	refunds = slices.CompactFunc(refunds, func(x, y ackedRefund) bool { return x.entryID == y.entryID })
 	v.Refunds = len(refunds)
-	if err := count(&v.FoundRefunds, `SELECT count(*) FROM payment_refunds WHERE entry_id = ANY($1::text[]::uuid[])`, refunds); err != nil {
-		return nil, err
+	for lo := 0; lo < len(refunds); lo += chunk {
+		var entries, ids []string
+		var amounts []int64
+		for _, f := range refunds[lo:min(lo+chunk, len(refunds))] {
+			entries, ids, amounts = append(entries, f.entryID), append(ids, f.paymentID), append(amounts, f.amount)
+		}
+		var n int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM payment_refunds f JOIN unnest($1::text[]::uuid[], $2::text[]::uuid[], $3::bigint[]) AS a(entry_id, payment_id, amount)
+			ON f.entry_id = a.entry_id AND f.payment_id = a.payment_id AND f.amount = a.amount`, entries, ids, amounts).Scan(&n)
+		if err != nil {
+			return nil, fmt.Errorf("count acknowledged refunds: %w", err)
+		}
+		v.FoundRefunds += n
 	}
-	if v.FoundRefunds != v.Refunds || len(refunds) != len(a.refundIDs) {
-		v.fail("refunds: %d acknowledged, %d found", len(a.refundIDs), v.FoundRefunds)
+	if v.FoundRefunds != v.Refunds || len(refunds) != len(a.refunds) {
+		v.fail("refunds: %d acknowledged, %d found by entry for the payment and amount acknowledged", len(a.refunds), v.FoundRefunds)
 	}
 
 	start := time.Now()
@@ -131,6 +151,20 @@ func verify(ctx context.Context, pool *pgxpool.Pool, a *ackSet) (*verification, 
 	v.Violations = violations
 	if len(violations) > 0 {
 		v.fail("%d ledger invariant violations, first: %s", len(violations), violations[0])
+	}
+
+	// The payments projection as a whole against the journal: a refund the
+	// ledger posted but its payment's row never counted, or a payment row
+	// no entry made, is found only there.
+	start = time.Now()
+	violations, err = settlement.CheckRollups(ctx, pool)
+	v.RollupsTime = time.Since(start)
+	if err != nil {
+		return nil, fmt.Errorf("check rollups: %w", err)
+	}
+	v.RollupViolations = violations
+	if len(violations) > 0 {
+		v.fail("%d settlement rollup and projection violations, first: %s", len(violations), violations[0])
 	}
 	return v, nil
 }
