@@ -127,15 +127,23 @@ func (b *bench) newWorker(sc *scenarioRun, id int) *worker {
 // call makes one RPC as p, bounded by the scenario's call timeout, and
 // records its latency and code if it started inside the measurement window.
 func (w *worker) call(rpc string, p *principal, fn func(ctx context.Context) error) error {
+	_, err := w.measuredCall(rpc, p, fn)
+	return err
+}
+
+// measuredCall is call, and says whether the call started inside the
+// measurement window: what is counted of its answer is counted only then.
+func (w *worker) measuredCall(rpc string, p *principal, fn func(ctx context.Context) error) (bool, error) {
 	ctx, cancel := context.WithTimeout(p.ctx(context.Background()), w.sc.timeout)
 	start := time.Now()
 	err := fn(ctx)
 	d := time.Since(start)
 	cancel()
-	if !start.Before(w.sc.windowStart) && start.Before(w.sc.windowEnd) {
+	measured := !start.Before(w.sc.windowStart) && start.Before(w.sc.windowEnd)
+	if measured {
 		w.stat(rpc).record(d, status.Code(err))
 	}
-	return err
+	return measured, err
 }
 
 func (w *worker) stat(rpc string) *rpcStats {

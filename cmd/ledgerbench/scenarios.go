@@ -284,19 +284,21 @@ func opBulk(w *worker) {
 		req.Payments[i] = w.recordRequest(w.b.merchants.pick(w.rng), pb.PaymentSource_PAYMENT_SOURCE_BANK)
 	}
 	p, client := &w.b.bank, w.pay
-	ack := func(r *pb.RecordPaymentsResponse, resent bool) int {
+	// The items' codes are counted with the call: only a call measured,
+	// and not its resend.
+	ack := func(r *pb.RecordPaymentsResponse, resent, measured bool) int {
 		ok := 0
 		for i, res := range r.GetResults() {
 			if i >= n {
 				break
 			}
 			if res.GetError() != nil {
-				if !resent {
+				if measured {
 					w.stat("RecordPayments item").record(0, codes.Code(res.GetError().GetCode()))
 				}
 				continue
 			}
-			if !resent {
+			if measured {
 				w.stat("RecordPayments item").record(0, codes.OK)
 			}
 			w.ackRecord(p, keyRecordBank, req.Payments[i], res.GetPayment(), res.GetReplayed(), resent)
@@ -308,7 +310,7 @@ func opBulk(w *worker) {
 		return ok
 	}
 	var resp *pb.RecordPaymentsResponse
-	err := w.call("RecordPayments", p, func(ctx context.Context) error {
+	measured, err := w.measuredCall("RecordPayments", p, func(ctx context.Context) error {
 		var err error
 		resp, err = client.RecordPayments(ctx, req)
 		return err
@@ -317,13 +319,13 @@ func opBulk(w *worker) {
 		w.failed(err, p, func(ctx context.Context) error {
 			r, err := client.RecordPayments(ctx, req)
 			if err == nil {
-				ack(r, true)
+				ack(r, true, false)
 			}
 			return err
 		})
 		return
 	}
-	if ok := ack(resp, false); ok > 0 {
+	if ok := ack(resp, false, measured); ok > 0 {
 		w.done(ok, ok)
 	}
 }

@@ -130,3 +130,23 @@ func TestRefundAnsweredWrongIsAnAnomaly(t *testing.T) {
 		}
 	}
 }
+
+// The items of a RecordPayments call are counted with the call: those of a
+// call made during the warm-up are not the measurement's, as the call is
+// not.
+func TestRecordPaymentsItemsCountedInTheWindowOnly(t *testing.T) {
+	b := benchAgainst(t, &wrongPayments{spoil: func(*pb.Payment) {}})
+	b.cfg.BulkSize = 3
+	b.merchants = newMerchantPicker()
+	sc := &scenarioRun{name: "bulk", clients: 1, timeout: 5 * time.Second}
+	sc.windowStart = time.Now().Add(time.Hour)
+	sc.windowEnd = sc.windowStart.Add(time.Hour)
+	w := b.newWorker(sc, 0)
+	opBulk(w)
+	sc.windowStart, sc.windowEnd = time.Now(), time.Now().Add(time.Hour)
+	opBulk(w)
+	calls, items := w.stats["RecordPayments"].summarize("RecordPayments"), w.stats["RecordPayments item"].summarize("RecordPayments item")
+	if calls.Calls != 1 || items.Calls != 3 {
+		t.Errorf("%d calls and %d items counted, want the measured call's 1 and 3", calls.Calls, items.Calls)
+	}
+}
