@@ -142,6 +142,8 @@ func (w *worker) measuredCall(rpc string, p *principal, fn func(ctx context.Cont
 	measured := !start.Before(w.sc.windowStart) && start.Before(w.sc.windowEnd)
 	if measured {
 		w.stat(rpc).record(d, status.Code(err))
+	} else if serverBug(status.Code(err)) {
+		w.sc.anomaly("%s outside the measurement window: %v", rpc, err)
 	}
 	return measured, err
 }
@@ -293,6 +295,9 @@ func (b *bench) resolve(sc *scenarioRun) {
 					ctx, cancel := context.WithTimeout(r.p.ctx(context.Background()), 60*time.Second)
 					err = r.send(ctx)
 					cancel()
+					if serverBug(status.Code(err)) {
+						sc.anomaly("a write resent: %v", err)
+					}
 					if err == nil || !unknownOutcome(err) {
 						break
 					}

@@ -293,8 +293,11 @@ func opBulk(w *worker) {
 				break
 			}
 			if res.GetError() != nil {
+				c := codes.Code(res.GetError().GetCode())
 				if measured {
-					w.stat("RecordPayments item").record(0, codes.Code(res.GetError().GetCode()))
+					w.stat("RecordPayments item").record(0, c)
+				} else if serverBug(c) {
+					w.sc.anomaly("RecordPayments item %d outside the measurement window or resent: %s %s", i, c, res.GetError().GetMessage())
 				}
 				continue
 			}

@@ -5,11 +5,14 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
@@ -148,5 +151,54 @@ func TestRecordPaymentsItemsCountedInTheWindowOnly(t *testing.T) {
 	calls, items := w.stats["RecordPayments"].summarize("RecordPayments"), w.stats["RecordPayments item"].summarize("RecordPayments item")
 	if calls.Calls != 1 || items.Calls != 3 {
 		t.Errorf("%d calls and %d items counted, want the measured call's 1 and 3", calls.Calls, items.Calls)
+	}
+}
+
+// failingFirst answers its first RecordPayments with codes, in order, as a
+// server with a bug it hits now and then would, and every later one as
+// asked.
+type failingFirst struct {
+	wrongPayments
+	mu    sync.Mutex
+	codes []codes.Code
+}
+
+func (s *failingFirst) RecordPayment(ctx context.Context, req *pb.RecordPaymentRequest) (*pb.RecordPaymentResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.codes) > 0 {
+		c := s.codes[0]
+		s.codes = s.codes[1:]
+		return nil, status.Error(c, "boom")
+	}
+	return s.wrongPayments.RecordPayment(ctx, req)
+}
+
+// An answer that means a server bug fails the run whenever it comes: during
+// the warm-up, as during the measurement, and to a resend.
+func TestInternalOutsideTheWindowFailsTheRun(t *testing.T) {
+	for name, c := range map[string]struct {
+		window time.Duration
+		codes  []codes.Code
+	}{
+		"measurement": {0, []codes.Code{codes.Internal}},
+		"warm-up":     {time.Hour, []codes.Code{codes.Internal}},
+		"resend":      {0, []codes.Code{codes.Unavailable, codes.Internal}},
+	} {
+		b := benchAgainst(t, &failingFirst{wrongPayments: wrongPayments{spoil: func(*pb.Payment) {}}, codes: c.codes})
+		b.merchants = newMerchantPicker()
+		sc := &scenarioRun{name: "direct", clients: 1, timeout: 5 * time.Second}
+		sc.windowStart = time.Now().Add(c.window)
+		sc.windowEnd = sc.windowStart.Add(time.Hour)
+		w := b.newWorker(sc, 0)
+		opDirect(w)
+		b.resolve(sc)
+		if sc.resolved != 1 {
+			t.Fatalf("%s: %d writes resolved, want the one answered %v", name, sc.resolved, c.codes)
+		}
+		r := &report{Scenarios: []scenarioResult{{Name: sc.name, RPCs: summarizeAll(w.stats), Anomalies: sc.anomalies, Resolved: sc.resolved}}}
+		if len(r.failures()) == 0 {
+			t.Errorf("%s: an Internal answer passed the run", name)
+		}
 	}
 }

@@ -58,7 +58,7 @@ func (s *rpcStats) summarize(rpc string) summary {
 			continue
 		}
 		out.ErrorsByCode[c.String()] += n
-		if c == codes.Internal || c == codes.Unknown || c == codes.DataLoss {
+		if serverBug(c) {
 			out.UnexpectedCode = true
 		}
 	}
@@ -74,6 +74,12 @@ func (s *rpcStats) summarize(rpc string) summary {
 		out.Mean = sum / time.Duration(len(lat))
 	}
 	return out
+}
+
+// serverBug reports whether an answer's code means a server bug: it fails
+// the run whenever it is answered, measured or not.
+func serverBug(c codes.Code) bool {
+	return c == codes.Internal || c == codes.Unknown || c == codes.DataLoss
 }
 
 // summarizeAll summarizes a scenario's RPCs, by name. An RPC measured per
