@@ -20,8 +20,8 @@ type ackSet struct {
 	// prefix names its source) before the API's scoped key
 	// (api/auth.go clientKey).
 	keys []string
-	// Payments that must exist once: by id, for the merchant and amount
-	// acknowledged, and the bank-direct ones also by their provider
+	// Payments that must exist once: by id, for the merchant, amount and
+	// fee acknowledged, and the bank-direct ones also by their provider
 	// reference.
 	payments []ackedPayment
 	refs     []string
@@ -37,7 +37,7 @@ type ackSet struct {
 // ackedPayment is a recorded payment as its answer acknowledged it.
 type ackedPayment struct {
 	id, merchant string
-	amount       int64
+	amount, fee  int64
 }
 
 // ackedRefund is a refund as its answer acknowledged it.
@@ -97,7 +97,7 @@ func (w *worker) ackRecord(p *principal, prefix string, req *pb.RecordPaymentReq
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.keys = append(a.keys, prefix+p.scope+"/"+key)
-	a.payments = append(a.payments, ackedPayment{id: pay.GetId(), merchant: pay.GetMerchant(), amount: mustInt(pay.GetAmount())})
+	a.payments = append(a.payments, ackedPayment{id: pay.GetId(), merchant: pay.GetMerchant(), amount: mustInt(pay.GetAmount()), fee: mustInt(pay.GetFee())})
 	if prefix == keyRecordBank {
 		a.refs = append(a.refs, pay.GetProviderRef())
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/choledger/choledger/internal/pg"
 	"github.com/choledger/choledger/ledger"
+	"github.com/choledger/choledger/merchant"
 	"github.com/choledger/choledger/settlement"
 )
 
@@ -75,9 +76,15 @@ func verify(ctx context.Context, pool *pgxpool.Pool, a *ackSet) (*verification, 
 		}
 		return nil
 	}
-	// A payment is found when its row is for the merchant and amount its
-	// answer acknowledged: a row that is there by id but credits another
-	// stall, or another amount, is the payment projected wrong.
+	// A payment is found when its row is for the merchant, amount and fee
+	// its answer acknowledged, and its entries moved that money: the
+	// stall's payable credited what the row says it is owed, the market's
+	// fees the fee, the provider's clearing debited what the provider
+	// owes, and nothing else. A row that is there by id but credits
+	// another stall, or another amount, is the payment projected wrong;
+	// entries that moved other money than their row, metadata and answer
+	// say are the payment recorded wrong, which no other check sees, the
+	// balances and rollups adding up the postings as they are.
 	payments := slices.Clone(a.payments)
 	slices.SortFunc(payments, func(x, y ackedPayment) int { return strings.Compare(x.id, y.id) })
 	payments = slices.CompactFunc(payments, func(x, y ackedPayment) bool { return x.id == y.id })
@@ -87,20 +94,37 @@ func verify(ctx context.Context, pool *pgxpool.Pool, a *ackSet) (*verification, 
 	}
 	for lo := 0; lo < len(payments); lo += chunk {
 		var ids, merchants []string
-		var amounts []int64
+		var amounts, fees []int64
 		for _, p := range payments[lo:min(lo+chunk, len(payments))] {
-			ids, merchants, amounts = append(ids, p.id), append(merchants, p.merchant), append(amounts, p.amount)
+			ids, merchants, amounts, fees = append(ids, p.id), append(merchants, p.merchant), append(amounts, p.amount), append(fees, p.fee)
 		}
 		var n int
-		err := pool.QueryRow(ctx, `SELECT count(*) FROM payments p JOIN unnest($1::text[]::uuid[], $2::text[], $3::bigint[]) AS a(id, merchant, amount)
-			ON p.id = a.id AND p.merchant = a.merchant AND p.amount = a.amount`, ids, merchants, amounts).Scan(&n)
+		err := pool.QueryRow(ctx, `
+SELECT count(*)
+  FROM payments p
+  JOIN unnest($1::text[]::uuid[], $2::text[], $3::bigint[], $4::bigint[]) AS a(id, merchant, amount, fee)
+    ON p.id = a.id AND p.merchant = a.merchant AND p.amount = a.amount AND p.fee = a.fee
+ CROSS JOIN LATERAL (
+       SELECT COALESCE(sum(CASE po.direction WHEN 'C' THEN po.amount ELSE -po.amount END) FILTER (WHERE ac.code = 'merchant:' || p.merchant || ':payable'), 0) AS payable,
+              COALESCE(sum(CASE po.direction WHEN 'C' THEN po.amount ELSE -po.amount END) FILTER (WHERE ac.code = 'market:' || p.market || ':fees'), 0) AS fees,
+              COALESCE(sum(CASE po.direction WHEN 'D' THEN po.amount ELSE -po.amount END) FILTER (WHERE ac.code = 'provider:' || $5 || ':market:' || p.market || ':clearing'), 0) AS clearing,
+              count(*) FILTER (WHERE ac.code NOT IN ('merchant:' || p.merchant || ':payable', 'market:' || p.market || ':fees', 'provider:' || $5 || ':market:' || p.market || ':clearing')) AS elsewhere
+         FROM ledger_entries e
+         JOIN ledger_postings po ON po.entry_seq = e.seq AND NOT po.pending
+         JOIN ledger_accounts ac ON ac.id = po.account_id
+        WHERE e.id = ANY(p.entry_ids)) m
+ CROSS JOIN LATERAL (SELECT p.status IN ('confirmed', 'partially_refunded', 'refunded') AS settled) s
+ WHERE m.payable = CASE WHEN s.settled THEN p.confirmed_amount - p.fee - p.refunded_amount + p.fee_refunded ELSE 0 END
+   AND m.fees = CASE WHEN s.settled THEN p.fee - p.fee_refunded ELSE 0 END
+   AND m.clearing = CASE WHEN s.settled THEN p.confirmed_amount - p.refunded_amount ELSE 0 END
+   AND m.elsewhere = 0`, ids, merchants, amounts, fees, benchProvider).Scan(&n)
 		if err != nil {
 			return nil, fmt.Errorf("count acknowledged payments: %w", err)
 		}
 		v.FoundPaymentIDs += n
 	}
 	if v.FoundPaymentIDs != v.PaymentIDs {
-		v.fail("payments: %d acknowledged, %d found by id for the merchant and amount acknowledged", v.PaymentIDs, v.FoundPaymentIDs)
+		v.fail("payments: %d acknowledged, %d found by id for the merchant, amount and fee acknowledged, their entries moving that money", v.PaymentIDs, v.FoundPaymentIDs)
 	}
 	refs := distinct(a.refs)
 	v.Refs = len(refs)
@@ -168,6 +192,10 @@ func verify(ctx context.Context, pool *pgxpool.Pool, a *ackSet) (*verification, 
 	}
 	return v, nil
 }
+
+// benchProvider is the provider of every payment the bench makes: it pays
+// by VietQR only, and an answer of another channel is an anomaly.
+var benchProvider = merchant.ChannelVietQR.Provider()
 
 func distinct(s []string) []string {
 	out := slices.Clone(s)
