@@ -25,9 +25,11 @@ type cpuSample struct {
 	machineBusy, machineIOWait, machineAll time.Duration
 }
 
-// cpuUse is a scenario's CPU use, in cores (CPU seconds per second).
+// cpuUse is a scenario's CPU use, in cores (CPU seconds per second), over
+// Seconds of wall time.
 type cpuUse struct {
 	Ledgerd, Bench, DBBackends, PGOther, Other, IOWait, Idle float64
+	Seconds                                                  float64
 }
 
 func takeCPUSample(serverPID int, dbName string) cpuSample {
@@ -100,6 +102,7 @@ func (a cpuSample) use(b cpuSample) cpuUse {
 	}
 	c := func(d time.Duration) float64 { return max(d.Seconds()/wall, 0) }
 	u := cpuUse{
+		Seconds:    wall,
 		Ledgerd:    c(b.ledgerd - a.ledgerd),
 		Bench:      c(b.bench - a.bench),
 		DBBackends: c(b.dbBackends - a.dbBackends),

@@ -81,13 +81,14 @@ func (s scenarioResult) rate() float64 {
 }
 
 // cpuPerUnit is ledgerd's and the ledger database backends' CPU time per
-// unit, in milliseconds.
+// unit, in milliseconds: the CPU time of the measurement window, which the
+// samples span whole even when the op budget ends the units sooner, over
+// the units completed in it.
 func (s scenarioResult) cpuPerUnit() string {
-	rate := s.rate()
-	if rate == 0 {
+	if s.Units == 0 {
 		return "n/a"
 	}
-	return fmt.Sprintf("%.2f ms", 1000*(s.CPU.Ledgerd+s.CPU.DBBackends)/rate)
+	return fmt.Sprintf("%.2f ms", 1000*(s.CPU.Ledgerd+s.CPU.DBBackends)*s.CPU.Seconds/float64(s.Units))
 }
 
 func (s scenarioResult) paymentRate() float64 {
