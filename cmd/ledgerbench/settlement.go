@@ -401,7 +401,9 @@ func checkMarketSettlement(req *pb.GetMarketSettlementRequest, resp *pb.GetMarke
 // measurement: a few merchants' opening and closing balances and pending
 // credits with LedgerService.GetBalance at the period's edges, and a few
 // markets' totals with the sum of all their merchant lines, page by page,
-// each line with that merchant's own report as of the same sequence.
+// their providers' owed and pending with their clearing accounts' balances
+// at the period's edges, and their busiest line with that merchant's own
+// report as of the same sequence.
 func (b *bench) settlementCrossCheck(ctx context.Context, plan *settlementPlan) (checked int, problems []string) {
 	set := pb.NewSettlementServiceClient(b.conns[0])
 	led := pb.NewLedgerServiceClient(b.conns[0])
@@ -496,6 +498,32 @@ func (b *bench) settlementCrossCheck(ctx context.Context, plan *settlementPlan) 
 			problems = append(problems, fmt.Sprintf("%s: %d lines (of %d) add up to opening %d, closing %d, payments %d (%d), refunds %d (%d), fees %d, payouts %d, pending %d; the market says %d, %d, %d (%d), %d (%d), %d, %d, %d",
 				mk, len(lines), first.GetTotalSize(), sum.opening, sum.closing, sum.payments, sum.paymentCount, sum.refunds, sum.refundCount, sum.fees, sum.payouts, sum.pending,
 				total.opening, total.closing, total.payments, total.paymentCount, total.refunds, total.refundCount, total.fees, total.payouts, total.pending))
+		}
+		// What each provider owes, against the ledger's balance of its
+		// clearing account at the period's edges: its equation holding,
+		// and its payments and refunds the market's, say nothing of the
+		// money it starts and ends with.
+		for _, pc := range first.GetProviders() {
+			var end, start *pb.GetBalanceResponse
+			err := call(func(ctx context.Context) (err error) {
+				end, err = led.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: pc.GetClearingAccount(), AsOf: &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: first.GetPeriod().GetAsOfSequence()}}})
+				if err != nil {
+					return err
+				}
+				before := first.GetPeriod().GetStartTime().AsTime().Add(-time.Microsecond)
+				start, err = led.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: pc.GetClearingAccount(), AsOf: &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.New(before)}}})
+				return err
+			})
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("cross-check GetBalance %s: %v", pc.GetClearingAccount(), err))
+				continue
+			}
+			if end.GetBalance().GetPosted() != pc.GetClosingOwed() || end.GetBalance().GetDebitsPending() != pc.GetPending() ||
+				start.GetBalance().GetPosted() != pc.GetOpeningOwed() {
+				problems = append(problems, fmt.Sprintf("%s provider %s %s to %s: opening owed %s, closing owed %s, pending %s; the ledger's balance of %s %s before the period, %s and %s pending as of sequence %d",
+					mk, pc.GetProvider(), plan.Start, plan.End, pc.GetOpeningOwed(), pc.GetClosingOwed(), pc.GetPending(), pc.GetClearingAccount(),
+					start.GetBalance().GetPosted(), end.GetBalance().GetPosted(), end.GetBalance().GetDebitsPending(), first.GetPeriod().GetAsOfSequence()))
+			}
 		}
 		// One line against the merchant's own report as of the market's
 		// sequence: the busiest line, where most can go wrong.

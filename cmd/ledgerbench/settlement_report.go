@@ -91,7 +91,7 @@ func (r *report) settlementChecksLine() string {
 			problems += len(s.Anomalies)
 		}
 	}
-	return fmt.Sprintf("Settlement reports: %s answers checked (the settlement equation holds for the period, each day and each channel split, and matches its equation text; the days chain; nothing is left to adjustments; a market's providers add up to its totals and its first page lists what it should): %d with problems. Afterwards %d reports compared with the ledger (merchants' opening, closing and pending against `GetBalance` at the period's edges; markets' totals against all their merchant lines, page by page, and their busiest line against that merchant's own report as of the same sequence): %d problems.",
+	return fmt.Sprintf("Settlement reports: %s answers checked (the settlement equation holds for the period, each day and each channel split, and matches its equation text; the days chain; nothing is left to adjustments; a market's providers add up to its totals and its first page lists what it should): %d with problems. Afterwards %d reports compared with the ledger (merchants' opening, closing and pending against `GetBalance` at the period's edges; markets' totals against all their merchant lines, page by page, their providers' owed and pending against their clearing accounts' `GetBalance` at the period's edges, and their busiest line against that merchant's own report as of the same sequence): %d problems.",
 		group(checked), problems, r.CrossChecked, len(r.CrossProblems))
 }
 

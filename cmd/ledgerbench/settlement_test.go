@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pb "github.com/choledger/choledger/gen/choledger/v1"
+	"github.com/choledger/choledger/merchant"
 )
 
 // totalsOf builds report totals the way the service writes them.
@@ -174,9 +175,10 @@ func BenchmarkCheckMerchantSettlement(b *testing.B) {
 // page, and totals, and a merchant's report with its line's totals.
 type marketOfLines struct {
 	pb.UnimplementedSettlementServiceServer
-	plan   *settlementPlan
-	lines  []*pb.MerchantSettlementLine
-	totals *pb.SettlementTotals
+	plan      *settlementPlan
+	lines     []*pb.MerchantSettlementLine
+	totals    *pb.SettlementTotals
+	providers []*pb.ProviderClearing
 }
 
 func (s *marketOfLines) period() *pb.SettlementPeriod {
@@ -185,7 +187,7 @@ func (s *marketOfLines) period() *pb.SettlementPeriod {
 
 func (s *marketOfLines) GetMarketSettlement(_ context.Context, req *pb.GetMarketSettlementRequest) (*pb.GetMarketSettlementResponse, error) {
 	return &pb.GetMarketSettlementResponse{Market: req.GetMarket(), Currency: "VND", Period: s.period(), Totals: s.totals,
-		Merchants: s.lines, TotalSize: int32(len(s.lines))}, nil
+		Merchants: s.lines, TotalSize: int32(len(s.lines)), Providers: s.providers}, nil
 }
 
 func (s *marketOfLines) GetMerchantSettlement(_ context.Context, req *pb.GetMerchantSettlementRequest) (*pb.GetMerchantSettlementResponse, error) {
@@ -229,5 +231,71 @@ func TestCrossCheckMarketLinesAddUp(t *testing.T) {
 	srv.lines[1].Totals = totalsOf(0, 50_000, 500, 0, 0, 2)
 	if p := marketProblems(); len(p) == 0 {
 		t.Error("a market whose refunds and fees are not its lines': not noticed")
+	}
+}
+
+// balances answers GetBalance of an account with its balance as of a
+// sequence (the end of a period), and of a time (the start of one).
+type balances struct {
+	pb.UnimplementedLedgerServiceServer
+	atEnd, atStart map[string]*pb.Balance
+}
+
+func (s *balances) GetBalance(_ context.Context, req *pb.GetBalanceRequest) (*pb.GetBalanceResponse, error) {
+	m := s.atStart
+	if req.GetAsOf().GetSequence() != 0 {
+		m = s.atEnd
+	}
+	if b, ok := m[req.GetAccountCode()]; ok {
+		return &pb.GetBalanceResponse{Balance: b}, nil
+	}
+	return nil, status.Error(codes.NotFound, "no such account")
+}
+
+// What a market's report says a provider owes must be what the ledger's
+// balance of its clearing account says, at both ends of the period: a
+// report whose provider equation holds, and whose payments and refunds
+// are the market's, can still close at another figure than the money the
+// provider owes.
+func TestCrossCheckProviderOwedIsItsClearingBalance(t *testing.T) {
+	plan := testPlan(t)
+	mk := plan.busyMkts[0]
+	clearing := merchant.ClearingAccount(merchant.ChannelVietQR, mk)
+	srv := &marketOfLines{plan: plan, totals: totalsOf(0, 100_000, 10_000, 1_000, 0, 4),
+		lines: []*pb.MerchantSettlementLine{{Merchant: "A", Totals: totalsOf(0, 100_000, 10_000, 1_000, 0, 4)}}}
+	owed := func(opening, closing int64) *pb.ProviderClearing {
+		return &pb.ProviderClearing{Provider: "napas", Channels: []pb.Channel{pb.Channel_CHANNEL_VIETQR}, ClearingAccount: clearing,
+			OpeningOwed: strconv.FormatInt(opening, 10), PaymentCount: 4, Payments: "100000", RefundCount: 1, Refunds: "10000",
+			Settled: strconv.FormatInt(opening+90_000-closing, 10), Reclassified: "0", Adjustments: "0", ClosingOwed: strconv.FormatInt(closing, 10), Pending: "0",
+			Equation: fmt.Sprintf("opening %d + payments 100000 - refunds 10000 - settled %d - reclassified 0 + adjustments 0 = closing %d", opening, opening+90_000-closing, closing)}
+	}
+	led := &balances{atStart: map[string]*pb.Balance{clearing: {Posted: "5000", DebitsPending: "0"}}, atEnd: map[string]*pb.Balance{clearing: {Posted: "20000", DebitsPending: "0"}}}
+	conn := serve(t, func(s *grpc.Server) {
+		pb.RegisterSettlementServiceServer(s, srv)
+		pb.RegisterLedgerServiceServer(s, led)
+	})
+	b := &bench{conns: []*grpc.ClientConn{conn}, auditor: newPrincipal("auditor", "secret", "auditor")}
+	marketProblems := func() []string {
+		_, problems := b.settlementCrossCheck(context.Background(), plan)
+		var out []string
+		for _, p := range problems {
+			if strings.Contains(p, mk) && !strings.Contains(p, "GetBalance merchant:") {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	srv.providers = []*pb.ProviderClearing{owed(5_000, 20_000)}
+	if p := marketProblems(); len(p) > 0 {
+		t.Fatalf("a provider owing what its clearing account holds: %v", p)
+	}
+	for what, p := range map[string]*pb.ProviderClearing{
+		"closing owed 15,000, the ledger's balance 20,000": owed(5_000, 15_000),
+		"opening owed 0, the ledger's balance 5,000":       owed(0, 20_000),
+	} {
+		srv.providers = []*pb.ProviderClearing{p}
+		if len(marketProblems()) == 0 {
+			t.Errorf("%s: not noticed", what)
+		}
 	}
 }
