@@ -385,7 +385,7 @@ func (r *report) markdown() string {
 	p("\n#### Checks\n\n")
 	if v := r.Verify; v != nil {
 		p("- %s acknowledged ledger writes, each found exactly once by its stored idempotency key (`ledger.CheckAcknowledged`; missing: %d).\n", group(int64(v.Keys)), v.MissingKeyCount)
-		p("- Payments projection: %s/%s acknowledged payments found by id for the merchant, amount and fee acknowledged, their entries moving that money, %s/%s bank references, %s/%s confirmations confirmed, %s/%s refunds.\n",
+		p("- Payments projection: %s/%s acknowledged payments found by id for the merchant, amount and fee acknowledged, their entries moving that money, %s/%s bank references, %s/%s confirmations confirmed in full, %s/%s refunds.\n",
 			group(int64(v.FoundPaymentIDs)), group(int64(v.PaymentIDs)), group(int64(v.FoundRefs)), group(int64(v.Refs)),
 			group(int64(v.FoundConfirmed)), group(int64(v.Confirmed)), group(int64(v.FoundRefunds)), group(int64(v.Refunds)))
 		p("- `ledger.CheckInvariants` over the whole journal (balances, account totals, limits, open pending list, gapless sequence, every market's hash chain): %d violations, %s.\n",

@@ -177,6 +177,11 @@ func (w *worker) confirm(pay *pb.Payment) (*pb.Payment, bool) {
 		if st := r.GetPayment().GetStatus(); st != pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED {
 			w.sc.anomaly("ConfirmPayment %s: payment %s is %s after confirmation", key, pay.GetId(), st)
 		}
+		// Confirmed in full: the request names no amount.
+		if got := r.GetPayment(); got.GetId() != pay.GetId() || mustInt(got.GetConfirmedAmount()) != mustInt(pay.GetAmount()) {
+			w.sc.anomaly("ConfirmPayment %s: asked to confirm payment %s of %s in full, acknowledged payment %s confirmed for %q", key,
+				pay.GetId(), pay.GetAmount(), got.GetId(), got.GetConfirmedAmount())
+		}
 		a := &w.sc.acks
 		a.mu.Lock()
 		a.keys = append(a.keys, keyConfirm+p.scope+"/"+key)

@@ -51,6 +51,15 @@ func (s *wrongPayments) RecordPayments(_ context.Context, req *pb.RecordPayments
 	return resp, nil
 }
 
+// ConfirmPayment answers with the payment confirmed in full, as spoil
+// makes it.
+func (s *wrongPayments) ConfirmPayment(_ context.Context, req *pb.ConfirmPaymentRequest) (*pb.ConfirmPaymentResponse, error) {
+	p := &pb.Payment{Id: req.GetPaymentId(), Merchant: "TN-DAITU-0001", Channel: pb.Channel_CHANNEL_VIETQR, Source: pb.PaymentSource_PAYMENT_SOURCE_STALL,
+		Currency: "VND", Amount: "27000", ConfirmedAmount: "27000", Fee: "0", ProviderRef: req.GetProviderRef(), Status: pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED}
+	s.spoil(p)
+	return &pb.ConfirmPaymentResponse{Payment: p}, nil
+}
+
 // serve serves what register registers in memory, for the test, and
 // returns a connection to it.
 func serve(t *testing.T, register func(*grpc.Server)) *grpc.ClientConn {
@@ -199,6 +208,28 @@ func TestInternalOutsideTheWindowFailsTheRun(t *testing.T) {
 		r := &report{Scenarios: []scenarioResult{{Name: sc.name, RPCs: summarizeAll(w.stats), Anomalies: sc.anomalies, Resolved: sc.resolved}}}
 		if len(r.failures()) == 0 {
 			t.Errorf("%s: an Internal answer passed the run", name)
+		}
+	}
+}
+
+// A confirmation in full acknowledged as one of less, or of another
+// payment, is a failed check: the stall is owed the whole payment.
+func TestConfirmAnsweredWrongIsAnAnomaly(t *testing.T) {
+	for name, spoil := range map[string]func(*pb.Payment){
+		"as asked":        func(*pb.Payment) {},
+		"in part":         func(p *pb.Payment) { p.ConfirmedAmount = "20000" },
+		"another payment": func(p *pb.Payment) { p.Id = "0193a7c4-0000-7000-8000-000000000003" },
+		"still pending":   func(p *pb.Payment) { p.Status = pb.PaymentStatus_PAYMENT_STATUS_PENDING },
+	} {
+		b := benchAgainst(t, &wrongPayments{spoil: spoil})
+		sc := &scenarioRun{name: "twostep", clients: 1, timeout: 5 * time.Second}
+		pending := &pb.Payment{Id: "0193a7c4-0000-7000-8000-000000000001", Merchant: "TN-DAITU-0001", Amount: "27000", Fee: "0",
+			Status: pb.PaymentStatus_PAYMENT_STATUS_PENDING}
+		if _, ok := b.newWorker(sc, 0).confirm(pending); !ok {
+			t.Fatalf("%s: not acknowledged", name)
+		}
+		if got := len(sc.anomalies) > 0; got != (name != "as asked") {
+			t.Errorf("%s: anomalies %v", name, sc.anomalies)
 		}
 	}
 }

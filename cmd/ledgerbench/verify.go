@@ -136,11 +136,13 @@ SELECT count(*)
 	}
 	confirmed := distinct(a.confirmedIDs)
 	v.Confirmed = len(confirmed)
-	if err := count(&v.FoundConfirmed, `SELECT count(*) FROM payments WHERE id = ANY($1::text[]::uuid[]) AND status IN ('confirmed', 'partially_refunded', 'refunded')`, confirmed); err != nil {
+	// The bench confirms in full.
+	if err := count(&v.FoundConfirmed, `SELECT count(*) FROM payments WHERE id = ANY($1::text[]::uuid[]) AND status IN ('confirmed', 'partially_refunded', 'refunded')
+		AND confirmed_amount = amount`, confirmed); err != nil {
 		return nil, err
 	}
 	if v.FoundConfirmed != v.Confirmed || len(confirmed) != len(a.confirmedIDs) {
-		v.fail("confirmations: %d acknowledged, %d payments found confirmed", len(a.confirmedIDs), v.FoundConfirmed)
+		v.fail("confirmations: %d acknowledged, %d payments found confirmed in full", len(a.confirmedIDs), v.FoundConfirmed)
 	}
 	// A refund is found when its row is of the payment and amount its
 	// answer acknowledged.
