@@ -36,7 +36,10 @@ type config struct {
 	Plaintext   bool
 }
 
-func loadConfig(args []string) (config, error) {
+// loadConfig reads the settings from the environment and the flags in
+// args. The words after the flags are the command's operands, one for each
+// of operands (demo-credentials' FILE); any other is refused.
+func loadConfig(args []string, operands ...*string) (config, error) {
 	var env envReader
 	c := config{
 		DatabaseURL:     os.Getenv("LEDGER_DATABASE_URL"),
@@ -84,8 +87,11 @@ func loadConfig(args []string) (config, error) {
 	// Parsing stops at the first word that is not a flag: a mistyped
 	// command ("ledgerd migrat") would otherwise serve, and a stray word
 	// would go unread.
-	if fs.NArg() > 0 {
+	if fs.NArg() > len(operands) {
 		return c, fmt.Errorf("unknown command or argument %q: run ledgerd [serve|migrate|seed] [flags], or ledgerd demo-credentials [flags] FILE", fs.Arg(0))
+	}
+	for i, o := range operands {
+		*o = fs.Arg(i)
 	}
 	if c.DatabaseURL == "" {
 		return c, fmt.Errorf("LEDGER_DATABASE_URL is not set: name the PostgreSQL database (make run starts a local one and sets it)")

@@ -49,16 +49,19 @@ func run(args []string) error {
 	if len(args) > 0 && (args[0] == "serve" || args[0] == "migrate" || args[0] == "seed" || args[0] == "demo-credentials") {
 		cmd, args = args[0], args[1:]
 	}
+	// demo-credentials' FILE comes after its flags: a last word that is a
+	// flag ("ledgerd demo-credentials -h") is no file to write secrets to.
 	var file string
+	var operands []*string
 	if cmd == "demo-credentials" {
-		if len(args) == 0 {
-			return errors.New("usage: ledgerd demo-credentials [flags] FILE")
-		}
-		file, args = args[len(args)-1], args[:len(args)-1]
+		operands = append(operands, &file)
 	}
-	cfg, err := loadConfig(args)
+	cfg, err := loadConfig(args, operands...)
 	if err != nil {
 		return err
+	}
+	if cmd == "demo-credentials" && file == "" {
+		return errors.New("usage: ledgerd demo-credentials [flags] FILE")
 	}
 	setupLogging(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

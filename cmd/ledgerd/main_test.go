@@ -108,6 +108,36 @@ func TestRunRefusesUnknownWords(t *testing.T) {
 	}
 }
 
+// demo-credentials takes its FILE after its flags, so a last word that is
+// a flag is that flag, and no file: "ledgerd demo-credentials -h" issued
+// four credentials, an operator's among them, that never expire, and wrote
+// their secrets to a file named "-h".
+func TestDemoCredentialsFlagIsNoFile(t *testing.T) {
+	db := pgtest.New(t)
+	isolate(t)
+	t.Setenv("LEDGER_DATABASE_URL", db.URL)
+	t.Chdir(t.TempDir())
+	for _, args := range [][]string{{"-h"}, {"--plaintext"}, {"--log-level", "warn"}} {
+		if err := run(append([]string{"demo-credentials"}, args...)); err == nil {
+			t.Errorf("ledgerd demo-credentials %s: no error; want it refused for want of FILE", strings.Join(args, " "))
+		}
+	}
+	if files, err := os.ReadDir("."); err != nil || len(files) > 0 {
+		var names []string
+		for _, f := range files {
+			names = append(names, f.Name())
+		}
+		t.Errorf("files written: %q, %v; want none", names, err)
+	}
+	var issued int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM credentials`).Scan(&issued); err != nil {
+		t.Fatal(err)
+	}
+	if issued != 0 {
+		t.Errorf("%d credentials issued; want none", issued)
+	}
+}
+
 // demo-credentials keeps its file only while every credential in it
 // works. It looked at the operator's alone: once the demo bank's was
 // revoked (as trying RevokeCredential does), every later make run said
