@@ -14,6 +14,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -57,6 +58,9 @@ func run(args []string) error {
 		operands = append(operands, &file)
 	}
 	cfg, err := loadConfig(args, operands...)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the flags are listed, as asked
+	}
 	if err != nil {
 		return err
 	}

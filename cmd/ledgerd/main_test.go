@@ -108,6 +108,18 @@ func TestRunRefusesUnknownWords(t *testing.T) {
 	}
 }
 
+// ledgerd -help, which the README gives to list the flags, lists them and
+// succeeds, as -h does; it ended "ledgerd: flag: help requested", status 1,
+// as if the flags were wrong.
+func TestHelpIsNoError(t *testing.T) {
+	isolate(t)
+	for _, args := range [][]string{{"-help"}, {"-h"}, {"serve", "--help"}, {"migrate", "-h"}} {
+		if err := run(args); err != nil {
+			t.Errorf("ledgerd %s: %v; want the usage and no error", strings.Join(args, " "), err)
+		}
+	}
+}
+
 // demo-credentials takes its FILE after its flags, so a last word that is
 // a flag is that flag, and no file: "ledgerd demo-credentials -h" issued
 // four credentials, an operator's among them, that never expire, and wrote
@@ -117,7 +129,10 @@ func TestDemoCredentialsFlagIsNoFile(t *testing.T) {
 	isolate(t)
 	t.Setenv("LEDGER_DATABASE_URL", db.URL)
 	t.Chdir(t.TempDir())
-	for _, args := range [][]string{{"-h"}, {"--plaintext"}, {"--log-level", "warn"}} {
+	if err := run([]string{"demo-credentials", "-h"}); err != nil {
+		t.Errorf("ledgerd demo-credentials -h: %v; want the usage", err)
+	}
+	for _, args := range [][]string{{"--plaintext"}, {"--log-level", "warn"}} {
 		if err := run(append([]string{"demo-credentials"}, args...)); err == nil {
 			t.Errorf("ledgerd demo-credentials %s: no error; want it refused for want of FILE", strings.Join(args, " "))
 		}
