@@ -847,6 +847,38 @@ func TestImportStatementReplaysAPeriodInNanoseconds(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// A line booked in fractions of a microsecond (a camt DtTm of seven
+// digits, as .NET writes it) is answered as the report keeps it, in
+// microseconds: the import's breaks are the ones its replay and the kept
+// report give, not the same lines booked a few nanoseconds later.
+func TestImportStatementAnswersBookedTimesAsKept(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	day := settlement.DayOf(time.Now()).AddDays(-3).Start()
+	lines := []stmtLine{{ref: "FT-NS-2", amount: "80000", at: day.Add(9 * time.Hour)}}
+	vn := time.FixedZone("ICT", 7*3600)
+	camt := bytes.Replace(reconCamt("STMT-NS-2", day, day.Add(24*time.Hour), lines),
+		[]byte("<DtTm>"+lines[0].at.In(vn).Format(time.RFC3339)), []byte("<DtTm>"+lines[0].at.Add(1234567*time.Nanosecond).In(vn).Format(time.RFC3339Nano)), 1)
+	req := &pb.ImportStatementRequest{Format: pb.StatementFormat_STATEMENT_FORMAT_CAMT053, Content: camt, Channel: chVietQR, Market: testMarket}
+	first, err := e.settle.ImportStatement(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Breaks) != 1 || first.Breaks[0].BookedTime.AsTime() != lines[0].at.Add(1234*time.Microsecond) {
+		t.Errorf("import answered breaks %v; want the line booked at %v", first.Breaks, lines[0].at.Add(1234*time.Microsecond))
+	}
+	again, err := e.settle.ImportStatement(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameItems(t, "replay's breaks", again.Breaks, first.Breaks)
+	_, kept := allItems(t, e.settle, first.Report.Id, false, 10)
+	sameItems(t, "kept breaks", kept, first.Breaks)
+	e.checkInvariants(t)
+}
+
 // A line whose reference the ledger holds for a payment this statement
 // does not match - one the stall recorded that was then rejected or is
 // still pending, so the merchant was never credited, or one of another

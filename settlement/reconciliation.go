@@ -143,8 +143,12 @@ func (s *Service) ImportStatement(ctx context.Context, r StatementImport) (Impor
 	// The period as PostgreSQL keeps it, in whole microseconds: a period
 	// given in nanoseconds (a client's clock, a camt FrDtTm) is then the
 	// report's, answered as it reads back, and the same request sent again
-	// finds it equal instead of another period.
+	// finds it equal instead of another period. So are the lines' booking
+	// times (a camt DtTm of seven digits), which the items keep.
 	st.PeriodStart, st.PeriodEnd = st.PeriodStart.Truncate(time.Microsecond), st.PeriodEnd.Truncate(time.Microsecond)
+	for i := range st.Lines {
+		st.Lines[i].BookedAt = st.Lines[i].BookedAt.Truncate(time.Microsecond)
+	}
 	if err := checkStatementPeriod(st.PeriodStart, st.PeriodEnd); err != nil {
 		return ImportResult{}, err
 	}
