@@ -22,10 +22,12 @@ build:
 	$(GO) build -o $(BIN)/devdb ./cmd/devdb
 
 # Load the demo data set (once) and serve on localhost:50051
-# (LEDGER_GRPC_ADDR to change) until Ctrl-C.
+# (LEDGER_GRPC_ADDR to change) until Ctrl-C. The database it prints has its
+# passwords masked: a URL's, and a password or sslpassword parameter's, of
+# a URL or of a keyword/value string.
 run: build
 	@url="$${LEDGER_DATABASE_URL:-$$($(BIN)/devdb start)}" && \
-	  echo "database: $$(sed -E 's#(://[^:/@]*:)[^@]*@#\1***@#' <<<"$$url")" && \
+	  echo "database: $$(sed -E 's#(://[^:/@]*:)[^@]*@#\1***@#; s#((^|[?&[:space:]])(ssl)?password[[:space:]]*=[[:space:]]*)[^&[:space:]]*#\1***#g' <<<"$$url")" && \
 	  export LEDGER_DATABASE_URL="$$url" LEDGER_LOG_FORMAT="$${LEDGER_LOG_FORMAT:-text}" && \
 	  $(BIN)/ledgerd seed && \
 	  $(BIN)/ledgerd demo-credentials .run/credentials.env && \
