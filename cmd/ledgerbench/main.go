@@ -120,7 +120,7 @@ func loadConfig(args []string) (config, error) {
 	c := config{DatabaseURL: os.Getenv("LEDGER_DATABASE_URL")}
 	fs := flag.NewFlagSet("ledgerbench", flag.ContinueOnError)
 	fs.StringVar(&c.Addr, "addr", "localhost:50051", "ledgerd gRPC address; must be a loopback address")
-	fs.StringVar(&c.CredentialsFile, "credentials", "", "credentials file as `ledgerd demo-credentials` writes it (export CHOLEDGER_ADMIN='...'); without it, CHOLEDGER_ADMIN, CHOLEDGER_BANK and CHOLEDGER_AUDITOR from the environment")
+	fs.StringVar(&c.CredentialsFile, "credentials", "", "credentials `file` as ledgerd demo-credentials writes it (export CHOLEDGER_ADMIN='...'); without it, CHOLEDGER_ADMIN, CHOLEDGER_BANK and CHOLEDGER_AUDITOR from the environment")
 	fs.IntVar(&c.Concurrency, "concurrency", 64, "clients, each making one call at a time")
 	fs.IntVar(&c.BulkConcurrency, "bulk-concurrency", 8, "clients of the bulk scenario (each call carries -bulk-size payments)")
 	fs.IntVar(&c.BulkSize, "bulk-size", 500, "payments per RecordPayments call")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,6 +85,25 @@ func TestReadCredentials(t *testing.T) {
 	}
 	if _, err := readCredentials(filepath.Join(t.TempDir(), "none")); err == nil {
 		t.Error("a missing file must be an error")
+	}
+}
+
+// ledgerbench -h lists -credentials as taking a file, as docs/performance.md
+// does; the backquotes in its usage had the flag package list it as
+// "-credentials ledgerd demo-credentials", as if that were its value.
+func TestUsageNamesTheCredentialsFile(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w
+	_, err = loadConfig([]string{"-h"})
+	os.Stderr = stderr
+	w.Close()
+	usage, _ := io.ReadAll(r)
+	if err == nil || !strings.Contains(string(usage), "\n  -credentials file\n") {
+		t.Errorf("ledgerbench -h: %v, usage:\n%s\nwant -credentials listed as taking a file", err, usage)
 	}
 }
 
