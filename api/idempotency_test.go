@@ -319,6 +319,39 @@ func TestRefundKeyReusedWithAnotherRequest(t *testing.T) {
 	e.checkInvariants(t)
 }
 
+// A payment request's key sent again with another merchant, amount or
+// purpose is refused naming the field that differs, with what the key
+// created and what came, as every other write's key is; it named none of
+// them, quoting the request the key created, so the client had to find
+// the difference itself.
+func TestPaymentRequestKeyReusedWithAnotherRequest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	first := &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: "TN-TEST-0001", Amount: "30000", Purpose: "Rau cải"}
+	if _, err := e.payments.CreatePaymentRequest(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		req  *pb.CreatePaymentRequestRequest
+		want string
+	}{
+		{&pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: "TN-TEST-0002", Amount: "30000", Purpose: "Rau cải"}, `merchant "TN-TEST-0001", got "TN-TEST-0002"`},
+		{&pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: "TN-TEST-0001", Amount: "30001", Purpose: "Rau cải"}, `amount "30000", got "30001"`},
+		{&pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: "TN-TEST-0001", Amount: "30000", Purpose: "Cà chua"}, `purpose "Rau cải", got "Cà chua"`},
+	} {
+		_, err := e.payments.CreatePaymentRequest(ctx, c.req)
+		if status.Code(err) != codes.AlreadyExists || !strings.Contains(status.Convert(err).Message(), c.want) {
+			t.Errorf("req-1 sent again as %v: %v; want AlreadyExists naming %s", c.req, err, c.want)
+		}
+	}
+	again, err := e.payments.CreatePaymentRequest(ctx, first)
+	if err != nil || !again.Replayed {
+		t.Errorf("req-1 sent again as it was: %v, %v; want it replayed", again, err)
+	}
+}
+
 // A payment's key sent again with another occur_time is refused naming it,
 // as another amount is, and writes nothing; sent again as it was, it is the
 // payment, replayed.

@@ -66,9 +66,8 @@ func (s *Service) CreateRequest(ctx context.Context, r NewRequest) (PaymentReque
 	if _, err := merchant.QRPurpose(r.Purpose); err != nil {
 		return PaymentRequest{}, false, err
 	}
-	hash := sha256.Sum256([]byte(r.Merchant + "\x00" + strconv.FormatInt(amount, 10) + "\x00" + r.Purpose))
-	key := "request:" + r.Key
-	if existing, ok, err := s.requestByKey(ctx, key, hash[:]); ok || err != nil {
+	want := PaymentRequest{Merchant: r.Merchant, Amount: amount, Purpose: r.Purpose}
+	if existing, ok, err := s.requestByKey(ctx, r.Key, want); ok || err != nil {
 		return existing, ok, err
 	}
 	m, err := s.merchants.GetMerchant(ctx, r.Merchant)
@@ -98,22 +97,31 @@ func (s *Service) CreateRequest(ctx context.Context, r NewRequest) (PaymentReque
 INSERT INTO payment_requests (id, idempotency_key, request_hash, merchant, market, amount, bill_number, purpose, qr_payload, expires_at, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (idempotency_key) DO NOTHING`
-	tag, err := s.pool.Exec(ctx, insert, req.ID, key, hash[:], req.Merchant, req.Market, req.Amount, req.BillNumber, req.Purpose, req.QRPayload, req.ExpiresAt, req.CreatedAt)
+	tag, err := s.pool.Exec(ctx, insert, req.ID, "request:"+r.Key, requestHash(want), req.Merchant, req.Market, req.Amount, req.BillNumber, req.Purpose, req.QRPayload, req.ExpiresAt, req.CreatedAt)
 	if err != nil {
 		return PaymentRequest{}, false, fmt.Errorf("create payment request: %w", err)
 	}
 	if tag.RowsAffected() == 0 {
 		// A concurrent request with the same key won.
-		existing, _, err := s.requestByKey(ctx, key, hash[:])
+		existing, _, err := s.requestByKey(ctx, r.Key, want)
 		return existing, true, err
 	}
 	return req, false, nil
 }
 
-func (s *Service) requestByKey(ctx context.Context, key string, hash []byte) (PaymentRequest, bool, error) {
+// requestHash is the idempotency hash of a payment request as asked for.
+func requestHash(r PaymentRequest) []byte {
+	h := sha256.Sum256([]byte(r.Merchant + "\x00" + strconv.FormatInt(r.Amount, 10) + "\x00" + r.Purpose))
+	return h[:]
+}
+
+// requestByKey reads the payment request key created, if any. One key is
+// one request: asked for another, it is refused naming the first field
+// that differs, as every write's key is.
+func (s *Service) requestByKey(ctx context.Context, key string, want PaymentRequest) (PaymentRequest, bool, error) {
 	var stored []byte
 	var r PaymentRequest
-	row := s.pool.QueryRow(ctx, `SELECT request_hash, `+requestColumns+` FROM payment_requests WHERE idempotency_key = $1`, key)
+	row := s.pool.QueryRow(ctx, `SELECT request_hash, `+requestColumns+` FROM payment_requests WHERE idempotency_key = $1`, "request:"+key)
 	err := row.Scan(&stored, &r.ID, &r.Merchant, &r.Market, &r.Amount, &r.BillNumber, &r.Purpose, &r.QRPayload, &r.ExpiresAt, &r.CreatedAt)
 	if isNoRows(err) {
 		return PaymentRequest{}, false, nil
@@ -121,9 +129,19 @@ func (s *Service) requestByKey(ctx context.Context, key string, hash []byte) (Pa
 	if err != nil {
 		return PaymentRequest{}, false, err
 	}
-	if string(stored) != string(hash) {
+	if string(stored) != string(requestHash(want)) {
+		for _, f := range []struct{ field, stored, got string }{
+			{"merchant", r.Merchant, want.Merchant},
+			{"amount", strconv.FormatInt(r.Amount, 10), strconv.FormatInt(want.Amount, 10)},
+			{"purpose", r.Purpose, want.Purpose},
+		} {
+			if f.stored != f.got {
+				return PaymentRequest{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key",
+					"key %q already created payment request %s with %s %q, got %q", key, r.ID, f.field, f.stored, f.got)
+			}
+		}
 		return PaymentRequest{}, false, fail(ledger.ErrIdempotencyConflict, "idempotency_key",
-			"key was already used for payment request %s (merchant %s, %d đồng, purpose %q)", r.ID, r.Merchant, r.Amount, r.Purpose)
+			"key %q already created payment request %s (merchant %s, %d đồng, purpose %q)", key, r.ID, r.Merchant, r.Amount, r.Purpose)
 	}
 	r.ExpiresAt, r.CreatedAt = r.ExpiresAt.UTC(), r.CreatedAt.UTC()
 	return r, true, nil
