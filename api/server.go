@@ -63,11 +63,12 @@ func (s *Server) HeavyReads() (running, waiting int) {
 	return len(s.reads.turns), int(s.reads.waiting.Load())
 }
 
-// Drain ends the calls that would never end by themselves, following
+// Drain ends the calls that would never end by themselves: following
 // StreamEntries, each with Unavailable naming the sequence to resume from,
-// and refuses new ones the same way. GracefulStop waits for every call in
-// flight, so shutdown calls Drain after Health.Shutdown and before
-// GracefulStop; calling it again does nothing.
+// and health watches, each with Unavailable once told the status
+// Health.Shutdown set; new ones are refused the same way. GracefulStop
+// waits for every call in flight, so shutdown calls Drain after
+// Health.Shutdown and before GracefulStop; calling it again does nothing.
 func (s *Server) Drain() {
 	s.drainOnce.Do(func() { close(s.draining) })
 }
@@ -104,7 +105,7 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 		pb.RegisterSettlementServiceServer(s, &SettlementServer{Settlement: svc.Settlement})
 	}
 	h := health.NewServer()
-	healthpb.RegisterHealthServer(s, h)
+	healthpb.RegisterHealthServer(s, drainingHealth{Server: h, draining: draining})
 	h.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	h.SetServingStatus(pb.LedgerService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	h.SetServingStatus(pb.AdminService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -119,6 +120,63 @@ func NewServer(svc Services, opts ...grpc.ServerOption) *Server {
 	}
 	reflection.Register(s)
 	return &Server{GRPC: s, Health: h, draining: draining, reads: reads}
+}
+
+// drainingHealth is gRPC's health service whose watches end at Drain: a
+// balancer or monitor watching health holds a call that never ends by
+// itself, for which GracefulStop waited until ledgerd's shutdown timeout,
+// then cancelled every call still in flight.
+type drainingHealth struct {
+	*health.Server
+	draining <-chan struct{}
+}
+
+func (h drainingHealth) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_WatchServer) error {
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-h.draining:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	w := &watchStream{Health_WatchServer: stream, ctx: ctx, last: -1}
+	err := h.Server.Watch(req, w)
+	select {
+	case <-h.draining:
+	default:
+		return err
+	}
+	if stream.Context().Err() != nil {
+		return err
+	}
+	// The watch may have ended before it sent the status Health.Shutdown
+	// set, NOT_SERVING, which tells the watcher to send its calls elsewhere.
+	if res, cerr := h.Server.Check(stream.Context(), req); cerr == nil && res.Status != w.last {
+		if err := stream.Send(res); err != nil {
+			return err
+		}
+	}
+	return status.Error(codes.Unavailable, "server shutting down")
+}
+
+// watchStream is a health watch's stream, ended at Drain, that remembers
+// the status it sent last.
+type watchStream struct {
+	healthpb.Health_WatchServer
+	ctx  context.Context
+	last healthpb.HealthCheckResponse_ServingStatus
+}
+
+func (s *watchStream) Context() context.Context { return s.ctx }
+
+func (s *watchStream) Send(res *healthpb.HealthCheckResponse) error {
+	if err := s.Health_WatchServer.Send(res); err != nil {
+		return err
+	}
+	s.last = res.Status
+	return nil
 }
 
 // recoverUnary turns a panic in a handler into an Internal error for that

@@ -3,10 +3,12 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/choledger/choledger/access"
@@ -63,6 +65,55 @@ func TestDrainEndsFollowingStream(t *testing.T) {
 	}
 	_, err = late.Recv()
 	checkShuttingDown(t, err, entries[0].Sequence)
+
+	done := make(chan struct{})
+	go func() { e.srv.GRPC.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Errorf("GracefulStop still waiting after 5s")
+	}
+}
+
+// A balancer or monitor watching health holds a call that never ends by
+// itself either. Shut down as ledgerd does, the watch is told NOT_SERVING,
+// then ends Unavailable, and GracefulStop finishes, rather than waiting out
+// ledgerd's shutdown timeout and then cancelling every call in flight.
+func TestDrainEndsHealthWatch(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := newEnv(t, ledgerOptions())
+	watch, err := healthpb.NewHealthClient(e.conn).Watch(ctx, &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := watch.Recv(); err != nil || msg.Status != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("watch: got %v, %v; want SERVING", msg, err)
+	}
+	watched := make(chan []string, 1)
+	go func() {
+		var got []string
+		for {
+			msg, err := watch.Recv()
+			if err != nil {
+				watched <- append(got, status.Code(err).String())
+				return
+			}
+			got = append(got, msg.Status.String())
+		}
+	}()
+
+	e.srv.Health.Shutdown()
+	e.srv.Drain()
+	select {
+	case got := <-watched:
+		if want := []string{"NOT_SERVING", "Unavailable"}; !slices.Equal(got, want) {
+			t.Errorf("watch got %v; want %v", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("health watch still open 5s after Drain")
+	}
 
 	done := make(chan struct{})
 	go func() { e.srv.GRPC.GracefulStop(); close(done) }()

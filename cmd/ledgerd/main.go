@@ -143,11 +143,12 @@ func serve(ctx context.Context, cfg config, transport credentials.TransportCrede
 	}
 
 	// Shutdown: say NOT_SERVING so balancers drain us; end the calls that
-	// never end by themselves (following StreamEntries), which GracefulStop
-	// would otherwise wait for until the timeout; stop taking calls and let
-	// those in flight finish (their writes are committed by the ledger's
-	// committers), cancelling what is left at the timeout; then stop the
-	// committers and the audit writer, and close the pool.
+	// never end by themselves (following StreamEntries, health watches),
+	// which GracefulStop would otherwise wait for until the timeout; stop
+	// taking calls and let those in flight finish (their writes are
+	// committed by the ledger's committers), cancelling what is left at the
+	// timeout; then stop the committers and the audit writer, and close the
+	// pool.
 	slog.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	srv.Health.Shutdown()
 	srv.Drain()
