@@ -274,7 +274,9 @@ func (s *LedgerServer) StreamEntries(req *pb.StreamEntriesRequest, stream pb.Led
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			// Ended as its client was answered, Canceled or
+			// DeadlineExceeded: the call's log line and metrics say so.
+			return toStatus(ctx, ctx.Err())
 		case <-s.draining:
 			return drained()
 		case <-committed:

@@ -352,3 +352,42 @@ func TestServeExposesMetrics(t *testing.T) {
 		}
 	}
 }
+
+// A following StreamEntries its client gives up on is counted as the
+// client was answered, Canceled, not as a stream that ended OK.
+func TestServeCountsAFollowerThatLeftAsCanceled(t *testing.T) {
+	metricsAddr := freeAddr(t)
+	d := startLedgerd(t, "--metrics-addr="+metricsAddr)
+	cctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stream, err := d.client(d.auditor).StreamEntries(cctx, &pb.StreamEntriesRequest{Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := stream.Recv(); err != nil || msg.Entry.Id != d.postedEntry.Id {
+		t.Fatalf("stream: got %v, %v; want entry %s", msg, err, d.postedEntry.Id)
+	}
+	cancel()
+
+	const counted = `choledger_grpc_requests_total{method="/choledger.v1.LedgerService/StreamEntries",`
+	var line string
+	for deadline := time.Now().Add(10 * time.Second); line == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + metricsAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for l := range strings.Lines(string(body)) {
+			if strings.HasPrefix(l, counted) {
+				line = strings.TrimSpace(l)
+			}
+		}
+	}
+	if want := counted + `code="Canceled"} 1`; line != want {
+		t.Errorf("the follower that left is counted as %q; want %q", line, want)
+	}
+}
