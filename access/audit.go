@@ -37,9 +37,10 @@ type Audit struct {
 	pool    *pgxpool.Pool
 	log     *slog.Logger
 	events  chan auditItem
-	closing chan struct{} // closed by Close: a batch is tried once more, not retried
+	closing chan struct{} // closed by Stopping: a batch is tried once more, not retried
 	done    chan struct{}
 	once    sync.Once
+	stopped sync.Once
 }
 
 type auditItem struct {
@@ -137,14 +138,22 @@ func (a *Audit) Sync(ctx context.Context) error {
 	}
 }
 
-// Close writes what is queued and stops the writer. A batch the database
-// cannot take is no longer tried again for half a minute, only once more,
-// and logged: ledgerd stopped while the database is out of reach would
-// otherwise wait 30 s a batch past its shutdown timeout, and one killed
-// meanwhile loses its queued events without a line in the log.
+// Stopping tells the writer that ledgerd is stopping: from then on a batch
+// the database cannot take is no longer tried again for half a minute,
+// only once more, and logged. ledgerd stopped while the database is out of
+// reach would otherwise wait 30 s a batch past its shutdown timeout, for
+// the calls waiting for room in a full queue, and one killed meanwhile
+// loses its queued events without a line in the log. Events are still
+// recorded and written until Close.
+func (a *Audit) Stopping() {
+	a.stopped.Do(func() { close(a.closing) })
+}
+
+// Close writes what is queued and stops the writer, trying a batch the
+// database cannot take once more, as once Stopping.
 func (a *Audit) Close() {
 	a.once.Do(func() {
-		close(a.closing)
+		a.Stopping()
 		close(a.events)
 		<-a.done
 	})

@@ -152,6 +152,10 @@ func serve(ctx context.Context, cfg config, transport credentials.TransportCrede
 	slog.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	srv.Health.Shutdown()
 	srv.Drain()
+	// Calls in flight may be waiting for room in the audit trail's queue,
+	// which a database out of reach keeps full: the trail stops retrying
+	// now, not once they have ended.
+	app.audit.Stopping()
 	done := make(chan struct{})
 	go func() {
 		srv.GRPC.GracefulStop()
