@@ -111,10 +111,12 @@ func TestVerifyJournalFindsTamperedEntry(t *testing.T) {
 	}
 }
 
-// VerifyJournal of a market the ledger holds nothing of, a code mistyped
-// or written in lower case, is NotFound: it answered ok, with no entry
-// checked, and an auditor read that the market's journal verified. A
-// market with accounts and no entries yet is intact.
+// VerifyJournal and the trial balance of a market the ledger holds nothing
+// of, a code mistyped or written in lower case, are NotFound: they
+// answered ok, with no entry checked, and balanced at zero, and an auditor
+// read that the market's journal verified and that it owed and was owed
+// nothing. A market with accounts and no entries yet is intact, and its
+// trial balance lists them.
 func TestVerifyJournalOfNoMarket(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -126,11 +128,19 @@ func TestVerifyJournalOfNoMarket(t *testing.T) {
 		if st := status.Convert(err); st.Code() != codes.NotFound || !strings.Contains(st.Message(), "market") || !strings.Contains(st.Message(), market) {
 			t.Errorf("VerifyJournal of market %q: %v, %v; want NotFound naming market %s", market, v, err, market)
 		}
+		tb, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: market})
+		if st := status.Convert(err); st.Code() != codes.NotFound || !strings.Contains(st.Message(), "market") || !strings.Contains(st.Message(), market) {
+			t.Errorf("GetTrialBalance of market %q: %v, %v; want NotFound naming market %s", market, tb, err, market)
+		}
 	}
 	for market, checked := range map[string]int64{"TN-CHO": 3, "TN-MOI": 0} {
 		v, err := e.client.VerifyJournal(ctx, &pb.VerifyJournalRequest{Market: market})
 		if err != nil || !v.Ok || v.EntriesChecked != checked {
 			t.Errorf("VerifyJournal of market %s: %v, %v; want intact, %d entries checked", market, v, err, checked)
+		}
+		tb, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: market})
+		if err != nil || len(tb.Lines) == 0 {
+			t.Errorf("GetTrialBalance of market %s: %v, %v; want its accounts", market, tb, err)
 		}
 	}
 }
@@ -606,29 +616,4 @@ func TestAccountsListedWithTheSequenceTheirBalanceIsAsOf(t *testing.T) {
 		t.Fatalf("creating cash:M1 again: %v, %v", again, err)
 	}
 	check("CreateAccount of an existing account", again.Account)
-}
-
-// A trial balance of a market the ledger holds no account of, a code
-// mistyped or written in lower case, is NotFound, as VerifyJournal's is: it
-// answered an empty trial balance, balanced at zero, and an auditor read
-// that the market owed and was owed nothing. A market with accounts and no
-// entries yet balances at zero.
-func TestTrialBalanceOfNoMarket(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	e := newEnv(t, ledgerOptions())
-	e.marketAccounts(t, "TN-CHO", "TN-MOI")
-	e.postTransfers(t, "TN-CHO", 3)
-	for _, market := range []string{"TN-CHOO", "tn-cho"} {
-		tb, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: market})
-		if st := status.Convert(err); st.Code() != codes.NotFound || !strings.Contains(st.Message(), "market") || !strings.Contains(st.Message(), market) {
-			t.Errorf("GetTrialBalance of market %q: %v, %v; want NotFound naming market %s", market, tb, err, market)
-		}
-	}
-	for _, market := range []string{"TN-CHO", "TN-MOI"} {
-		tb, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: market})
-		if err != nil || len(tb.Lines) == 0 {
-			t.Errorf("GetTrialBalance of market %s: %v, %v; want its accounts", market, tb, err)
-		}
-	}
 }
