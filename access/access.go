@@ -22,6 +22,7 @@ import (
 	"github.com/choledger/choledger/internal/coalesce"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
+	"github.com/choledger/choledger/settlement"
 )
 
 // Role is what a principal is.
@@ -60,6 +61,7 @@ type Principal struct {
 	Role         Role
 	Merchant     string   // RoleMerchant
 	Provider     string   // RoleBank
+	Bank         string   // RoleBank: the settlement bank it acts for; empty is none
 	Markets      []string // RoleBank, RoleAuditor: empty is all
 	CertSHA256   string   // required client certificate, when set
 }
@@ -90,22 +92,32 @@ func (p Principal) clone() Principal {
 // scope stays short however many markets it has: a scoped key must fit in
 // ledger.MaxKey. An unbound bank's scope is its provider alone.
 //
-// Nothing changes a credential's markets once it is issued, so its scope
-// is fixed. A new credential of the same provider and markets carries on
-// the keys and payout batches of the one it replaces; one with other
-// markets starts afresh: keys sent with the old one are neither replayed
-// nor refused, and the batches the old one made are not its own.
+// A bank bound to a settlement bank is a client apart too: the payout
+// batches it creates at its bank are not another bank's to read or
+// complete. Its scope ends in "#" and the bank's code. A scope holds no
+// "/", which ends it in a scoped key, so no scope's key is another's.
+//
+// Nothing changes a credential's markets or bank once it is issued, so its
+// scope is fixed. A new credential of the same provider, markets and bank
+// carries on the keys and payout batches of the one it replaces; one with
+// other markets or another bank starts afresh: keys sent with the old one
+// are neither replayed nor refused, and the batches the old one made are
+// not its own.
 func (p Principal) Scope() string {
 	switch p.Role {
 	case RoleMerchant:
 		return "merchant:" + p.Merchant
 	case RoleBank:
-		if len(p.Markets) == 0 {
-			return "bank:" + p.Provider
+		scope := "bank:" + p.Provider
+		if len(p.Markets) > 0 {
+			markets := slices.Compact(slices.Sorted(slices.Values(p.Markets)))
+			sum := sha256.Sum256([]byte(strings.Join(markets, ",")))
+			scope += "@" + hex.EncodeToString(sum[:16])
 		}
-		markets := slices.Compact(slices.Sorted(slices.Values(p.Markets)))
-		sum := sha256.Sum256([]byte(strings.Join(markets, ",")))
-		return "bank:" + p.Provider + "@" + hex.EncodeToString(sum[:16])
+		if p.Bank != "" {
+			scope += "#" + p.Bank
+		}
+		return scope
 	}
 	return string(p.Role)
 }
@@ -185,6 +197,7 @@ type IssueRequest struct {
 	Role       Role
 	Merchant   string
 	Provider   string
+	Bank       string
 	Markets    []string
 	CertSHA256 string
 	TTL        time.Duration // 0: never expires
@@ -219,6 +232,14 @@ func (s *Store) Issue(ctx context.Context, r IssueRequest) (Credential, string, 
 	if providers := merchant.Providers(); r.Provider != "" && !slices.Contains(providers, r.Provider) {
 		return Credential{}, "", invalid("credential.provider", "must be one of %v, got %q", providers, r.Provider)
 	}
+	if r.Bank != "" {
+		if r.Role != RoleBank {
+			return Credential{}, "", invalid("credential.bank", "only bank credentials are bound to a settlement bank")
+		}
+		if err := settlement.CheckBankCode("credential.bank", r.Bank); err != nil {
+			return Credential{}, "", err
+		}
+	}
 	if len(r.Markets) > 0 && r.Role != RoleBank && r.Role != RoleAuditor {
 		return Credential{}, "", invalid("credential.markets", "only bank and auditor credentials are bound to markets")
 	}
@@ -242,7 +263,7 @@ func (s *Store) Issue(ctx context.Context, r IssueRequest) (Credential, string, 
 	now := s.now().UTC().Truncate(time.Microsecond)
 	id := ledger.NewID(now)
 	c := Credential{
-		Principal: Principal{CredentialID: id, Name: r.Name, Role: r.Role, Merchant: r.Merchant, Provider: r.Provider, Markets: r.Markets, CertSHA256: r.CertSHA256},
+		Principal: Principal{CredentialID: id, Name: r.Name, Role: r.Role, Merchant: r.Merchant, Provider: r.Provider, Bank: r.Bank, Markets: r.Markets, CertSHA256: r.CertSHA256},
 		CreatedAt: now,
 	}
 	var expires *time.Time
@@ -252,9 +273,9 @@ func (s *Store) Issue(ctx context.Context, r IssueRequest) (Credential, string, 
 	}
 	hash := sha256.Sum256(random)
 	_, err := s.pool.Exec(ctx, `
-INSERT INTO credentials (id, name, role, merchant, provider, markets, client_cert_sha256, secret_hash, created_at, expires_at)
-VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), $6, NULLIF($7, ''), $8, $9, $10)`,
-		id, r.Name, string(r.Role), r.Merchant, r.Provider, nonNil(r.Markets), r.CertSHA256, hash[:], now, expires)
+INSERT INTO credentials (id, name, role, merchant, provider, bank, markets, client_cert_sha256, secret_hash, created_at, expires_at)
+VALUES ($1, $2, $3, NULLIF($4, ''), NULLIF($5, ''), $6, $7, NULLIF($8, ''), $9, $10, $11)`,
+		id, r.Name, string(r.Role), r.Merchant, r.Provider, r.Bank, nonNil(r.Markets), r.CertSHA256, hash[:], now, expires)
 	if err != nil {
 		return Credential{}, "", fmt.Errorf("issue credential: %w", err)
 	}
@@ -268,14 +289,14 @@ func nonNil(s []string) []string {
 	return s
 }
 
-const credentialColumns = `id::text, name, role, COALESCE(merchant, ''), COALESCE(provider, ''), markets,
+const credentialColumns = `id::text, name, role, COALESCE(merchant, ''), COALESCE(provider, ''), bank, markets,
        COALESCE(client_cert_sha256, ''), created_at, expires_at, revoked_at`
 
 func scanCredential(row pgx.Row, hash *[]byte) (Credential, error) {
 	var c Credential
 	var role string
 	var expires, revoked *time.Time
-	dest := []any{&c.CredentialID, &c.Name, &role, &c.Merchant, &c.Provider, &c.Markets, &c.CertSHA256, &c.CreatedAt, &expires, &revoked}
+	dest := []any{&c.CredentialID, &c.Name, &role, &c.Merchant, &c.Provider, &c.Bank, &c.Markets, &c.CertSHA256, &c.CreatedAt, &expires, &revoked}
 	if hash != nil {
 		dest = append(dest, hash)
 	}

@@ -34,6 +34,9 @@ func TestConcurrentAuthentication(t *testing.T) {
 		if i%2 == 1 {
 			providers := merchant.Providers()
 			r = access.IssueRequest{Name: fmt.Sprintf("bank %d", i), Role: access.RoleBank, Provider: providers[i%len(providers)], Markets: []string{fmt.Sprintf("TN-B%02d", i)}}
+			if i%4 == 1 {
+				r.Bank = "vcb"
+			}
 		}
 		c, secret, err := s.Issue(ctx, r)
 		if err != nil {
@@ -69,7 +72,7 @@ func TestConcurrentAuthentication(t *testing.T) {
 					}
 				case err != nil:
 					errs <- fmt.Errorf("%s, secret %s: %v", c.cred.Name, secret[:36], err)
-				case p.CredentialID != c.cred.CredentialID || p.Name != c.cred.Name || p.Provider != c.cred.Provider || !slices.Equal(p.Markets, c.cred.Markets):
+				case p.CredentialID != c.cred.CredentialID || p.Name != c.cred.Name || p.Provider != c.cred.Provider || p.Bank != c.cred.Bank || !slices.Equal(p.Markets, c.cred.Markets):
 					errs <- fmt.Errorf("%s authenticated as %+v", c.cred.Name, p)
 				}
 			})
@@ -83,9 +86,10 @@ func TestConcurrentAuthentication(t *testing.T) {
 }
 
 // A scope is one client's: banks of one provider bound to different markets
-// are different clients, whatever the order their markets were listed in,
-// and an unbound bank's scope is its provider's. However many markets a
-// bank has, its scope leaves room for a client's key of 128 characters.
+// or settlement banks are different clients, whatever the order their
+// markets were listed in, and an unbound bank's scope is its provider's.
+// However many markets a bank has, its scope leaves room for a client's key
+// of 128 characters.
 func TestScope(t *testing.T) {
 	t.Parallel()
 	bank := func(markets ...string) access.Principal {
@@ -98,6 +102,7 @@ func TestScope(t *testing.T) {
 	}{
 		{"merchant", access.Principal{Role: access.RoleMerchant, Merchant: "TN-TEST-0001"}, "merchant:TN-TEST-0001"},
 		{"unbound bank", bank(), "bank:napas"},
+		{"bank of vcb", access.Principal{Role: access.RoleBank, Provider: "napas", Bank: "vcb"}, "bank:napas#vcb"},
 		{"admin", access.Principal{Role: access.RoleAdmin}, "admin"},
 	} {
 		if got := tc.p.Scope(); got != tc.want {
@@ -111,16 +116,20 @@ func TestScope(t *testing.T) {
 			t.Errorf("markets %v and %v: scopes %q and %q, want one", same[0], markets, a, b)
 		}
 	}
-	scopes := map[string][]string{}
+	scopes := map[string]access.Principal{}
 	for _, markets := range [][]string{nil, {"M1"}, {"M2"}, {"M1", "M2"}, {"M1M2"}} {
-		s := bank(markets...).Scope()
-		if other, taken := scopes[s]; taken {
-			t.Errorf("markets %v and %v share scope %q", other, markets, s)
+		for _, settlementBank := range []string{"", "vcb", "bidv", "vc"} {
+			p := bank(markets...)
+			p.Bank = settlementBank
+			s := p.Scope()
+			if other, taken := scopes[s]; taken {
+				t.Errorf("%+v and %+v share scope %q", other, p, s)
+			}
+			if !strings.HasPrefix(s, "bank:napas") || strings.Contains(s, "/") {
+				t.Errorf("%+v: scope %q is not napas's, or holds the / that ends a scope in a key", p, s)
+			}
+			scopes[s] = p
 		}
-		if !strings.HasPrefix(s, "bank:napas") {
-			t.Errorf("markets %v: scope %q is not napas's", markets, s)
-		}
-		scopes[s] = markets
 	}
 	if s := (access.Principal{Role: access.RoleBank, Provider: "momo", Markets: []string{"M1"}}).Scope(); s == bank("M1").Scope() {
 		t.Errorf("momo and napas of M1 share scope %q", s)
@@ -130,8 +139,10 @@ func TestScope(t *testing.T) {
 	for i := range many {
 		many[i] = fmt.Sprintf("TN-%061d", i)
 	}
-	if s := bank(many...).Scope(); len(s)+1+128 > ledger.MaxKey {
-		t.Errorf("a bank of 100 markets has a scope of %d characters, leaving no room for a key of 128", len(s))
+	widest := bank(many...)
+	widest.Bank = strings.Repeat("b", 16)
+	if s := widest.Scope(); len(s)+1+128 > ledger.MaxKey {
+		t.Errorf("a bank of 100 markets and a settlement bank has a scope of %d characters, leaving no room for a key of 128", len(s))
 	}
 }
 

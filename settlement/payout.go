@@ -128,8 +128,8 @@ func (r PayoutBatchRequest) validate(now time.Time) error {
 	if err := checkPrintable("idempotency_key", r.Key, 200); err != nil {
 		return err
 	}
-	if !bankRE.MatchString(r.Bank) {
-		return invalid("bank", "must be the settlement bank's code, 2-16 of [a-z0-9] (e.g. \"vcb\"), got %q", r.Bank)
+	if err := CheckBankCode("bank", r.Bank); err != nil {
+		return err
 	}
 	if r.CutOff.IsZero() {
 		return invalid("cut_off", "is required: money recorded up to it is paid out")

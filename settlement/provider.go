@@ -53,6 +53,15 @@ type ProviderSettlement struct {
 
 var bankRE = regexp.MustCompile(`^[a-z0-9]{2,16}$`)
 
+// CheckBankCode refuses, naming field, what cannot be a settlement bank's
+// code: 2-16 of [a-z0-9], e.g. "vcb".
+func CheckBankCode(field, code string) error {
+	if !bankRE.MatchString(code) {
+		return invalid(field, "must be the settlement bank's code, 2-16 of [a-z0-9] (e.g. \"vcb\"), got %q", code)
+	}
+	return nil
+}
+
 // keyProviderSettlement prefixes the client's key in the ledger, so that a
 // key reused across flows never collides.
 const keyProviderSettlement = "settlement:provider:"
@@ -84,8 +93,8 @@ func (r ProviderSettlementRequest) validate() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if !bankRE.MatchString(r.Bank) {
-		return 0, invalid("bank", "must be the settlement bank's code, 2-16 of [a-z0-9] (e.g. \"vcb\"), got %q", r.Bank)
+	if err := CheckBankCode("bank", r.Bank); err != nil {
+		return 0, err
 	}
 	if err := checkPrintable("bank_ref", r.BankRef, 64); err != nil {
 		return 0, err

@@ -204,3 +204,42 @@ VALUES (gen_random_uuid(), 'M1', '%s', '%s', %d, 'matched', 0, 0, now())`, chann
 		t.Errorf("provider_remaining: %v; want %v", remaining, want)
 	}
 }
+
+// Migration 00021 binds a bank credential to a settlement bank. A
+// credential issued before it, or by a ledgerd of the release before it
+// still serving, names no bank: it is bound to its provider alone, as it
+// was. The binding is a bank's code, of a bank credential only.
+func TestCredentialBankBinding(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := pgtest.New(t)
+	insert := func(role, provider, bank string) error {
+		columns, values := "", ""
+		if bank != "-" {
+			columns, values = ", bank", ", '"+bank+"'"
+		}
+		_, err := db.Pool.Exec(ctx, fmt.Sprintf(`
+INSERT INTO credentials (id, name, role, provider, merchant, secret_hash, created_at%s)
+VALUES (gen_random_uuid(), 'c', '%[2]s', NULLIF('%[3]s', ''), CASE WHEN '%[2]s' = 'merchant' THEN 'TN-TEST-0001' END, '\x00', now()%[4]s)`,
+			columns, role, provider, values))
+		return err
+	}
+	if err := insert("bank", "napas", "-"); err != nil {
+		t.Fatalf("a bank credential issued as the release before 00021 did: %v", err)
+	}
+	var bank string
+	if err := db.Pool.QueryRow(ctx, `SELECT bank FROM credentials`).Scan(&bank); err != nil || bank != "" {
+		t.Errorf("its bank: %q, %v; want none", bank, err)
+	}
+	if err := insert("bank", "napas", "vcb"); err != nil {
+		t.Errorf("a bank credential of vcb: %v", err)
+	}
+	for _, tc := range []struct{ role, provider, bank string }{
+		{"merchant", "", "vcb"}, {"auditor", "", "vcb"}, {"admin", "", "vcb"},
+		{"bank", "napas", "VCB"}, {"bank", "napas", "v"}, {"bank", "napas", "vcb "},
+	} {
+		if err := insert(tc.role, tc.provider, tc.bank); pg.Code(err) != pg.CodeCheckViolation {
+			t.Errorf("a %s credential of bank %q: %v; want a check violation", tc.role, tc.bank, err)
+		}
+	}
+}
