@@ -52,7 +52,7 @@ func (e *env) principals(t *testing.T) principals {
 	add("auditorOther", access.IssueRequest{Name: "auditor of another market", Role: access.RoleAuditor, Markets: []string{"TN-OTHER"}})
 	add("merchantA", access.IssueRequest{Name: "stall A", Role: access.RoleMerchant, Merchant: "TN-TEST-0001"})
 	add("merchantB", access.IssueRequest{Name: "stall B", Role: access.RoleMerchant, Merchant: "TN-TEST-0002"})
-	add("bankNapas", access.IssueRequest{Name: "VietQR bank", Role: access.RoleBank, Provider: "napas"})
+	add("bankNapas", access.IssueRequest{Name: "VietQR bank", Role: access.RoleBank, Provider: "napas", Bank: "vcb"})
 	add("bankMomo", access.IssueRequest{Name: "MoMo", Role: access.RoleBank, Provider: "momo"})
 	add("bankOtherMarket", access.IssueRequest{Name: "VietQR bank elsewhere", Role: access.RoleBank, Provider: "napas", Markets: []string{"TN-OTHER"}})
 	ps.conns["none"] = e.dial(t, "")
@@ -76,8 +76,8 @@ type accessFixture struct {
 	entry                *pb.Entry
 	hold                 *pb.Entry
 	spareCredential      string
-	// A payout batch of TN-TEST made by a NAPAS bank, and a reconciliation
-	// report of its statement.
+	// A payout batch of TN-TEST made by a NAPAS bank at VCB, and a
+	// reconciliation report of its statement.
 	batch  *pb.PayoutBatch
 	report *pb.ReconciliationReport
 	// A statement of TN-TEST's VietQR payments: the fixture's one line.
@@ -113,7 +113,7 @@ func (e *env) accessFixture(t *testing.T) accessFixture {
 	f.entry = got.Entry
 	spare, _ := e.issue(t, access.IssueRequest{Name: "spare", Role: access.RoleAuditor})
 	f.spareCredential = spare.CredentialID
-	_, napas := e.issue(t, access.IssueRequest{Name: "VietQR bank, payouts", Role: access.RoleBank, Provider: "napas"})
+	_, napas := e.issue(t, access.IssueRequest{Name: "VietQR bank, payouts", Role: access.RoleBank, Provider: "napas", Bank: "vcb"})
 	napasSettle := pb.NewSettlementServiceClient(e.dial(t, napas))
 	batch, err := napasSettle.CreatePayoutBatch(ctx, &pb.CreatePayoutBatchRequest{
 		IdempotencyKey: "fx-batch", Bank: "vcb", Market: testMarket, CutOff: timestamppb.Now()})
@@ -224,9 +224,10 @@ func (f accessFixture) calls() []call {
 		{pb.SettlementService_ReclassifySuspense_FullMethodName, func(who string) proto.Message {
 			return &pb.ReclassifySuspenseRequest{IdempotencyKey: "m-" + who, Market: testMarket, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "1000", Reason: "late notification FT-M"}
 		}, []string{"admin", "bankNapas"}},
+		// Not bankMomo: bound to no settlement bank, it pays out at none.
 		{pb.SettlementService_CreatePayoutBatch_FullMethodName, func(who string) proto.Message {
 			return &pb.CreatePayoutBatchRequest{IdempotencyKey: "m-" + who, Bank: "vcb", Market: testMarket, CutOff: timestamppb.Now()}
-		}, []string{"admin", "bankNapas", "bankMomo"}},
+		}, []string{"admin", "bankNapas"}},
 		{pb.SettlementService_GetPayoutBatch_FullMethodName, same(&pb.GetPayoutBatchRequest{Id: f.batch.Id}), []string{"admin", "auditor", "bankNapas"}},
 		{pb.SettlementService_CompletePayoutBatch_FullMethodName, same(&pb.CompletePayoutBatchRequest{BatchId: f.batch.Id,
 			Results: []*pb.PayoutResult{{Merchant: a, Status: pb.PayoutLineStatus_PAYOUT_LINE_STATUS_PAID, BankRef: "VCB-M"}}}), []string{"admin", "bankNapas"}},
@@ -493,7 +494,7 @@ func TestBankKeysAndBatchesAreScopedByMarkets(t *testing.T) {
 		t.Fatal(err)
 	}
 	bank := func(name string, markets ...string) *grpc.ClientConn {
-		_, secret := e.issue(t, access.IssueRequest{Name: name, Role: access.RoleBank, Provider: "napas", Markets: markets})
+		_, secret := e.issue(t, access.IssueRequest{Name: name, Role: access.RoleBank, Provider: "napas", Bank: "vcb", Markets: markets})
 		return e.dial(t, secret)
 	}
 	here, there := bank("VietQR bank of TN-TEST", testMarket), bank("VietQR bank of TN-OTHER", "TN-OTHER")
@@ -1178,7 +1179,7 @@ func TestBoundCallersNamePaddedCodesAsOperatorsDo(t *testing.T) {
 	e := newEnv(t, ledgerOptions())
 	e.setUpMarket(t)
 	const a, padded = "TN-TEST-0001", " " + testMarket + " "
-	_, bankSecret := e.issue(t, access.IssueRequest{Name: "VietQR bank of TN-TEST", Role: access.RoleBank, Provider: "napas", Markets: []string{testMarket}})
+	_, bankSecret := e.issue(t, access.IssueRequest{Name: "VietQR bank of TN-TEST", Role: access.RoleBank, Provider: "napas", Bank: "vcb", Markets: []string{testMarket}})
 	_, auditorSecret := e.issue(t, access.IssueRequest{Name: "auditor of TN-TEST", Role: access.RoleAuditor, Markets: []string{testMarket}})
 	_, stallSecret := e.issue(t, access.IssueRequest{Name: "stall A", Role: access.RoleMerchant, Merchant: a})
 	bank, auditor, stall := e.dial(t, bankSecret), e.dial(t, auditorSecret), e.dial(t, stallSecret)

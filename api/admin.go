@@ -32,7 +32,7 @@ var roles = map[pb.Role]access.Role{
 func credentialToProto(c access.Credential) *pb.Credential {
 	out := &pb.Credential{
 		Id: c.CredentialID, Name: c.Name, Role: reverse(roles, c.Role), Merchant: c.Merchant, Provider: c.Provider,
-		Markets: c.Markets, ClientCertSha256: c.CertSHA256, CreateTime: timestamppb.New(c.CreatedAt),
+		Bank: c.Bank, Markets: c.Markets, ClientCertSha256: c.CertSHA256, CreateTime: timestamppb.New(c.CreatedAt),
 	}
 	if !c.ExpiresAt.IsZero() {
 		out.ExpireTime = timestamppb.New(c.ExpiresAt)
@@ -49,7 +49,7 @@ func (s *AdminServer) IssueCredential(ctx context.Context, req *pb.IssueCredenti
 	if !ok {
 		return nil, fieldError("credential.role", errors.New("must be ROLE_MERCHANT, ROLE_BANK, ROLE_AUDITOR or ROLE_ADMIN"))
 	}
-	ir := access.IssueRequest{Name: c.GetName(), Role: role, Merchant: c.GetMerchant(), Provider: c.GetProvider(), Markets: c.GetMarkets(), CertSHA256: c.GetClientCertSha256()}
+	ir := access.IssueRequest{Name: c.GetName(), Role: role, Merchant: c.GetMerchant(), Provider: c.GetProvider(), Bank: c.GetBank(), Markets: c.GetMarkets(), CertSHA256: c.GetClientCertSha256()}
 	if ttl := req.GetTtl(); ttl != nil {
 		if err := ttl.CheckValid(); err != nil {
 			return nil, fieldError("ttl", err)

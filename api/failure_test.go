@@ -483,8 +483,8 @@ func TestPayoutBatchLeftCreatingIsItsCreators(t *testing.T) {
 			const m = "PO-S-01"
 			f := newPayoutFixture(t, "PO-S", map[string]int64{m: 40000}, 40000)
 			e := f.e
-			_, unboundSecret := e.issue(t, access.IssueRequest{Name: "NAPAS", Role: access.RoleBank, Provider: "napas"})
-			_, boundSecret := e.issue(t, access.IssueRequest{Name: "NAPAS for PO-S", Role: access.RoleBank, Provider: "napas", Markets: []string{f.market}})
+			_, unboundSecret := e.issue(t, access.IssueRequest{Name: "NAPAS", Role: access.RoleBank, Provider: "napas", Bank: "vcb"})
+			_, boundSecret := e.issue(t, access.IssueRequest{Name: "NAPAS for PO-S", Role: access.RoleBank, Provider: "napas", Bank: "vcb", Markets: []string{f.market}})
 			creator := pb.NewSettlementServiceClient(e.dial(t, unboundSecret))
 			other := pb.NewSettlementServiceClient(e.dial(t, boundSecret))
 			batchReq := func(key string) *pb.CreatePayoutBatchRequest {

@@ -836,7 +836,7 @@ func TestHostileInputEveryRPC(t *testing.T) {
 
 		// AdminService
 		{pb.AdminService_IssueCredential_FullMethodName, true, func() proto.Message {
-			return &pb.IssueCredentialRequest{Credential: &pb.Credential{Name: key("cred"), Role: pb.Role_ROLE_BANK, Provider: "napas", Markets: []string{testMarket},
+			return &pb.IssueCredentialRequest{Credential: &pb.Credential{Name: key("cred"), Role: pb.Role_ROLE_BANK, Provider: "napas", Bank: "vcb", Markets: []string{testMarket},
 				ClientCertSha256: strings.Repeat("ab", 32)}, Ttl: durationpb.New(time.Hour)}
 		}},
 		{pb.AdminService_IssueCredential_FullMethodName, true, func() proto.Message {

@@ -175,7 +175,14 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 	napasConn, momoConn := e.dial(t, napasSecret), e.dial(t, momoSecret)
 	bankPayments := map[pb.Channel]pb.PaymentServiceClient{qr: pb.NewPaymentServiceClient(napasConn), momo: pb.NewPaymentServiceClient(momoConn)}
 	bankSettle := map[pb.Channel]pb.SettlementServiceClient{qr: pb.NewSettlementServiceClient(napasConn), momo: pb.NewSettlementServiceClient(momoConn)}
-	payouts := bankSettle[qr] // VCB pays the merchants out, for the NAPAS integration
+	// VCB and BIDV pay the merchants out, each for the NAPAS integration
+	// with a credential bound to it; the NAPAS credential above, of no
+	// settlement bank, reports credits to both.
+	payoutsAt := map[string]pb.SettlementServiceClient{}
+	for _, bk := range []string{"vcb", "bidv"} {
+		_, secret := e.issue(t, access.IssueRequest{Name: "VietQR bank at " + bk, Role: access.RoleBank, Provider: "napas", Bank: bk})
+		payoutsAt[bk] = pb.NewSettlementServiceClient(e.dial(t, secret))
+	}
 
 	// The model.
 	payments := map[string]*apiPayment{}
@@ -201,6 +208,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 	}
 	var requests []*request
 	batches := map[string][]*apiLine{} // every line of every batch
+	batchBank := map[string]string{}
 	var batchIDs []string
 	openLines := func(id string, overdue bool) []*apiLine {
 		var out []*apiLine
@@ -1219,6 +1227,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 			want := dueLines(cut, mk, bk)
 			cutOff := marks[cut]
 			req := &pb.CreatePayoutBatchRequest{IdempotencyKey: key("batch"), Bank: bk, CutOff: timestamppb.New(cutOff), Market: mk, PageSize: 1000}
+			payouts := payoutsAt[bk]
 			resp, err := payouts.CreatePayoutBatch(ctx, req)
 			if err != nil || resp.Replayed {
 				t.Fatalf("payout batch at step %d of %d: %v, %v", cut, step, resp, err)
@@ -1245,6 +1254,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 				}
 			}
 			batchIDs = append(batchIDs, resp.Batch.Id)
+			batchBank[resp.Batch.Id] = bk
 			again, err := payouts.CreatePayoutBatch(ctx, req)
 			if err != nil || !again.Replayed || again.Batch.Id != resp.Batch.Id || len(again.Lines) != len(resp.Lines) {
 				t.Fatalf("payout batch again: %v, %v", again, err)
@@ -1265,6 +1275,7 @@ func TestPaymentAPIAgreesWithItsModel(t *testing.T) {
 				continue
 			}
 			id := ids[rng.IntN(len(ids))]
+			payouts := payoutsAt[batchBank[id]]
 			for _, l := range openLines(id, true) {
 				// Its reservation lapsed: no outcome can be recorded.
 				_, err := payouts.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: id, Results: []*pb.PayoutResult{

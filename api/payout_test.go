@@ -904,7 +904,7 @@ func TestPayoutBatchAccountsMaskedForAuditors(t *testing.T) {
 	ctx := context.Background()
 	f := newPayoutFixture(t, "PO-M", map[string]int64{"PO-M-01": 100000}, 100000)
 	e := f.e
-	_, bankSecret := e.issue(t, access.IssueRequest{Name: "vcb", Role: access.RoleBank, Provider: "napas"})
+	_, bankSecret := e.issue(t, access.IssueRequest{Name: "vcb", Role: access.RoleBank, Provider: "napas", Bank: "vcb"})
 	bank := pb.NewSettlementServiceClient(e.dial(t, bankSecret))
 	b, err := bank.CreatePayoutBatch(ctx, &pb.CreatePayoutBatchRequest{IdempotencyKey: "batch-1", Bank: "vcb", Market: f.market, CutOff: timestamppb.Now()})
 	if err != nil {

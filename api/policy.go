@@ -175,7 +175,10 @@ func (b *binder) bind(ctx context.Context, p access.Principal, req any) (string,
 	case *pb.GetMarketSettlementRequest:
 		return r.GetMarket(), b.market(p, r.GetMarket())
 	case *pb.RecordProviderSettlementRequest:
-		if p.Role == access.RoleBank && (providerOf(r.GetChannel()) != p.Provider || !p.InMarket(codeAsRead(r.GetMarket()))) {
+		// A bank bound to a settlement bank reports the credits to it; one
+		// of a provider only, its provider's credits to any bank.
+		if p.Role == access.RoleBank && (providerOf(r.GetChannel()) != p.Provider || !p.InMarket(codeAsRead(r.GetMarket())) ||
+			(p.Bank != "" && r.GetBank() != p.Bank)) {
 			return r.GetMarket(), errDenied
 		}
 		return r.GetMarket(), nil
@@ -186,9 +189,15 @@ func (b *binder) bind(ctx context.Context, p access.Principal, req any) (string,
 		}
 		return r.GetMarket(), nil
 
-	// Payout batches: a bank pays out in its markets, and sees and completes
-	// the batches it created; auditors read their markets' batches.
+	// Payout batches: a bank pays out at the settlement bank it is bound to,
+	// in its markets, and sees and completes the batches it created;
+	// auditors read their markets' batches. A batch pays merchants from
+	// what every provider credited its bank: only that bank knows what it
+	// pays, so a credential bound to none creates none.
 	case *pb.CreatePayoutBatchRequest:
+		if p.Role == access.RoleBank && (p.Bank == "" || r.GetBank() != p.Bank) {
+			return r.GetMarket(), errDenied
+		}
 		if r.GetMarket() == "" {
 			return "", nil // the batch covers the caller's markets
 		}

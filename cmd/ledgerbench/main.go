@@ -49,6 +49,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/merchant"
 )
@@ -448,8 +449,8 @@ func (b *bench) waitServing(ctx context.Context) error {
 }
 
 // principals sets up the credentials and the scopes their idempotency keys
-// are stored under; the bank's provider is read from its credential, as
-// the admin sees it.
+// are stored under; the bank's provider and settlement bank are read from
+// its credential, as the admin sees it.
 func (b *bench) principals(ctx context.Context, secrets map[string]string) error {
 	b.admin = newPrincipal("admin", secrets["CHOLEDGER_ADMIN"], "admin")
 	b.auditor = newPrincipal("auditor", secrets["CHOLEDGER_AUDITOR"], "")
@@ -476,7 +477,10 @@ func (b *bench) principals(ctx context.Context, secrets map[string]string) error
 			if len(c.GetMarkets()) > 0 {
 				return fmt.Errorf("CHOLEDGER_BANK is limited to markets %v; the bench pays merchants of every market", c.GetMarkets())
 			}
-			b.bank = newPrincipal("bank", secrets["CHOLEDGER_BANK"], "bank:"+c.GetProvider())
+			// Its scope as the API makes it: a bank bound to a settlement
+			// bank (the demo's, VCB) keeps its keys apart.
+			scope := access.Principal{Role: access.RoleBank, Provider: c.GetProvider(), Bank: c.GetBank()}.Scope()
+			b.bank = newPrincipal("bank", secrets["CHOLEDGER_BANK"], scope)
 			return nil
 		}
 		if token = resp.GetNextPageToken(); token == "" {

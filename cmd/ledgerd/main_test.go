@@ -200,6 +200,53 @@ func TestDemoCredentialsReplacedWhenOneStopsWorking(t *testing.T) {
 	}
 }
 
+// The demo bank pays out at VCB, as the README's payout batch does. A file
+// written before credentials were bound to a settlement bank holds a bank
+// credential of none, which still works but is refused that batch: it is
+// replaced.
+func TestDemoBankCredentialIsVCBs(t *testing.T) {
+	db := pgtest.New(t)
+	isolate(t)
+	t.Setenv("LEDGER_DATABASE_URL", db.URL)
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "creds.env")
+	creds := access.NewStore(db.Pool, nil)
+	var b strings.Builder
+	for _, r := range []access.IssueRequest{
+		{Name: "demo operator", Role: access.RoleAdmin},
+		{Name: "demo stall app", Role: access.RoleMerchant, Merchant: "TN-DAITU-0001"},
+		{Name: "demo VietQR bank", Role: access.RoleBank, Provider: "napas"},
+		{Name: "demo auditor", Role: access.RoleAuditor},
+	} {
+		_, secret, err := creds.Issue(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := map[access.Role]string{access.RoleAdmin: "CHOLEDGER_ADMIN", access.RoleMerchant: "CHOLEDGER_MERCHANT", access.RoleBank: "CHOLEDGER_BANK", access.RoleAuditor: "CHOLEDGER_AUDITOR"}[r.Role]
+		fmt.Fprintf(&b, "export %s='%s'\n", env, secret)
+	}
+	if err := os.WriteFile(file, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"demo-credentials", "--log-level=warn", file}); err != nil {
+		t.Fatalf("ledgerd demo-credentials: %v", err)
+	}
+	written, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(written), "\n") {
+		if secret, ok := strings.CutPrefix(line, "export CHOLEDGER_BANK="); ok {
+			p, err := creds.Authenticate(ctx, strings.Trim(secret, "'"))
+			if err != nil || p.Provider != "napas" || p.Bank != "vcb" {
+				t.Errorf("the demo bank: %+v, %v; want NAPAS's at VCB", p, err)
+			}
+			return
+		}
+	}
+	t.Fatalf("no CHOLEDGER_BANK in %q", written)
+}
+
 type bearer string
 
 func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {

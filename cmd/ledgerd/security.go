@@ -39,23 +39,28 @@ func transportCredentials(cfg config) (credentials.TransportCredentials, error) 
 }
 
 // demoCredentials writes one credential of each role to a file for local
-// use, unless every credential the file holds still works (so repeated
-// `make run` keeps the same secrets, and replaces them all once one is
-// revoked or expired).
+// use, unless every credential the file holds still works, bound as it
+// would be issued now (so repeated `make run` keeps the same secrets, and
+// replaces them all once one is revoked or expired, or is a bank's of an
+// earlier release, bound to no settlement bank, which the README's payout
+// batch would be refused).
 func demoCredentials(ctx context.Context, cfg config, file string) error {
 	app, err := open(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer app.close()
-	const merchantCode, provider = "TN-DAITU-0001", "napas"
+	// The bank pays out at VCB, the settlement bank of the README's and the
+	// docs' examples.
+	const merchantCode, provider, settlementBank = "TN-DAITU-0001", "napas", "vcb"
 	issue := []struct {
 		env, comment string
 		req          access.IssueRequest
 	}{
 		{"CHOLEDGER_ADMIN", "operator", access.IssueRequest{Name: "demo operator", Role: access.RoleAdmin}},
 		{"CHOLEDGER_MERCHANT", "stall app of merchant " + merchantCode, access.IssueRequest{Name: "demo stall app", Role: access.RoleMerchant, Merchant: merchantCode}},
-		{"CHOLEDGER_BANK", "bank integration for provider " + provider + " (VietQR)", access.IssueRequest{Name: "demo VietQR bank", Role: access.RoleBank, Provider: provider}},
+		{"CHOLEDGER_BANK", "bank integration for provider " + provider + " (VietQR) at settlement bank " + settlementBank,
+			access.IssueRequest{Name: "demo VietQR bank", Role: access.RoleBank, Provider: provider, Bank: settlementBank}},
 		{"CHOLEDGER_AUDITOR", "auditor", access.IssueRequest{Name: "demo auditor", Role: access.RoleAuditor}},
 	}
 	if b, err := os.ReadFile(file); err == nil {
@@ -63,7 +68,8 @@ func demoCredentials(ctx context.Context, cfg config, file string) error {
 		for _, line := range strings.Split(string(b), "\n") {
 			for _, it := range issue {
 				if secret, ok := strings.CutPrefix(line, "export "+it.env+"="); ok {
-					if _, err := app.credentials.Authenticate(ctx, strings.Trim(secret, "'")); err == nil {
+					p, err := app.credentials.Authenticate(ctx, strings.Trim(secret, "'"))
+					if err == nil && p.Role == it.req.Role && p.Merchant == it.req.Merchant && p.Provider == it.req.Provider && p.Bank == it.req.Bank {
 						working[it.env] = true
 					}
 				}

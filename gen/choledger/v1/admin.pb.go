@@ -29,8 +29,9 @@ const (
 	Role_ROLE_UNSPECIFIED Role = 0
 	// A stall-holder app, bound to one merchant.
 	Role_ROLE_MERCHANT Role = 1
-	// A bank or provider integration, bound to one provider and optionally to
-	// markets.
+	// A bank or provider integration, bound to one provider, optionally to
+	// markets, and to the settlement bank it acts for to create payout
+	// batches.
 	Role_ROLE_BANK Role = 2
 	// Reads everything (or the bound markets); writes nothing.
 	Role_ROLE_AUDITOR Role = 3
@@ -101,8 +102,16 @@ type Credential struct {
 	CreateTime       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	ExpireTime       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	RevokeTime       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=revoke_time,json=revokeTime,proto3" json:"revoke_time,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// For ROLE_BANK: the settlement bank it acts for, 2-16 of [a-z0-9], e.g.
+	// "vcb"; empty is none. A bank credential creates payout batches at its
+	// bank only (none: it creates none) and, when bound, reports provider
+	// credits to its bank only; one of a provider only reports its
+	// provider's credits to any bank. Credentials of one provider bound to
+	// different banks are different clients: each sees and completes its
+	// own payout batches, and its idempotency keys are its own.
+	Bank          string `protobuf:"bytes,11,opt,name=bank,proto3" json:"bank,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Credential) Reset() {
@@ -203,6 +212,13 @@ func (x *Credential) GetRevokeTime() *timestamppb.Timestamp {
 		return x.RevokeTime
 	}
 	return nil
+}
+
+func (x *Credential) GetBank() string {
+	if x != nil {
+		return x.Bank
+	}
+	return ""
 }
 
 type IssueCredentialRequest struct {
@@ -749,7 +765,7 @@ var File_choledger_v1_admin_proto protoreflect.FileDescriptor
 
 const file_choledger_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x18choledger/v1/admin.proto\x12\fcholedger.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x03\n" +
+	"\x18choledger/v1/admin.proto\x12\fcholedger.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x03\n" +
 	"\n" +
 	"Credential\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -765,7 +781,8 @@ const file_choledger_v1_admin_proto_rawDesc = "" +
 	"expireTime\x12;\n" +
 	"\vrevoke_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"revokeTime\"\x7f\n" +
+	"revokeTime\x12\x12\n" +
+	"\x04bank\x18\v \x01(\tR\x04bank\"\x7f\n" +
 	"\x16IssueCredentialRequest\x128\n" +
 	"\n" +
 	"credential\x18\x01 \x01(\v2\x18.choledger.v1.CredentialR\n" +

@@ -1335,7 +1335,9 @@ type RecordProviderSettlementRequest struct {
 	// Whole đồng: the whole credit. At most what the provider owes the
 	// market, unless allow_unmatched.
 	Amount string `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
-	// The settlement bank's code, 2-16 of [a-z0-9], e.g. "vcb".
+	// The settlement bank's code, 2-16 of [a-z0-9], e.g. "vcb". A bank
+	// credential bound to a bank reports credits to that bank only
+	// (PERMISSION_DENIED).
 	Bank string `protobuf:"bytes,5,opt,name=bank,proto3" json:"bank,omitempty"`
 	// The bank's reference of the credit; each is recorded once.
 	BankRef string `protobuf:"bytes,6,opt,name=bank_ref,json=bankRef,proto3" json:"bank_ref,omitempty"`
@@ -1903,7 +1905,9 @@ type CreatePayoutBatchRequest struct {
 	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// The settlement bank that pays the merchants out, 2-16 of [a-z0-9],
 	// e.g. "vcb": the payouts are credited to its settlement account of each
-	// market (bank:B:market:M:settlement).
+	// market (bank:B:market:M:settlement). A bank credential creates batches
+	// at the bank it is bound to only, PERMISSION_DENIED otherwise, and when
+	// bound to none.
 	Bank string `protobuf:"bytes,2,opt,name=bank,proto3" json:"bank,omitempty"`
 	// Money recorded after the cut-off waits for the next batch. Required;
 	// not in the future.

@@ -1,0 +1,221 @@
+package api_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/choledger/choledger/access"
+	pb "github.com/choledger/choledger/gen/choledger/v1"
+)
+
+// A payout batch pays merchants from what every provider credited its
+// settlement bank, so only a credential bound to that bank creates one.
+// MoMo's credential, or NAPAS's bound to no bank, creating a batch at VCB
+// and completing its lines "paid" would have the ledger hold the merchants
+// paid while VCB paid nothing. Each refusal writes nothing and is in the
+// audit trail; VCB's own credential pays out, and is refused at BIDV.
+func TestPayoutBatchesOnlyAtTheBankACredentialIsBoundTo(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const m = "PO-BB-01"
+	f := newPayoutFixture(t, "PO-BB", map[string]int64{m: 100000}, 100000)
+	e := f.e
+	bank := func(name, provider, settlementBank string) (access.Credential, pb.SettlementServiceClient) {
+		c, secret := e.issue(t, access.IssueRequest{Name: name, Role: access.RoleBank, Provider: provider, Bank: settlementBank})
+		return c, pb.NewSettlementServiceClient(e.dial(t, secret))
+	}
+	momo, momoSettle := bank("MoMo", "momo", "")
+	napas, napasSettle := bank("NAPAS", "napas", "")
+	_, vcbSettle := bank("NAPAS at VCB", "napas", "vcb")
+	batchAt := func(settlementBank string) *pb.CreatePayoutBatchRequest {
+		return &pb.CreatePayoutBatchRequest{IdempotencyKey: "payout-1", Bank: settlementBank, Market: f.market, CutOff: timestamppb.Now()}
+	}
+
+	for _, c := range []struct {
+		name   string
+		client pb.SettlementServiceClient
+		bank   string
+	}{
+		{"MoMo, of no bank, at VCB", momoSettle, "vcb"},
+		{"NAPAS, of no bank, at VCB", napasSettle, "vcb"},
+		{"NAPAS at VCB, at BIDV", vcbSettle, "bidv"},
+	} {
+		before := e.snapshot(t)
+		_, err := c.client.CreatePayoutBatch(ctx, batchAt(c.bank))
+		if status.Code(err) != codes.PermissionDenied {
+			t.Errorf("a payout batch by %s: %v; want PermissionDenied", c.name, err)
+		}
+		if after := e.snapshot(t); after != before {
+			t.Errorf("a payout batch by %s was refused but wrote: %s -> %s", c.name, before, after)
+		}
+	}
+	for _, c := range []access.Credential{momo, napas} {
+		events, err := pb.NewAdminServiceClient(e.conn).ListAuditEvents(ctx, &pb.ListAuditEventsRequest{CredentialId: c.CredentialID, DeniedOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events.AuditEvents) != 1 || events.AuditEvents[0].Method != pb.SettlementService_CreatePayoutBatch_FullMethodName ||
+			events.AuditEvents[0].Code != codes.PermissionDenied.String() || events.AuditEvents[0].Target != f.market {
+			t.Errorf("%s's refusals in the audit trail: %v; want its payout batch", c.Name, events.AuditEvents)
+		}
+	}
+
+	b, err := vcbSettle.CreatePayoutBatch(ctx, batchAt("vcb"))
+	if err != nil {
+		t.Fatalf("a payout batch by NAPAS at VCB, at VCB: %v", err)
+	}
+	if l := lineOf(b.Lines, m); l == nil || l.Status != pb.PayoutLineStatus_PAYOUT_LINE_STATUS_OPEN || l.Amount != "100000" {
+		t.Fatalf("the batch at VCB: lines %v; want %s's 100000 open", b.Lines, m)
+	}
+	done, err := vcbSettle.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: b.Batch.Id,
+		Results: []*pb.PayoutResult{{Merchant: m, Status: pb.PayoutLineStatus_PAYOUT_LINE_STATUS_PAID, BankRef: "VCB-OUT-1"}}})
+	if err != nil || done.Batch.Status != pb.PayoutBatchStatus_PAYOUT_BATCH_STATUS_COMPLETED {
+		t.Fatalf("VCB completing its batch: %v, %v", done, err)
+	}
+	if bal := f.payable(t, m); bal.Posted != "0" {
+		t.Errorf("%s's payable after its payout: %v; want 0", m, bal)
+	}
+	e.checkInvariants(t)
+}
+
+// Two credentials of one provider bound to different settlement banks are
+// different clients: neither reads nor completes the other's payout
+// batches, nor is answered with the other's writes for the same key. A
+// credential bound to a bank reports credits to that bank only; one of a
+// provider only, to any bank, as before.
+func TestBanksOfOneProviderAtTwoSettlementBanksAreApart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const m1, m2 = "PO-TB-01", "PO-TB-02"
+	f := newPayoutFixture(t, "PO-TB", map[string]int64{m1: 60000, m2: 40000}, 0)
+	e := f.e
+	bank := func(name, settlementBank string) pb.SettlementServiceClient {
+		_, secret := e.issue(t, access.IssueRequest{Name: name, Role: access.RoleBank, Provider: "napas", Bank: settlementBank})
+		return pb.NewSettlementServiceClient(e.dial(t, secret))
+	}
+	vcb, vcbRotated, bidv, napas := bank("NAPAS at VCB", "vcb"), bank("NAPAS at VCB, rotated", "vcb"), bank("NAPAS at BIDV", "bidv"), bank("NAPAS", "")
+
+	credit := func(bankRef, settlementBank string) *pb.RecordProviderSettlementRequest {
+		return &pb.RecordProviderSettlementRequest{IdempotencyKey: "credit-1", Channel: pb.Channel_CHANNEL_VIETQR, Market: f.market,
+			Amount: "50000", Bank: settlementBank, BankRef: bankRef}
+	}
+	before := e.snapshot(t)
+	if _, err := vcb.RecordProviderSettlement(ctx, credit("BIDV-IN-0", "bidv")); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("NAPAS at VCB reporting a credit to BIDV: %v; want PermissionDenied", err)
+	}
+	if after := e.snapshot(t); after != before {
+		t.Errorf("a credit refused wrote: %s -> %s", before, after)
+	}
+	atVCB, err := vcb.RecordProviderSettlement(ctx, credit("VCB-IN-1", "vcb"))
+	if err != nil {
+		t.Fatalf("NAPAS at VCB reporting a credit to VCB: %v", err)
+	}
+	atBIDV, err := bidv.RecordProviderSettlement(ctx, credit("BIDV-IN-1", "bidv"))
+	if err != nil || atBIDV.Replayed || atBIDV.Settlement.Bank != "bidv" || atBIDV.Settlement.EntryId == atVCB.Settlement.EntryId {
+		t.Fatalf("NAPAS at BIDV sending the key NAPAS at VCB sent, for its own credit: %v, %v; want its own credit recorded", atBIDV, err)
+	}
+	if _, err := napas.RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "credit-2", Channel: pb.Channel_CHANNEL_VIETQR,
+		Market: f.market, Amount: "1", Bank: "agribank", BankRef: "AGR-IN-1", AllowUnmatched: true}); err != nil {
+		t.Errorf("NAPAS, of no bank, reporting a credit to Agribank: %v", err)
+	}
+
+	cutOff := timestamppb.New(e.now())
+	batch := func(c pb.SettlementServiceClient, settlementBank string) *pb.CreatePayoutBatchResponse {
+		t.Helper()
+		r, err := c.CreatePayoutBatch(ctx, &pb.CreatePayoutBatchRequest{IdempotencyKey: "payout-1", Bank: settlementBank, Market: f.market,
+			CutOff: cutOff, PageSize: 100})
+		if err != nil {
+			t.Fatalf("a payout batch at %s: %v", settlementBank, err)
+		}
+		return r
+	}
+	vcbBatch := batch(vcb, "vcb")
+	bidvBatch := batch(bidv, "bidv")
+	if bidvBatch.Replayed || bidvBatch.Batch.Id == vcbBatch.Batch.Id || bidvBatch.Batch.Bank != "bidv" {
+		t.Fatalf("NAPAS at BIDV sending the key of NAPAS at VCB's batch got %v (replayed %v); want its own batch", bidvBatch.Batch, bidvBatch.Replayed)
+	}
+	if again := batch(vcbRotated, "vcb"); !again.Replayed || again.Batch.Id != vcbBatch.Batch.Id {
+		t.Errorf("the rotated credential at VCB sending its predecessor's batch again: %v (replayed %v)", again.Batch, again.Replayed)
+	}
+	var open string
+	for _, l := range vcbBatch.Lines {
+		if l.Status == pb.PayoutLineStatus_PAYOUT_LINE_STATUS_OPEN {
+			open = l.Merchant
+		}
+	}
+	if open == "" {
+		t.Fatalf("the batch at VCB: lines %v; want one open", vcbBatch.Lines)
+	}
+
+	for _, c := range []struct {
+		name   string
+		client pb.SettlementServiceClient
+		batch  *pb.PayoutBatch
+	}{
+		{"NAPAS at BIDV, VCB's", bidv, vcbBatch.Batch},
+		{"NAPAS at VCB, BIDV's", vcb, bidvBatch.Batch},
+		{"NAPAS of no bank, VCB's", napas, vcbBatch.Batch},
+	} {
+		if _, err := c.client.GetPayoutBatch(ctx, &pb.GetPayoutBatchRequest{Id: c.batch.Id}); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s reading batch: %v; want PermissionDenied", c.name, err)
+		}
+		before := e.snapshot(t)
+		_, err := c.client.CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: c.batch.Id,
+			Results: []*pb.PayoutResult{{Merchant: open, Status: pb.PayoutLineStatus_PAYOUT_LINE_STATUS_PAID, BankRef: "MADE-UP-1"}}})
+		if status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s completing batch: %v; want PermissionDenied", c.name, err)
+		}
+		if after := e.snapshot(t); after != before {
+			t.Errorf("%s completing batch was refused but wrote: %s -> %s", c.name, before, after)
+		}
+	}
+	if _, err := vcbRotated.GetPayoutBatch(ctx, &pb.GetPayoutBatchRequest{Id: vcbBatch.Batch.Id}); err != nil {
+		t.Errorf("the rotated credential at VCB reading its predecessor's batch: %v", err)
+	}
+	e.checkInvariants(t)
+}
+
+// A credential's settlement bank is a bank credential's, a settlement
+// bank's code as a request's bank is; it is stored and listed.
+func TestIssueCredentialBank(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	admin := pb.NewAdminServiceClient(e.conn)
+	issue := func(c *pb.Credential) (*pb.IssueCredentialResponse, error) {
+		return admin.IssueCredential(ctx, &pb.IssueCredentialRequest{Credential: c})
+	}
+	for _, c := range []*pb.Credential{
+		{Name: "stall", Role: pb.Role_ROLE_MERCHANT, Merchant: "TN-TEST-0001", Bank: "vcb"},
+		{Name: "auditor", Role: pb.Role_ROLE_AUDITOR, Bank: "vcb"},
+		{Name: "admin", Role: pb.Role_ROLE_ADMIN, Bank: "vcb"},
+		{Name: "bank", Role: pb.Role_ROLE_BANK, Provider: "napas", Bank: "VCB"},
+		{Name: "bank", Role: pb.Role_ROLE_BANK, Provider: "napas", Bank: "v"},
+		{Name: "bank", Role: pb.Role_ROLE_BANK, Provider: "napas", Bank: " vcb"},
+		{Name: "bank", Role: pb.Role_ROLE_BANK, Provider: "napas", Bank: "vcb/x"},
+		{Name: "bank", Role: pb.Role_ROLE_BANK, Provider: "napas", Bank: strings.Repeat("b", 17)},
+	} {
+		before := e.countRows(t, "credentials")
+		_, err := issue(c)
+		if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "credential.bank") {
+			t.Errorf("a %v credential of bank %q: %v; want InvalidArgument naming credential.bank", c.Role, c.Bank, err)
+		}
+		if after := e.countRows(t, "credentials"); after != before {
+			t.Errorf("a %v credential of bank %q was refused but stored", c.Role, c.Bank)
+		}
+	}
+	issued, err := issue(&pb.Credential{Name: "NAPAS at VCB", Role: pb.Role_ROLE_BANK, Provider: "napas", Bank: "vcb"})
+	if err != nil || issued.Credential.Bank != "vcb" {
+		t.Fatalf("a bank credential of VCB: %v, %v", issued, err)
+	}
+	list, err := admin.ListCredentials(ctx, &pb.ListCredentialsRequest{Role: pb.Role_ROLE_BANK})
+	if err != nil || len(list.Credentials) != 1 || list.Credentials[0].Bank != "vcb" {
+		t.Errorf("bank credentials listed: %v, %v; want the one of VCB", list, err)
+	}
+}
