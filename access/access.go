@@ -22,7 +22,6 @@ import (
 	"github.com/choledger/choledger/internal/coalesce"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
-	"github.com/choledger/choledger/settlement"
 )
 
 // Role is what a principal is.
@@ -236,7 +235,7 @@ func (s *Store) Issue(ctx context.Context, r IssueRequest) (Credential, string, 
 		if r.Role != RoleBank {
 			return Credential{}, "", invalid("credential.bank", "only bank credentials are bound to a settlement bank")
 		}
-		if err := settlement.CheckBankCode("credential.bank", r.Bank); err != nil {
+		if err := merchant.CheckBankCode("credential.bank", r.Bank); err != nil {
 			return Credential{}, "", err
 		}
 	}

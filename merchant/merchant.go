@@ -287,6 +287,17 @@ func FeesAccount(market string) string { return "market:" + market + ":fees" }
 // payment: a liability until it is reclassified.
 func SuspenseAccount(market string) string { return "market:" + market + ":suspense" }
 
+var bankRE = regexp.MustCompile(`^[a-z0-9]{2,16}$`)
+
+// CheckBankCode refuses, naming field, what cannot be a settlement bank's
+// code: 2-16 of [a-z0-9], e.g. "vcb".
+func CheckBankCode(field, code string) error {
+	if !bankRE.MatchString(code) {
+		return invalid(field, "must be the settlement bank's code, 2-16 of [a-z0-9] (e.g. \"vcb\"), got %q", code)
+	}
+	return nil
+}
+
 // SettlementAccount is money received for market at settlement bank: an
 // asset. Opened by settlement when a bank first settles, not here.
 func SettlementAccount(bank, market string) string {

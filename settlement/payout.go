@@ -128,7 +128,7 @@ func (r PayoutBatchRequest) validate(now time.Time) error {
 	if err := checkPrintable("idempotency_key", r.Key, 200); err != nil {
 		return err
 	}
-	if err := CheckBankCode("bank", r.Bank); err != nil {
+	if err := merchant.CheckBankCode("bank", r.Bank); err != nil {
 		return err
 	}
 	if r.CutOff.IsZero() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -51,17 +50,6 @@ type ProviderSettlement struct {
 	RecordedAt        time.Time
 }
 
-var bankRE = regexp.MustCompile(`^[a-z0-9]{2,16}$`)
-
-// CheckBankCode refuses, naming field, what cannot be a settlement bank's
-// code: 2-16 of [a-z0-9], e.g. "vcb".
-func CheckBankCode(field, code string) error {
-	if !bankRE.MatchString(code) {
-		return invalid(field, "must be the settlement bank's code, 2-16 of [a-z0-9] (e.g. \"vcb\"), got %q", code)
-	}
-	return nil
-}
-
 // keyProviderSettlement prefixes the client's key in the ledger, so that a
 // key reused across flows never collides.
 const keyProviderSettlement = "settlement:provider:"
@@ -93,7 +81,7 @@ func (r ProviderSettlementRequest) validate() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := CheckBankCode("bank", r.Bank); err != nil {
+	if err := merchant.CheckBankCode("bank", r.Bank); err != nil {
 		return 0, err
 	}
 	if err := checkPrintable("bank_ref", r.BankRef, 64); err != nil {
