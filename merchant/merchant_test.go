@@ -332,6 +332,8 @@ func TestQRName(t *testing.T) {
 		{"Hoa quả tươi Thái Nguyên số 1", "HOA QUA TUOI THAI NGUYEN"}, // 25, trailing space cut
 		{"Thịt lợn Ưng Ửng Ữ Ự", "THIT LON UNG UNG U U"},
 		{"Cafe\u0301 decomposed", "CAFE DECOMPOSED"},
+		{"Ðồ khô Ðức Hạnh", "DO KHO DUC HANH"}, // U+00D0, as Windows-1258 text read as Latin-1 has Đ
+		{"Bánh Noël Françoise", "BANH NOEL FRANCOISE"},
 		{"茶 Trà", "TRA"},
 		{"茶", ""},
 	} {

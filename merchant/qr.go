@@ -8,6 +8,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"golang.org/x/text/unicode/norm"
+
 	"github.com/choledger/choledger/merchant/vietqr"
 )
 
@@ -143,21 +145,21 @@ func qrName(name string) string {
 // qrText is text folded for a QR: without diacritics, as every banking app
 // can render it and as EMVCo's "ans" fields (tag 62's) require, since an app
 // that meets other bytes misreads the payload, and UTF-8 characters and
-// UTF-16 units count lengths differently. Case is kept; characters with no
-// plain Latin form (emoji, other scripts) are left out, and runs of white
-// space become one space, none at either end. The result is printable ASCII
-// and never longer, in characters, than s.
+// UTF-16 units count lengths differently. A letter is split from its
+// diacritics by canonical decomposition (ố is o, circumflex and acute), so
+// every precomposed Latin letter, Vietnamese or not (ç, ñ, ü), and text that
+// came decomposed fold alike. Case is kept; characters with no plain Latin
+// form (emoji, other scripts) are left out, and runs of white space become
+// one space, none at either end. The result is printable ASCII and never
+// longer, in characters, than s.
 func qrText(s string) string {
 	var b strings.Builder
 	space := false
-	for _, r := range s {
-		if unicode.Is(unicode.Mn, r) { // a combining mark of decomposed text
+	for _, r := range norm.NFD.String(s) {
+		if unicode.Is(unicode.Mn, r) { // a diacritic, split off its letter
 			continue
 		}
-		if base, ok := vietnameseBase[unicode.ToLower(r)]; ok {
-			if unicode.IsUpper(r) {
-				base = unicode.ToUpper(base)
-			}
+		if base, ok := strokedD[r]; ok {
 			r = base
 		}
 		switch {
@@ -176,21 +178,7 @@ func qrText(s string) string {
 	return b.String()
 }
 
-// vietnameseBase maps each lower-case Vietnamese letter with a diacritic to
-// its base letter.
-var vietnameseBase = func() map[rune]rune {
-	m := map[rune]rune{'đ': 'd'}
-	for base, letters := range map[rune]string{
-		'a': "àáảãạăằắẳẵặâầấẩẫậ",
-		'e': "èéẻẽẹêềếểễệ",
-		'i': "ìíỉĩị",
-		'o': "òóỏõọôồốổỗộơờớởỡợ",
-		'u': "ùúủũụưừứửữự",
-		'y': "ỳýỷỹỵ",
-	} {
-		for _, r := range letters {
-			m[r] = base
-		}
-	}
-	return m
-}()
+// strokedD maps the letters d with a stroke, which have no decomposition,
+// to d. Ð and ð (U+00D0, U+00F0) look like Vietnamese Đ and đ and are what
+// text keeps of them after passing through Latin-1 as Windows-1258.
+var strokedD = map[rune]rune{'đ': 'd', 'Đ': 'D', 'ð': 'd', 'Ð': 'D'}
