@@ -355,6 +355,9 @@ func TestDynamicQRPurposeIsASCII(t *testing.T) {
 		{"phở 🍜", "pho"},
 		{"ĐỒ KHÔ  Đức Hạnh", "DO KHO Duc Hanh"},
 		{"Cafe\u0301 sữa", "Cafe sua"},
+		// 25 characters typed decomposed, as composite-Unicode keyboards
+		// write them: 30 code points.
+		{"Thanh toa\u0301n đo\u031bn ha\u0300ng so\u0302\u0301 12", "Thanh toan don hang so 12"},
 		{"🍜", ""},
 		{"", ""},
 	} {

@@ -87,8 +87,9 @@ func DynamicQR(m Merchant, amount int64, billNumber, purpose string) (string, er
 // maxQRAmount is the largest amount tag 54 holds: 13 digits.
 const maxQRAmount = 9_999_999_999_999
 
-// MaxQRPurpose is the length of a purpose, in characters, as given and as
-// tag 62/08 carries it.
+// MaxQRPurpose is the length of a purpose, in characters, as given
+// (composed: a letter with its diacritics is one) and as tag 62/08 carries
+// it.
 const MaxQRPurpose = 25
 
 // QRPurpose is purpose as a dynamic QR carries it in tag 62/08: folded to
@@ -100,7 +101,10 @@ func QRPurpose(purpose string) (string, error) {
 	if !utf8.ValidString(purpose) {
 		return "", invalid("purpose", "must be valid UTF-8")
 	}
-	if n := utf8.RuneCountInString(purpose); n > MaxQRPurpose {
+	// Counted composed, as the stall typed it: a keyboard that writes ố as
+	// o and two combining marks writes the same 25 characters as one that
+	// writes it as one.
+	if n := utf8.RuneCountInString(norm.NFC.String(purpose)); n > MaxQRPurpose {
 		return "", invalid("purpose", "at most %d characters, got %d", MaxQRPurpose, n)
 	}
 	for _, r := range purpose {
