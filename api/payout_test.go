@@ -709,6 +709,9 @@ func TestPayoutBadInput(t *testing.T) {
 		{"complete: no status", complete(b.Batch.Id, &pb.PayoutResult{Merchant: "PO-B-01", BankRef: "R"}), codes.InvalidArgument, "results[0].status"},
 		{"complete: status open", complete(b.Batch.Id, &pb.PayoutResult{Merchant: "PO-B-01", Status: lineOpen}), codes.InvalidArgument, "results[0].status"},
 		{"complete: not in the batch", complete(b.Batch.Id, paid("PO-B-01", "R1"), paid("PO-B-09", "R9")), codes.InvalidArgument, "results[1].merchant"},
+		// One transfer cannot pay two merchants: which of them it paid is
+		// not known, so neither line is recorded paid.
+		{"complete: a bank reference twice", complete(b.Batch.Id, paid("PO-B-01", "R1"), paid("PO-B-02", "R1")), codes.InvalidArgument, "results[1].bank_ref"},
 	} {
 		before := e.payoutSnapshot(t)
 		err := tc.call()

@@ -562,7 +562,7 @@ func (s *Service) CompletePayoutBatch(ctx context.Context, batchID string, resul
 	if len(results) == 0 || len(results) > MaxPayoutResults {
 		return PayoutBatch{}, nil, invalid("results", "must hold 1-%d outcomes, got %d", MaxPayoutResults, len(results))
 	}
-	seen := map[string]int{}
+	seen, refs := map[string]int{}, map[string]int{}
 	for i, r := range results {
 		if err := r.check(i); err != nil {
 			return PayoutBatch{}, nil, err
@@ -571,6 +571,17 @@ func (s *Service) CompletePayoutBatch(ctx context.Context, batchID string, resul
 			return PayoutBatch{}, nil, invalid(fmt.Sprintf("results[%d].merchant", i), "%s already has an outcome in results[%d]", r.Merchant, j)
 		}
 		seen[r.Merchant] = i
+		if !r.Paid {
+			continue
+		}
+		// A transfer pays one merchant, and which of the two this one paid
+		// is not known: recorded for whichever line the ledger took first,
+		// it would leave that merchant owed nothing, perhaps unpaid, and the
+		// other's line open for a second payout.
+		if j, dup := refs[r.BankRef]; dup {
+			return PayoutBatch{}, nil, invalid(fmt.Sprintf("results[%d].bank_ref", i), "bank reference %s is already the outcome of %s in results[%d]", r.BankRef, results[j].Merchant, j)
+		}
+		refs[r.BankRef] = i
 	}
 	b, err := s.batch(ctx, batchID)
 	if err != nil {
