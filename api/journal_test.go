@@ -617,3 +617,58 @@ func TestAccountsListedWithTheSequenceTheirBalanceIsAsOf(t *testing.T) {
 	}
 	check("CreateAccount of an existing account", again.Account)
 }
+
+// ListEntries of an account lists the entries that void its pending
+// postings, a bank's rejection and the sweeper's expiry: they have no
+// postings of their own, but release the pending amounts the account's
+// balance holds. Left out, an account's entries of a day showed nothing
+// where its pending credits fell by the payments rejected or expired.
+func TestListEntriesOfAnAccountListsItsVoids(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a, payable = "TN-TEST-0001", "merchant:TN-TEST-0001:payable"
+	stall := func(key string) *pb.Payment {
+		return e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "100000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	}
+	rejected, expiring := stall("rejected"), stall("expiring")
+	start := time.Now()
+	before, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: payable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.payments.RejectPayment(ctx, &pb.RejectPaymentRequest{IdempotencyKey: "reject", PaymentId: rejected.Id}); err != nil {
+		t.Fatal(err)
+	}
+	e.advance(24*time.Hour + time.Second)
+	if n, err := e.ledger.ExpireDue(ctx); err != nil || n != 1 {
+		t.Fatalf("expire: %d, %v; want 1", n, err)
+	}
+	expired, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: expiring.Id})
+	if err != nil || expired.Payment.Status != pb.PaymentStatus_PAYMENT_STATUS_EXPIRED {
+		t.Fatalf("the second payment: %v, %v; want it expired", expired, err)
+	}
+	after, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: payable})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{AccountCode: payable, StartTime: timestamppb.New(start)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, en := range listed.Entries {
+		got = append(got, en.Kind+" "+en.Id)
+	}
+	rejectedNow, err := e.payments.GetPayment(ctx, &pb.GetPaymentRequest{Id: rejected.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"payment_reject " + rejectedNow.Payment.EntryIds[1], "expire " + expired.Payment.EntryIds[1]}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("entries of %s since %s: %v; want %v, which took its credits pending from %s to %s",
+			payable, start.Format(time.RFC3339Nano), got, want, before.Balance.CreditsPending, after.Balance.CreditsPending)
+	}
+}

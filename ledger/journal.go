@@ -306,7 +306,14 @@ func (l *Ledger) ListEntries(ctx context.Context, f EntryFilter) ([]Entry, strin
 		if !ValidAccountCode(f.AccountCode) {
 			return nil, "", invalid("account_code", "must be 1-200 of [A-Za-z0-9:._-], got %q", f.AccountCode)
 		}
-		conds = append(conds, `e.seq IN (SELECT p.entry_seq FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id WHERE a.code = `+arg(f.AccountCode)+`)`)
+		// The entries closing a pending entry on the account are its too: a
+		// void has no postings of its own, but releases the pending entry's,
+		// and so moves the account's pending totals.
+		code := arg(f.AccountCode)
+		conds = append(conds, `e.seq IN (
+SELECT p.entry_seq FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id WHERE a.code = `+code+`
+ UNION ALL
+SELECT c.seq FROM ledger_entries c JOIN ledger_postings p ON p.entry_seq = c.pending_seq JOIN ledger_accounts a ON a.id = p.account_id WHERE a.code = `+code+`)`)
 	}
 	if f.FromSeq < 0 {
 		return nil, "", invalid("from_sequence", "must not be negative, got %d", f.FromSeq)

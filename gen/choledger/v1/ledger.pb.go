@@ -1845,7 +1845,9 @@ func (x *GetEntryResponse) GetEntry() *Entry {
 type ListEntriesRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Market string                 `protobuf:"bytes,1,opt,name=market,proto3" json:"market,omitempty"`
-	// Only entries with a posting on this account.
+	// Only entries with a posting on this account, or closing a pending
+	// entry with one: a void has no postings, but releases the pending
+	// entry's.
 	AccountCode string `protobuf:"bytes,2,opt,name=account_code,json=accountCode,proto3" json:"account_code,omitempty"`
 	Kind        string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	// Only entries with sequence in [from_sequence, to_sequence]; 0 is open.
