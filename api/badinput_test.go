@@ -135,6 +135,18 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 			_, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{ToSequence: -1})
 			return err
 		}, codes.InvalidArgument, "to_sequence"},
+		{"entries of an empty sequence range", func() error {
+			_, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{FromSequence: 5, ToSequence: 3})
+			return err
+		}, codes.InvalidArgument, "to_sequence"},
+		{"entries ending before they start", func() error {
+			_, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{StartTime: timestamppb.New(time.Now()), EndTime: timestamppb.New(time.Now().Add(-time.Hour))})
+			return err
+		}, codes.InvalidArgument, "end_time"},
+		{"payments ending before they start", func() error {
+			_, err := e.payments.ListPayments(ctx, &pb.ListPaymentsRequest{Market: "TN-TEST", StartTime: timestamppb.New(time.Now()), EndTime: timestamppb.New(time.Now().Add(-time.Hour))})
+			return err
+		}, codes.InvalidArgument, "end_time"},
 		{"verify from a negative sequence", func() error {
 			_, err := e.client.VerifyJournal(ctx, &pb.VerifyJournalRequest{Market: "M1", FromSequence: -1})
 			return err

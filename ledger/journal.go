@@ -231,6 +231,17 @@ func PageSize(n int) (int, error) {
 	return n, nil
 }
 
+// CheckTimeBounds refuses, naming end_time, the bounds [start, end) of a
+// list that hold no instant: what they list is nothing whatever the ledger
+// holds, so bounds given the wrong way round would read as a period
+// without entries or payments. An unset bound is open.
+func CheckTimeBounds(start, end time.Time) error {
+	if !start.IsZero() && !end.IsZero() && !end.After(start) {
+		return invalid("end_time", "%s is not after start_time %s", end.UTC().Format(time.RFC3339Nano), start.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
 // Page tokens are opaque to clients. Inside, one holds the list it is of,
 // the place of the last item listed, and the query its pages continue
 // (every filter, as the list checked it), so that a token of another list
@@ -320,6 +331,12 @@ SELECT c.seq FROM ledger_entries c JOIN ledger_postings p ON p.entry_seq = c.pen
 	}
 	if f.ToSeq < 0 {
 		return nil, "", invalid("to_sequence", "must not be negative, got %d", f.ToSeq)
+	}
+	if f.ToSeq > 0 && f.ToSeq < f.FromSeq {
+		return nil, "", invalid("to_sequence", "the range [%d, %d] is empty", f.FromSeq, f.ToSeq)
+	}
+	if err := CheckTimeBounds(f.Start, f.End); err != nil {
+		return nil, "", err
 	}
 	if f.FromSeq > 0 {
 		conds = append(conds, "e.seq >= "+arg(f.FromSeq))

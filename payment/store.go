@@ -240,6 +240,9 @@ func (s *Service) List(ctx context.Context, f Filter) ([]Payment, string, error)
 	if f.Channel != "" && !f.Channel.Valid() {
 		return nil, "", invalid("channel", "unknown channel %q", f.Channel)
 	}
+	if err := ledger.CheckTimeBounds(f.Start, f.End); err != nil {
+		return nil, "", err
+	}
 	conds := []string{"true"}
 	var args []any
 	arg := func(v any) string {

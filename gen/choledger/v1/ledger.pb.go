@@ -1851,9 +1851,11 @@ type ListEntriesRequest struct {
 	AccountCode string `protobuf:"bytes,2,opt,name=account_code,json=accountCode,proto3" json:"account_code,omitempty"`
 	Kind        string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	// Only entries with sequence in [from_sequence, to_sequence]; 0 is open.
+	// A to_sequence below from_sequence is INVALID_ARGUMENT.
 	FromSequence int64 `protobuf:"varint,4,opt,name=from_sequence,json=fromSequence,proto3" json:"from_sequence,omitempty"`
 	ToSequence   int64 `protobuf:"varint,5,opt,name=to_sequence,json=toSequence,proto3" json:"to_sequence,omitempty"`
-	// Only entries recorded in [start_time, end_time).
+	// Only entries recorded in [start_time, end_time). An end_time not after
+	// start_time is INVALID_ARGUMENT.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	EndTime   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	// At most 1000; 100 when unset.

@@ -1407,7 +1407,8 @@ type ListPaymentsRequest struct {
 	Market   string                 `protobuf:"bytes,2,opt,name=market,proto3" json:"market,omitempty"`
 	Status   PaymentStatus          `protobuf:"varint,3,opt,name=status,proto3,enum=choledger.v1.PaymentStatus" json:"status,omitempty"`
 	Channel  Channel                `protobuf:"varint,4,opt,name=channel,proto3,enum=choledger.v1.Channel" json:"channel,omitempty"`
-	// Payments that occurred in [start_time, end_time).
+	// Payments that occurred in [start_time, end_time). An end_time not
+	// after start_time is INVALID_ARGUMENT.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
 	EndTime   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	// At most 1000; 100 when unset.
