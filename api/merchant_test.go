@@ -794,3 +794,60 @@ func TestMerchantServiceBadInput(t *testing.T) {
 		})
 	}
 }
+
+// An account an operator opened by hand and posted to, under the code a
+// merchant's payable or a market's account would have, is not taken over
+// by the merchant or market created later: its money is someone else's (a
+// supplier's), and a payout batch would pay it to the stall. The create is
+// refused and writes nothing. An empty one is taken over, as one left by a
+// create that failed after opening it.
+func TestCreateRefusesAnAccountPostedToByHand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-DAITU", Name: "Chợ Đại Từ", Province: "Thái Nguyên", Ward: "Hùng Sơn"}}); err != nil {
+		t.Fatal(err)
+	}
+	const cash, supplier = "market:TN-DAITU:cash", "merchant:TN-DAITU-0042:payable"
+	e.account(t, cash, pb.AccountType_ACCOUNT_TYPE_ASSET, "VND", "TN-DAITU", false)
+	e.account(t, supplier, pb.AccountType_ACCOUNT_TYPE_LIABILITY, "VND", "TN-DAITU", true)
+	e.account(t, "merchant:TN-DAITU-0043:payable", pb.AccountType_ACCOUNT_TYPE_LIABILITY, "VND", "TN-DAITU", true)
+	e.account(t, "market:TN-PHUONG:suspense", pb.AccountType_ACCOUNT_TYPE_LIABILITY, "VND", "TN-PHUONG", false)
+	e.account(t, "market:TN-PHUONG:cash", pb.AccountType_ACCOUNT_TYPE_ASSET, "VND", "TN-PHUONG", false)
+	for _, r := range []*pb.PostEntryRequest{
+		{IdempotencyKey: "ice", Market: "TN-DAITU", Kind: "supplier_invoice", Currency: "VND", Postings: []*pb.PostingInput{
+			posting(cash, debit, "70000"), posting(supplier, credit, "70000")}},
+		{IdempotencyKey: "float", Market: "TN-PHUONG", Kind: "cash_float", Currency: "VND", Postings: []*pb.PostingInput{
+			posting("market:TN-PHUONG:cash", debit, "4000"), posting("market:TN-PHUONG:suspense", credit, "4000")}},
+	} {
+		if _, err := e.client.PostEntry(ctx, r); err != nil {
+			t.Fatalf("post %s: %v", r.IdempotencyKey, err)
+		}
+	}
+
+	_, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: sampleMerchant("TN-DAITU-0042", "TN-DAITU", "A-1")})
+	wantCode(t, err, codes.AlreadyExists, "merchant.code")
+	if _, err := e.merchants.GetMerchant(ctx, &pb.GetMerchantRequest{Code: "TN-DAITU-0042"}); status.Code(err) != codes.NotFound {
+		t.Errorf("merchant over the supplier's account: %v", err)
+	}
+	if bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: supplier}); err != nil || bal.Balance.Posted != "70000" {
+		t.Errorf("supplier's account %v, %v", bal, err)
+	}
+	// The stall A-1 was not taken, and an empty account is taken over.
+	e.merchantOf(t, sampleMerchant("TN-DAITU-0043", "TN-DAITU", "A-1"))
+
+	_, err = e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-PHUONG", Name: "Chợ Phường", Province: "Thái Nguyên", Ward: "Hùng Sơn"}})
+	wantCode(t, err, codes.AlreadyExists, "market.code")
+	if _, err := e.merchants.GetMarket(ctx, &pb.GetMarketRequest{Code: "TN-PHUONG"}); status.Code(err) != codes.NotFound {
+		t.Errorf("market over the cash float's suspense account: %v", err)
+	}
+	e.checkInvariants(t)
+	e.checkRollups(t)
+}
+
+func (e *env) merchantOf(t *testing.T, m *pb.Merchant) {
+	t.Helper()
+	if _, err := e.merchants.CreateMerchant(context.Background(), &pb.CreateMerchantRequest{Merchant: m}); err != nil {
+		t.Fatalf("create merchant %s: %v", m.Code, err)
+	}
+}

@@ -42,9 +42,34 @@ type querier interface {
 // package, and is refused rather than adopted.
 func (s *Store) openAccounts(ctx context.Context, field string, specs ...ledger.AccountSpec) error {
 	for _, spec := range specs {
-		if _, _, err := s.ledger.CreateAccount(ctx, spec); err != nil {
+		a, created, err := s.ledger.CreateAccount(ctx, spec)
+		if err != nil {
 			return accountNotOpened(field, spec, err)
 		}
+		if !created {
+			if err := unused(ctx, s.pool, field, a); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// unused refuses an account found open, with the attributes this package
+// gives it, that entries were posted to. This package opens its accounts
+// with what they are opened for, and writes to them only once that exists,
+// so such an account was opened by hand for something else (a supplier's
+// payable, a market's cash float), and the merchant or market would take
+// its money for its own: a payout batch would pay a supplier's money to a
+// stall. An empty one is taken over, as a create that failed after opening
+// it leaves.
+func unused(ctx context.Context, q querier, field string, a ledger.Account) error {
+	var posted bool
+	if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ledger_postings WHERE account_id = $1)`, a.ID).Scan(&posted); err != nil {
+		return fmt.Errorf("read the postings of account %s: %w", a.Code, err)
+	}
+	if posted {
+		return errorf(ledger.ErrAccountExists, field, "the ledger already has an account %s, with entries posted to it before it was opened here", a.Code)
 	}
 	return nil
 }
@@ -401,7 +426,8 @@ RETURNING code`
 	err = pg.Transact(ctx, s.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		// Opened with the merchant, so that a create that fails (a stall
 		// taken meanwhile) leaves no account of a merchant that is not.
-		if _, _, err := ledger.OpenAccount(ctx, tx, PayableSpec(m)); err != nil {
+		payable, created, err := ledger.OpenAccount(ctx, tx, PayableSpec(m))
+		if err != nil {
 			return accountNotOpened("merchant.code", PayableSpec(m), err)
 		}
 		// The market's row is held from here to the commit: against a
@@ -414,13 +440,21 @@ RETURNING code`
 			return err
 		}
 		var code string
-		err := tx.QueryRow(ctx, insert, m.Code, m.Market, m.DisplayName, m.Owner, m.Phone, string(m.Status), m.StatusReason,
+		err = tx.QueryRow(ctx, insert, m.Code, m.Market, m.DisplayName, m.Owner, m.Phone, string(m.Status), m.StatusReason,
 			c.bin, c.account, c.holder, c.channels, c.feeChannels, c.feeBasisPoints, m.Fees.MinFee, registration).Scan(&code)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return errorf(ErrMerchantExists, "merchant.code", "merchant %s already exists", m.Code)
 		}
 		if err != nil {
 			return err
+		}
+		// Checked once the merchant is known to be new: a copy of this
+		// creation that committed meanwhile opened the payable, which may
+		// have been paid since, and this one is told the merchant exists.
+		if !created {
+			if err := unused(ctx, tx, "merchant.code", payable); err != nil {
+				return err
+			}
 		}
 		if err := takeStalls(ctx, tx, m.Market, m.Code, m.Stalls); err != nil {
 			return err
