@@ -131,6 +131,11 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 			_, err := e.client.CreateAccount(ctx, &pb.CreateAccountRequest{Code: "cash:M1", Type: pb.AccountType_ACCOUNT_TYPE_LIABILITY, Currency: "VND", Market: "M1"})
 			return err
 		}, codes.AlreadyExists, "code"},
+		{"account limiting both sides", func() error {
+			_, err := e.client.CreateAccount(ctx, &pb.CreateAccountRequest{Code: "x", Type: pb.AccountType_ACCOUNT_TYPE_ASSET, Currency: "VND", Market: "M1",
+				DebitsMustNotExceedCredits: true, CreditsMustNotExceedDebits: true})
+			return err
+		}, codes.InvalidArgument, "credits_must_not_exceed_debits"},
 		{"entries to a negative sequence", func() error {
 			_, err := e.client.ListEntries(ctx, &pb.ListEntriesRequest{ToSequence: -1})
 			return err

@@ -29,6 +29,11 @@ func (s *LedgerServer) CreateAccount(ctx context.Context, req *pb.CreateAccountR
 	if !ok {
 		return nil, fieldError("type", errors.New("must be one of ACCOUNT_TYPE_ASSET, _LIABILITY, _REVENUE, _EXPENSE, _EQUITY"))
 	}
+	// Refused here, naming a field of the request: the ledger names its
+	// flags, which the request has not.
+	if req.GetDebitsMustNotExceedCredits() && req.GetCreditsMustNotExceedDebits() {
+		return nil, fieldError("credits_must_not_exceed_debits", errors.New("an account cannot limit both sides, and debits_must_not_exceed_credits is set: it could never be written"))
+	}
 	flags := 0
 	if req.GetDebitsMustNotExceedCredits() {
 		flags |= ledger.FlagDebitsMustNotExceedCredits
