@@ -859,10 +859,10 @@ func TestAuditTrailMasksRefusedMerchantPersonalData(t *testing.T) {
 }
 
 // A provider reference or a bank's credit reference is unique in the
-// ledger, so a bank bound to one market is refused one that another market
-// recorded. The refusal names the field the request sent and nothing of
-// the entry or payment that holds the reference: it lies outside the
-// bank's binding.
+// ledger, so a bank bound to one market, or a stall, is refused one that
+// another market recorded, in a payment or in an operator's entry. The
+// refusal names the field the request sent and nothing of the entry or
+// payment that holds the reference: it lies outside the caller's binding.
 func TestBoundBankLearnsNothingOfAnotherMarketsReference(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -886,16 +886,37 @@ func TestBoundBankLearnsNothingOfAnotherMarketsReference(t *testing.T) {
 	}
 	here := e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "here-1", Merchant: "TN-TEST-0001", Channel: pb.Channel_CHANNEL_VIETQR,
 		Amount: "40000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL}).Payment
+	// An operator's own record of a transfer, under the reference the
+	// ledger gives a payment of it.
+	e.account(t, "market:TN-OTHER:cash", pb.AccountType_ACCOUNT_TYPE_ASSET, "VND", "TN-OTHER", false)
+	byHand, err := e.client.PostEntry(ctx, &pb.PostEntryRequest{IdempotencyKey: "there-by-hand", Market: "TN-OTHER", Kind: "adjustment", Currency: "VND",
+		ExternalRef: "VIETQR:FT-THERE-2", Postings: []*pb.PostingInput{
+			posting("market:TN-OTHER:cash", debit, "30000"), posting("merchant:TN-OTHER-0001:payable", pb.Direction_DIRECTION_CREDIT, "30000")}})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	_, secret := e.issue(t, access.IssueRequest{Name: "VietQR bank of TN-TEST", Role: access.RoleBank, Provider: "napas", Markets: []string{testMarket}})
 	bank := e.dial(t, secret)
-	secrets := []string{there.Id, there.EntryIds[0], credit.Settlement.EntryId}
+	_, stallSecret := e.issue(t, access.IssueRequest{Name: "stall A-001", Role: access.RoleMerchant, Merchant: "TN-TEST-0001"})
+	stall := e.dial(t, stallSecret)
+	secrets := []string{there.Id, there.EntryIds[0], credit.Settlement.EntryId, byHand.Entry.Id}
 	for name, c := range map[string]struct {
 		call  func() error
 		field string
 	}{
 		"confirming a payment with another market's provider reference": {func() error {
 			_, err := pb.NewPaymentServiceClient(bank).ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: "c-1", PaymentId: here.Id, ProviderRef: "FT-THERE-1"})
+			return err
+		}, "provider_ref"},
+		"notifying a payment whose reference another market's entry holds": {func() error {
+			_, err := pb.NewPaymentServiceClient(bank).RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: "n-1", Merchant: "TN-TEST-0001",
+				Channel: pb.Channel_CHANNEL_VIETQR, Amount: "30000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-THERE-2"})
+			return err
+		}, "provider_ref"},
+		"a stall recording a payment whose reference another market's entry holds": {func() error {
+			_, err := pb.NewPaymentServiceClient(stall).RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: "r-1", Merchant: "TN-TEST-0001",
+				Channel: pb.Channel_CHANNEL_VIETQR, Amount: "30000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL, ProviderRef: "FT-THERE-2"})
 			return err
 		}, "provider_ref"},
 		"recording a credit with another market's bank reference": {func() error {
@@ -910,7 +931,7 @@ func TestBoundBankLearnsNothingOfAnotherMarketsReference(t *testing.T) {
 		}
 		for _, id := range secrets {
 			if strings.Contains(st.Message(), id) {
-				t.Errorf("%s: the bank of TN-TEST reads %s, of TN-OTHER, in %q", name, id, st.Message())
+				t.Errorf("%s: a caller of TN-TEST reads %s, of TN-OTHER, in %q", name, id, st.Message())
 			}
 		}
 	}

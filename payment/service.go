@@ -643,7 +643,15 @@ func (e errDuplicate) Error() string { return "duplicate of payment " + e.id }
 // plan would record (planAgain).
 func (s *Service) explainRecordError(ctx context.Context, p *plan, err error, o *Outcome) error {
 	if p.req.ProviderRef != "" && (errors.Is(err, ledger.ErrDuplicateExternalRef) || errors.Is(err, ledger.ErrPendingClosed) || errors.Is(err, ledger.ErrRefused)) {
-		if existing, ferr := s.paymentByRef(ctx, p.req.Channel, p.req.ProviderRef); ferr == nil && existing != nil {
+		existing, ferr := s.paymentByRef(ctx, p.req.Channel, p.req.ProviderRef)
+		if ferr == nil && existing == nil && errors.Is(err, ledger.ErrDuplicateExternalRef) {
+			// No payment holds the reference: an operator's entry does. As
+			// for a confirmation (referenceTaken), the ledger's error is not
+			// the caller's: it names the entry, which may be another
+			// market's, and a field the request has not.
+			return fail(ledger.ErrDuplicateExternalRef, "provider_ref", "%s reference %s is already recorded", p.req.Channel, p.req.ProviderRef)
+		}
+		if ferr == nil && existing != nil {
 			if p.req.Source == SourceBank && existing.Status != StatusPending {
 				var dup errDuplicate
 				if err := recordedReference(p, existing); !errors.As(err, &dup) {
