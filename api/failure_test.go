@@ -146,15 +146,7 @@ SELECT (SELECT count(*) FROM payments), (SELECT count(*) FROM payments WHERE sta
 		t.Fatalf("%d keys answered with %d payments; the table holds %d (%d confirmed) and the market's journal %d entries, want %d",
 			len(ids), len(distinct), payments, confirmed, entries, len(ids)+stall)
 	}
-	for _, m := range merchants {
-		resp, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + m + ":payable"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := num(resp.Balance.Posted); got != payable[m] {
-			t.Errorf("%s is owed %d by the ledger, %d by the answers", m, got, payable[m])
-		}
-	}
+	e.checkOwed(ctx, t, merchants, payable)
 	e.checkInvariants(t)
 
 	// The audit trail kept every answered write: its batches are tried
@@ -758,5 +750,21 @@ func TestCancelledStatementsAreUnavailable(t *testing.T) {
 				t.Errorf("the market lists %d merchants, want 3", len(resp.Merchants))
 			}
 		})
+	}
+}
+
+// checkOwed checks that each of merchants' payables holds what the
+// answers the writers were given add up to, nothing for one they name not.
+func (e *env) checkOwed(ctx context.Context, t *testing.T, merchants []string, payable map[string]int64) {
+	t.Helper()
+	for _, m := range merchants {
+		want := payable[m]
+		resp, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + m + ":payable"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := num(resp.Balance.Posted); got != want {
+			t.Errorf("%s is owed %d by the ledger, %d by the answers", m, got, want)
+		}
 	}
 }

@@ -113,15 +113,7 @@ func TestServiceServesAgainAfterAnOutage(t *testing.T) {
 	if payments != len(ids) || len(distinct) != len(ids) {
 		t.Errorf("%d keys answered with %d payments; the ledger holds %d", len(ids), len(distinct), payments)
 	}
-	for _, m := range merchants {
-		resp, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + m + ":payable"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := num(resp.Balance.Posted); got != payable[m] {
-			t.Errorf("%s is owed %d by the ledger, %d by the answers", m, got, payable[m])
-		}
-	}
+	e.checkOwed(ctx, t, merchants, payable)
 	e.checkInvariants(t)
 	if _, err := pb.NewAdminServiceClient(e.conn).ListAuditEvents(ctx, &pb.ListAuditEventsRequest{PageSize: 1}); err != nil {
 		t.Errorf("the audit trail after the outage: %v", err)
