@@ -88,7 +88,7 @@ func (e *env) accessFixture(t *testing.T) accessFixture {
 	t.Helper()
 	ctx := context.Background()
 	e.setUpMarket(t)
-	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-OTHER", Name: "Chợ Khác", Province: "Thái Nguyên"}}); err != nil {
+	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-OTHER", Name: "Chợ Khác", Province: "Thái Nguyên", CollectionAccount: testCollection}}); err != nil {
 		t.Fatal(err)
 	}
 	var f accessFixture
@@ -179,7 +179,7 @@ func (f accessFixture) calls() []call {
 		{pb.LedgerService_VerifyJournal_FullMethodName, same(&pb.VerifyJournalRequest{Market: testMarket}), []string{"admin", "auditor"}},
 
 		{pb.MerchantService_CreateMarket_FullMethodName, func(who string) proto.Message {
-			return &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-NEW-" + fmt.Sprint(len(who)), Name: "Chợ Mới", Province: "Thái Nguyên"}}
+			return &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-NEW-" + fmt.Sprint(len(who)), Name: "Chợ Mới", Province: "Thái Nguyên", CollectionAccount: testCollection}}
 		}, []string{"admin"}},
 		{pb.MerchantService_UpdateMarket_FullMethodName, same(&pb.UpdateMarketRequest{Market: &pb.Market{Code: testMarket, Name: "Chợ Thử Mới"}, UpdateMask: mask("name")}), []string{"admin"}},
 		{pb.MerchantService_CreateMerchant_FullMethodName, same(&pb.CreateMerchantRequest{Merchant: &pb.Merchant{Code: "TN-TEST-0009", Market: testMarket, Stalls: []string{"Z-009"},
@@ -484,7 +484,7 @@ func TestBankKeysAndBatchesAreScopedByMarkets(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, ledgerOptions())
 	e.setUpMarket(t)
-	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-OTHER", Name: "Chợ Khác", Province: "Thái Nguyên"}}); err != nil {
+	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-OTHER", Name: "Chợ Khác", Province: "Thái Nguyên", CollectionAccount: testCollection}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: &pb.Merchant{
@@ -625,7 +625,7 @@ func TestAdminPageTokensContinueTheirOwnQuery(t *testing.T) {
 		e.issue(t, access.IssueRequest{Name: name, Role: access.RoleAuditor})
 	}
 	for _, code := range []string{"AU-01", "AU-02"} {
-		if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: code, Name: "Chợ " + code, Province: "Thái Nguyên"}}); err != nil {
+		if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: code, Name: "Chợ " + code, Province: "Thái Nguyên", CollectionAccount: testCollection}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -868,7 +868,7 @@ func TestBoundBankLearnsNothingOfAnotherMarketsReference(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, ledgerOptions())
 	e.setUpMarket(t)
-	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-OTHER", Name: "Chợ Khác", Province: "Thái Nguyên"}}); err != nil {
+	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-OTHER", Name: "Chợ Khác", Province: "Thái Nguyên", CollectionAccount: testCollection}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: &pb.Merchant{

@@ -105,7 +105,7 @@ func TestFeesAndRefundsAddUp(t *testing.T) {
 	}
 	var merchants []*feeMerchantModel
 	for _, mk := range markets {
-		if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: mk, Name: "Chợ " + mk, Province: "Thái Nguyên"}}); err != nil {
+		if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: mk, Name: "Chợ " + mk, Province: "Thái Nguyên", CollectionAccount: testCollection}}); err != nil {
 			t.Fatal(err)
 		}
 		for i, plan := range plans {
@@ -533,7 +533,7 @@ func TestAmountAndFeeBoundaries(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, ledgerOptions())
 	const mk = "EDGE"
-	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: mk, Name: "Chợ Biên", Province: "Thái Nguyên"}}); err != nil {
+	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: mk, Name: "Chợ Biên", Province: "Thái Nguyên", CollectionAccount: testCollection}}); err != nil {
 		t.Fatal(err)
 	}
 	createMerchant := func(code string, bp int32, minFee string) error {

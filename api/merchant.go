@@ -231,7 +231,8 @@ func reverse[P comparable, D comparable](m map[P]D, d D) P {
 	return zero
 }
 
-// marketFromProto maps a market, its status only when want names it. An
+// marketFromProto maps a market, its collection account and status only
+// when want names them. An
 // unset status maps to none, which CreateMarket takes as active and
 // UpdateMarket refuses.
 func marketFromProto(in *pb.Market, want func(path string) bool) (merchant.Market, error) {
@@ -239,6 +240,9 @@ func marketFromProto(in *pb.Market, want func(path string) bool) (merchant.Marke
 		return merchant.Market{}, fieldError("market", errors.New("is required"))
 	}
 	m := merchant.Market{Code: in.GetCode(), Name: in.GetName(), Province: in.GetProvince(), Ward: in.GetWard()}
+	if a := in.GetCollectionAccount(); want("collection_account") && a != nil {
+		m.Collection = bankAccountFromProto(a)
+	}
 	if st := in.GetStatus(); want("status") && st != pb.MarketStatus_MARKET_STATUS_UNSPECIFIED {
 		var ok bool
 		if m.Status, ok = marketStatuses[st]; !ok {
@@ -256,7 +260,21 @@ func marketToProto(m merchant.Market) *pb.Market {
 		Ward:       m.Ward,
 		Status:     reverse(marketStatuses, m.Status),
 		CreateTime: timestamppb.New(m.CreatedAt),
+		// Never masked: every QR of the market shows it.
+		CollectionAccount: bankAccountToProto(m.Collection),
 	}
+}
+
+func bankAccountFromProto(a *pb.PayoutAccount) *merchant.BankAccount {
+	return &merchant.BankAccount{BankBIN: a.GetBankBin(), AccountNumber: a.GetAccountNumber(), HolderName: a.GetHolderName()}
+}
+
+// bankAccountToProto maps a bank account; nil is none.
+func bankAccountToProto(a *merchant.BankAccount) *pb.PayoutAccount {
+	if a == nil {
+		return nil
+	}
+	return &pb.PayoutAccount{BankBin: a.BankBIN, AccountNumber: a.AccountNumber, HolderName: a.HolderName}
 }
 
 // merchantFromProto maps the merchant's code and market and the fields
@@ -286,7 +304,7 @@ func merchantFromProto(in *pb.Merchant, want func(path string) bool) (merchant.M
 		}
 	}
 	if p := in.GetPayoutAccount(); want("payout_account") && p != nil {
-		m.Payout = &merchant.PayoutAccount{BankBIN: p.GetBankBin(), AccountNumber: p.GetAccountNumber(), HolderName: p.GetHolderName()}
+		m.Payout = bankAccountFromProto(p)
 	}
 	if want("fee_plan") {
 		fees, err := feePlanFromProto(in.GetFeePlan())
@@ -353,9 +371,7 @@ func merchantToProto(m merchant.Merchant) *pb.Merchant {
 		CreateTime:     timestamppb.New(m.CreatedAt),
 		UpdateTime:     timestamppb.New(m.UpdatedAt),
 		PayableAccount: merchant.PayableAccount(m.Code),
-	}
-	if p := m.Payout; p != nil {
-		out.PayoutAccount = &pb.PayoutAccount{BankBin: p.BankBIN, AccountNumber: p.AccountNumber, HolderName: p.HolderName}
+		PayoutAccount:  bankAccountToProto(m.Payout),
 	}
 	for _, ch := range merchant.Channels { // one order, whatever the map's
 		if bps, ok := m.Fees.BasisPoints[ch]; ok {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -41,7 +42,7 @@ func newMerchantEnv(t *testing.T) *merchantEnv {
 func (e *merchantEnv) market(t *testing.T, code, province string) *pb.Market {
 	t.Helper()
 	resp, err := e.client.CreateMarket(context.Background(), &pb.CreateMarketRequest{Market: &pb.Market{
-		Code: code, Name: "Chợ " + code, Province: province, Ward: "Phường Hoàng Văn Thụ",
+		Code: code, Name: "Chợ " + code, Province: province, Ward: "Phường Hoàng Văn Thụ", CollectionAccount: testCollection,
 	}})
 	if err != nil {
 		t.Fatalf("create market %s: %v", code, err)
@@ -440,7 +441,9 @@ func TestUpdateWithMask(t *testing.T) {
 		!proto.Equal(m.FeePlan, want) || m.PayoutAccount != nil {
 		t.Errorf("updated merchant %v", m)
 	}
-	if _, err := e.client.GetMerchantQr(ctx, &pb.GetMerchantQrRequest{Code: "A-1"}); status.Code(err) != codes.FailedPrecondition {
+	// The QR pays the market's collection account: a merchant without an
+	// account of its own still gets one.
+	if _, err := e.client.GetMerchantQr(ctx, &pb.GetMerchantQrRequest{Code: "A-1"}); err != nil {
 		t.Errorf("QR without a payout account: %v", err)
 	}
 }
@@ -507,6 +510,11 @@ func TestMerchantTransitions(t *testing.T) {
 	wantCode(t, err, codes.FailedPrecondition, "merchant.code")
 }
 
+// Every QR pays into the market's collection account, the account whose
+// money the ledger tracks as owed by the provider, never into the
+// merchant's own; the merchant is named in tag 62/08, which banking apps
+// carry into the transfer's description: by its code in a static QR, by
+// the bill number in a payment request's.
 func TestMerchantQR(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -514,7 +522,7 @@ func TestMerchantQR(t *testing.T) {
 	e.market(t, "M1", "Thái Nguyên")
 	m := sampleMerchant("A-1", "M1", "S-1")
 	m.DisplayName = "Rau sạch Ngọc Ánh"
-	m.PayoutAccount = &pb.PayoutAccount{BankBin: "970415", AccountNumber: "VQR0012ab", HolderName: "Trần Ngọc Ánh"}
+	m.PayoutAccount = &pb.PayoutAccount{BankBin: "970418", AccountNumber: "VQR0012ab", HolderName: "Trần Ngọc Ánh"}
 	e.merchant(t, m)
 	resp, err := e.client.GetMerchantQr(ctx, &pb.GetMerchantQrRequest{Code: "A-1"})
 	if err != nil {
@@ -524,9 +532,9 @@ func TestMerchantQR(t *testing.T) {
 	if err != nil {
 		t.Fatalf("parse %q: %v", resp.Payload, err)
 	}
-	if p.Initiation != vietqr.Static || p.BankBIN != "970415" || p.Account != "VQR0012ab" || p.Service != vietqr.ServiceAccount ||
-		p.Currency != "704" || p.Country != "VN" || p.Amount != "" || p.MerchantName != "RAU SACH NGOC ANH" {
-		t.Errorf("static QR %+v", p)
+	if p.Initiation != vietqr.Static || p.BankBIN != testCollection.BankBin || p.Account != testCollection.AccountNumber || p.Service != vietqr.ServiceAccount ||
+		p.Currency != "704" || p.Country != "VN" || p.Amount != "" || p.MerchantName != "RAU SACH NGOC ANH" || p.Purpose != "A-1" || p.BillNumber != "" {
+		t.Errorf("static QR %+v; want the market's collection account %v, 62/08 A-1", p, testCollection)
 	}
 
 	// A merchant that does not take VietQR gets no VietQR to print: the
@@ -538,6 +546,104 @@ func TestMerchantQR(t *testing.T) {
 	none, err := e.client.GetMerchantQr(ctx, &pb.GetMerchantQrRequest{Code: "A-2"})
 	if st := status.Convert(err); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "VIETQR") {
 		t.Errorf("static QR of a merchant without VIETQR: %v %q, payload %q; want FailedPrecondition naming VIETQR", st.Code(), st.Message(), none.GetPayload())
+	}
+}
+
+// A payment request's QR pays the market's collection account too, and
+// carries its bill number in 62/01 and at the head of 62/08; a merchant
+// without a payout account gets its QRs, and a market without a
+// collection account refuses them, naming the market, writing nothing.
+func TestQRPaysTheMarketsCollectionAccount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-1", Merchant: "TN-TEST-0001", Amount: "150000", Purpose: "Tiền rau cải tuần này"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bill := pr.GetPaymentRequest().GetBillNumber()
+	p, err := vietqr.Parse(pr.GetPaymentRequest().GetQrPayload())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (bill + " Tien rau cai tuan nay")[:25]; p.Initiation != vietqr.Dynamic || p.BankBIN != testCollection.BankBin || p.Account != testCollection.AccountNumber ||
+		p.Amount != "150000" || p.BillNumber != bill || p.Purpose != want {
+		t.Errorf("dynamic QR %+v; want the market's collection account %v, bill %s, 62/08 %q", p, testCollection, bill, want)
+	}
+
+	// Without a payout account, both QRs.
+	if _, err := e.merchants.UpdateMerchant(ctx, &pb.UpdateMerchantRequest{Merchant: &pb.Merchant{Code: "TN-TEST-0001"}, UpdateMask: mask("payout_account")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.merchants.GetMerchantQr(ctx, &pb.GetMerchantQrRequest{Code: "TN-TEST-0001"}); err != nil {
+		t.Errorf("static QR of a merchant without a payout account: %v", err)
+	}
+	if _, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-2", Merchant: "TN-TEST-0001", Amount: "20000"}); err != nil {
+		t.Errorf("payment request of a merchant without a payout account: %v", err)
+	}
+
+	// A market without a collection account: refused, naming it, and
+	// nothing written.
+	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: "TN-BARE", Name: "Chợ Trống", Province: "Thái Nguyên"}}); err != nil {
+		t.Fatal(err)
+	}
+	bare := sampleMerchant("TN-BARE-0001", "TN-BARE", "A-001")
+	if _, err := e.merchants.CreateMerchant(ctx, &pb.CreateMerchantRequest{Merchant: bare}); err != nil {
+		t.Fatal(err)
+	}
+	var before int
+	if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM payment_requests`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.merchants.GetMerchantQr(ctx, &pb.GetMerchantQrRequest{Code: "TN-BARE-0001"})
+	if st := status.Convert(err); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "TN-BARE ") {
+		t.Errorf("static QR in a market without a collection account: %v; want FailedPrecondition naming TN-BARE", err)
+	}
+	_, err = e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-3", Merchant: "TN-BARE-0001", Amount: "20000"})
+	if st := status.Convert(err); st.Code() != codes.FailedPrecondition || !strings.Contains(st.Message(), "TN-BARE ") {
+		t.Errorf("payment request in a market without a collection account: %v; want FailedPrecondition naming TN-BARE", err)
+	}
+	var after int
+	if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM payment_requests`).Scan(&after); err != nil || after != before {
+		t.Errorf("payment requests %d before, %d after a refused one (%v)", before, after, err)
+	}
+
+	// Set by UpdateMarket, the QRs name it; changed, the new one. Each
+	// update is in the audit trail as any market update is.
+	for i, acct := range []*pb.PayoutAccount{
+		{BankBin: "970405", AccountNumber: "8500123456789", HolderName: "BQL CHO TRONG"},
+		{BankBin: "970418", AccountNumber: "39001234567890", HolderName: "BQL CHO TRONG"},
+	} {
+		upd, err := e.merchants.UpdateMarket(ctx, &pb.UpdateMarketRequest{Market: &pb.Market{Code: "TN-BARE", CollectionAccount: acct}, UpdateMask: mask("collection_account")})
+		if err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+		if !proto.Equal(upd.GetMarket().GetCollectionAccount(), acct) || upd.GetMarket().GetName() != "Chợ Trống" {
+			t.Errorf("update %d answered %v", i, upd.GetMarket())
+		}
+		got, err := e.merchants.GetMarket(ctx, &pb.GetMarketRequest{Code: "TN-BARE"})
+		if err != nil || !proto.Equal(got.GetMarket().GetCollectionAccount(), acct) {
+			t.Errorf("update %d: market read back %v, %v", i, got.GetMarket(), err)
+		}
+		qr, err := e.merchants.GetMerchantQr(ctx, &pb.GetMerchantQrRequest{Code: "TN-BARE-0001"})
+		if err != nil {
+			t.Fatalf("update %d: QR: %v", i, err)
+		}
+		if p, err := vietqr.Parse(qr.GetPayload()); err != nil || p.BankBIN != acct.BankBin || p.Account != acct.AccountNumber || p.Purpose != "TN-BARE-0001" {
+			t.Errorf("update %d: QR %+v, %v; want %v, 62/08 TN-BARE-0001", i, p, err, acct)
+		}
+	}
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	events := e.eventsOf(wait, t, pb.MerchantService_UpdateMarket_FullMethodName, 2)
+	if len(events) != 2 {
+		t.Fatalf("%d UpdateMarket events in the audit trail, want 2: %v", len(events), events)
+	}
+	for _, ev := range events {
+		if ev.Target != "TN-BARE" || ev.Code != "OK" {
+			t.Errorf("audit event %v; want UpdateMarket of TN-BARE, OK", ev)
+		}
 	}
 }
 
@@ -568,6 +674,10 @@ func TestMerchantServiceBadInput(t *testing.T) {
 	e.market(t, "SHUT", "Thái Nguyên")
 	e.merchant(t, sampleMerchant("A-1", "M1", "S-1"))
 	e.merchant(t, sampleMerchant("GONE", "M1", "S-9"))
+	if _, err := e.client.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: "BARE", Name: "Chợ Trống", Province: "Thái Nguyên"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.merchant(t, sampleMerchant("BARE-1", "BARE", "S-1"))
 	noPayout := sampleMerchant("NOPAY", "M1", "S-8")
 	noPayout.PayoutAccount = nil
 	noPayout.Status = pb.MerchantStatus_MERCHANT_STATUS_PENDING
@@ -649,6 +759,12 @@ func TestMerchantServiceBadInput(t *testing.T) {
 		{"market province empty", newMarket(func(m *pb.Market) { m.Province = "" }), codes.InvalidArgument, "market.province"},
 		{"market ward too long", newMarket(func(m *pb.Market) { m.Ward = strings.Repeat("ư", 101) }), codes.InvalidArgument, "market.ward"},
 		{"market status unknown", newMarket(func(m *pb.Market) { m.Status = 7 }), codes.InvalidArgument, "market.status"},
+		{"market collection account number with a space", newMarket(func(m *pb.Market) {
+			m.CollectionAccount = &pb.PayoutAccount{BankBin: "970415", AccountNumber: "1136 0000", HolderName: "BQL CHO"}
+		}), codes.InvalidArgument, "market.collection_account.account_number"},
+		{"market collection account without holder", newMarket(func(m *pb.Market) {
+			m.CollectionAccount = &pb.PayoutAccount{BankBin: "970415", AccountNumber: "113600001234"}
+		}), codes.InvalidArgument, "market.collection_account.holder_name"},
 		{"market exists", newMarket(func(m *pb.Market) { m.Code = "M1" }), codes.AlreadyExists, "market.code"},
 
 		// UpdateMarket
@@ -658,6 +774,8 @@ func TestMerchantServiceBadInput(t *testing.T) {
 		{"market update of an unknown field", updateMarket(&pb.Market{Code: "M1"}, mask("market.name")), codes.InvalidArgument, "update_mask"},
 		{"market update without market", updateMarket(nil, mask("name")), codes.InvalidArgument, "market"},
 		{"market update to an empty name", updateMarket(&pb.Market{Code: "M1"}, mask("name")), codes.InvalidArgument, "market.name"},
+		{"market update removing the collection account", updateMarket(&pb.Market{Code: "M1"}, mask("collection_account")), codes.InvalidArgument, "market.collection_account"},
+		{"market update to a collection account of a bad BIN", updateMarket(&pb.Market{Code: "M1", CollectionAccount: &pb.PayoutAccount{BankBin: "97043", AccountNumber: "1", HolderName: "X"}}, mask("collection_account")), codes.InvalidArgument, "market.collection_account.bank_bin"},
 		{"market update to no status", updateMarket(&pb.Market{Code: "M1"}, mask("status")), codes.InvalidArgument, "market.status"},
 		{"market update of a bad code", updateMarket(&pb.Market{Code: "m1", Name: "x"}, mask("name")), codes.InvalidArgument, "market.code"},
 		{"market update of an unknown market", updateMarket(&pb.Market{Code: "M404", Name: "x"}, mask("name")), codes.NotFound, "market.code"},
@@ -734,8 +852,8 @@ func TestMerchantServiceBadInput(t *testing.T) {
 		{"close an unknown merchant", closeM("NOBODY", ""), codes.NotFound, "code"},
 
 		// Reads refuse the same way.
-		{"QR without a payout account", func() error {
-			_, err := e.client.GetMerchantQr(ctx, &pb.GetMerchantQrRequest{Code: "NOPAY"})
+		{"QR in a market without a collection account", func() error {
+			_, err := e.client.GetMerchantQr(ctx, &pb.GetMerchantQrRequest{Code: "BARE-1"})
 			return err
 		}, codes.FailedPrecondition, "code"},
 		{"QR of a closed merchant", func() error {

@@ -169,10 +169,6 @@ func TestPaymentWritesRefuseBadInput(t *testing.T) {
 			_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "r", Merchant: b, Amount: "10000"})
 			return err
 		}, codes.FailedPrecondition, "merchant"},
-		{"request: merchant without payout account", func() error {
-			_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "r", Merchant: "TN-TEST-0003", Amount: "10000"})
-			return err
-		}, codes.FailedPrecondition, "payout account"},
 		{"request: merchant that does not accept VietQR", func() error {
 			// Its dynamic QR would be paid, and the payment then refused.
 			_, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "r", Merchant: "TN-TEST-0004", Amount: "10000"})

@@ -82,7 +82,7 @@ func payoutLinesToProto(lines []settlement.PayoutLine, inFull bool) []*pb.Payout
 				masked := a.Masked()
 				a = &masked
 			}
-			out[i].PayoutAccount = &pb.PayoutAccount{BankBin: a.BankBIN, AccountNumber: a.AccountNumber, HolderName: a.HolderName}
+			out[i].PayoutAccount = bankAccountToProto(a)
 		}
 	}
 	return out

@@ -232,7 +232,7 @@ func newPayoutFixture(t *testing.T, market string, merchants map[string]int64, s
 	t.Helper()
 	ctx := context.Background()
 	e := newEnv(t, ledgerOptions())
-	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: market, Name: "Chợ " + market, Province: "Thái Nguyên"}}); err != nil {
+	if _, err := e.merchants.CreateMarket(ctx, &pb.CreateMarketRequest{Market: &pb.Market{Code: market, Name: "Chợ " + market, Province: "Thái Nguyên", CollectionAccount: testCollection}}); err != nil {
 		t.Fatal(err)
 	}
 	codes := make([]string, 0, len(merchants))

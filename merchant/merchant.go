@@ -29,9 +29,13 @@ var (
 	// ErrBadTransition: the merchant's status does not allow the change,
 	// e.g. suspending one that is not active, or changing a closed one.
 	ErrBadTransition = errors.New("not allowed in the merchant's status")
-	// ErrNoPayoutAccount: the merchant has no payout account, so there is
-	// nothing a static QR could pay into.
-	ErrNoPayoutAccount = errors.New("merchant has no payout account")
+	// ErrNoCollectionAccount: the market has no collection account, so
+	// there is nothing its merchants' VietQR could pay into.
+	ErrNoCollectionAccount = errors.New("market has no collection account")
+	// ErrCodeNotInQR: the merchant's code is longer than the 25
+	// characters of the QR's tag 62/08, by which the bank tells whose
+	// transfer it is, so it has no static QR.
+	ErrCodeNotInQR = errors.New("merchant code too long for a QR")
 	// ErrChannelNotAccepted: the merchant does not accept the channel, so
 	// it gets nothing (such as a VietQR) that would bring it payments
 	// over that channel.
@@ -128,17 +132,22 @@ func (s Status) valid() bool {
 
 // Market is a market place; its code is also its ledger market.
 type Market struct {
-	Code      string
-	Name      string
-	Province  string
-	Ward      string
-	Status    MarketStatus
-	CreatedAt time.Time
+	Code     string
+	Name     string
+	Province string
+	Ward     string
+	Status   MarketStatus
+	// Collection is the account at the market's collecting bank that
+	// customers' VietQR transfers to its merchants are paid into: the
+	// account every QR of the market names. Nil when none is registered,
+	// and then the market's merchants get no QR.
+	Collection *BankAccount
+	CreatedAt  time.Time
 }
 
-// PayoutAccount is the bank account a merchant is paid out to, and the
-// account its static VietQR pays into.
-type PayoutAccount struct {
+// BankAccount is an account at a Vietnamese bank: a merchant's payout
+// account, which payout batches pay, or a market's collection account.
+type BankAccount struct {
 	BankBIN       string // NAPAS bank identification number
 	AccountNumber string
 	HolderName    string
@@ -180,8 +189,8 @@ type Merchant struct {
 	Owner        string // personal data
 	Phone        string // personal data; 0xxxxxxxxx
 	Status       Status
-	StatusReason string         // why it was last suspended or closed
-	Payout       *PayoutAccount // nil when none is registered
+	StatusReason string       // why it was last suspended or closed
+	Payout       *BankAccount // nil when none is registered
 	Fees         FeePlan
 	Channels     []Channel // in the order given
 	CreatedAt    time.Time
@@ -213,7 +222,7 @@ func (m Merchant) Masked() Merchant {
 
 // Masked returns a with its number and holder masked, as Merchant.Masked
 // shows them.
-func (a PayoutAccount) Masked() PayoutAccount {
+func (a BankAccount) Masked() BankAccount {
 	a.AccountNumber = maskAccount(a.AccountNumber)
 	a.HolderName = maskName(a.HolderName)
 	return a
@@ -471,6 +480,7 @@ var marketFields = []maskField[Market]{
 	textField("name", "market.name", 1, 100, func(m *Market) *string { return &m.Name }),
 	textField("province", "market.province", 1, 100, func(m *Market) *string { return &m.Province }),
 	textField("ward", "market.ward", 0, 100, func(m *Market) *string { return &m.Ward }),
+	{"collection_account", checkCollection, func(d, s *Market) { d.Collection = s.Collection }},
 }
 
 // marketUpdateFields are the paths UpdateMarket takes.
@@ -479,6 +489,15 @@ var marketUpdateFields = append(slices.Clip(marketFields), maskField[Market]{
 	check: func(m *Market) *ledger.Error { return checkMarketStatus(m.Status) },
 	copy:  func(dst, src *Market) { dst.Status = src.Status },
 })
+
+// checkCollection checks a market's collection account as a merchant's
+// payout account is checked. Left out, it stays unset: the market then
+// gets no QR until an update sets it.
+func checkCollection(m *Market) *ledger.Error {
+	var err *ledger.Error
+	m.Collection, err = checkAccount("market.collection_account", m.Collection)
+	return err
+}
 
 var merchantFields = []maskField[Merchant]{
 	{"stalls", checkStalls, func(d, s *Merchant) { d.Stalls = s.Stalls }},
@@ -567,24 +586,31 @@ func checkPhone(m *Merchant) *ledger.Error {
 }
 
 func checkPayout(m *Merchant) *ledger.Error {
-	if m.Payout == nil {
-		return nil
-	}
-	p := *m.Payout
 	var err *ledger.Error
-	if p.BankBIN, err = code("merchant.payout_account.bank_bin", p.BankBIN, binRE, "exactly 6 digits"); err != nil {
-		return err
+	m.Payout, err = checkAccount("merchant.payout_account", m.Payout)
+	return err
+}
+
+// checkAccount checks the bank account a, reported as field, and returns
+// it trimmed; nil is no account, and is kept.
+func checkAccount(field string, a *BankAccount) (*BankAccount, *ledger.Error) {
+	if a == nil {
+		return nil, nil
+	}
+	p := *a
+	var err *ledger.Error
+	if p.BankBIN, err = code(field+".bank_bin", p.BankBIN, binRE, "exactly 6 digits"); err != nil {
+		return nil, err
 	}
 	// Masked in the message, as for the phone.
 	if p.AccountNumber = strings.TrimSpace(p.AccountNumber); !accountRE.MatchString(p.AccountNumber) {
-		return invalid("merchant.payout_account.account_number", "must be 1-19 of [0-9A-Za-z], got %q (masked, %d characters)",
+		return nil, invalid(field+".account_number", "must be 1-19 of [0-9A-Za-z], got %q (masked, %d characters)",
 			maskAccount(p.AccountNumber), utf8.RuneCountInString(p.AccountNumber))
 	}
-	if p.HolderName, err = text("merchant.payout_account.holder_name", p.HolderName, 1, 50); err != nil {
-		return err
+	if p.HolderName, err = text(field+".holder_name", p.HolderName, 1, 50); err != nil {
+		return nil, err
 	}
-	m.Payout = &p
-	return nil
+	return &p, nil
 }
 
 func checkFees(m *Merchant) *ledger.Error {

@@ -70,7 +70,7 @@ func TestMasked(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := Merchant{
 				Code: "M-1", Owner: tc.owner, Phone: tc.phone, Stalls: []string{"A-1"}, Channels: []Channel{ChannelVietQR},
-				Payout: &PayoutAccount{BankBIN: "970436", AccountNumber: tc.account, HolderName: tc.holder},
+				Payout: &BankAccount{BankBIN: "970436", AccountNumber: tc.account, HolderName: tc.holder},
 				Fees:   FeePlan{BasisPoints: map[Channel]int{ChannelVietQR: 50}},
 			}
 			got := m.Masked()
@@ -134,7 +134,7 @@ func validMerchant() Merchant {
 	return Merchant{
 		Code: "TN-DAITU-0042", Market: "TN-DAITU", Stalls: []string{"B-07", "A-012"},
 		DisplayName: "Bún chả Cô Lan", Owner: "Nguyễn Thị Lan", Phone: "0912345678",
-		Payout:   &PayoutAccount{BankBIN: "970436", AccountNumber: "0123456789", HolderName: "NGUYEN THI LAN"},
+		Payout:   &BankAccount{BankBIN: "970436", AccountNumber: "0123456789", HolderName: "NGUYEN THI LAN"},
 		Fees:     FeePlan{BasisPoints: map[Channel]int{ChannelVietQR: 50, ChannelMoMo: 150}, MinFee: 100},
 		Channels: []Channel{ChannelVietQR, ChannelMoMo},
 	}
@@ -348,8 +348,8 @@ func TestQRName(t *testing.T) {
 // so that no banking app misreads the payload or its lengths.
 func TestDynamicQRPurposeIsASCII(t *testing.T) {
 	t.Parallel()
-	m := Merchant{Code: "A-1", DisplayName: "Bún chả Cô Lan",
-		Payout: &PayoutAccount{BankBIN: "970436", AccountNumber: "0123456789", HolderName: "NGUYEN THI LAN"}}
+	mk := Market{Code: "M1", Collection: &BankAccount{BankBIN: "970415", AccountNumber: "113600001234", HolderName: "BQL CHO"}}
+	m := Merchant{Code: "A-1", Market: "M1", DisplayName: "Bún chả Cô Lan"}
 	for _, tc := range []struct{ in, want string }{
 		{"Thanh toán rau cải", "Thanh toan rau cai"},
 		{"phở 🍜", "pho"},
@@ -361,7 +361,7 @@ func TestDynamicQRPurposeIsASCII(t *testing.T) {
 		{"🍜", ""},
 		{"", ""},
 	} {
-		qr, err := DynamicQR(m, 150000, "CL23456789AB", tc.in)
+		qr, err := DynamicQR(mk, m, 150000, "CL23456789AB", tc.in)
 		if err != nil {
 			t.Errorf("purpose %q: %v", tc.in, err)
 			continue
@@ -375,8 +375,8 @@ func TestDynamicQRPurposeIsASCII(t *testing.T) {
 		p, err := vietqr.Parse(qr)
 		if err != nil {
 			t.Errorf("purpose %q: parse %q: %v", tc.in, qr, err)
-		} else if p.Purpose != tc.want {
-			t.Errorf("purpose %q is %q in the QR, want %q", tc.in, p.Purpose, tc.want)
+		} else if want := strings.TrimSpace(("CL23456789AB " + tc.want)[:min(25, 13+len(tc.want))]); p.Purpose != want {
+			t.Errorf("purpose %q is %q in the QR, want %q", tc.in, p.Purpose, want)
 		}
 	}
 }
@@ -385,8 +385,8 @@ func TestDynamicQRPurposeIsASCII(t *testing.T) {
 // none: the QR cannot carry it, and the caller must say which part to fix.
 func TestDynamicQRNamesRefusedField(t *testing.T) {
 	t.Parallel()
-	m := Merchant{Code: "A-1", DisplayName: "Bún chả Cô Lan",
-		Payout: &PayoutAccount{BankBIN: "970436", AccountNumber: "0123456789", HolderName: "NGUYEN THI LAN"}}
+	mk := Market{Code: "M1", Collection: &BankAccount{BankBIN: "970415", AccountNumber: "113600001234", HolderName: "BQL CHO"}}
+	m := Merchant{Code: "A-1", Market: "M1", DisplayName: "Bún chả Cô Lan"}
 	for _, tc := range []struct {
 		name          string
 		amount        int64
@@ -403,7 +403,7 @@ func TestDynamicQRNamesRefusedField(t *testing.T) {
 		{"no bill number", 150000, "", "", "bill_number"},
 		{"14 digits of amount", 10_000_000_000_000, "CL23456789AB", "", "amount"},
 	} {
-		qr, err := DynamicQR(m, tc.amount, tc.bill, tc.purpose)
+		qr, err := DynamicQR(mk, m, tc.amount, tc.bill, tc.purpose)
 		var le *ledger.Error
 		if !errors.As(err, &le) || !errors.Is(err, ledger.ErrInvalid) || le.Field != tc.field {
 			t.Errorf("%s: got %q, %v; want ErrInvalid about %s", tc.name, qr, err, tc.field)

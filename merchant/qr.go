@@ -14,10 +14,12 @@ import (
 )
 
 // StaticQR returns the merchant's static VietQR payload: the one printed and
-// stuck on the stall, into which the buyer types the amount. It pays
-// straight into the payout account, so a merchant without one has none
-// (ErrNoPayoutAccount), and a closed merchant gets none (ErrBadTransition)
-// so that no new QR can send money to a business that no longer trades.
+// stuck on the stall, into which the buyer types the amount. It pays into
+// the market's collection account, not the merchant's own (see qrPayload),
+// so a merchant of a market without one has none (ErrNoCollectionAccount);
+// a merchant without a payout account has one, and is paid out once it
+// registers an account. A closed merchant gets none (ErrBadTransition) so
+// that no new QR can bring money for a business that no longer trades.
 // Nor does a merchant that does not accept VIETQR (ErrChannelNotAccepted):
 // the buyer's transfer would go through, and the payment be refused. A
 // pending or suspended merchant does get one: the stall prints it before
@@ -33,26 +35,45 @@ func (s *Store) StaticQR(ctx context.Context, code string) (string, error) {
 	if !m.Accepts(ChannelVietQR) {
 		return "", errorf(ErrChannelNotAccepted, "code", "merchant %s does not accept %s", m.Code, ChannelVietQR)
 	}
-	if m.Payout == nil {
-		return "", errorf(ErrNoPayoutAccount, "code", "merchant %s has no payout account for its QR to pay into", m.Code)
-	}
-	payload, err := vietqr.Encode(qrPayload(m))
+	mk, err := getMarket(ctx, s.pool, "code", m.Market, "")
 	if err != nil {
-		// The payout account was validated when stored; this is a bug.
+		return "", err
+	}
+	p, err := qrPayload(mk, m, "code")
+	if err != nil {
+		return "", err
+	}
+	// Tag 62/08, which banking apps carry into the transfer's description,
+	// names the merchant: by it the collecting bank's notification says
+	// whose payment the transfer is.
+	if err := vietqr.CheckPurpose(m.Code); err != nil {
+		return "", errorf(ErrCodeNotInQR, "code", "merchant %s: its code is %d characters, and a QR carries at most %d in tag 62/08, by which the bank tells whose transfer it is",
+			m.Code, len(m.Code), MaxQRPurpose)
+	}
+	p.Purpose = m.Code
+	payload, err := vietqr.Encode(p)
+	if err != nil {
+		// The collection account was validated when stored and the code
+		// is checked above; this is a bug.
 		return "", fmt.Errorf("static QR of merchant %s: %w", m.Code, err)
 	}
 	return payload, nil
 }
 
-// DynamicQR returns the VietQR payload of one payment request to m: its
-// amount in whole đồng and its bill number (tag 62/01), by which the bank's
-// notification is matched back to the request, and an optional purpose
-// (tag 62/08) shown to the payer, as QRPurpose folds it. It reads nothing:
-// whether m may take the payment is the caller's to decide. What the
-// payload cannot carry is refused naming amount, bill_number or purpose.
-func DynamicQR(m Merchant, amount int64, billNumber, purpose string) (string, error) {
-	if m.Payout == nil {
-		return "", errorf(ErrNoPayoutAccount, "merchant", "merchant %s has no payout account for its QR to pay into", m.Code)
+// DynamicQR returns the VietQR payload of one payment request to m, of the
+// market mk: its amount in whole đồng and its bill number (tag 62/01), by
+// which the bank's notification is matched back to the request, and in tag
+// 62/08 the bill number again, then the purpose as QRPurpose folds it, cut
+// to 25 characters: many banking apps carry only 62/08 into the transfer's
+// description, which the collecting bank's notification must name the bill
+// by. It reads nothing: whether m may take the payment is the caller's to
+// decide. What the payload cannot carry is refused naming amount,
+// bill_number or purpose; a market without a collection account is refused
+// ErrNoCollectionAccount.
+func DynamicQR(mk Market, m Merchant, amount int64, billNumber, purpose string) (string, error) {
+	p, err := qrPayload(mk, m, "merchant")
+	if err != nil {
+		return "", err
 	}
 	if amount <= 0 {
 		return "", invalid("amount", "must be positive, got %d", amount)
@@ -66,22 +87,36 @@ func DynamicQR(m Merchant, amount int64, billNumber, purpose string) (string, er
 	if err := vietqr.CheckBillNumber(billNumber); err != nil {
 		return "", invalid("bill_number", "%v", err)
 	}
-	purpose, err := QRPurpose(purpose)
+	purpose, err = QRPurpose(purpose)
 	if err != nil {
 		return "", err
 	}
-	p := qrPayload(m)
 	p.Initiation = vietqr.Dynamic
 	p.Amount = strconv.FormatInt(amount, 10)
 	p.BillNumber = billNumber
-	p.Purpose = purpose
+	p.Purpose = billPurpose(billNumber, purpose)
 	payload, err := vietqr.Encode(p)
 	if err != nil {
-		// The merchant's part was validated when stored and the request's
+		// The market's part was validated when stored and the request's
 		// is checked above; this is a bug.
 		return "", fmt.Errorf("dynamic QR of merchant %s: %w", m.Code, err)
 	}
 	return payload, nil
+}
+
+// billPurpose is tag 62/08 of a payment request's QR: the bill number, then
+// a space and the folded purpose, cut to MaxQRPurpose characters (ASCII, so
+// bytes), with no space at the end. The bill number, at most 25
+// characters, always fits whole.
+func billPurpose(billNumber, purpose string) string {
+	out := billNumber
+	if purpose != "" {
+		out += " " + purpose
+	}
+	if len(out) > MaxQRPurpose {
+		out = strings.TrimRight(out[:MaxQRPurpose], " ")
+	}
+	return out
 }
 
 // maxQRAmount is the largest amount tag 54 holds: 13 digits.
@@ -119,17 +154,28 @@ func QRPurpose(purpose string) (string, error) {
 	return folded, nil
 }
 
-// qrPayload is the static payload of m, which has a payout account.
-func qrPayload(m Merchant) vietqr.Payload {
+// qrPayload is the static payload of m, a merchant of the market mk,
+// without tag 62. Tag 38 names mk's collection account, not m's payout
+// account: the customer's money is owed by the provider and paid to the
+// market's settlement bank, and payout batches pay the merchant from there
+// (docs/design.md, "QR codes"). A QR naming the merchant's own account
+// put the money with the merchant while the ledger held it owed by the
+// provider, which never received it, and owed to the merchant, to be paid
+// out again. A market without a
+// collection account is refused, naming field.
+func qrPayload(mk Market, m Merchant, field string) (vietqr.Payload, error) {
+	if mk.Collection == nil {
+		return vietqr.Payload{}, errorf(ErrNoCollectionAccount, field, "market %s of merchant %s has no collection account for its QR to pay into", mk.Code, m.Code)
+	}
 	return vietqr.Payload{
 		Initiation:   vietqr.Static,
-		BankBIN:      m.Payout.BankBIN,
-		Account:      m.Payout.AccountNumber,
+		BankBIN:      mk.Collection.BankBIN,
+		Account:      mk.Collection.AccountNumber,
 		Service:      vietqr.ServiceAccount,
 		Currency:     vietqr.CurrencyVND,
 		Country:      vietqr.CountryVN,
 		MerchantName: qrName(m.DisplayName),
-	}
+	}, nil
 }
 
 // MaxQRName is the length of tag 59 (merchant name) of an EMVCo payload.

@@ -75,11 +75,14 @@ func ccittFalse(s string) uint16 {
 
 // qrWant is what one payload must say.
 type qrWant struct {
-	dynamic       bool
-	bin, account  string
-	amount        int64  // dynamic only
-	bill, purpose string // dynamic only; purpose as the QR must carry it
-	displayName   string // the merchant's, as stored
+	dynamic      bool
+	bin, account string // the market's collection account
+	amount       int64  // dynamic only
+	bill         string // dynamic only
+	// purpose is tag 62/08 as the QR must carry it: the merchant's code
+	// in a static QR, the bill number then the purpose in a dynamic one.
+	purpose     string
+	displayName string // the merchant's, as stored
 }
 
 // checkVietQR checks every rule of EMVCo and NAPAS a payload the service
@@ -104,9 +107,9 @@ func checkVietQR(t *testing.T, payload string, want qrWant) {
 	if crc := root["63"]; len(crc) != 4 || fmt.Sprintf("%04X", ccittFalse(payload[:len(payload)-4])) != crc {
 		t.Errorf("%q: CRC %q, want %04X over everything up to and including 6304", payload, crc, ccittFalse(payload[:len(payload)-4]))
 	}
-	allowed := map[string]bool{"00": true, "01": true, "38": true, "53": true, "58": true, "59": true, "63": true}
+	allowed := map[string]bool{"00": true, "01": true, "38": true, "53": true, "58": true, "59": true, "62": true, "63": true}
 	if want.dynamic {
-		allowed["54"], allowed["62"] = true, true
+		allowed["54"] = true
 	}
 	for _, id := range ids {
 		if !allowed[id] {
@@ -134,17 +137,17 @@ func checkVietQR(t *testing.T, payload string, want qrWant) {
 		if a := root["54"]; a != strconv.FormatInt(want.amount, 10) || len(a) > 13 || !isDigits(a) || a[0] == '0' {
 			t.Errorf("%q: amount %q; want %d in whole đồng, digits only, at most 13", payload, a, want.amount)
 		}
-		subIDs, sub := emvTLV(t, "62", root["62"])
-		if sub["01"] != want.bill || len(sub["01"]) > 25 {
-			t.Errorf("%q: bill number %q, want %q (at most 25)", payload, sub["01"], want.bill)
-		}
-		if sub["08"] != want.purpose || len(sub["08"]) > 25 {
-			t.Errorf("%q: purpose %q, want %q (at most 25)", payload, sub["08"], want.purpose)
-		}
-		for _, id := range subIDs {
-			if id != "01" && id != "08" {
-				t.Errorf("%q: unexpected tag 62/%s", payload, id)
-			}
+	}
+	subIDs, sub := emvTLV(t, "62", root["62"])
+	if sub["01"] != want.bill || len(sub["01"]) > 25 {
+		t.Errorf("%q: bill number %q, want %q (at most 25)", payload, sub["01"], want.bill)
+	}
+	if sub["08"] != want.purpose || len(sub["08"]) > 25 {
+		t.Errorf("%q: purpose %q, want %q (at most 25)", payload, sub["08"], want.purpose)
+	}
+	for _, id := range subIDs {
+		if id != "08" && (id != "01" || !want.dynamic) {
+			t.Errorf("%q: unexpected tag 62/%s", payload, id)
 		}
 	}
 
@@ -180,16 +183,28 @@ func TestSeededMerchantsDynamicQRFollowSpec(t *testing.T) {
 		{"Thanh toán đơn hàng số 12", "Thanh toan don hang so 12"},
 		{"ĐẶT CỌC RAU CỦ QUẢ TƯƠI S", "DAT COC RAU CU QUA TUOI S"},
 	}
-	bills := []string{"CL23456789AB", strings.Repeat("Z", 25), "A"}
-	for i, s := range seeds.Generate().Merchants {
-		m := s.Definition()
-		p, b := purposes[i%len(purposes)], bills[i%len(bills)]
-		qr, err := merchant.DynamicQR(m, 9_999_999_999_999, b, p.in)
+	// Tag 62/08: the bill number, a space and the purpose, to 25
+	// characters.
+	bills := []struct{ in, want0, want1, want2 string }{
+		{"CL23456789AB", "CL23456789AB", "CL23456789AB Thanh toan d", "CL23456789AB DAT COC RAU"},
+		{strings.Repeat("Z", 25), strings.Repeat("Z", 25), strings.Repeat("Z", 25), strings.Repeat("Z", 25)},
+		{"A", "A", "A Thanh toan don hang so", "A DAT COC RAU CU QUA TUOI"},
+	}
+	data := seeds.Generate()
+	markets := map[string]merchant.Market{}
+	for _, mk := range data.Markets {
+		markets[mk.Code] = mk.Definition()
+	}
+	for i, s := range data.Merchants {
+		m, mk := s.Definition(), markets[s.MarketCode]
+		p, b := purposes[i%len(purposes)], bills[i/len(purposes)%len(bills)]
+		qr, err := merchant.DynamicQR(mk, m, 9_999_999_999_999, b.in, p.in)
 		if err != nil {
 			t.Fatalf("%s: %v", m.Code, err)
 		}
-		checkVietQR(t, qr, qrWant{dynamic: true, bin: s.BankBIN, account: s.AccountNumber,
-			amount: 9_999_999_999_999, bill: b, purpose: p.want, displayName: m.DisplayName})
+		purpose := []string{b.want0, b.want1, b.want2}[i%len(purposes)]
+		checkVietQR(t, qr, qrWant{dynamic: true, bin: mk.Collection.BankBIN, account: mk.Collection.AccountNumber,
+			amount: 9_999_999_999_999, bill: b.in, purpose: purpose, displayName: m.DisplayName})
 	}
 }
 
@@ -219,6 +234,6 @@ func TestStaticQRFollowsSpec(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", name, err)
 		}
-		checkVietQR(t, qr, qrWant{bin: "970436", account: m.Payout.AccountNumber, displayName: name})
+		checkVietQR(t, qr, qrWant{bin: collection.BankBIN, account: collection.AccountNumber, purpose: m.Code, displayName: name})
 	}
 }

@@ -83,15 +83,29 @@ func accountNotOpened(field string, spec ledger.AccountSpec, err error) error {
 
 // Markets.
 
-const marketColumns = `code, name, province, ward, status, created_at`
+const marketColumns = `code, name, province, ward, status,
+       collection_bank_bin, collection_account_number, collection_holder_name, created_at`
 
 func scanMarket(row pgx.Row) (Market, error) {
 	var m Market
 	var status string
-	err := row.Scan(&m.Code, &m.Name, &m.Province, &m.Ward, &status, &m.CreatedAt)
+	var bin, acct, holder *string
+	err := row.Scan(&m.Code, &m.Name, &m.Province, &m.Ward, &status, &bin, &acct, &holder, &m.CreatedAt)
 	m.Status = MarketStatus(status)
+	if bin != nil && acct != nil && holder != nil {
+		m.Collection = &BankAccount{BankBIN: *bin, AccountNumber: *acct, HolderName: *holder}
+	}
 	m.CreatedAt = m.CreatedAt.UTC()
 	return m, err
+}
+
+// accountColumns are a bank account's bank BIN, number and holder as
+// stored: all NULL for none.
+func accountColumns(a *BankAccount) (bin, account, holder *string) {
+	if a == nil {
+		return nil, nil, nil
+	}
+	return &a.BankBIN, &a.AccountNumber, &a.HolderName
 }
 
 // CreateMarket registers a market, active unless m says closed. Its ledger
@@ -116,11 +130,12 @@ func (s *Store) CreateMarket(ctx context.Context, m Market) (Market, error) {
 		return Market{}, err
 	}
 	const insert = `
-INSERT INTO markets (code, name, province, ward, status)
-VALUES ($1, $2, $3, $4, $5)
+INSERT INTO markets (code, name, province, ward, status, collection_bank_bin, collection_account_number, collection_holder_name)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (code) DO NOTHING
 RETURNING ` + marketColumns
-	out, err := scanMarket(s.pool.QueryRow(ctx, insert, m.Code, m.Name, m.Province, m.Ward, string(m.Status)))
+	bin, account, holder := accountColumns(m.Collection)
+	out, err := scanMarket(s.pool.QueryRow(ctx, insert, m.Code, m.Name, m.Province, m.Ward, string(m.Status), bin, account, holder))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Market{}, errorf(ErrMarketExists, "market.code", "market %s already exists", m.Code)
 	}
@@ -199,7 +214,8 @@ SELECT ` + marketColumns + ` FROM markets
 }
 
 // UpdateMarket changes the fields of the market m.Code named by paths (name,
-// province, ward, status) to their values in m. A closed market takes no new
+// province, ward, collection_account, status) to their values in m; a
+// collection account named and left out is refused. A closed market takes no new
 // merchants, and none back from suspension; its merchants keep their status.
 func (s *Store) UpdateMarket(ctx context.Context, m Market, paths []string) (Market, error) {
 	var verr *ledger.Error
@@ -214,9 +230,15 @@ func (s *Store) UpdateMarket(ctx context.Context, m Market, paths []string) (Mar
 		if verr := f.check(&m); verr != nil {
 			return Market{}, verr
 		}
+		if f.path == "collection_account" && m.Collection == nil {
+			// The QRs already printed name it: it can be changed, and the
+			// market's new QRs then name the new one, but not removed.
+			return Market{}, invalid("market.collection_account", "is required when named in update_mask: the market's QRs pay into it")
+		}
 	}
 	const update = `
-UPDATE markets SET name = $2, province = $3, ward = $4, status = $5
+UPDATE markets SET name = $2, province = $3, ward = $4, status = $5,
+       collection_bank_bin = $6, collection_account_number = $7, collection_holder_name = $8
  WHERE code = $1
 RETURNING ` + marketColumns
 	var out Market
@@ -228,7 +250,8 @@ RETURNING ` + marketColumns
 		for _, f := range fields {
 			f.copy(&cur, &m)
 		}
-		out, err = scanMarket(tx.QueryRow(ctx, update, cur.Code, cur.Name, cur.Province, cur.Ward, string(cur.Status)))
+		bin, account, holder := accountColumns(cur.Collection)
+		out, err = scanMarket(tx.QueryRow(ctx, update, cur.Code, cur.Name, cur.Province, cur.Ward, string(cur.Status), bin, account, holder))
 		return err
 	})
 	if err != nil {
@@ -263,7 +286,7 @@ func scanMerchant(row pgx.Row) (Merchant, error) {
 	}
 	m.Status = Status(status)
 	if bin != nil && acct != nil && holder != nil {
-		m.Payout = &PayoutAccount{BankBIN: *bin, AccountNumber: *acct, HolderName: *holder}
+		m.Payout = &BankAccount{BankBIN: *bin, AccountNumber: *acct, HolderName: *holder}
 	}
 	if len(feeChannels) > 0 {
 		m.Fees.BasisPoints = make(map[Channel]int, len(feeChannels))
@@ -301,9 +324,7 @@ type storedColumns struct {
 
 func stored(m Merchant) storedColumns {
 	var c storedColumns
-	if p := m.Payout; p != nil {
-		c.bin, c.account, c.holder = &p.BankBIN, &p.AccountNumber, &p.HolderName
-	}
+	c.bin, c.account, c.holder = accountColumns(m.Payout)
 	c.channels = make([]string, len(m.Channels))
 	for i, ch := range m.Channels {
 		c.channels[i] = string(ch)

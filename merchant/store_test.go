@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,18 +27,24 @@ func newStore(t *testing.T) (*merchant.Store, *pgtest.DB) {
 
 func market(t *testing.T, s *merchant.Store, code string) merchant.Market {
 	t.Helper()
-	m, err := s.CreateMarket(context.Background(), merchant.Market{Code: code, Name: "Chợ " + code, Province: "Thái Nguyên"})
+	m, err := s.CreateMarket(context.Background(), merchant.Market{Code: code, Name: "Chợ " + code, Province: "Thái Nguyên",
+		Collection: &collection})
 	if err != nil {
 		t.Fatalf("create market %s: %v", code, err)
 	}
 	return m
 }
 
+// collection is the collection account of the markets tests create: at
+// VietinBank, so that a QR naming it names no merchant's account (theirs are
+// at Vietcombank).
+var collection = merchant.BankAccount{BankBIN: "970415", AccountNumber: "113600001234", HolderName: "BQL CHO"}
+
 func newMerchant(code, market string, stalls ...string) merchant.Merchant {
 	return merchant.Merchant{
 		Code: code, Market: market, Stalls: stalls,
 		DisplayName: "Bún chả Cô Lan", Owner: "Nguyễn Thị Lan", Phone: "0912345678",
-		Payout:   &merchant.PayoutAccount{BankBIN: "970436", AccountNumber: "0123456789", HolderName: "NGUYEN THI LAN"},
+		Payout:   &merchant.BankAccount{BankBIN: "970436", AccountNumber: "0123456789", HolderName: "NGUYEN THI LAN"},
 		Fees:     merchant.FeePlan{BasisPoints: map[merchant.Channel]int{merchant.ChannelVietQR: 50}, MinFee: 100},
 		Channels: []merchant.Channel{merchant.ChannelVietQR, merchant.ChannelMoMo},
 	}
@@ -357,7 +364,7 @@ func TestQR(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _ := newStore(t)
-	market(t, s, "M1")
+	mk := market(t, s, "M1")
 	m := newMerchant("A-1", "M1", "S-1")
 	m.DisplayName = "Đồ khô Đức Hạnh – chợ Đại Từ"
 	m = create(t, s, m)
@@ -369,13 +376,13 @@ func TestQR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := vietqr.Payload{Initiation: vietqr.Static, BankBIN: "970436", Account: "0123456789", Service: vietqr.ServiceAccount,
-		Currency: "704", Country: "VN", MerchantName: "DO KHO DUC HANH CHO DAI TU"[:25]}
+	want := vietqr.Payload{Initiation: vietqr.Static, BankBIN: "970415", Account: "113600001234", Service: vietqr.ServiceAccount,
+		Currency: "704", Country: "VN", MerchantName: "DO KHO DUC HANH CHO DAI TU"[:25], Purpose: "A-1"}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("static QR = %+v\nwant        %+v", p, want)
 	}
 
-	dynamic, err := merchant.DynamicQR(m, 150000, "REQ12345", "Thanh toán")
+	dynamic, err := merchant.DynamicQR(mk, m, 150000, "REQ12345", "Thanh toán")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -383,18 +390,24 @@ func TestQR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Initiation != vietqr.Dynamic || p.Amount != "150000" || p.BillNumber != "REQ12345" || p.Purpose != "Thanh toan" || p.Account != "0123456789" {
+	if p.Initiation != vietqr.Dynamic || p.Amount != "150000" || p.BillNumber != "REQ12345" || p.Purpose != "REQ12345 Thanh toan" || p.Account != "113600001234" {
 		t.Errorf("dynamic QR = %+v", p)
 	}
-	if _, err := merchant.DynamicQR(m, 0, "B", ""); !errors.Is(err, ledger.ErrInvalid) {
+	if _, err := merchant.DynamicQR(mk, m, 0, "B", ""); !errors.Is(err, ledger.ErrInvalid) {
 		t.Errorf("dynamic QR of 0 đồng: %v", err)
 	}
+	if _, err := merchant.DynamicQR(merchant.Market{Code: "M1"}, m, 150000, "B", ""); !errors.Is(err, merchant.ErrNoCollectionAccount) {
+		t.Errorf("dynamic QR in a market without a collection account: %v", err)
+	}
 
+	// The QR pays the market's account: a merchant without its own gets
+	// one.
 	if _, err := s.UpdateMerchant(ctx, merchant.Merchant{Code: "A-1"}, []string{"payout_account"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.StaticQR(ctx, "A-1")
-	wantErr(t, err, merchant.ErrNoPayoutAccount, "code")
+	if _, err = s.StaticQR(ctx, "A-1"); err != nil {
+		t.Errorf("static QR of a merchant without a payout account: %v", err)
+	}
 	_, err = s.StaticQR(ctx, "B-1")
 	wantErr(t, err, merchant.ErrMerchantNotFound, "code")
 
@@ -403,6 +416,19 @@ func TestQR(t *testing.T) {
 	create(t, s, momo)
 	_, err = s.StaticQR(ctx, "A-2")
 	wantErr(t, err, merchant.ErrChannelNotAccepted, "code")
+
+	// 26 characters: more than tag 62/08 carries.
+	long := newMerchant("A-"+strings.Repeat("9", 24), "M1", "S-3")
+	create(t, s, long)
+	_, err = s.StaticQR(ctx, long.Code)
+	wantErr(t, err, merchant.ErrCodeNotInQR, "code")
+
+	if _, err := s.CreateMarket(ctx, merchant.Market{Code: "M2", Name: "Chợ M2", Province: "Thái Nguyên"}); err != nil {
+		t.Fatal(err)
+	}
+	create(t, s, newMerchant("C-1", "M2", "S-1"))
+	_, err = s.StaticQR(ctx, "C-1")
+	wantErr(t, err, merchant.ErrNoCollectionAccount, "code")
 }
 
 // The schema refuses what the Go code never writes, so no other writer can
@@ -429,6 +455,8 @@ func TestSchemaRefusesBadMerchants(t *testing.T) {
 		{"number of another merchant of the market", cols + `('B-1', 'M1', 'x', 'y', '0912345678', 'active', '{VIETQR}', '{}', '{}', NULL, NULL, NULL, 1)`, pg.CodeUniqueViolation},
 		{"unknown status", `UPDATE merchants SET status = 'deleted'`, pg.CodeCheckViolation},
 		{"released stalls of an open merchant", `UPDATE merchants SET released_stalls = '{S-1}'`, pg.CodeCheckViolation},
+		{"half a collection account", `UPDATE markets SET collection_holder_name = NULL WHERE code = 'M1'`, pg.CodeCheckViolation},
+		{"bad collection account", `UPDATE markets SET collection_account_number = '12 34' WHERE code = 'M1'`, pg.CodeCheckViolation},
 		{"bad market code", `INSERT INTO markets (code, name, province, status) VALUES ('m 1', 'x', 'y', 'active')`, pg.CodeCheckViolation},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

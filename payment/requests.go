@@ -81,6 +81,11 @@ func (s *Service) CreateRequest(ctx context.Context, r NewRequest) (PaymentReque
 		// The payer could pay the QR; the payment would then be refused.
 		return PaymentRequest{}, false, fail(ErrChannelRefused, "merchant", "merchant %s does not accept %s, by which a payment request is paid", m.Code, merchant.ChannelVietQR)
 	}
+	// The QR pays into the market's collection account.
+	mk, err := s.merchants.GetMarket(ctx, m.Market)
+	if err != nil {
+		return PaymentRequest{}, false, ledger.RenameField(err, "code", "merchant")
+	}
 	now := s.opts.Now().UTC().Truncate(time.Microsecond)
 	// The request stores the purpose as given, diacritics and all: it is
 	// the merchant's record of what was asked, the idempotency hash is of
@@ -90,7 +95,7 @@ func (s *Service) CreateRequest(ctx context.Context, r NewRequest) (PaymentReque
 		ID: ledger.NewID(now), Merchant: m.Code, Market: m.Market, Amount: amount, BillNumber: newBillNumber(), Purpose: r.Purpose,
 		ExpiresAt: now.Add(s.opts.RequestTTL), CreatedAt: now,
 	}
-	if req.QRPayload, err = merchant.DynamicQR(m, amount, req.BillNumber, r.Purpose); err != nil {
+	if req.QRPayload, err = merchant.DynamicQR(mk, m, amount, req.BillNumber, r.Purpose); err != nil {
 		return PaymentRequest{}, false, err
 	}
 	const insert = `

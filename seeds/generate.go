@@ -17,6 +17,12 @@ type Market struct {
 	Name     string // e.g. "Chợ Đại Từ"
 	Province string
 	Ward     string
+	// The account at the market's collecting bank that every QR of the
+	// market pays into: at Vietcombank, the demo's settlement bank, 13
+	// digits, so it is no merchant's (theirs there have 10).
+	CollectionBIN     string
+	CollectionAccount string
+	CollectionHolder  string // "BQL " (the market's management board) and its name as banks print it
 }
 
 // Merchant is one stall keeper of a market and how they are paid.
@@ -211,6 +217,13 @@ func genMarkets() ([]Market, []int) {
 	for i := 0; given < left; i++ {
 		counts[len(realMarkets)+i%synthetic]++
 		given++
+	}
+	// Numbered in market order, drawing nothing, so the rest stays as it
+	// was generated before markets had collection accounts.
+	for i := range markets {
+		markets[i].CollectionBIN = collectionBIN
+		markets[i].CollectionAccount = fmt.Sprintf("0071000%06d", i+1)
+		markets[i].CollectionHolder = "BQL " + bankHolder(markets[i].Name)
 	}
 	return markets, counts
 }

@@ -102,6 +102,18 @@ func TestMarkets(t *testing.T) {
 		if m.Province != "Thái Nguyên" || m.Ward == "" || !utf8.ValidString(m.Name+m.Ward) {
 			t.Errorf("market %s: province %q ward %q", m.Code, m.Province, m.Ward)
 		}
+		// Every QR of the market pays into its collection account.
+		if m.CollectionBIN != "970436" || len(m.CollectionAccount) != 13 ||
+			!strings.HasPrefix(m.CollectionHolder, "BQL CHO ") || len(m.CollectionHolder) > 50 {
+			t.Errorf("market %s: collection account %s %s %q", m.Code, m.CollectionBIN, m.CollectionAccount, m.CollectionHolder)
+		}
+		if codes[m.CollectionAccount] {
+			t.Errorf("market %s: collection account %s repeated", m.Code, m.CollectionAccount)
+		}
+		codes[m.CollectionAccount] = true
+	}
+	if m := d.Markets[0]; m.CollectionAccount != "0071000000001" || m.CollectionHolder != "BQL "+bankHolder(m.Name) {
+		t.Errorf("first market's collection account %s %q", m.CollectionAccount, m.CollectionHolder)
 	}
 }
 

@@ -49,18 +49,28 @@ func (l *Loader) Load(ctx context.Context) (Stats, error) {
 	if err := l.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM seed_runs WHERE name = $1)`, Name).Scan(&loaded); err != nil {
 		return st, fmt.Errorf("read seed runs: %w", err)
 	}
+	data := Generate()
 	if loaded {
+		// Loaded by a release whose markets had no collection account:
+		// they get theirs, so that the demo's QRs work.
+		for _, m := range data.Markets {
+			if err := l.addCollection(ctx, m); err != nil {
+				return st, fmt.Errorf("market %s: %w", m.Code, err)
+			}
+		}
 		st.AlreadyLoaded = true
 		return st, nil
 	}
 	if l.Workers <= 0 {
 		l.Workers = 32
 	}
-	data := Generate()
 
 	for _, m := range data.Markets {
-		_, err := l.Merchants.CreateMarket(ctx, merchant.Market{Code: m.Code, Name: m.Name, Province: m.Province, Ward: m.Ward})
-		if err != nil && !errors.Is(err, merchant.ErrMarketExists) {
+		_, err := l.Merchants.CreateMarket(ctx, m.Definition())
+		if errors.Is(err, merchant.ErrMarketExists) {
+			err = l.addCollection(ctx, m)
+		}
+		if err != nil {
 			return st, fmt.Errorf("market %s: %w", m.Code, err)
 		}
 		st.Markets++
@@ -91,6 +101,30 @@ func (l *Loader) Load(ctx context.Context) (Stats, error) {
 	return st, nil
 }
 
+// Definition is the market as the merchant store creates it: active, with
+// its collection account.
+func (m Market) Definition() merchant.Market {
+	return merchant.Market{
+		Code: m.Code, Name: m.Name, Province: m.Province, Ward: m.Ward,
+		Collection: &merchant.BankAccount{BankBIN: m.CollectionBIN, AccountNumber: m.CollectionAccount, HolderName: m.CollectionHolder},
+	}
+}
+
+// addCollection gives m, loaded by a release whose markets had no
+// collection account, its own, so that its merchants get their QR; a
+// market that has one keeps it, and one that is gone is left gone.
+func (l *Loader) addCollection(ctx context.Context, m Market) error {
+	cur, err := l.Merchants.GetMarket(ctx, m.Code)
+	if errors.Is(err, merchant.ErrMarketNotFound) {
+		return nil
+	}
+	if err != nil || cur.Collection != nil {
+		return err
+	}
+	_, err = l.Merchants.UpdateMarket(ctx, m.Definition(), []string{"collection_account"})
+	return err
+}
+
 // Definition is the merchant as the merchant store creates it: active,
 // with its payout account, fee plan and channels.
 func (m Merchant) Definition() merchant.Merchant {
@@ -103,7 +137,7 @@ func (m Merchant) Definition() merchant.Merchant {
 	return merchant.Merchant{
 		Code: m.Code, Market: m.MarketCode, Stalls: m.Stalls, DisplayName: m.DisplayName, Owner: m.Owner, Phone: m.Phone,
 		Status:   merchant.StatusActive,
-		Payout:   &merchant.PayoutAccount{BankBIN: m.BankBIN, AccountNumber: m.AccountNumber, HolderName: m.AccountHolder},
+		Payout:   &merchant.BankAccount{BankBIN: m.BankBIN, AccountNumber: m.AccountNumber, HolderName: m.AccountHolder},
 		Fees:     merchant.FeePlan{BasisPoints: fees, MinFee: m.MinFee},
 		Channels: channels,
 	}

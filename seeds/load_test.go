@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/choledger/choledger/internal/pg/pgtest"
@@ -79,9 +80,26 @@ func TestLoadOnce(t *testing.T) {
 		t.Errorf("invariant broken: %s", x)
 	}
 
+	// Every merchant's static QR pays into its market's collection account.
+	for _, i := range []int{0, len(data.Merchants) - 1} {
+		m := data.Merchants[i]
+		if qr, err := merchants.StaticQR(ctx, m.Code); err != nil || !strings.Contains(qr, "0071000") {
+			t.Errorf("static QR of %s: %q, %v", m.Code, qr, err)
+		}
+	}
+
+	// A market loaded by a release before collection accounts gets its
+	// own when the data set is loaded again.
+	if _, err := db.Pool.Exec(ctx, `UPDATE markets SET collection_bank_bin = NULL, collection_account_number = NULL, collection_holder_name = NULL
+		WHERE code = $1`, data.Markets[3].Code); err != nil {
+		t.Fatal(err)
+	}
 	st, err = loader.Load(ctx)
 	if err != nil || !st.AlreadyLoaded {
 		t.Fatalf("second load: %+v, %v", st, err)
+	}
+	if mk, err := merchants.GetMarket(ctx, data.Markets[3].Code); err != nil || mk.Collection == nil || *mk.Collection != *data.Markets[3].Definition().Collection {
+		t.Errorf("market %s after the second load: %+v, %v", data.Markets[3].Code, mk, err)
 	}
 	if m2, me2, p2, e2 := counts(); m2 != m1 || me2 != me1 || p2 != p1 || e2 != e1 {
 		t.Fatalf("second load changed counts: %d/%d/%d/%d -> %d/%d/%d/%d", m1, me1, p1, e1, m2, me2, p2, e2)

@@ -151,6 +151,10 @@ type bank struct {
 	length int
 }
 
+// collectionBIN is Vietcombank's, where every market collects its VietQR
+// transfers.
+const collectionBIN = "970436"
+
 var banks = []bank{
 	{"970405", 25, "85", 13}, // Agribank: the bank of rural markets
 	{"970415", 18, "10", 12}, // VietinBank

@@ -45,7 +45,7 @@ func newCheckedHistory(t *testing.T) checkedHistory {
 			Code: code, Market: mk, Stalls: []string{code[len(code)-2:]}, DisplayName: "Sạp", Owner: "Chủ", Phone: "0912345678",
 			Channels: []merchant.Channel{merchant.ChannelVietQR, merchant.ChannelMoMo},
 			Fees:     merchant.FeePlan{BasisPoints: map[merchant.Channel]int{merchant.ChannelVietQR: 70, merchant.ChannelMoMo: 150}, MinFee: 300},
-			Payout:   &merchant.PayoutAccount{BankBIN: "970436", AccountNumber: "1000" + code[len(code)-2:], HolderName: "CHU SAP"},
+			Payout:   &merchant.BankAccount{BankBIN: "970436", AccountNumber: "1000" + code[len(code)-2:], HolderName: "CHU SAP"},
 		}); err != nil {
 			t.Fatal(err)
 		}

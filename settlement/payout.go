@@ -106,7 +106,7 @@ type PayoutLine struct {
 	// Amount is what the line pays, or for a skipped line what was due.
 	Amount       int64
 	Status       LineStatus
-	Account      *merchant.PayoutAccount
+	Account      *merchant.BankAccount
 	Reason       string
 	BankRef      string
 	EntryID      string
@@ -869,7 +869,7 @@ SELECT l.merchant, l.market, l.amount, l.status, l.bank_bin, l.account_number, l
 			&l.BankRef, &l.EntryID, &l.CloseEntryID, &resolved)
 		l.Status = LineStatus(status)
 		if bin != nil && account != nil && holder != nil {
-			l.Account = &merchant.PayoutAccount{BankBIN: *bin, AccountNumber: *account, HolderName: *holder}
+			l.Account = &merchant.BankAccount{BankBIN: *bin, AccountNumber: *account, HolderName: *holder}
 		}
 		if resolved != nil {
 			l.ResolvedAt = resolved.UTC()

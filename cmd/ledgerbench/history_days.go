@@ -379,7 +379,7 @@ func (h *history) fill(ctx context.Context, sum *historySummary) error {
 // seeds.Loader does, without its payments.
 func (h *history) createMerchants(ctx context.Context) error {
 	for _, m := range h.data.Markets {
-		_, err := h.store.CreateMarket(ctx, merchant.Market{Code: m.Code, Name: m.Name, Province: m.Province, Ward: m.Ward})
+		_, err := h.store.CreateMarket(ctx, m.Definition())
 		if err != nil && !errors.Is(err, merchant.ErrMarketExists) {
 			return fmt.Errorf("market %s: %w", m.Code, err)
 		}

@@ -48,7 +48,7 @@ func TestStallPaymentAtPaymentTimeoutBounds(t *testing.T) {
 			}
 			if _, err := app.merchants.CreateMerchant(ctx, merchant.Merchant{
 				Code: "TN-TEST-0001", Market: "TN-TEST", Stalls: []string{"A-001"}, DisplayName: "Hàng rau", Owner: "Nguyễn Thị Lan", Phone: "0912345678",
-				Payout:   &merchant.PayoutAccount{BankBIN: "970436", AccountNumber: "0011001234567", HolderName: "NGUYEN THI LAN"},
+				Payout:   &merchant.BankAccount{BankBIN: "970436", AccountNumber: "0011001234567", HolderName: "NGUYEN THI LAN"},
 				Channels: []merchant.Channel{merchant.ChannelVietQR},
 			}); err != nil {
 				t.Fatal(err)

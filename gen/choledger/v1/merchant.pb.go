@@ -193,14 +193,23 @@ func (MerchantStatus) EnumDescriptor() ([]byte, []int) {
 type Market struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable code, e.g. "TN-DAITU": 2-32 of [A-Z0-9-].
-	Code          string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Province      string                 `protobuf:"bytes,3,opt,name=province,proto3" json:"province,omitempty"`
-	Ward          string                 `protobuf:"bytes,4,opt,name=ward,proto3" json:"ward,omitempty"`
-	Status        MarketStatus           `protobuf:"varint,5,opt,name=status,proto3,enum=choledger.v1.MarketStatus" json:"status,omitempty"`
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Code       string                 `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Province   string                 `protobuf:"bytes,3,opt,name=province,proto3" json:"province,omitempty"`
+	Ward       string                 `protobuf:"bytes,4,opt,name=ward,proto3" json:"ward,omitempty"`
+	Status     MarketStatus           `protobuf:"varint,5,opt,name=status,proto3,enum=choledger.v1.MarketStatus" json:"status,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The account at the market's collecting bank that customers' VietQR
+	// transfers to its merchants are paid into: every QR of the market, static
+	// or a payment request's, names it. The provider owes the market what is
+	// paid into it, and settles it to the market's settlement bank, from which
+	// payout batches pay each merchant's payout account. A bank account as a
+	// payout account is, checked as one; not personal data, so never masked:
+	// every QR of the market shows it. Unset, the market's merchants get no
+	// QR (FAILED_PRECONDITION).
+	CollectionAccount *PayoutAccount `protobuf:"bytes,7,opt,name=collection_account,json=collectionAccount,proto3" json:"collection_account,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Market) Reset() {
@@ -275,7 +284,15 @@ func (x *Market) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
-// PayoutAccount is the bank account a merchant is paid out to.
+func (x *Market) GetCollectionAccount() *PayoutAccount {
+	if x != nil {
+		return x.CollectionAccount
+	}
+	return nil
+}
+
+// PayoutAccount is a bank account: the one a merchant is paid out to, or a
+// market's collection account.
 type PayoutAccount struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// NAPAS bank identification number: 6 digits.
@@ -1755,7 +1772,7 @@ var File_choledger_v1_merchant_proto protoreflect.FileDescriptor
 
 const file_choledger_v1_merchant_proto_rawDesc = "" +
 	"\n" +
-	"\x1bcholedger/v1/merchant.proto\x12\fcholedger.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd1\x01\n" +
+	"\x1bcholedger/v1/merchant.proto\x12\fcholedger.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x02\n" +
 	"\x06Market\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -1763,7 +1780,8 @@ const file_choledger_v1_merchant_proto_rawDesc = "" +
 	"\x04ward\x18\x04 \x01(\tR\x04ward\x122\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x1a.choledger.v1.MarketStatusR\x06status\x12;\n" +
 	"\vcreate_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\"r\n" +
+	"createTime\x12J\n" +
+	"\x12collection_account\x18\a \x01(\v2\x1b.choledger.v1.PayoutAccountR\x11collectionAccount\"r\n" +
 	"\rPayoutAccount\x12\x19\n" +
 	"\bbank_bin\x18\x01 \x01(\tR\abankBin\x12%\n" +
 	"\x0eaccount_number\x18\x02 \x01(\tR\raccountNumber\x12\x1f\n" +
@@ -1943,62 +1961,63 @@ var file_choledger_v1_merchant_proto_goTypes = []any{
 var file_choledger_v1_merchant_proto_depIdxs = []int32{
 	1,  // 0: choledger.v1.Market.status:type_name -> choledger.v1.MarketStatus
 	32, // 1: choledger.v1.Market.create_time:type_name -> google.protobuf.Timestamp
-	0,  // 2: choledger.v1.ChannelFee.channel:type_name -> choledger.v1.Channel
-	5,  // 3: choledger.v1.FeePlan.fees:type_name -> choledger.v1.ChannelFee
-	2,  // 4: choledger.v1.Merchant.status:type_name -> choledger.v1.MerchantStatus
-	4,  // 5: choledger.v1.Merchant.payout_account:type_name -> choledger.v1.PayoutAccount
-	6,  // 6: choledger.v1.Merchant.fee_plan:type_name -> choledger.v1.FeePlan
-	0,  // 7: choledger.v1.Merchant.channels:type_name -> choledger.v1.Channel
-	32, // 8: choledger.v1.Merchant.create_time:type_name -> google.protobuf.Timestamp
-	32, // 9: choledger.v1.Merchant.update_time:type_name -> google.protobuf.Timestamp
-	3,  // 10: choledger.v1.CreateMarketRequest.market:type_name -> choledger.v1.Market
-	3,  // 11: choledger.v1.CreateMarketResponse.market:type_name -> choledger.v1.Market
-	3,  // 12: choledger.v1.GetMarketResponse.market:type_name -> choledger.v1.Market
-	1,  // 13: choledger.v1.ListMarketsRequest.status:type_name -> choledger.v1.MarketStatus
-	3,  // 14: choledger.v1.ListMarketsResponse.markets:type_name -> choledger.v1.Market
-	3,  // 15: choledger.v1.UpdateMarketRequest.market:type_name -> choledger.v1.Market
-	33, // 16: choledger.v1.UpdateMarketRequest.update_mask:type_name -> google.protobuf.FieldMask
-	3,  // 17: choledger.v1.UpdateMarketResponse.market:type_name -> choledger.v1.Market
-	7,  // 18: choledger.v1.CreateMerchantRequest.merchant:type_name -> choledger.v1.Merchant
-	7,  // 19: choledger.v1.CreateMerchantResponse.merchant:type_name -> choledger.v1.Merchant
-	7,  // 20: choledger.v1.GetMerchantResponse.merchant:type_name -> choledger.v1.Merchant
-	2,  // 21: choledger.v1.ListMerchantsRequest.status:type_name -> choledger.v1.MerchantStatus
-	7,  // 22: choledger.v1.ListMerchantsResponse.merchants:type_name -> choledger.v1.Merchant
-	7,  // 23: choledger.v1.UpdateMerchantRequest.merchant:type_name -> choledger.v1.Merchant
-	33, // 24: choledger.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
-	7,  // 25: choledger.v1.UpdateMerchantResponse.merchant:type_name -> choledger.v1.Merchant
-	7,  // 26: choledger.v1.SuspendMerchantResponse.merchant:type_name -> choledger.v1.Merchant
-	7,  // 27: choledger.v1.ReinstateMerchantResponse.merchant:type_name -> choledger.v1.Merchant
-	7,  // 28: choledger.v1.CloseMerchantResponse.merchant:type_name -> choledger.v1.Merchant
-	8,  // 29: choledger.v1.MerchantService.CreateMarket:input_type -> choledger.v1.CreateMarketRequest
-	10, // 30: choledger.v1.MerchantService.GetMarket:input_type -> choledger.v1.GetMarketRequest
-	12, // 31: choledger.v1.MerchantService.ListMarkets:input_type -> choledger.v1.ListMarketsRequest
-	14, // 32: choledger.v1.MerchantService.UpdateMarket:input_type -> choledger.v1.UpdateMarketRequest
-	16, // 33: choledger.v1.MerchantService.CreateMerchant:input_type -> choledger.v1.CreateMerchantRequest
-	18, // 34: choledger.v1.MerchantService.GetMerchant:input_type -> choledger.v1.GetMerchantRequest
-	20, // 35: choledger.v1.MerchantService.ListMerchants:input_type -> choledger.v1.ListMerchantsRequest
-	22, // 36: choledger.v1.MerchantService.UpdateMerchant:input_type -> choledger.v1.UpdateMerchantRequest
-	24, // 37: choledger.v1.MerchantService.SuspendMerchant:input_type -> choledger.v1.SuspendMerchantRequest
-	26, // 38: choledger.v1.MerchantService.ReinstateMerchant:input_type -> choledger.v1.ReinstateMerchantRequest
-	28, // 39: choledger.v1.MerchantService.CloseMerchant:input_type -> choledger.v1.CloseMerchantRequest
-	30, // 40: choledger.v1.MerchantService.GetMerchantQr:input_type -> choledger.v1.GetMerchantQrRequest
-	9,  // 41: choledger.v1.MerchantService.CreateMarket:output_type -> choledger.v1.CreateMarketResponse
-	11, // 42: choledger.v1.MerchantService.GetMarket:output_type -> choledger.v1.GetMarketResponse
-	13, // 43: choledger.v1.MerchantService.ListMarkets:output_type -> choledger.v1.ListMarketsResponse
-	15, // 44: choledger.v1.MerchantService.UpdateMarket:output_type -> choledger.v1.UpdateMarketResponse
-	17, // 45: choledger.v1.MerchantService.CreateMerchant:output_type -> choledger.v1.CreateMerchantResponse
-	19, // 46: choledger.v1.MerchantService.GetMerchant:output_type -> choledger.v1.GetMerchantResponse
-	21, // 47: choledger.v1.MerchantService.ListMerchants:output_type -> choledger.v1.ListMerchantsResponse
-	23, // 48: choledger.v1.MerchantService.UpdateMerchant:output_type -> choledger.v1.UpdateMerchantResponse
-	25, // 49: choledger.v1.MerchantService.SuspendMerchant:output_type -> choledger.v1.SuspendMerchantResponse
-	27, // 50: choledger.v1.MerchantService.ReinstateMerchant:output_type -> choledger.v1.ReinstateMerchantResponse
-	29, // 51: choledger.v1.MerchantService.CloseMerchant:output_type -> choledger.v1.CloseMerchantResponse
-	31, // 52: choledger.v1.MerchantService.GetMerchantQr:output_type -> choledger.v1.GetMerchantQrResponse
-	41, // [41:53] is the sub-list for method output_type
-	29, // [29:41] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	4,  // 2: choledger.v1.Market.collection_account:type_name -> choledger.v1.PayoutAccount
+	0,  // 3: choledger.v1.ChannelFee.channel:type_name -> choledger.v1.Channel
+	5,  // 4: choledger.v1.FeePlan.fees:type_name -> choledger.v1.ChannelFee
+	2,  // 5: choledger.v1.Merchant.status:type_name -> choledger.v1.MerchantStatus
+	4,  // 6: choledger.v1.Merchant.payout_account:type_name -> choledger.v1.PayoutAccount
+	6,  // 7: choledger.v1.Merchant.fee_plan:type_name -> choledger.v1.FeePlan
+	0,  // 8: choledger.v1.Merchant.channels:type_name -> choledger.v1.Channel
+	32, // 9: choledger.v1.Merchant.create_time:type_name -> google.protobuf.Timestamp
+	32, // 10: choledger.v1.Merchant.update_time:type_name -> google.protobuf.Timestamp
+	3,  // 11: choledger.v1.CreateMarketRequest.market:type_name -> choledger.v1.Market
+	3,  // 12: choledger.v1.CreateMarketResponse.market:type_name -> choledger.v1.Market
+	3,  // 13: choledger.v1.GetMarketResponse.market:type_name -> choledger.v1.Market
+	1,  // 14: choledger.v1.ListMarketsRequest.status:type_name -> choledger.v1.MarketStatus
+	3,  // 15: choledger.v1.ListMarketsResponse.markets:type_name -> choledger.v1.Market
+	3,  // 16: choledger.v1.UpdateMarketRequest.market:type_name -> choledger.v1.Market
+	33, // 17: choledger.v1.UpdateMarketRequest.update_mask:type_name -> google.protobuf.FieldMask
+	3,  // 18: choledger.v1.UpdateMarketResponse.market:type_name -> choledger.v1.Market
+	7,  // 19: choledger.v1.CreateMerchantRequest.merchant:type_name -> choledger.v1.Merchant
+	7,  // 20: choledger.v1.CreateMerchantResponse.merchant:type_name -> choledger.v1.Merchant
+	7,  // 21: choledger.v1.GetMerchantResponse.merchant:type_name -> choledger.v1.Merchant
+	2,  // 22: choledger.v1.ListMerchantsRequest.status:type_name -> choledger.v1.MerchantStatus
+	7,  // 23: choledger.v1.ListMerchantsResponse.merchants:type_name -> choledger.v1.Merchant
+	7,  // 24: choledger.v1.UpdateMerchantRequest.merchant:type_name -> choledger.v1.Merchant
+	33, // 25: choledger.v1.UpdateMerchantRequest.update_mask:type_name -> google.protobuf.FieldMask
+	7,  // 26: choledger.v1.UpdateMerchantResponse.merchant:type_name -> choledger.v1.Merchant
+	7,  // 27: choledger.v1.SuspendMerchantResponse.merchant:type_name -> choledger.v1.Merchant
+	7,  // 28: choledger.v1.ReinstateMerchantResponse.merchant:type_name -> choledger.v1.Merchant
+	7,  // 29: choledger.v1.CloseMerchantResponse.merchant:type_name -> choledger.v1.Merchant
+	8,  // 30: choledger.v1.MerchantService.CreateMarket:input_type -> choledger.v1.CreateMarketRequest
+	10, // 31: choledger.v1.MerchantService.GetMarket:input_type -> choledger.v1.GetMarketRequest
+	12, // 32: choledger.v1.MerchantService.ListMarkets:input_type -> choledger.v1.ListMarketsRequest
+	14, // 33: choledger.v1.MerchantService.UpdateMarket:input_type -> choledger.v1.UpdateMarketRequest
+	16, // 34: choledger.v1.MerchantService.CreateMerchant:input_type -> choledger.v1.CreateMerchantRequest
+	18, // 35: choledger.v1.MerchantService.GetMerchant:input_type -> choledger.v1.GetMerchantRequest
+	20, // 36: choledger.v1.MerchantService.ListMerchants:input_type -> choledger.v1.ListMerchantsRequest
+	22, // 37: choledger.v1.MerchantService.UpdateMerchant:input_type -> choledger.v1.UpdateMerchantRequest
+	24, // 38: choledger.v1.MerchantService.SuspendMerchant:input_type -> choledger.v1.SuspendMerchantRequest
+	26, // 39: choledger.v1.MerchantService.ReinstateMerchant:input_type -> choledger.v1.ReinstateMerchantRequest
+	28, // 40: choledger.v1.MerchantService.CloseMerchant:input_type -> choledger.v1.CloseMerchantRequest
+	30, // 41: choledger.v1.MerchantService.GetMerchantQr:input_type -> choledger.v1.GetMerchantQrRequest
+	9,  // 42: choledger.v1.MerchantService.CreateMarket:output_type -> choledger.v1.CreateMarketResponse
+	11, // 43: choledger.v1.MerchantService.GetMarket:output_type -> choledger.v1.GetMarketResponse
+	13, // 44: choledger.v1.MerchantService.ListMarkets:output_type -> choledger.v1.ListMarketsResponse
+	15, // 45: choledger.v1.MerchantService.UpdateMarket:output_type -> choledger.v1.UpdateMarketResponse
+	17, // 46: choledger.v1.MerchantService.CreateMerchant:output_type -> choledger.v1.CreateMerchantResponse
+	19, // 47: choledger.v1.MerchantService.GetMerchant:output_type -> choledger.v1.GetMerchantResponse
+	21, // 48: choledger.v1.MerchantService.ListMerchants:output_type -> choledger.v1.ListMerchantsResponse
+	23, // 49: choledger.v1.MerchantService.UpdateMerchant:output_type -> choledger.v1.UpdateMerchantResponse
+	25, // 50: choledger.v1.MerchantService.SuspendMerchant:output_type -> choledger.v1.SuspendMerchantResponse
+	27, // 51: choledger.v1.MerchantService.ReinstateMerchant:output_type -> choledger.v1.ReinstateMerchantResponse
+	29, // 52: choledger.v1.MerchantService.CloseMerchant:output_type -> choledger.v1.CloseMerchantResponse
+	31, // 53: choledger.v1.MerchantService.GetMerchantQr:output_type -> choledger.v1.GetMerchantQrResponse
+	42, // [42:54] is the sub-list for method output_type
+	30, // [30:42] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_choledger_v1_merchant_proto_init() }

@@ -47,7 +47,8 @@ type MerchantServiceClient interface {
 	GetMarket(ctx context.Context, in *GetMarketRequest, opts ...grpc.CallOption) (*GetMarketResponse, error)
 	ListMarkets(ctx context.Context, in *ListMarketsRequest, opts ...grpc.CallOption) (*ListMarketsResponse, error)
 	// UpdateMarket changes the fields named in update_mask: name, province,
-	// ward, status.
+	// ward, collection_account, status. A collection account can be changed,
+	// not removed: named in update_mask, it is required.
 	UpdateMarket(ctx context.Context, in *UpdateMarketRequest, opts ...grpc.CallOption) (*UpdateMarketResponse, error)
 	// CreateMerchant registers a merchant and opens its payable account.
 	CreateMerchant(ctx context.Context, in *CreateMerchantRequest, opts ...grpc.CallOption) (*CreateMerchantResponse, error)
@@ -66,8 +67,12 @@ type MerchantServiceClient interface {
 	ReinstateMerchant(ctx context.Context, in *ReinstateMerchantRequest, opts ...grpc.CallOption) (*ReinstateMerchantResponse, error)
 	// CloseMerchant closes a merchant for good.
 	CloseMerchant(ctx context.Context, in *CloseMerchantRequest, opts ...grpc.CallOption) (*CloseMerchantResponse, error)
-	// GetMerchantQr returns the merchant's static VietQR payload;
-	// FailedPrecondition for a merchant that does not accept CHANNEL_VIETQR.
+	// GetMerchantQr returns the merchant's static VietQR payload: it pays
+	// into the market's collection account (tag 38), and names the merchant
+	// by its code in tag 62/08, which banking apps carry into the transfer's
+	// description. FailedPrecondition for a merchant that does not accept
+	// CHANNEL_VIETQR, is closed, or whose code is over 25 characters, and
+	// for a market without a collection account.
 	GetMerchantQr(ctx context.Context, in *GetMerchantQrRequest, opts ...grpc.CallOption) (*GetMerchantQrResponse, error)
 }
 
@@ -213,7 +218,8 @@ type MerchantServiceServer interface {
 	GetMarket(context.Context, *GetMarketRequest) (*GetMarketResponse, error)
 	ListMarkets(context.Context, *ListMarketsRequest) (*ListMarketsResponse, error)
 	// UpdateMarket changes the fields named in update_mask: name, province,
-	// ward, status.
+	// ward, collection_account, status. A collection account can be changed,
+	// not removed: named in update_mask, it is required.
 	UpdateMarket(context.Context, *UpdateMarketRequest) (*UpdateMarketResponse, error)
 	// CreateMerchant registers a merchant and opens its payable account.
 	CreateMerchant(context.Context, *CreateMerchantRequest) (*CreateMerchantResponse, error)
@@ -232,8 +238,12 @@ type MerchantServiceServer interface {
 	ReinstateMerchant(context.Context, *ReinstateMerchantRequest) (*ReinstateMerchantResponse, error)
 	// CloseMerchant closes a merchant for good.
 	CloseMerchant(context.Context, *CloseMerchantRequest) (*CloseMerchantResponse, error)
-	// GetMerchantQr returns the merchant's static VietQR payload;
-	// FailedPrecondition for a merchant that does not accept CHANNEL_VIETQR.
+	// GetMerchantQr returns the merchant's static VietQR payload: it pays
+	// into the market's collection account (tag 38), and names the merchant
+	// by its code in tag 62/08, which banking apps carry into the transfer's
+	// description. FailedPrecondition for a merchant that does not accept
+	// CHANNEL_VIETQR, is closed, or whose code is over 25 characters, and
+	// for a market without a collection account.
 	GetMerchantQr(context.Context, *GetMerchantQrRequest) (*GetMerchantQrResponse, error)
 	mustEmbedUnimplementedMerchantServiceServer()
 }
