@@ -1622,3 +1622,83 @@ func TestReadsOfThePastAndOfTodayDoNotWaitForTheHead(t *testing.T) {
 		t.Errorf("entries recorded before a time before the newest entry, while a round holds the head: %v", err)
 	}
 }
+
+// A round waiting for the ledger head behind a read's shared lock on it
+// records the time it is granted the head, not the time it asked: a read
+// as of a time between the two takes its shared lock at once, beside the
+// other read's, and would not wait for that round.
+func TestReadAsOfATimeWaitsForARoundQueuedBehindAnotherRead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	e.record(t, &pb.RecordPaymentRequest{IdempotencyKey: "before", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR, Amount: "100000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-BEFORE"})
+
+	// Another read as of a time just passed holds the head's shared lock,
+	// as ledger.AwaitRecorded takes it, while the round asks for the head.
+	reader, err := e.db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Rollback(ctx) //nolint:errcheck // released below
+	if _, err := reader.Exec(ctx, `SELECT FROM ledger_head FOR KEY SHARE`); err != nil {
+		t.Fatal(err)
+	}
+	recorded := make(chan error, 1)
+	go func() {
+		_, err := e.payments.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: "queued", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR,
+			Amount: "50000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-QUEUED"})
+		recorded <- err
+	}()
+	until(ctx, func() bool {
+		var n int
+		if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	})
+	time.Sleep(10 * time.Millisecond)
+	at := &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.Now()}}
+	read := func() (*pb.GetBalanceResponse, error) {
+		return e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:" + a + ":payable", AsOf: at})
+	}
+	type answer struct {
+		r   *pb.GetBalanceResponse
+		err error
+	}
+	first := make(chan answer, 1)
+	go func() {
+		r, err := read()
+		first <- answer{r, err}
+	}()
+	// The read answers, or waits for the round.
+	var got answer
+	answered := false
+	select {
+	case got = <-first:
+		answered = true
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := reader.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-recorded; err != nil {
+		t.Fatal(err)
+	}
+	if !answered {
+		got = <-first
+	}
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	again, err := read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(got.r, again) {
+		t.Errorf("GetBalance as of %s, while a payment queued behind a read committed:\n%v\nasked again:\n%v",
+			at.GetTime().AsTime().Format(time.RFC3339Nano), got.r, again)
+	}
+}

@@ -336,8 +336,18 @@ func (l *Ledger) applyRound(ctx context.Context, tx pgx.Tx, ops []*op) ([]Outcom
 	var lastSeq int64
 	var recordedAt time.Time
 	underHead := &pgx.Batch{}
-	underHead.Queue(`SELECT last_seq, clock_timestamp() FROM ledger_head FOR UPDATE`).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&lastSeq, &recordedAt)
+	underHead.Queue(`SELECT last_seq FROM ledger_head FOR UPDATE`).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&lastSeq)
+	})
+	// The record time is read once the head is held, by a statement of its
+	// own: a lock statement's columns are computed before it waits, and
+	// computed again only if the row changed meanwhile, so a round waiting
+	// behind a read's shared lock (Ledger.AwaitRecorded), which changes
+	// nothing, would record the time it asked. A read as of a later time
+	// takes its shared lock beside the first at once, without waiting for
+	// that round, and would leave out an entry recorded before its time.
+	underHead.Queue(`SELECT clock_timestamp()`).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&recordedAt)
 	})
 	underHead.Queue(`SELECT `+accountColumns+` FROM ledger_accounts WHERE code = ANY($1)`, codes).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
