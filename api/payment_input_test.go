@@ -11,9 +11,11 @@ import (
 	"github.com/shopspring/decimal"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/choledger/choledger/access"
 	pb "github.com/choledger/choledger/gen/choledger/v1"
 	"github.com/choledger/choledger/ledger"
 	"github.com/choledger/choledger/merchant"
@@ -1183,6 +1185,85 @@ func TestRefundCopiesAnswerWithTheRefundedPayment(t *testing.T) {
 			}
 			e.sameAsStored(t, fmt.Sprint("copy ", i, " of refund ", round), r.Payment)
 		}
+	}
+	e.checkInvariants(t)
+}
+
+// A payment request's QR pays the market's collection account, so the
+// collecting bank learns from the transfer its bill number, not whose
+// stall it is: its notification may name the bill (or the request) and no
+// merchant, and is recorded as the request's merchant's, alone or in a
+// bulk call, and answered as its replay when sent again, with the merchant
+// or without. A bill that does not exist, or one of a market the bank is
+// not bound to, is refused as what is not the bank's own, and writes
+// nothing; an operator is told it does not exist.
+func TestBankNotificationNamingOnlyTheBill(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	const a = "TN-TEST-0001"
+	_, napas := e.issue(t, access.IssueRequest{Name: "VietQR bank", Role: access.RoleBank, Provider: "napas"})
+	_, elsewhere := e.issue(t, access.IssueRequest{Name: "VietQR bank elsewhere", Role: access.RoleBank, Provider: "napas", Markets: []string{"TN-OTHER"}})
+	bank := pb.NewPaymentServiceClient(e.dial(t, napas))
+
+	bill := e.billOf(t, a).PaymentRequest
+	notice := &pb.RecordPaymentRequest{IdempotencyKey: "n-1", Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+		Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-BILL-1", BillNumber: strings.ToLower(bill.BillNumber)}
+	r, err := bank.RecordPayment(ctx, notice)
+	if err != nil {
+		t.Fatalf("a notification naming only the bill: %v", err)
+	}
+	if p := r.Payment; p.Merchant != a || p.BillNumber != bill.BillNumber || p.PaymentRequestId != bill.Id || p.Status != pb.PaymentStatus_PAYMENT_STATUS_CONFIRMED {
+		t.Fatalf("a notification naming only the bill recorded %v; want %s's payment of request %s, confirmed", p, a, bill.Id)
+	}
+	for what, again := range map[string]*pb.RecordPaymentRequest{
+		"sent again": proto.Clone(notice).(*pb.RecordPaymentRequest),
+		"sent again with the merchant": func() *pb.RecordPaymentRequest {
+			n := proto.Clone(notice).(*pb.RecordPaymentRequest)
+			n.Merchant = a
+			return n
+		}(),
+	} {
+		replay, err := bank.RecordPayment(ctx, again)
+		if err != nil || !replay.Replayed || replay.Payment.Id != r.Payment.Id {
+			t.Errorf("%s: %v, %v; want the replay of payment %s", what, replay, err, r.Payment.Id)
+		}
+	}
+
+	// In a bulk call, by the request's id.
+	pr, err := e.payments.CreatePaymentRequest(ctx, &pb.CreatePaymentRequestRequest{IdempotencyKey: "req-2", Merchant: "TN-TEST-0002", Amount: "150000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := pr.PaymentRequest
+	bulk, err := bank.RecordPayments(ctx, &pb.RecordPaymentsRequest{Payments: []*pb.RecordPaymentRequest{{IdempotencyKey: "n-2", Channel: pb.Channel_CHANNEL_VIETQR,
+		Amount: "150000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-BILL-2", PaymentRequestId: second.Id}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := bulk.Results[0]; res.Error != nil || res.Payment.Merchant != "TN-TEST-0002" || res.Payment.PaymentRequestId != second.Id {
+		t.Errorf("a bulk item naming only the request: %v; want TN-TEST-0002's payment of request %s", res, second.Id)
+	}
+
+	before := e.snapshot(t)
+	for who, call := range map[string]struct {
+		client pb.PaymentServiceClient
+		bill   string
+		want   codes.Code
+	}{
+		"the bank, of no bill":     {bank, "CLNOSUCHBILL", codes.PermissionDenied},
+		"a bank of another market": {pb.NewPaymentServiceClient(e.dial(t, elsewhere)), bill.BillNumber, codes.PermissionDenied},
+		"the operator, of no bill": {e.payments, "CLNOSUCHBILL", codes.NotFound},
+	} {
+		_, err := call.client.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: "n-x", Channel: pb.Channel_CHANNEL_VIETQR, Amount: "150000",
+			Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-BILL-X", BillNumber: call.bill})
+		if status.Code(err) != call.want {
+			t.Errorf("%s: %v; want %v", who, err, call.want)
+		}
+	}
+	if after := e.snapshot(t); after != before {
+		t.Errorf("refused notifications wrote: %s -> %s", before, after)
 	}
 	e.checkInvariants(t)
 }

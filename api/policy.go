@@ -139,8 +139,14 @@ func (b *binder) bind(ctx context.Context, p access.Principal, req any) (string,
 	case *pb.CreatePaymentRequestRequest:
 		return r.GetMerchant(), b.merchant(ctx, p, r.GetMerchant())
 	case *pb.RecordPaymentRequest:
-		return r.GetMerchant(), b.record(ctx, p, r)
+		err := b.record(ctx, p, r)
+		return r.GetMerchant(), err
 	case *pb.RecordPaymentsRequest:
+		for _, item := range r.GetPayments() {
+			if err := b.merchantOfRequest(ctx, p, item); err != nil {
+				return item.GetMerchant(), err
+			}
+		}
 		if p.Role == access.RoleBank {
 			// One read for every merchant of the bulk, into the call's memo.
 			codes := make([]string, len(r.GetPayments()))
@@ -359,6 +365,9 @@ func providerOf(ch pb.Channel) string {
 }
 
 func (b *binder) record(ctx context.Context, p access.Principal, r *pb.RecordPaymentRequest) error {
+	if err := b.merchantOfRequest(ctx, p, r); err != nil {
+		return err
+	}
 	switch p.Role {
 	case access.RoleAdmin:
 		return nil
@@ -374,6 +383,28 @@ func (b *binder) record(ctx context.Context, p access.Principal, r *pb.RecordPay
 		return b.merchant(ctx, p, r.GetMerchant())
 	}
 	return errDenied
+}
+
+// merchantOfRequest names, in a bank's notification that names a payment
+// request and no merchant, the request's merchant, before the binding is
+// checked against it and the call handled as if the bank had named it: a
+// payment request's QR pays the market's collection account, and all the
+// collecting bank learns from the transfer is the bill number. A request
+// that does not exist is refused as the bank's binding refuses what is
+// not its own.
+func (b *binder) merchantOfRequest(ctx context.Context, p access.Principal, r *pb.RecordPaymentRequest) error {
+	if r.GetMerchant() != "" || r.GetSource() != pb.PaymentSource_PAYMENT_SOURCE_BANK || (r.GetPaymentRequestId() == "" && r.GetBillNumber() == "") {
+		return nil
+	}
+	code, err := b.payments.MerchantOfRequest(ctx, r.GetPaymentRequestId(), r.GetBillNumber())
+	if err != nil {
+		if !unbound(p) {
+			return lookupFailed(err)
+		}
+		return err
+	}
+	r.Merchant = code
+	return nil
 }
 
 func (b *binder) payment(ctx context.Context, p access.Principal, id string) error {
@@ -468,7 +499,7 @@ func (b *binder) report(ctx context.Context, p access.Principal, id string) erro
 // database) is passed on, so the client retries instead of being told no.
 func lookupFailed(err error) error {
 	for _, notThere := range []error{ledger.ErrInvalid, ledger.ErrAccountNotFound, ledger.ErrEntryNotFound,
-		merchant.ErrMerchantNotFound, payment.ErrPaymentNotFound, settlement.ErrBatchNotFound, settlement.ErrReportNotFound} {
+		merchant.ErrMerchantNotFound, payment.ErrPaymentNotFound, payment.ErrRequestNotFound, settlement.ErrBatchNotFound, settlement.ErrReportNotFound} {
 		if errors.Is(err, notThere) {
 			return errDenied
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/shopspring/decimal"
@@ -174,6 +175,31 @@ func (s *Service) findRequest(ctx context.Context, merchantCode, id, bill string
 		return r, fail(ErrRequestNotFound, "bill_number", "payment request %s has bill number %s, got %s", id, r.BillNumber, bill)
 	}
 	return r, err
+}
+
+// MerchantOfRequest is the merchant of the payment request named by id, or
+// else by bill number (in any letter case), for a bank's notification that
+// names the request and no merchant: a payment request's QR pays the
+// market's collection account, and the transfer tells the collecting bank
+// its bill number, not whose stall it is. One that does not exist is
+// ErrRequestNotFound.
+func (s *Service) MerchantOfRequest(ctx context.Context, id, bill string) (string, error) {
+	field, named, query := "bill_number", strings.ToUpper(bill), `SELECT merchant FROM payment_requests WHERE bill_number = $1`
+	if id != "" {
+		canonical, ok := ledger.CanonicalUUID(id)
+		if !ok {
+			return "", invalid("payment_request_id", "must be a payment request id (UUID), got %q", id)
+		}
+		field, named, query = "payment_request_id", canonical, `SELECT merchant FROM payment_requests WHERE id = $1`
+	} else if err := checkRef("bill_number", bill); err != nil {
+		return "", err
+	}
+	var code string
+	err := s.pool.QueryRow(ctx, query, named).Scan(&code)
+	if isNoRows(err) {
+		return "", fail(ErrRequestNotFound, field, "no payment request %s", named)
+	}
+	return code, err
 }
 
 // newBillNumber returns a bill number for tag 62: "CL" and 10 characters of

@@ -560,9 +560,13 @@ func (x *CreatePaymentRequestResponse) GetReplayed() bool {
 type RecordPaymentRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Required, 1-128 printable ASCII characters.
-	IdempotencyKey string  `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	Merchant       string  `protobuf:"bytes,2,opt,name=merchant,proto3" json:"merchant,omitempty"`
-	Channel        Channel `protobuf:"varint,3,opt,name=channel,proto3,enum=choledger.v1.Channel" json:"channel,omitempty"`
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// Required, but in a bank's notification that names a payment request
+	// (payment_request_id or bill_number): the request's merchant, which the
+	// collecting bank cannot tell from a transfer to the market's collection
+	// account.
+	Merchant string  `protobuf:"bytes,2,opt,name=merchant,proto3" json:"merchant,omitempty"`
+	Channel  Channel `protobuf:"varint,3,opt,name=channel,proto3,enum=choledger.v1.Channel" json:"channel,omitempty"`
 	// Whole đồng, within the provider limits (by default 1,000 to 100,000,000).
 	Amount string        `protobuf:"bytes,4,opt,name=amount,proto3" json:"amount,omitempty"`
 	Source PaymentSource `protobuf:"varint,5,opt,name=source,proto3,enum=choledger.v1.PaymentSource" json:"source,omitempty"`
