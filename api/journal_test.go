@@ -574,6 +574,36 @@ func TestTrialBalancePagesAreOnePoint(t *testing.T) {
 	}
 }
 
+// A trial balance as of a sequence answers the same once the ledger has
+// moved past it: the totals of a currency whose accounts nothing was
+// posted to by then, the market's dollar cash, are zero, as they are when
+// that sequence was the ledger's last, not left out.
+func TestTrialBalanceAsOfASequenceKeepsItsCurrencies(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.marketAccounts(t, "M1")
+	e.account(t, "cash-usd:M1", pb.AccountType_ACCOUNT_TYPE_ASSET, "USD", "M1", false)
+	e.account(t, "sales-usd:M1", pb.AccountType_ACCOUNT_TYPE_REVENUE, "USD", "M1", false)
+	head := e.postTransfers(t, "M1", 1)[0].Sequence
+	at := &pb.AsOf{Point: &pb.AsOf_Sequence{Sequence: head}}
+	then, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: "M1", AsOf: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.PostEntry(ctx, &pb.PostEntryRequest{IdempotencyKey: "later", Market: "M1", Kind: "sale", Currency: "USD",
+		Postings: []*pb.PostingInput{posting("cash-usd:M1", debit, "12.34"), posting("sales-usd:M1", credit, "12.34")}}); err != nil {
+		t.Fatal(err)
+	}
+	later, err := e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: "M1", AsOf: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(then, later) {
+		t.Errorf("trial balance as of sequence %d, while it was the last:\n%v\nasked again once the ledger moved on:\n%v", head, then, later)
+	}
+}
+
 // Every account an answer gives carries its balance with the sequence it
 // is as of, as Balance promises: ListAccounts and CreateAccount give the
 // accounts' balances now, as of the ledger's last sequence, which

@@ -62,9 +62,13 @@ const (
   FROM ledger_postings p
  WHERE p.account_id = ANY($1) AND ` + openAsOf + `
  GROUP BY p.account_id`
+	// Every currency of the selected accounts has its sums, zero where
+	// nothing was posted by $2, as the sums of the accounts' running
+	// totals at the head have: a trial balance as of a sequence answers
+	// the same once the ledger has moved past it.
 	currencyTotalsAsOf = `SELECT a.currency,` + sumsAsOf + `
-  FROM ledger_postings p JOIN ledger_accounts a ON a.id = p.account_id
- WHERE ($1 = '' OR a.market = $1) AND ` + openAsOf + `
+  FROM ledger_accounts a LEFT JOIN ledger_postings p ON p.account_id = a.id AND ` + openAsOf + `
+ WHERE ($1 = '' OR a.market = $1)
  GROUP BY a.currency ORDER BY a.currency`
 )
 
