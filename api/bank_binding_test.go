@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -218,4 +220,57 @@ func TestIssueCredentialBank(t *testing.T) {
 	if err != nil || len(list.Credentials) != 1 || list.Credentials[0].Bank != "vcb" {
 		t.Errorf("bank credentials listed: %v, %v; want the one of VCB", list, err)
 	}
+}
+
+// The market's settlement banks create their payout batches at once, each
+// funded by the providers for one merchant's money: each batch takes the
+// first merchant the others have not, so they take one another's merchants
+// in turn. Every creation is made, none refused for the race, and each
+// merchant is in one batch.
+func TestPayoutBatchesAtManyBanksAtOnceAreAllMade(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const market, banks = "PO-MB", 16
+	merchants := map[string]int64{}
+	for i := range banks {
+		merchants[fmt.Sprintf("PO-MB-%02d", i)] = 100000
+	}
+	f := newPayoutFixture(t, market, merchants, 0)
+	e := f.e
+	clients := make([]pb.SettlementServiceClient, banks)
+	for i := range banks {
+		bank := fmt.Sprint("mb", i)
+		_, secret := e.issue(t, access.IssueRequest{Name: "NAPAS at " + bank, Role: access.RoleBank, Provider: "napas", Bank: bank})
+		clients[i] = pb.NewSettlementServiceClient(e.dial(t, secret))
+		if _, err := clients[i].RecordProviderSettlement(ctx, &pb.RecordProviderSettlementRequest{IdempotencyKey: "credit", Channel: pb.Channel_CHANNEL_VIETQR,
+			Market: market, Amount: "100000", Bank: bank, BankRef: "IN-" + bank}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batches := make([]*pb.CreatePayoutBatchResponse, banks)
+	var wg sync.WaitGroup
+	for i := range banks {
+		wg.Go(func() {
+			b, err := clients[i].CreatePayoutBatch(ctx, &pb.CreatePayoutBatchRequest{IdempotencyKey: "daily", Bank: fmt.Sprint("mb", i), Market: market, CutOff: timestamppb.Now()})
+			if err != nil {
+				t.Errorf("the batch at bank mb%d: %v", i, err)
+			}
+			batches[i] = b
+		})
+	}
+	wg.Wait()
+	in := map[string]string{}
+	for i, b := range batches {
+		for _, l := range b.GetLines() {
+			if l.Status != pb.PayoutLineStatus_PAYOUT_LINE_STATUS_OPEN {
+				continue
+			}
+			if other, ok := in[l.Merchant]; ok {
+				t.Errorf("%s is in the batches of %s and mb%d", l.Merchant, other, i)
+			}
+			in[l.Merchant] = fmt.Sprint("mb", i)
+		}
+	}
+	e.checkInvariants(t)
+	e.checkRollups(t)
 }

@@ -194,10 +194,13 @@ func (s *Service) CreatePayoutBatch(ctx context.Context, r PayoutBatchRequest) (
 		}
 		id, err := s.planBatch(ctx, r)
 		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" && attempt < 5 {
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
 			// A concurrent creation took the key or one of the merchants
 			// first: read again and plan with what it did.
-			continue
+			if attempt < planAttempts {
+				continue
+			}
+			return PayoutBatch{}, false, fmt.Errorf("%w: payout batches created at the same time kept taking its merchants; send the request again with the same key", ledger.ErrUnavailable)
 		}
 		if err != nil {
 			return PayoutBatch{}, false, err
@@ -210,6 +213,14 @@ func (s *Service) CreatePayoutBatch(ctx context.Context, r PayoutBatchRequest) (
 		return b, false, err
 	}
 }
+
+// planAttempts bounds how often a batch is planned again after a
+// concurrent creation took its key or one of its merchants. Each such
+// creation takes a merchant or more: the market's settlement banks creating
+// their batches at once, each funded for a few merchants, take the first
+// merchants the others have not, one bank a round, and the last of a dozen
+// banks plans its batch a dozen times.
+const planAttempts = 64
 
 func sameBatch(b PayoutBatch, r PayoutBatchRequest) error {
 	for _, f := range []struct{ field, stored, got string }{
