@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -269,6 +270,198 @@ func TestPayoutBatchesAtManyBanksAtOnceAreAllMade(t *testing.T) {
 				t.Errorf("%s is in the batches of %s and mb%d", l.Merchant, other, i)
 			}
 			in[l.Merchant] = fmt.Sprint("mb", i)
+		}
+	}
+	e.checkInvariants(t)
+	e.checkRollups(t)
+}
+
+// Provider credits at settlement banks new to the market, more than the
+// provider owes so that some are refused, race payout batches at those
+// banks made by the credentials bound to them, each write sent twice; then
+// the batches' lines are completed paid at once by two copies of each
+// request and a third naming for each line another line's reference.
+// Each bank's account exists exactly when a credit to it was recorded and
+// holds the credits acknowledged, each line is paid once and each
+// reference pays one line, what each merchant was paid left its payable
+// and what is reserved stays so, no bank pays more than it received, and
+// the ledger's invariants and rollups hold.
+func TestCreditsAndPayoutsAtNewBanksAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const market, banks, owed = "PO-NB", 8, 100000
+	merchants := map[string]int64{}
+	for i := range 8 {
+		merchants[fmt.Sprintf("PO-NB-%02d", i)] = owed
+	}
+	f := newPayoutFixture(t, market, merchants, 0)
+	e := f.e
+	bankCode := func(i int) string { return fmt.Sprint("nb", i) }
+	clients := make([]pb.SettlementServiceClient, banks)
+	for i := range banks {
+		_, secret := e.issue(t, access.IssueRequest{Name: "NAPAS at " + bankCode(i), Role: access.RoleBank, Provider: "napas", Bank: bankCode(i)})
+		clients[i] = pb.NewSettlementServiceClient(e.dial(t, secret))
+	}
+	allowed := func(what string, err error, codes ...codes.Code) {
+		t.Helper()
+		for _, c := range codes {
+			if status.Code(err) == c {
+				return
+			}
+		}
+		t.Errorf("%s: %v", what, err)
+	}
+
+	var mu sync.Mutex
+	credited := make([]int64, banks) // acknowledged, by bank
+	batches := map[string]int{}      // batch id -> bank
+	var wg sync.WaitGroup
+	for i := range banks {
+		wg.Go(func() {
+			for k := range 2 {
+				req := &pb.RecordProviderSettlementRequest{IdempotencyKey: fmt.Sprint("credit-", i, "-", k), Channel: pb.Channel_CHANNEL_VIETQR,
+					Market: market, Amount: "150000", Bank: bankCode(i), BankRef: fmt.Sprint("IN-", i, "-", k)}
+				var first *pb.RecordProviderSettlementResponse
+				for range 2 {
+					r, err := clients[i].RecordProviderSettlement(ctx, req)
+					allowed(req.IdempotencyKey, err, codes.OK, codes.FailedPrecondition)
+					if err != nil {
+						continue
+					}
+					if first != nil && r.Settlement.EntryId != first.Settlement.EntryId {
+						t.Errorf("%s sent again recorded another credit: %v, then %v", req.IdempotencyKey, first, r)
+					}
+					if first == nil {
+						first = r
+						mu.Lock()
+						credited[i] += 150000
+						mu.Unlock()
+					}
+				}
+			}
+		})
+		wg.Go(func() {
+			for k := range 3 {
+				req := &pb.CreatePayoutBatchRequest{IdempotencyKey: fmt.Sprint("batch-", i, "-", k), Bank: bankCode(i), Market: market, CutOff: timestamppb.Now(), PageSize: 1000}
+				var id string
+				for range 2 {
+					r, err := clients[i].CreatePayoutBatch(ctx, req)
+					allowed(req.IdempotencyKey, err, codes.OK)
+					if err != nil {
+						continue
+					}
+					if id != "" && r.Batch.Id != id {
+						t.Errorf("%s sent again made another batch: %s, then %s", req.IdempotencyKey, id, r.Batch.Id)
+					}
+					id = r.Batch.Id
+				}
+				if id != "" {
+					mu.Lock()
+					batches[id] = i
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	var total int64
+	for i := range banks {
+		total += credited[i]
+		code := "bank:" + bankCode(i) + ":market:" + market + ":settlement"
+		bal, err := e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: code})
+		switch {
+		case credited[i] == 0 && status.Code(err) != codes.NotFound:
+			t.Errorf("bank %s was credited nothing, yet its account: %v, %v", bankCode(i), bal, err)
+		case credited[i] > 0 && (err != nil || bal.Balance.DebitsPosted != strconv.FormatInt(credited[i], 10)):
+			t.Errorf("bank %s was credited %d; its account: %v, %v", bankCode(i), credited[i], bal, err)
+		}
+	}
+	if total > int64(len(merchants))*owed {
+		t.Errorf("credits of %d acknowledged; NAPAS owed %d", total, int64(len(merchants))*owed)
+	}
+
+	// Every open line paid, each by two copies of one request at once; a
+	// third request names for each line the reference of the line before,
+	// and may come first: a reference pays one line, whichever.
+	paidRef := map[string]string{} // merchant -> the reference its line is paid with
+	for id, i := range batches {
+		b, err := clients[i].GetPayoutBatch(ctx, &pb.GetPayoutBatchRequest{Id: id, PageSize: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var results, stolen []*pb.PayoutResult
+		for _, l := range b.Lines {
+			if l.Status != pb.PayoutLineStatus_PAYOUT_LINE_STATUS_OPEN {
+				continue
+			}
+			ref := "OUT-" + l.Merchant
+			if len(results) > 0 {
+				stolen = append(stolen, &pb.PayoutResult{Merchant: l.Merchant, Status: pb.PayoutLineStatus_PAYOUT_LINE_STATUS_PAID, BankRef: results[len(results)-1].BankRef})
+			}
+			results = append(results, &pb.PayoutResult{Merchant: l.Merchant, Status: pb.PayoutLineStatus_PAYOUT_LINE_STATUS_PAID, BankRef: ref})
+		}
+		if len(results) == 0 {
+			continue
+		}
+		for range 2 {
+			wg.Go(func() {
+				_, err := clients[i].CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: id, Results: results})
+				allowed("complete "+id, err, codes.OK, codes.FailedPrecondition, codes.AlreadyExists)
+			})
+		}
+		if len(stolen) > 0 {
+			wg.Go(func() {
+				_, err := clients[i].CompletePayoutBatch(ctx, &pb.CompletePayoutBatchRequest{BatchId: id, Results: stolen})
+				allowed("complete "+id+" with the references of other lines", err, codes.FailedPrecondition, codes.AlreadyExists, codes.OK)
+			})
+		}
+	}
+	wg.Wait()
+
+	paidAt := make([]int64, banks)
+	open := map[string]bool{}       // merchant -> its line is open still
+	paidWith := map[string]string{} // bank reference -> the merchant it paid
+	for id, i := range batches {
+		b, err := clients[i].GetPayoutBatch(ctx, &pb.GetPayoutBatchRequest{Id: id, PageSize: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range b.Lines {
+			switch l.Status {
+			case pb.PayoutLineStatus_PAYOUT_LINE_STATUS_OPEN:
+				open[l.Merchant] = true
+				continue
+			case pb.PayoutLineStatus_PAYOUT_LINE_STATUS_PAID:
+			default:
+				continue
+			}
+			if prev, ok := paidRef[l.Merchant]; ok {
+				t.Errorf("%s paid twice: %s and %s", l.Merchant, prev, l.BankRef)
+			}
+			if other, ok := paidWith[bankCode(i)+" "+l.BankRef]; ok {
+				t.Errorf("bank %s reference %s paid %s and %s", bankCode(i), l.BankRef, other, l.Merchant)
+			}
+			paidRef[l.Merchant], paidWith[bankCode(i)+" "+l.BankRef] = l.BankRef, l.Merchant
+			n, _ := strconv.ParseInt(l.Amount, 10, 64)
+			paidAt[i] += n
+		}
+	}
+	for code := range merchants {
+		posted, pending := "100000", "0"
+		if _, ok := paidRef[code]; ok {
+			posted = "0"
+		}
+		if open[code] {
+			pending = "100000"
+		}
+		if bal := f.payable(t, code); bal.Posted != posted || bal.DebitsPending != pending {
+			t.Errorf("%s's payable: %v; want %s posted and %s reserved", code, bal, posted, pending)
+		}
+	}
+	for i := range banks {
+		if paidAt[i] > credited[i] {
+			t.Errorf("bank %s paid out %d of the %d credited", bankCode(i), paidAt[i], credited[i])
 		}
 	}
 	e.checkInvariants(t)

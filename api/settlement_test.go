@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -1701,4 +1702,128 @@ func TestReadAsOfATimeWaitsForARoundQueuedBehindAnotherRead(t *testing.T) {
 		t.Errorf("GetBalance as of %s, while a payment queued behind a read committed:\n%v\nasked again:\n%v",
 			at.GetTime().AsTime().Format(time.RFC3339Nano), got.r, again)
 	}
+}
+
+// Reads as of a time a few milliseconds past, made while bank payments,
+// stall payments and their confirmations and refunds are written: each
+// answers, and asked again once the writes are over, as of the same time,
+// answers the same.
+func TestReadsAsOfATimeJustPassedAmidWritersAreFinal(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t, ledgerOptions())
+	e.setUpMarket(t)
+	merchants := []string{"TN-TEST-0001", "TN-TEST-0002"}
+
+	type read struct {
+		name string
+		do   func(at *pb.AsOf) (proto.Message, error)
+	}
+	day := settlement.DayOf(time.Now()).String()
+	reads := []read{
+		{"GetBalance", func(at *pb.AsOf) (proto.Message, error) {
+			return e.client.GetBalance(ctx, &pb.GetBalanceRequest{AccountCode: "merchant:TN-TEST-0001:payable", AsOf: at})
+		}},
+		{"GetTrialBalance", func(at *pb.AsOf) (proto.Message, error) {
+			return e.client.GetTrialBalance(ctx, &pb.GetTrialBalanceRequest{Market: testMarket, AsOf: at})
+		}},
+		{"GetMerchantSettlement", func(at *pb.AsOf) (proto.Message, error) {
+			return e.settle.GetMerchantSettlement(ctx, &pb.GetMerchantSettlementRequest{Merchant: "TN-TEST-0002", StartDay: day, EndDay: day, AsOf: at})
+		}},
+	}
+	type answer struct {
+		read int
+		at   *pb.AsOf
+		msg  proto.Message
+	}
+	var mu sync.Mutex
+	var answers []answer
+	stop := make(chan struct{})
+	var readers, writers sync.WaitGroup
+	for g := range 8 {
+		readers.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				at := &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.New(time.Now().Add(-time.Duration(1+n%5) * time.Millisecond))}}
+				i := (g + n) % len(reads)
+				msg, err := reads[i].do(at)
+				if err != nil {
+					t.Errorf("%s as of %s: %v", reads[i].name, at.GetTime().AsTime().Format(time.RFC3339Nano), err)
+					return
+				}
+				mu.Lock()
+				answers = append(answers, answer{i, at, msg})
+				mu.Unlock()
+			}
+		})
+	}
+	allowed := func(what string, err error) {
+		switch status.Code(err) {
+		case codes.OK, codes.FailedPrecondition:
+		default:
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	for g := range 8 {
+		writers.Go(func() {
+			m := merchants[g%2]
+			for n := range 15 {
+				key := fmt.Sprint("w", g, "-", n)
+				switch n % 3 {
+				case 0:
+					r, err := e.payments.RecordPayment(ctx, bankNotice(key, m, "100000", "FT-"+key))
+					allowed(key, err)
+					if err == nil {
+						_, err = e.payments.RefundPayment(ctx, &pb.RefundPaymentRequest{IdempotencyKey: key + "-refund", PaymentId: r.Payment.Id, Amount: "30000", Reason: "trả lại"})
+						allowed(key+" refund", err)
+					}
+				default:
+					r, err := e.payments.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: key, Merchant: m, Channel: pb.Channel_CHANNEL_VIETQR,
+						Amount: "50000", Source: pb.PaymentSource_PAYMENT_SOURCE_STALL})
+					allowed(key, err)
+					if err == nil && n%3 == 1 {
+						_, err = e.payments.ConfirmPayment(ctx, &pb.ConfirmPaymentRequest{IdempotencyKey: key + "-confirm", PaymentId: r.Payment.Id, ProviderRef: "FT-" + key})
+						allowed(key+" confirmation", err)
+					}
+				}
+			}
+		})
+	}
+	writers.Wait()
+	close(stop)
+	readers.Wait()
+	for _, a := range answers {
+		again, err := reads[a.read].do(a.at)
+		if err != nil {
+			t.Fatalf("%s again: %v", reads[a.read].name, err)
+		}
+		if !proto.Equal(a.msg, again) {
+			t.Errorf("%s as of %s, amid writes, then asked again:\n%s", reads[a.read].name, a.at.GetTime().AsTime().Format(time.RFC3339Nano), lineDiff(prototext.Format(a.msg), prototext.Format(again)))
+		}
+	}
+	e.checkInvariants(t)
+	e.checkRollups(t)
+}
+
+// lineDiff lists the lines of two texts that differ, by line number.
+func lineDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var out []string
+	for i := range max(len(al), len(bl)) {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y {
+			out = append(out, fmt.Sprintf("%d: %q -> %q", i, x, y))
+		}
+	}
+	return strings.Join(out, "\n")
 }
