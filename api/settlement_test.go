@@ -1501,13 +1501,7 @@ func TestReadsAsOfAPassedTimeAreFinal(t *testing.T) {
 	if _, err := hold.Exec(ctx, `SELECT 1 FROM ledger_accounts WHERE code = $1 FOR UPDATE`, "merchant:"+a+":payable"); err != nil {
 		t.Fatal(err)
 	}
-	waiting := func() int {
-		var n int
-		if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	waiting := func() int { return e.lockWaiters(ctx, t) }
 	recorded := make(chan error, 1)
 	go func() {
 		_, err := e.payments.RecordPayment(ctx, &pb.RecordPaymentRequest{IdempotencyKey: "held", Merchant: a, Channel: pb.Channel_CHANNEL_VIETQR,
@@ -1653,13 +1647,7 @@ func TestReadAsOfATimeWaitsForARoundQueuedBehindAnotherRead(t *testing.T) {
 			Amount: "50000", Source: pb.PaymentSource_PAYMENT_SOURCE_BANK, ProviderRef: "FT-QUEUED"})
 		recorded <- err
 	}()
-	until(ctx, func() bool {
-		var n int
-		if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n == 1
-	})
+	until(ctx, func() bool { return e.lockWaiters(ctx, t) == 1 })
 	time.Sleep(10 * time.Millisecond)
 	at := &pb.AsOf{Point: &pb.AsOf_Time{Time: timestamppb.Now()}}
 	read := func() (*pb.GetBalanceResponse, error) {
@@ -1826,4 +1814,15 @@ func lineDiff(a, b string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// lockWaiters is how many sessions of the test's database wait for a lock:
+// a round held by a test's lock shows there once it is waiting.
+func (e *env) lockWaiters(ctx context.Context, t *testing.T) int {
+	t.Helper()
+	var n int
+	if err := e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
