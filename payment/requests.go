@@ -159,15 +159,7 @@ func (s *Service) requestByKey(ctx context.Context, key string, want PaymentRequ
 // a bank naming it learns neither that the request exists nor what it
 // holds.
 func (s *Service) findRequest(ctx context.Context, merchantCode, id, bill string) (PaymentRequest, error) {
-	var r PaymentRequest
-	var err error
-	field, named := "payment_request_id", id
-	if id != "" {
-		r, err = scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM payment_requests WHERE id = $1`, id))
-	} else {
-		field, named = "bill_number", bill
-		r, err = scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM payment_requests WHERE bill_number = $1`, bill))
-	}
+	r, field, named, err := s.requestNamed(ctx, id, bill)
 	if isNoRows(err) || (err == nil && r.Merchant != merchantCode) {
 		return PaymentRequest{}, fail(ErrRequestNotFound, field, "merchant %s has no payment request %s", merchantCode, named)
 	}
@@ -184,22 +176,31 @@ func (s *Service) findRequest(ctx context.Context, merchantCode, id, bill string
 // its bill number, not whose stall it is. One that does not exist is
 // ErrRequestNotFound.
 func (s *Service) MerchantOfRequest(ctx context.Context, id, bill string) (string, error) {
-	field, named, query := "bill_number", strings.ToUpper(bill), `SELECT merchant FROM payment_requests WHERE bill_number = $1`
 	if id != "" {
 		canonical, ok := ledger.CanonicalUUID(id)
 		if !ok {
 			return "", invalid("payment_request_id", "must be a payment request id (UUID), got %q", id)
 		}
-		field, named, query = "payment_request_id", canonical, `SELECT merchant FROM payment_requests WHERE id = $1`
+		id = canonical
 	} else if err := checkRef("bill_number", bill); err != nil {
 		return "", err
 	}
-	var code string
-	err := s.pool.QueryRow(ctx, query, named).Scan(&code)
+	r, field, named, err := s.requestNamed(ctx, id, strings.ToUpper(bill))
 	if isNoRows(err) {
 		return "", fail(ErrRequestNotFound, field, "no payment request %s", named)
 	}
-	return code, err
+	return r.Merchant, err
+}
+
+// requestNamed reads the payment request named by id, or else by bill
+// number, with the field that named it and what it named.
+func (s *Service) requestNamed(ctx context.Context, id, bill string) (r PaymentRequest, field, named string, err error) {
+	field, named, column := "bill_number", bill, "bill_number"
+	if id != "" {
+		field, named, column = "payment_request_id", id, "id"
+	}
+	r, err = scanRequest(s.pool.QueryRow(ctx, `SELECT `+requestColumns+` FROM payment_requests WHERE `+column+` = $1`, named))
+	return r, field, named, err
 }
 
 // newBillNumber returns a bill number for tag 62: "CL" and 10 characters of
