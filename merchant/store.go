@@ -92,11 +92,18 @@ func scanMarket(row pgx.Row) (Market, error) {
 	var bin, acct, holder *string
 	err := row.Scan(&m.Code, &m.Name, &m.Province, &m.Ward, &status, &bin, &acct, &holder, &m.CreatedAt)
 	m.Status = MarketStatus(status)
-	if bin != nil && acct != nil && holder != nil {
-		m.Collection = &BankAccount{BankBIN: *bin, AccountNumber: *acct, HolderName: *holder}
-	}
+	m.Collection = storedAccount(bin, acct, holder)
 	m.CreatedAt = m.CreatedAt.UTC()
 	return m, err
+}
+
+// storedAccount is the bank account of the columns accountColumns writes:
+// none when they are NULL.
+func storedAccount(bin, account, holder *string) *BankAccount {
+	if bin == nil || account == nil || holder == nil {
+		return nil
+	}
+	return &BankAccount{BankBIN: *bin, AccountNumber: *account, HolderName: *holder}
 }
 
 // accountColumns are a bank account's bank BIN, number and holder as
@@ -285,9 +292,7 @@ func scanMerchant(row pgx.Row) (Merchant, error) {
 		return Merchant{}, err
 	}
 	m.Status = Status(status)
-	if bin != nil && acct != nil && holder != nil {
-		m.Payout = &BankAccount{BankBIN: *bin, AccountNumber: *acct, HolderName: *holder}
-	}
+	m.Payout = storedAccount(bin, acct, holder)
 	if len(feeChannels) > 0 {
 		m.Fees.BasisPoints = make(map[Channel]int, len(feeChannels))
 		for i, ch := range feeChannels {
